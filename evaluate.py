@@ -1,0 +1,11 @@
+"""Score a saved model on labeled data: `python evaluate.py MODEL SOURCE... [--json]`.
+
+The same as `qism evaluate`; the work is done by `training.evaluation.evaluate`.
+"""
+
+import typer
+
+from training.cli import evaluate_command
+
+if __name__ == "__main__":
+    typer.run(evaluate_command)

@@ -1,0 +1,40 @@
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+SAMPLE = ROOT / "data" / "sample"
+CORPORA = Path(os.environ.get("QISM_CORPORA", ROOT.parent / "shared" / "corpora"))
+
+
+def corpus(name: str) -> Path:
+    """A shared real corpus, or skip the test when it is not beside the repository."""
+    path = CORPORA / name
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny() -> Path:
+    return FIXTURES / "tiny"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny):
+    from training import TrainConfig, train
+
+    directory = tmp_path_factory.mktemp("models") / "tiny"
+    train([tiny], TrainConfig(test_size=0.0, min_df=1)).save(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def sample_model_dir(tmp_path_factory):
+    from training import TrainConfig, train
+
+    directory = tmp_path_factory.mktemp("models") / "sample"
+    train([SAMPLE], TrainConfig(min_df=1)).save(directory)
+    return directory

@@ -1,0 +1,115 @@
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from training.cli import app
+
+from conftest import ROOT
+
+runner = CliRunner()
+SPORTS = "فاز الفريق بالمباراة وسجل اللاعب هدفين في الدوري"
+ECONOMY = "ارتفعت أسعار الأسهم في البورصة وتراجع التضخم"
+
+
+def run(*args, input=None):
+    return runner.invoke(app, [str(a) for a in args], input=input)
+
+
+def assert_user_error(result, fragment):
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], result.stderr
+    assert "Traceback" not in result.output + result.stderr
+
+
+def test_help_documents_every_command():
+    result = run("--help")
+    for command in ("train", "evaluate", "predict", "info"):
+        assert command in result.output
+
+
+def test_train_then_info_and_evaluate(tiny, tmp_path):
+    out = tmp_path / "m"
+    result = run("train", tiny, "--out", out, "--test-size", "0.34", "--min-df", "1", "--jobs", "1")
+    assert result.exit_code == 0, result.output
+    assert "saved" in result.output and "macro-F1" in result.output
+    info = json.loads(run("info", out, "--json").output)
+    assert info["labels"] == {"economy": 6, "security": 6, "sports": 6}
+    assert "economy (6)" in run("info", out).output
+    scores = json.loads(run("evaluate", out, tiny, "--json").output)
+    assert scores["documents"] == 18 and scores["accuracy"] > 0.8
+    assert set(scores["per_label"]) == {"economy", "security", "sports"}
+    assert len(scores["confusion_matrix"]["rows_true_columns_predicted"]) == 3
+
+
+def test_train_json_prints_the_card(tiny, tmp_path):
+    result = run("train", tiny, "--out", tmp_path / "m", "--test-size", "0", "--min-df", "1", "--json", "--classifier", "logreg")
+    assert json.loads(result.output)["config"]["classifier"] == "logreg"
+
+
+def test_predict_arguments_json_top_k(tiny_model_dir):
+    result = run("predict", SPORTS, ECONOMY, "--model", tiny_model_dir, "--format", "json", "--top-k", "2")
+    records = json.loads(result.output)
+    assert [r["label"] for r in records] == ["sports", "economy"]
+    assert all(len(r["top"]) == 2 and r["top"][0]["label"] == r["label"] for r in records)
+    assert "\\u" not in result.output
+
+
+def test_predict_table_is_readable_arabic(sample_model_dir):
+    result = run("predict", "اعتقلت الشرطة عصابة لتهريب المخدرات", "--model", sample_model_dir)
+    assert result.exit_code == 0 and "label" in result.output.splitlines()[0]
+    assert "أمن" in result.output
+
+
+def test_predict_stdin_lines_jsonl_keeps_order_and_ids(tiny_model_dir):
+    result = run("predict", "-", "--lines", "--model", tiny_model_dir, "--format", "jsonl", input=f"{SPORTS}\n{ECONOMY}\n\n")
+    records = [json.loads(line) for line in result.output.splitlines()]
+    assert [r["id"] for r in records] == ["1", "2", "3"]
+    assert [r["label"] for r in records[:2]] == ["sports", "economy"]
+
+
+def test_predict_input_file_csv_output(tiny_model_dir, tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(json.dumps({"id": f"a{i}", "text": t}, ensure_ascii=False) for i, t in enumerate([SPORTS, ECONOMY])), encoding="utf-8")
+    out = tmp_path / "out.csv"
+    result = run("predict", "--input", source, "--model", tiny_model_dir, "--format", "csv", "--output", out)
+    assert result.exit_code == 0 and result.output == ""
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert [(r["id"], r["label"]) for r in rows] == [("a0", "sports"), ("a1", "economy")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.csv"]
+
+
+def test_user_mistakes_are_one_line_and_write_nothing(tiny, tiny_model_dir, tmp_path):
+    (tmp_path / "x.docx").write_bytes(b"PK")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "one" / "sports").mkdir(parents=True)
+    (tmp_path / "one" / "sports" / "1.txt").write_text(SPORTS, encoding="utf-8")
+    (tmp_path / "t.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+    out = tmp_path / "out"
+    cases = [
+        (("train", tmp_path / "missing", "--out", out), "no such file"),
+        (("train", tmp_path / "x.docx", "--out", out), "unknown format"),
+        (("train", tmp_path / "empty", "--out", out), "no .txt articles"),
+        (("train", tmp_path / "one", "--out", out, "--test-size", "0"), "single label"),
+        (("train", tmp_path / "t.csv", "--out", out, "--text-column", "story"), "no column 'story'"),
+        (("predict", SPORTS, "--model", tmp_path / "no-model"), "no model folder"),
+        (("evaluate", tmp_path / "no-model", tiny), "no model folder"),
+        (("predict", SPORTS, "--model", tiny_model_dir, "--format", "xml"), "--format"),
+        (("train", tiny, "--out", out, "--word-ngrams", "x"), "--word-ngrams"),
+    ]
+    for args, fragment in cases:
+        assert_user_error(run(*args), fragment)
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "one", "t.csv", "x.docx"]
+
+
+def test_evaluate_script_matches_cli(tiny_model_dir, tiny):
+    script = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), str(tiny_model_dir), str(tiny), "--json"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert script.returncode == 0, script.stderr
+    assert json.loads(script.stdout) == json.loads(run("evaluate", tiny_model_dir, tiny, "--json").output)

@@ -1,0 +1,53 @@
+import numpy as np
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+
+from training import LinearClassifier, TextCleaner, TfidfFeaturizer, read_source
+
+DOCS = ["قال الوزير إن القمة العربية", "فاز الفريق بالمباراة", "القمة العربية في الرياض", "الفريق فاز بالكأس"]
+
+
+def test_rows_are_l2_normalized_float32():
+    X = TfidfFeaturizer(min_df=1).fit_transform(DOCS)
+    assert X.dtype == np.float32 and X.shape[0] == 4
+    np.testing.assert_allclose(np.sqrt(X.multiply(X).sum(axis=1)).A.ravel(), 1, rtol=1e-5)
+
+
+def test_min_df_and_max_features_prune_terms():
+    assert TfidfFeaturizer(min_df=2).fit(DOCS).n_features_out_ < TfidfFeaturizer(min_df=1).fit(DOCS).n_features_out_
+    assert TfidfFeaturizer(min_df=1, max_features=3).fit(DOCS).n_features_out_ == 3
+
+
+def test_word_bigrams_and_char_ngrams_are_terms():
+    terms = TfidfFeaturizer(word_ngrams=(1, 2), char_ngrams=(2, 3)).analyze("القمة العربية")
+    assert "القمة العربية" in terms and "# ا" in terms and "القمة" in terms
+
+
+def test_cleaner_is_applied_first():
+    featurizer = TfidfFeaturizer(cleaner=TextCleaner())
+    assert featurizer.analyze("أَحمد") == ["احمد"]
+
+
+def test_parallel_and_serial_features_are_identical(tiny):
+    texts = [doc.text for doc in read_source(tiny)] * 250  # several chunks
+    serial = TfidfFeaturizer(n_jobs=1).fit_transform(texts)
+    parallel = TfidfFeaturizer(n_jobs=2).fit_transform(texts)
+    assert (serial != parallel).nnz == 0
+
+
+def test_term_columns_match_transform():
+    featurizer = TfidfFeaturizer(min_df=1).fit(DOCS)
+    row = featurizer.transform(["الفريق فاز"])
+    columns = featurizer.term_columns(["الفريق", "فاز", "الفريق فاز"])
+    assert set(columns) == set(row.indices)
+
+
+def test_sklearn_conventions_clone_and_grid_search(tiny):
+    docs = list(read_source(tiny))
+    pipeline = Pipeline([("features", TfidfFeaturizer(cleaner=TextCleaner(), min_df=1)),
+                         ("classifier", LinearClassifier(calibration_size=0))])
+    assert clone(pipeline).get_params()["features__cleaner__alef"] is True
+    search = GridSearchCV(pipeline, {"features__word_ngrams": [(1, 1), (1, 2)], "classifier__C": [0.5, 1.0]}, cv=2)
+    search.fit([d.text for d in docs], [d.label for d in docs])
+    assert search.best_score_ > 0.5

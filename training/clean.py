@@ -1,0 +1,333 @@
+"""Arabic text normalization and news-page boilerplate removal.
+
+One small function per step, tables and regexes compiled once at import (the CAMeL Tools style).
+`clean_text` applies the default chain; `TextCleaner` holds a chosen set of switches so the same
+cleaning is saved with a model and applied again when it labels new articles.
+
+Every step is idempotent and the chain is ordered so that no step creates work for an earlier one:
+character normalization first, then removal of web residue, then line-level boilerplate.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable
+
+from sklearn.base import BaseEstimator
+
+# --- character tables -------------------------------------------------------------------------
+
+#: Harakat, tanween, shadda, sukun, superscript alef, Quranic annotation marks.
+DIACRITICS = (
+    "\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e4\u06e7\u06e8\u06ea-\u06ed"
+)
+TATWEEL = "\u0640"
+#: Zero-width and bidi control characters pasted in from web pages, and stray C0 controls.
+INVISIBLES = "\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\u061c\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+
+_ALEF_VARIANTS = "أإآٱٲٳ"
+_DIGITS = "٠١٢٣٤٥٦٧٨٩" + "۰۱۲۳۴۵۶۷۸۹"
+
+
+#: Each character-level step as (characters to delete, {character: replacement}).
+DIACRITICS_MAP = (DIACRITICS, {})
+TATWEEL_MAP = (TATWEEL, {})
+INVISIBLES_MAP = (INVISIBLES, {})
+ALEF_MAP = ("", dict.fromkeys(_ALEF_VARIANTS, "ا"))
+#: Alef maqsura, and the Persian yeh and kaf that Arabic pages often carry.
+YEH_MAP = ("", {"ى": "ي", "ی": "ي", "ک": "ك"})
+TEH_MARBUTA_MAP = ("", {"ة": "ه"})
+DIGITS_MAP = ("", {d: str(i % 10) for i, d in enumerate(_DIGITS)})
+
+
+class CharMap:
+    """Several character-level steps merged into one: a regex for deletions, then `str.replace`
+    per mapped character present (both far faster than `str.translate` on non-Latin text)."""
+
+    def __init__(self, *maps: tuple[str, dict[str, str]]):
+        deletions = "".join(spec for spec, _ in maps)
+        self._delete = re.compile(f"[{deletions}]") if deletions else None
+        self._replace = [pair for _, mapping in maps for pair in mapping.items()]
+
+    def __call__(self, text: str) -> str:
+        if self._delete is not None:
+            text = self._delete.sub("", text)
+        for old, new in self._replace:
+            if old in text:
+                text = text.replace(old, new)
+        return text
+
+
+_DIACRITICS = CharMap(DIACRITICS_MAP)
+_TATWEEL = CharMap(TATWEEL_MAP)
+_INVISIBLES = CharMap(INVISIBLES_MAP)
+_ALEF = CharMap(ALEF_MAP)
+_YEH = CharMap(YEH_MAP)
+_TEH_MARBUTA = CharMap(TEH_MARBUTA_MAP)
+_DIGITS_TO_ASCII = CharMap(DIGITS_MAP)
+
+
+def normalize_unicode(text: str) -> str:
+    """NFKC: presentation forms and ligatures (ﻻ, ﷲ) back to plain letters."""
+    return text if unicodedata.is_normalized("NFKC", text) else unicodedata.normalize("NFKC", text)
+
+
+def remove_diacritics(text: str) -> str:
+    """Drop tashkeel: most news text has none, so marked words would otherwise be new words."""
+    return _DIACRITICS(text)
+
+
+def remove_tatweel(text: str) -> str:
+    """Drop the kashida used to stretch words (كـــبير -> كبير)."""
+    return _TATWEEL(text)
+
+
+def normalize_alef(text: str) -> str:
+    """Hamzated and wasla alef forms (أ إ آ ٱ) to bare alef, as writers use them inconsistently."""
+    return _ALEF(text)
+
+
+def normalize_yeh(text: str) -> str:
+    """Alef maqsura ى to yeh ي (and Persian yeh/kaf to Arabic), a common final-letter variation."""
+    return _YEH(text)
+
+
+def normalize_teh_marbuta(text: str) -> str:
+    """Teh marbuta ة to heh ه, often interchanged at word ends."""
+    return _TEH_MARBUTA(text)
+
+
+def normalize_digits(text: str) -> str:
+    """Arabic-Indic (٣) and Persian (۳) digits to ASCII digits."""
+    return _DIGITS_TO_ASCII(text)
+
+
+def remove_invisibles(text: str) -> str:
+    """Zero-width, bidi-control and C0 control characters (NUL included)."""
+    return _INVISIBLES(text)
+
+
+# --- web residue ------------------------------------------------------------------------------
+
+_HTML_RE = re.compile(r"</?[A-Za-z!][^<>]{0,500}>|&(?:#\d{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z]{2,10});|(?<![\w#&])#\d{2,7};")
+_URL_RE = re.compile(r"(?:https?://|www\.)[^\s<>\"]+", re.IGNORECASE)
+_EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_MENTION_RE = re.compile(r"(?:^|(?<=\s))(?:RT\s+)?@\w+:?")
+_HASHTAG_RE = re.compile(r"#(\w+)")
+_GLUED_PUNCT_RE = re.compile(r"(?<=[\u0621-\u064a])([.!?؟،؛:])(?=[\u0621-\u064a])")
+
+
+# Each regex runs only when the character it needs is in the text: most articles have none.
+
+def remove_html(text: str) -> str:
+    """HTML tags and entities, including bare ones that lost their ampersand (`#215;`)."""
+    return _HTML_RE.sub(" ", text) if ("<" in text or "&" in text or "#" in text) else text
+
+
+def remove_urls(text: str) -> str:
+    return _URL_RE.sub(" ", text) if ("//" in text or "www." in text.lower()) else text
+
+
+def remove_emails(text: str) -> str:
+    return _EMAIL_RE.sub(" ", text) if "@" in text else text
+
+
+def remove_mentions(text: str) -> str:
+    """@user handles and retweet prefixes (`RT @user:`) of social-media posts."""
+    return _MENTION_RE.sub(" ", text) if "@" in text else text
+
+
+def split_hashtags(text: str) -> str:
+    """`#عاصي_الحلاني` -> `عاصي الحلاني`: keep the words a hashtag is made of."""
+    return _HASHTAG_RE.sub(lambda m: m.group(1).replace("_", " "), text) if "#" in text else text
+
+
+def space_after_punctuation(text: str) -> str:
+    """Restore the space lost after a sentence mark between two words (`الدستوري.وكانت`)."""
+    return _GLUED_PUNCT_RE.sub(r"\1 ", text)
+
+
+# --- news-page boilerplate (line level) -------------------------------------------------------
+
+_HOME_RE = re.compile(r"^(?:ال?صفح[ةه] )?ال?رئيسي[ةه]\b|^home\b", re.IGNORECASE)
+_CRUMB_SEPARATOR_RE = re.compile(r"\s(?:>|»|›|/|\\|\|)\s")
+_FOOTER_RE = re.compile(
+    r"^(?:تعليقات ال?قراء|ال?تعليقات|لا (?:يوجد|توجد) تعليقات|[اأ]ضف تعليق(?:ا|ك)?|"
+    r"[اأ]ترك تعليق(?:ا|ك)?|شارك(?:ونا)? برأيك|كن [اأ]ول من يعلق)\s*[:.]?$"
+)
+#: `عمانيات - `, `القاهرة (رويترز) - `, `دبي - وام: ` before the first sentence of a story.
+_SOURCE_PREFIX_RE = re.compile(
+    r"^(?:[^\s\-–—:()]+(?: [^\s\-–—:()]+){0,2} ?(?:\([^()]{1,30}\))? ?[-–—:] )+"
+)
+_MAX_CRUMB_WORDS = 3
+_MIN_LEAD_WORDS = 8
+
+
+def _is_crumb(line: str) -> bool:
+    return len(line.split()) <= _MAX_CRUMB_WORDS and not line.endswith((".", "؟", "!", "?"))
+
+
+def remove_breadcrumbs(lines: list[str]) -> list[str]:
+    """Leading navigation: a `الرئيسية` (home) line, crumbs joined by `>`/`/`, and the short
+    section-name lines that follow the home link."""
+    start = 0
+    while start < len(lines) and _HOME_RE.match(lines[start]):
+        home_line = lines[start]
+        start += 1
+        if not _CRUMB_SEPARATOR_RE.search(home_line) and len(home_line.split()) <= 2:
+            # a bare home link: the section names follow on their own lines
+            taken = 0
+            while start < len(lines) - 1 and taken < 2 and _is_crumb(lines[start]):
+                start += 1
+                taken += 1
+    return lines[start:]
+
+
+def remove_comment_footer(lines: list[str]) -> list[str]:
+    """Reader-comment widgets (`تعليقات القراء`, `لا يوجد تعليقات`) and what follows them."""
+    for i, line in enumerate(lines):
+        if i > 0 and _FOOTER_RE.match(line):
+            return lines[:i]
+    return lines
+
+
+def remove_source_prefix(lines: list[str]) -> list[str]:
+    """A dateline or agency prefix (`عمانيات - `) on one of the first lines of a story."""
+    out = list(lines)
+    for i, line in enumerate(out[:3]):
+        match = _SOURCE_PREFIX_RE.match(line)
+        if match and len(line[match.end():].split()) >= _MIN_LEAD_WORDS:
+            out[i] = line[match.end():]
+            break
+    return out
+
+
+def remove_repeated_lines(lines: list[str]) -> list[str]:
+    """Keep each paragraph once: pages often carry the body twice (print view, AMP copy)."""
+    return list(dict.fromkeys(lines))
+
+
+def recurring_lines(texts: Iterable[str], min_docs: int) -> frozenset[str]:
+    """Lines found in at least `min_docs` different documents: outlet notices and disclaimers."""
+    counts = Counter(line for text in texts for line in set(text.split("\n")) if line)
+    return frozenset(line for line, count in counts.items() if count >= min_docs)
+
+
+# --- the chain --------------------------------------------------------------------------------
+
+# Repeated lines are dropped before the source prefix (a body pasted twice carries it twice) and
+# again after it, in case stripping a prefix made two lines equal.
+_LINE_STEPS = (
+    ("breadcrumbs", remove_breadcrumbs),
+    ("comment_footer", remove_comment_footer),
+    ("repeated_lines", remove_repeated_lines),
+    ("source_prefix", remove_source_prefix),
+    ("repeated_lines", remove_repeated_lines),
+)
+
+
+class TextCleaner(BaseEstimator):
+    """A chosen chain of cleaning steps, stored with a model so prediction cleans as training did.
+
+    Each parameter switches one step. The character-level steps are merged into one `CharMap`
+    when the cleaner is first used.
+    """
+
+    def __init__(
+        self,
+        diacritics: bool = True,
+        tatweel: bool = True,
+        alef: bool = True,
+        yeh: bool = True,
+        teh_marbuta: bool = True,
+        digits: bool = True,
+        html: bool = True,
+        urls: bool = True,
+        emails: bool = True,
+        mentions: bool = True,
+        hashtags: bool = True,
+        punctuation_spacing: bool = True,
+        breadcrumbs: bool = True,
+        comment_footer: bool = True,
+        source_prefix: bool = True,
+        repeated_lines: bool = True,
+    ):
+        self.diacritics = diacritics
+        self.tatweel = tatweel
+        self.alef = alef
+        self.yeh = yeh
+        self.teh_marbuta = teh_marbuta
+        self.digits = digits
+        self.html = html
+        self.urls = urls
+        self.emails = emails
+        self.mentions = mentions
+        self.hashtags = hashtags
+        self.punctuation_spacing = punctuation_spacing
+        self.breadcrumbs = breadcrumbs
+        self.comment_footer = comment_footer
+        self.source_prefix = source_prefix
+        self.repeated_lines = repeated_lines
+
+    def _compiled(self):
+        params = self.get_params()
+        key = tuple(sorted(params.items()))
+        if getattr(self, "_compiled_key", None) != key:
+            char_map = CharMap(INVISIBLES_MAP, *(
+                step_map
+                for name, step_map in (
+                    ("diacritics", DIACRITICS_MAP),
+                    ("tatweel", TATWEEL_MAP),
+                    ("alef", ALEF_MAP),
+                    ("yeh", YEH_MAP),
+                    ("teh_marbuta", TEH_MARBUTA_MAP),
+                    ("digits", DIGITS_MAP),
+                )
+                if params[name]
+            ))
+            text_steps = [
+                step
+                for name, step in (
+                    ("html", remove_html),
+                    ("urls", remove_urls),
+                    ("emails", remove_emails),
+                    ("mentions", remove_mentions),
+                    ("hashtags", split_hashtags),
+                )
+                if params[name]
+            ]
+            line_steps = [step for name, step in _LINE_STEPS if params[name]]
+            self._compiled_key = key
+            self._compiled_steps = (char_map, text_steps, line_steps)
+        return self._compiled_steps
+
+    def __call__(self, text: str) -> str:
+        char_map, text_steps, line_steps = self._compiled()
+        text = char_map(normalize_unicode(text))
+        if not unicodedata.is_normalized("NFKC", text):  # deleting marks can uncover new pairs
+            text = char_map(unicodedata.normalize("NFKC", text))
+        for step in text_steps:
+            text = step(text)
+        lines = [" ".join(line.split()) for line in text.splitlines()]
+        if self.punctuation_spacing:
+            lines = [space_after_punctuation(line) for line in lines]
+        lines = [line for line in lines if line]
+        for step in line_steps:
+            lines = step(lines)
+        return "\n".join(lines)
+
+    def transform(self, texts: Iterable[str]) -> list[str]:
+        return [self(text) for text in texts]
+
+    def fit(self, texts=None, y=None):
+        return self
+
+
+_DEFAULT_CLEANER = TextCleaner()
+
+
+def clean_text(text: str) -> str:
+    """Clean one article with the default chain: normalization, web residue, page boilerplate."""
+    return _DEFAULT_CLEANER(text)

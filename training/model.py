@@ -1,0 +1,244 @@
+"""The saved model: a fitted pipeline, its labels and its card, in a folder that is safe to load.
+
+A model folder holds `pipeline.json` (which of qism's own estimator classes, with what parameters),
+`arrays.npz` (their fitted arrays, read with `allow_pickle=False`), `card.json` and `card.md`.
+Loading builds only classes from a fixed list and reads only numbers and text: no code from the
+folder runs, unlike pickle or joblib files. The card carries a SHA-256 of both files, so a truncated
+or edited model is refused before use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import sklearn
+from sklearn.base import BaseEstimator
+from sklearn.pipeline import Pipeline
+
+from .classifier import LinearClassifier
+from .clean import TextCleaner
+from .errors import QismError
+from .features import TfidfFeaturizer
+
+FORMAT_VERSION = 1
+PIPELINE_FILE = "pipeline.json"
+ARRAYS_FILE = "arrays.npz"
+CARD_FILE = "card.json"
+CARD_MARKDOWN = "card.md"
+
+#: The only classes a model file may name.
+LOADABLE = {cls.__name__: cls for cls in (Pipeline, TfidfFeaturizer, TextCleaner, LinearClassifier)}
+
+
+def qism_version() -> str:
+    try:
+        return version("qism")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    import joblib
+    import scipy
+
+    return {"qism": qism_version(), "scikit-learn": sklearn.__version__, "numpy": np.__version__,
+            "scipy": scipy.__version__, "joblib": joblib.__version__}
+
+
+# --- pipeline <-> (JSON spec, arrays) ---------------------------------------------------------
+
+def _encode(estimator: BaseEstimator, prefix: str, arrays: dict[str, np.ndarray]) -> dict:
+    name = type(estimator).__name__
+    if name not in LOADABLE:
+        raise TypeError(f"{name} cannot be saved in a qism model")
+    if isinstance(estimator, Pipeline):
+        return {"class": name, "steps": [[step, _encode(est, f"{prefix}{step}.", arrays)] for step, est in estimator.steps]}
+    params = {}
+    for key, value in estimator.get_params(deep=False).items():
+        if isinstance(value, BaseEstimator):
+            params[key] = _encode(value, f"{prefix}{key}.", arrays)
+        elif isinstance(value, tuple):
+            params[key] = list(value)
+        else:
+            params[key] = value
+    fitted = {}
+    for key, value in vars(estimator).items():
+        if key.endswith("_") and not key.startswith("_"):
+            if isinstance(value, np.ndarray):
+                arrays[prefix + key] = value
+                fitted[key] = {"array": prefix + key}
+            else:
+                fitted[key] = value
+    return {"class": name, "params": params, "fitted": fitted}
+
+
+def _decode(spec: dict, arrays) -> BaseEstimator:
+    cls = LOADABLE.get(spec.get("class"))
+    if cls is None:
+        raise QismError(f"model names a class qism does not load: {spec.get('class')!r}")
+    if cls is Pipeline:
+        return Pipeline([(step, _decode(sub, arrays)) for step, sub in spec["steps"]])
+    params = {
+        key: _decode(value, arrays) if isinstance(value, dict) else tuple(value) if isinstance(value, list) else value
+        for key, value in spec["params"].items()
+    }
+    estimator = cls(**params)
+    for key, value in spec.get("fitted", {}).items():
+        if not (key.endswith("_") and key[0].isalpha()):
+            raise QismError(f"model sets a non-fitted attribute {key!r}")
+        setattr(estimator, key, arrays[value["array"]] if isinstance(value, dict) else value)
+    return estimator
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- the model --------------------------------------------------------------------------------
+
+@dataclass
+class Model:
+    """A fitted pipeline (raw text in, label scores out) and its card."""
+
+    pipeline: Pipeline
+    card: dict = field(default_factory=dict)
+
+    @property
+    def labels(self) -> list[str]:
+        return [str(label) for label in self.pipeline.classes_]
+
+    def predict_proba(self, texts) -> np.ndarray:
+        """Calibrated probabilities, one row per text, columns in the order of `labels`."""
+        return self.pipeline.predict_proba(list(texts))
+
+    def predict(self, texts) -> list[str]:
+        labels = self.labels
+        return [labels[i] for i in self.predict_proba(texts).argmax(axis=1)]
+
+    def predict_top(self, texts, k: int = 3) -> list[list[tuple[str, float]]]:
+        """The `k` most probable labels of each text with their probabilities, best first."""
+        proba = self.predict_proba(texts)
+        labels = self.labels
+        order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+        return [[(labels[j], float(row[j])) for j in best] for row, best in zip(proba, order)]
+
+    def set_jobs(self, n_jobs: int | None) -> None:
+        """How many processes featurize text when this model labels many articles."""
+        self.pipeline.set_params(features__n_jobs=n_jobs, classifier__n_jobs=n_jobs)
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the model folder atomically: a complete new model, or the old one untouched."""
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        try:
+            arrays: dict[str, np.ndarray] = {}
+            spec = {"format": "qism-model", "format_version": FORMAT_VERSION, "versions": package_versions(),
+                    "pipeline": _encode(self.pipeline, "", arrays)}
+            (staging / PIPELINE_FILE).write_text(json.dumps(spec, ensure_ascii=False, indent=1), encoding="utf-8")
+            with open(staging / ARRAYS_FILE, "wb") as handle:
+                np.savez_compressed(handle, **arrays)
+            self.card["files"] = {name: _sha256(staging / name) for name in (PIPELINE_FILE, ARRAYS_FILE)}
+            (staging / CARD_FILE).write_text(json.dumps(self.card, ensure_ascii=False, indent=2), encoding="utf-8")
+            (staging / CARD_MARKDOWN).write_text(render_card(self.card), encoding="utf-8")
+            _replace_directory(staging, directory)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return directory
+
+
+def _replace_directory(new: Path, target: Path) -> None:
+    if target.exists() and not target.is_dir():
+        raise QismError(f"{target}: exists and is not a folder")
+    if target.exists():
+        retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+        os.replace(target, retired / target.name)
+        os.replace(new, target)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(new, target)
+
+
+def load_model(directory: str | os.PathLike) -> Model:
+    """Load a model folder, refusing one that is incomplete, altered, or of a newer format."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise QismError(f"{directory}: no model folder here (train one with `qism train`)")
+    missing = [name for name in (PIPELINE_FILE, ARRAYS_FILE, CARD_FILE) if not (directory / name).is_file()]
+    if missing:
+        raise QismError(f"{directory}: not a complete qism model (missing {', '.join(missing)})")
+    try:
+        card = json.loads((directory / CARD_FILE).read_text(encoding="utf-8"))
+        checksums = card.get("files") if isinstance(card, dict) else None
+        if not isinstance(checksums, dict) or set(checksums) != {PIPELINE_FILE, ARRAYS_FILE}:
+            raise QismError(f"{directory}: the card lists no checksums; the model cannot be verified")
+        for name, expected in checksums.items():
+            if _sha256(directory / name) != expected:
+                raise QismError(f"{directory / name}: checksum does not match the card; the model is damaged or was altered")
+        spec = json.loads((directory / PIPELINE_FILE).read_text(encoding="utf-8"))
+        if spec.get("format") != "qism-model":
+            raise QismError(f"{directory}: not a qism model")
+        if spec.get("format_version") != FORMAT_VERSION:
+            saved_by = spec.get("versions", {}).get("qism", "unknown")
+            raise QismError(
+                f"{directory}: model format {spec.get('format_version')} (saved by qism {saved_by}) "
+                f"cannot be read by qism {qism_version()} (format {FORMAT_VERSION}); retrain it"
+            )
+        with np.load(directory / ARRAYS_FILE, allow_pickle=False) as arrays:
+            pipeline = _decode(spec["pipeline"], {key: arrays[key] for key in arrays.files})
+    except (ValueError, KeyError, TypeError, OSError) as err:
+        raise QismError(f"{directory}: cannot read the model ({err})") from None
+    return Model(pipeline, card)
+
+
+# --- the card ---------------------------------------------------------------------------------
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def render_card(card: dict) -> str:
+    """The model card as Markdown, for people."""
+    lines = [f"# qism model: {card.get('name', '')}", ""]
+    lines.append(f"Created {card.get('created')} with qism {card.get('versions', {}).get('qism')}.")
+    lines.append("")
+    scores = card.get("scores")
+    if scores:
+        lines += ["## Held-out scores", "",
+                  f"- documents: {scores['documents']:,}",
+                  f"- accuracy: {_percent(scores['accuracy'])}%",
+                  f"- macro-F1: {_percent(scores['macro_f1'])}%"]
+        if "expected_calibration_error" in scores:
+            lines.append(f"- expected calibration error: {scores['expected_calibration_error']:.3f}")
+        lines += ["", "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+        for label, row in scores["per_label"].items():
+            lines.append(f"| {label} | {_percent(row['precision'])} | {_percent(row['recall'])} | {_percent(row['f1'])} | {row['support']} |")
+        matrix = scores["confusion_matrix"]
+        lines += ["", "Confusion matrix (rows: true label, columns: predicted):", "",
+                  "| | " + " | ".join(matrix["labels"]) + " |", "|---" * (len(matrix["labels"]) + 1) + "|"]
+        for label, row in zip(matrix["labels"], matrix["rows_true_columns_predicted"]):
+            lines.append(f"| **{label}** | " + " | ".join(str(v) for v in row) + " |")
+    else:
+        lines.append("Trained on all documents (no held-out split), so there are no held-out scores.")
+    lines += ["", "## Labels", "", "| label | training documents |", "|---|---|"]
+    lines += [f"| {label} | {count:,} |" for label, count in card.get("labels", {}).items()]
+    lines += ["", "## Training data", "", "| source | documents | SHA-256 |", "|---|---|---|"]
+    lines += [f"| {s['path']} | {s['documents']:,} | `{s['sha256'][:16]}…` |" for s in card.get("sources", [])]
+    dropped = card.get("dropped", {})
+    if dropped:
+        lines += ["", "Dropped before training: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in dropped.items()) + "."]
+    lines += ["", "## Configuration", "", "```json", json.dumps(card.get("config", {}), ensure_ascii=False, indent=2), "```", ""]
+    return "\n".join(lines)

@@ -1,0 +1,195 @@
+"""Fit a topic classifier on labeled documents: deduplicate, split, featurize, fit, score."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+
+from .classifier import CLASSIFIERS, LinearClassifier
+from .clean import TextCleaner
+from .corpus import Document, ReadOptions, read_source
+from .errors import QismError
+from .evaluation import score
+from .features import TfidfFeaturizer
+from .model import Model, package_versions
+
+@dataclass
+class TrainConfig:
+    """Everything that decides the model; stored whole in the model card."""
+
+    classifier: str = "linear_svc"
+    C: float = 1.0
+    word_ngrams: tuple[int, int] = (1, 2)
+    char_ngrams: tuple[int, int] | None = None
+    min_df: int = 2
+    max_df: float = 1.0
+    max_features: int | None = None
+    n_buckets: int = 2**22
+    sublinear_tf: bool = True
+    cleaning: dict[str, bool] = field(default_factory=dict)
+    calibration_size: float = 0.1
+    test_size: float = 0.2
+    seed: int = 42
+    dedupe: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def validate(self) -> None:
+        if self.classifier not in CLASSIFIERS:
+            raise QismError(f"unknown classifier {self.classifier!r}; choose one of {', '.join(CLASSIFIERS)}")
+        if not 0 <= self.test_size < 1:
+            raise QismError(f"--test-size must be in [0, 1), got {self.test_size}")
+        unknown = set(self.cleaning) - set(TextCleaner().get_params())
+        if unknown:
+            raise QismError(f"unknown cleaning step(s): {', '.join(sorted(unknown))}")
+
+    def build_pipeline(self, n_jobs: int | None = None) -> Pipeline:
+        features = TfidfFeaturizer(
+            cleaner=TextCleaner(**self.cleaning),
+            word_ngrams=self.word_ngrams,
+            char_ngrams=self.char_ngrams,
+            sublinear_tf=self.sublinear_tf,
+            min_df=self.min_df,
+            max_df=self.max_df,
+            max_features=self.max_features,
+            n_buckets=self.n_buckets,
+            n_jobs=n_jobs,
+        )
+        classifier = LinearClassifier(self.classifier, C=self.C, calibration_size=self.calibration_size,
+                                      n_jobs=n_jobs, random_state=self.seed)
+        return Pipeline([("features", features), ("classifier", classifier)])
+
+
+# --- corpus preparation -----------------------------------------------------------------------
+
+@dataclass
+class Prepared:
+    """The documents a model is fitted on, and what was dropped on the way, for the card."""
+
+    texts: list[str]
+    labels: list[str]
+    sources: list[dict]
+    dropped: dict[str, int]
+
+
+def _whitespace_key(text: str) -> str:
+    return " ".join(text.split())
+
+
+def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True) -> Prepared:
+    """Collect labeled documents per source; drop empty ones, exact duplicates, and texts that
+    appear under more than one label (they teach nothing and leak across a split)."""
+    texts: list[str] = []
+    labels: list[str] = []
+    per_source: dict[str, dict] = {}
+    dropped = Counter()
+    for source_path, doc in documents:
+        entry = per_source.setdefault(source_path, {"path": source_path, "documents": 0, "sha256": hashlib.sha256()})
+        entry["documents"] += 1
+        entry["sha256"].update(f"{doc.label}\x1f{doc.text}\x1e".encode())
+        label = (doc.label or "").strip()
+        if not label:
+            dropped["no_label"] += 1
+            continue
+        if not doc.text.strip():
+            dropped["empty_text"] += 1
+            continue
+        texts.append(doc.text)
+        labels.append(label)
+    sources = [{**entry, "sha256": entry["sha256"].hexdigest()} for entry in per_source.values()]
+    if dedupe:
+        keys = [_whitespace_key(text) for text in texts]
+        labels_of: dict[str, set[str]] = {}
+        for key, label in zip(keys, labels):
+            labels_of.setdefault(key, set()).add(label)
+        seen: set[str] = set()
+        kept = []
+        for i, key in enumerate(keys):
+            if len(labels_of[key]) > 1:
+                dropped["label_conflicts"] += 1
+            elif key in seen:
+                dropped["duplicates"] += 1
+            else:
+                seen.add(key)
+                kept.append(i)
+        texts = [texts[i] for i in kept]
+        labels = [labels[i] for i in kept]
+    return Prepared(texts, labels, sources, dict(dropped))
+
+
+def split(prepared: Prepared, test_size: float, seed: int):
+    """Stratified train/test indices (all rows train when test_size is 0)."""
+    n = len(prepared.labels)
+    if not test_size:
+        return np.arange(n), np.arange(0)
+    counts = Counter(prepared.labels)
+    short = sorted(label for label, count in counts.items() if count < 2)
+    if short:
+        raise QismError(
+            f"label(s) with a single document cannot be split for testing: {', '.join(short)}; "
+            "add documents or train with --test-size 0"
+        )
+    n_test = max(int(round(test_size * n)), len(counts))
+    if n - n_test < len(counts):
+        raise QismError(f"{n} documents are too few to hold out {test_size:.0%} for testing; use --test-size 0")
+    return train_test_split(np.arange(n), test_size=n_test, stratify=prepared.labels, random_state=seed)
+
+
+def fit(prepared: Prepared, config: TrainConfig, n_jobs: int | None = None,
+        report: Callable[[str], None] = lambda message: None):
+    """Fit the pipeline on the train split and score it on the held-out split."""
+    config.validate()
+    label_counts = Counter(prepared.labels)
+    if not prepared.texts:
+        raise QismError("the corpus has no usable documents (all empty or unlabeled)")
+    if len(label_counts) < 2:
+        raise QismError(f"the corpus has a single label ({next(iter(label_counts))}); a classifier needs at least two")
+    train_rows, test_rows = split(prepared, config.test_size, config.seed)
+    texts = np.asarray(prepared.texts, dtype=object)
+    labels = np.asarray(prepared.labels, dtype=object)
+    pipeline = config.build_pipeline(n_jobs)
+    report(f"fitting on {len(train_rows):,} documents")
+    pipeline.fit(texts[train_rows], labels[train_rows])
+    scores = None
+    if len(test_rows):
+        report(f"scoring on {len(test_rows):,} held-out documents")
+        proba = pipeline.predict_proba(texts[test_rows])
+        classes = pipeline.classes_
+        scores = score(labels[test_rows], classes[proba.argmax(axis=1)], list(classes), proba=proba)
+    return pipeline, {"train": len(train_rows), "test": len(test_rows)}, dict(sorted(label_counts.items())), scores
+
+
+def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptions = ReadOptions(),
+          n_jobs: int | None = None, name: str = "", report: Callable[[str], None] = lambda message: None) -> Model:
+    """Read labeled sources, fit a classifier and return the model with its card (not yet saved)."""
+    config = config or TrainConfig()
+    config.validate()
+    started = time.perf_counter()
+    sources = [str(source) for source in sources]
+    if not sources:
+        raise QismError("no training sources given")
+    report(f"reading {', '.join(sources)}")
+    prepared = prepare(((path, doc) for path in sources for doc in read_source(path, read_options)), config.dedupe)
+    report(f"{len(prepared.texts):,} documents after dropping {sum(prepared.dropped.values()):,}")
+    pipeline, sizes, label_counts, scores = fit(prepared, config, n_jobs, report)
+    card = {
+        "name": name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "versions": package_versions(),
+        "labels": label_counts,
+        "config": config.to_dict(),
+        "split": sizes,
+        "sources": prepared.sources,
+        "dropped": prepared.dropped,
+        "scores": scores,
+        "training_seconds": round(time.perf_counter() - started, 2),
+    }
+    return Model(pipeline, card)
