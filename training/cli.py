@@ -15,6 +15,7 @@ from .corpus import FORMATS, Document, ReadOptions, read_sources
 from .errors import QismError
 from .evaluation import evaluate
 from .model import load_model
+from .recipe import LabelMap, load_recipe
 from .predict import OUTPUT_FORMATS, atomic_output, batch_size_for, label_documents, write_records
 from .trainer import CLASSIFIERS, TrainConfig, train
 
@@ -87,19 +88,24 @@ def _scores_text(scores: dict) -> str:
     return "\n".join(lines)
 
 
+_DEFAULTS = TrainConfig()
+
+
 @app.command("train")
 @_user_errors
 def train_command(
-    sources: Annotated[list[str], typer.Argument(help="Labeled corpora: folders of <label>/*.txt, .zip, .csv/.tsv, .jsonl(.gz)")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to save the model in")],
-    classifier: Annotated[str, typer.Option(help=f"One of: {', '.join(CLASSIFIERS)}")] = "linear_svc",
-    c: Annotated[float, typer.Option("--C", help="Inverse regularization strength")] = 1.0,
-    word_ngrams: Annotated[str, typer.Option(help="Word n-gram range LOW,HIGH")] = "1,2",
-    char_ngrams: Annotated[Optional[str], typer.Option(help="Char n-gram range LOW,HIGH (off by default)")] = None,
-    min_df: Annotated[int, typer.Option(help="Keep terms found in at least this many documents")] = 2,
-    max_features: Annotated[Optional[int], typer.Option(help="Keep at most this many terms (most frequent)")] = None,
-    test_size: Annotated[float, typer.Option(help="Share held out for the card's scores; 0 trains on all")] = 0.2,
-    seed: Annotated[int, typer.Option(help="Seed of the split and the learners")] = 42,
+    sources: Annotated[Optional[list[str]], typer.Argument(help="Labeled corpora: folders of <label>/*.txt, .zip, .csv/.tsv, .jsonl(.gz)")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to save the model in")] = ...,
+    recipe: Annotated[Optional[Path], typer.Option(help="A recipe (TOML/JSON) naming sources, label map and options; options given here override it")] = None,
+    label_map: Annotated[Optional[Path], typer.Option(help="Rename/merge labels (TOML/JSON); labels it does not list are dropped")] = None,
+    classifier: Annotated[Optional[str], typer.Option(help=f"One of: {', '.join(CLASSIFIERS)} [default: {_DEFAULTS.classifier}]")] = None,
+    c: Annotated[Optional[float], typer.Option("--C", help=f"Inverse regularization strength [default: {_DEFAULTS.C}]")] = None,
+    word_ngrams: Annotated[Optional[str], typer.Option(help=f"Word n-gram range LOW,HIGH [default: {_DEFAULTS.word_ngrams}]")] = None,
+    char_ngrams: Annotated[Optional[str], typer.Option(help=f"Char n-gram range LOW,HIGH, or 0 for none [default: {_DEFAULTS.char_ngrams}]")] = None,
+    min_df: Annotated[Optional[int], typer.Option(help=f"Keep terms found in at least this many documents [default: {_DEFAULTS.min_df}]")] = None,
+    max_features: Annotated[Optional[int], typer.Option(help=f"Keep at most this many terms, most frequent first [default: {_DEFAULTS.max_features}]")] = None,
+    test_size: Annotated[Optional[float], typer.Option(help=f"Share held out for the card's scores; 0 trains on all [default: {_DEFAULTS.test_size}]")] = None,
+    seed: Annotated[Optional[int], typer.Option(help=f"Seed of the split and the learners [default: {_DEFAULTS.seed}]")] = None,
     teh_marbuta: Annotated[bool, typer.Option(help="Normalize ة to ه")] = True,
     dedupe: Annotated[bool, typer.Option(help="Drop duplicate texts and texts found under two labels")] = True,
     text_column: TextColumn = None,
@@ -108,16 +114,30 @@ def train_command(
     jobs: Jobs = -1,
     as_json: AsJson = False,
 ):
-    """Train a classifier on labeled sources and save it with its card."""
-    config = TrainConfig(
-        classifier=classifier, C=c, word_ngrams=_ngrams(word_ngrams, "--word-ngrams"),
-        char_ngrams=_ngrams(char_ngrams, "--char-ngrams"), min_df=min_df, max_features=max_features,
-        test_size=test_size, seed=seed, dedupe=dedupe, cleaning={} if teh_marbuta else {"teh_marbuta": False},
-    )
+    """Train a classifier on labeled sources (or a recipe) and save it with its card."""
+    plan = load_recipe(recipe) if recipe else None
+    if plan and sources:
+        raise QismError("give the sources in the recipe or on the command line, not both")
+    overrides = {
+        key: value for key, value in {
+            "classifier": classifier, "C": c, "word_ngrams": _ngrams(word_ngrams, "--word-ngrams"),
+            "min_df": min_df, "max_features": max_features, "test_size": test_size, "seed": seed,
+        }.items() if value is not None
+    }
+    if char_ngrams is not None:  # "0" turns char n-grams off, even when a recipe turns them on
+        overrides["char_ngrams"] = _ngrams(char_ngrams, "--char-ngrams")
+    if not teh_marbuta:
+        overrides["cleaning"] = {**(plan.options.get("cleaning", {}) if plan else {}), "teh_marbuta": False}
+    if not dedupe:
+        overrides["dedupe"] = False
+    config = TrainConfig(**{**(plan.options if plan else {}), **overrides})
     options = ReadOptions(text_column=text_column, label_column=label_column, encoding=encoding)
+    if plan:
+        options = plan.read_options if options == ReadOptions() else options
+    mapping = LabelMap.load(label_map) if label_map else plan.label_map if plan else None
     with stderr.status("training") as status:
-        model = train(sources, config, read_options=options, n_jobs=jobs, name=out.name,
-                      report=lambda message: status.update(message))
+        model = train(plan.sources if plan else sources or [], config, read_options=options, label_map=mapping,
+                      n_jobs=jobs, name=out.name, report=lambda message: status.update(message))
         status.update(f"saving to {out}")
         model.save(out)
     if as_json:

@@ -119,6 +119,11 @@ class Model:
     def labels(self) -> list[str]:
         return [str(label) for label in self.pipeline.classes_]
 
+    @property
+    def label_names(self) -> dict[str, str]:
+        """Display names of the labels (e.g. Arabic section names), when a label map gave them."""
+        return self.card.get("label_names", {})
+
     def predict_proba(self, texts) -> np.ndarray:
         """Calibrated probabilities, one row per text, columns in the order of `labels`."""
         return self.pipeline.predict_proba(list(texts))

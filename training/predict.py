@@ -35,6 +35,7 @@ def label_documents(model, documents: Iterable[Document], top_k: int = 1, batch_
                     on_batch: Callable[[int], None] = lambda n: None) -> Iterator[dict]:
     """One record per document: `id` (when known), `label`, and `top` (best `top_k` labels)."""
     labels = model.labels
+    names = model.label_names
     top_k = max(1, min(top_k, len(labels)))
     documents = iter(documents)
     while batch := list(itertools.islice(documents, batch_size)):
@@ -43,9 +44,18 @@ def label_documents(model, documents: Iterable[Document], top_k: int = 1, batch_
         for doc, row, best in zip(batch, proba, order):
             record = {"id": doc.id} if doc.id is not None else {}
             record["label"] = labels[best[0]]
-            record["top"] = [{"label": labels[j], "score": round(float(row[j]), 4)} for j in best]
+            if names:
+                record["label_ar"] = names.get(record["label"], record["label"])
+            record["top"] = [_scored(labels[j], row[j], names) for j in best]
             yield record
         on_batch(len(batch))
+
+
+def _scored(label: str, probability: float, names: dict[str, str]) -> dict:
+    item = {"label": label, "score": round(float(probability), 4)}
+    if names:
+        item["label_ar"] = names.get(label, label)
+    return item
 
 
 # --- writers ----------------------------------------------------------------------------------

@@ -168,8 +168,12 @@ def fit(prepared: Prepared, config: TrainConfig, n_jobs: int | None = None,
 
 
 def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptions = ReadOptions(),
-          n_jobs: int | None = None, name: str = "", report: Callable[[str], None] = lambda message: None) -> Model:
-    """Read labeled sources, fit a classifier and return the model with its card (not yet saved)."""
+          label_map=None, n_jobs: int | None = None, name: str = "",
+          report: Callable[[str], None] = lambda message: None) -> Model:
+    """Read labeled sources, fit a classifier and return the model with its card (not yet saved).
+
+    `label_map` (a `recipe.LabelMap`) renames and merges labels and drops the ones it does not list.
+    """
     config = config or TrainConfig()
     config.validate()
     started = time.perf_counter()
@@ -177,7 +181,12 @@ def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptio
     if not sources:
         raise QismError("no training sources given")
     report(f"reading {', '.join(sources)}")
-    prepared = prepare(((path, doc) for path in sources for doc in read_source(path, read_options)), config.dedupe)
+    documents = ((path, doc) for path in sources for doc in read_source(path, read_options))
+    if label_map is not None:
+        documents = label_map.apply(documents)
+    prepared = prepare(documents, config.dedupe)
+    if label_map is not None and label_map.unmapped:
+        prepared.dropped["unmapped_label"] = sum(label_map.unmapped.values())
     report(f"{len(prepared.texts):,} documents after dropping {sum(prepared.dropped.values()):,}")
     pipeline, sizes, label_counts, scores = fit(prepared, config, n_jobs, report)
     card = {
@@ -192,4 +201,7 @@ def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptio
         "scores": scores,
         "training_seconds": round(time.perf_counter() - started, 2),
     }
+    if label_map is not None:
+        card["label_names"] = {label: label_map.names[label] for label in label_counts}
+        card["unmapped_labels"] = dict(sorted(label_map.unmapped.items()))
     return Model(pipeline, card)

@@ -1,0 +1,78 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from training import QismError, load_model, train
+from training.cli import app
+from training.recipe import LabelMap, load_recipe
+
+LABEL_MAP = """
+[labels.sport]
+name = "رياضة"
+from = ["sports"]
+
+[labels.money]
+name = "اقتصاد"
+from = ["tiny:economy"]
+"""
+
+
+def test_label_map_renames_merges_and_drops(tiny, tmp_path):
+    path = tmp_path / "map.toml"
+    path.write_text(LABEL_MAP, encoding="utf-8")
+    model = train([tiny], label_map=LabelMap.load(path))
+    assert model.card["labels"] == {"money": 6, "sport": 6}
+    assert model.card["label_names"] == {"money": "اقتصاد", "sport": "رياضة"}
+    assert model.card["dropped"]["unmapped_label"] == 6
+    assert model.card["unmapped_labels"] == {"tiny:security": 6}
+
+
+def test_label_map_json_and_source_qualified_labels(tmp_path):
+    path = tmp_path / "map.json"
+    path.write_text(json.dumps({"labels": {"a": {"name": "أ", "from": ["x.csv:p", "q"]}}}), encoding="utf-8")
+    mapping = LabelMap.load(path)
+    assert mapping.target("dir/x.csv", "p") == "a"
+    assert mapping.target("y.csv", "p") is None
+    assert mapping.target("y.csv", " q ") == "a"
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("[labels.a]\nname = 'x'\n", "non-empty `from`"),
+    ("[labels.a]\nfrom = ['p']\n[labels.b]\nfrom = ['p']\n", "both"),
+    ("labels = [", "cannot parse"),
+])
+def test_bad_label_maps_are_refused(tmp_path, text, fragment):
+    path = tmp_path / "map.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(QismError, match=fragment):
+        LabelMap.load(path)
+
+
+def test_recipe_trains_reproducibly_and_predictions_carry_names(tiny, tmp_path):
+    (tmp_path / "map.toml").write_text(LABEL_MAP, encoding="utf-8")
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(f'sources = ["{tiny}"]\nlabel_map = "map.toml"\n[train]\nmin_df = 1\ntest_size = 0.34\nC = 0.5\n', encoding="utf-8")
+    runner = CliRunner()
+    for name in ("a", "b"):
+        result = runner.invoke(app, ["train", "--recipe", str(recipe), "--out", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output + result.stderr
+    cards = [load_model(tmp_path / n).card for n in "ab"]
+    assert cards[0]["scores"] == cards[1]["scores"] and cards[0]["config"]["C"] == 0.5
+    result = runner.invoke(app, ["predict", "فاز الفريق بالمباراة وسجل اللاعب هدفين", "--model", str(tmp_path / "a"), "--format", "json"])
+    [record] = json.loads(result.output)
+    assert (record["label"], record["label_ar"]) == ("sport", "رياضة")
+    assert record["top"][0]["label_ar"] == "رياضة"
+
+
+def test_recipe_errors(tiny, tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text("[train]\nC = 1\n", encoding="utf-8")
+    with pytest.raises(QismError, match="sources"):
+        load_recipe(recipe)
+    recipe.write_text(f'sources = ["{tiny}"]\n[train]\nlearning_rate = 1\n', encoding="utf-8")
+    with pytest.raises(QismError, match="unknown \\[train\\] option"):
+        load_recipe(recipe)
+    recipe.write_text(f'sources = ["{tiny}"]\n', encoding="utf-8")
+    result = CliRunner().invoke(app, ["train", str(tiny), "--recipe", str(recipe), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 1 and "not both" in result.stderr
