@@ -36,7 +36,7 @@ def test_model_folder_holds_no_pickle(tiny_model_dir):
 def test_card_contents(tiny_model_dir):
     card = json.loads((tiny_model_dir / CARD_FILE).read_text(encoding="utf-8"))
     assert card["labels"] == {"economy": 6, "security": 6, "sports": 6}
-    assert card["config"]["classifier"] == "linear_svc"
+    assert card["config"]["classifier"] == TrainConfig().classifier
     assert card["sources"][0]["documents"] == 18 and len(card["sources"][0]["sha256"]) == 64
     assert set(card["versions"]) >= {"qism", "scikit-learn", "numpy"}
     assert "created" in card and "# qism model" in (tiny_model_dir / "card.md").read_text(encoding="utf-8")

@@ -10,11 +10,13 @@ character normalization first, then removal of web residue, then line-level boil
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 
+import numpy as np
 from sklearn.base import BaseEstimator
 
 # --- character tables -------------------------------------------------------------------------
@@ -114,8 +116,8 @@ def remove_invisibles(text: str) -> str:
 _HTML_RE = re.compile(r"</?[A-Za-z!][^<>]{0,500}>|&(?:#\d{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z]{2,10});|(?<![\w#&])#\d{2,7};")
 _URL_RE = re.compile(r"(?:https?://|www\.)[^\s<>\"]+", re.IGNORECASE)
 _EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_MENTION_RE = re.compile(r"(?:^|(?<=\s))(?:RT\s+)?@\w+:?")
-_HASHTAG_RE = re.compile(r"#(\w+)")
+_MENTION_RE = re.compile(r"(?:^|(?<=\s))(?:RT\s+)?(?:@\w+:?)+")  # "@a@b" whole, or "@b" is left
+_HASHTAG_RE = re.compile(r"#+(\w+)")  # all the #s, so "##x" does not leave "#x" behind
 _GLUED_PUNCT_RE = re.compile(r"(?<=[\u0621-\u064a])([.!?؟،؛:])(?=[\u0621-\u064a])")
 
 
@@ -127,7 +129,7 @@ def remove_html(text: str) -> str:
 
 
 def remove_urls(text: str) -> str:
-    return _URL_RE.sub(" ", text) if ("//" in text or "www." in text.lower()) else text
+    return _URL_RE.sub(" ", text) if ("//" in text or "www." in text or "WWW." in text) else text
 
 
 def remove_emails(text: str) -> str:
@@ -209,10 +211,49 @@ def remove_repeated_lines(lines: list[str]) -> list[str]:
     return list(dict.fromkeys(lines))
 
 
-def recurring_lines(texts: Iterable[str], min_docs: int) -> frozenset[str]:
-    """Lines found in at least `min_docs` different documents: outlet notices and disclaimers."""
-    counts = Counter(line for text in texts for line in set(text.split("\n")) if line)
-    return frozenset(line for line, count in counts.items() if count >= min_docs)
+# --- boilerplate learned from a corpus ---------------------------------------------------------
+
+#: Segments are lines, or sentences ending in . ! ? ؟
+_SEGMENT_RE = re.compile(r"\n|(?<=[.!?؟]) ")
+#: How many segments at each end of an article are checked for boilerplate.
+EDGE_SEGMENTS = 2
+#: Shorter segments ("الخرطوم:") are too common to call boilerplate.
+MIN_BOILERPLATE_CHARS = 12
+
+
+def segment_key(segment: str) -> int:
+    """A stable 64-bit key of a segment (Python's `hash` changes from run to run)."""
+    return int.from_bytes(hashlib.blake2b(segment.encode(), digest_size=8).digest(), "little")
+
+
+def edge_segments(text: str, k: int = EDGE_SEGMENTS) -> list[str]:
+    """The first and last `k` segments of a cleaned article, where outlets put their notices."""
+    segments = [segment for segment in _SEGMENT_RE.split(text) if segment]
+    return segments if len(segments) <= 2 * k else segments[:k] + segments[-k:]
+
+
+def learn_edge_boilerplate(texts: Iterable[str], min_docs: int) -> np.ndarray:
+    """Keys of edge segments found in at least `min_docs` articles: app notices, disclaimers,
+    credit lines and column introductions, which tell the outlet rather than the topic."""
+    counts = Counter(
+        key
+        for text in texts
+        for key in {segment_key(s) for s in edge_segments(text) if len(s) >= MIN_BOILERPLATE_CHARS}
+    )
+    return np.array(sorted(key for key, count in counts.items() if count >= min_docs), dtype=np.uint64)
+
+
+def strip_edge_boilerplate(text: str, boilerplate: frozenset[int]) -> str:
+    """Peel boilerplate segments off both ends of a cleaned article."""
+    if not boilerplate:
+        return text
+    segments = [segment for segment in _SEGMENT_RE.split(text) if segment]
+    start, end = 0, len(segments)
+    while start < end and start <= EDGE_SEGMENTS and segment_key(segments[start]) in boilerplate:
+        start += 1
+    while end > start and len(segments) - end <= EDGE_SEGMENTS and segment_key(segments[end - 1]) in boilerplate:
+        end -= 1
+    return text if (start, end) == (0, len(segments)) else "\n".join(segments[start:end])
 
 
 # --- the chain --------------------------------------------------------------------------------
@@ -272,8 +313,8 @@ class TextCleaner(BaseEstimator):
         self.repeated_lines = repeated_lines
 
     def _compiled(self):
-        params = self.get_params()
-        key = tuple(sorted(params.items()))
+        params = {name: getattr(self, name) for name in _SWITCHES}
+        key = tuple(params.values())
         if getattr(self, "_compiled_key", None) != key:
             char_map = CharMap(INVISIBLES_MAP, *(
                 step_map
@@ -325,6 +366,7 @@ class TextCleaner(BaseEstimator):
         return self
 
 
+_SWITCHES = tuple(TextCleaner().get_params())
 _DEFAULT_CLEANER = TextCleaner()
 
 

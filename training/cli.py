@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 
-from .corpus import FORMATS, Document, ReadOptions, read_sources
+from .corpus import FORMATS, Document, ReadOptions, read_sources, replace_lone_surrogates
 from .errors import QismError
-from .evaluation import evaluate
-from .model import load_model
+from .evaluation import compare, evaluate_documents, read_labeled
+from .model import data_notes, default_model_dir, load_model
 from .recipe import LabelMap, load_recipe
-from .predict import OUTPUT_FORMATS, atomic_output, batch_size_for, label_documents, write_records
+from .predict import OUTPUT_FORMATS, RESUMABLE_FORMATS, batch_size_for, label_documents, output_for, skip_done, write_records
+from .progress import ProgressMeter, count_documents
+from .report import require_picture_packages, write_report
 from .trainer import CLASSIFIERS, TrainConfig, train
 
 app = typer.Typer(
@@ -31,8 +36,17 @@ stderr = Console(stderr=True, highlight=False)
 TextColumn = Annotated[Optional[str], typer.Option(help="Column (CSV) or key (JSONL) holding the text [default: text, content, body]")]
 LabelColumn = Annotated[Optional[str], typer.Option(help="Column (CSV) or key (JSONL) holding the label [default: label, class, category]")]
 Encoding = Annotated[Optional[str], typer.Option(help="Encoding of the input files [default: detected: UTF-8, UTF-16 with BOM, or Windows-1256]")]
+Errors = Annotated[str, typer.Option("--errors", help="Undecodable bytes: 'strict' stops with the file and byte offset, 'replace' puts U+FFFD in their place and counts them")]
 Jobs = Annotated[int, typer.Option("--jobs", "-j", help="Processes for featurizing; -1 uses every core")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON for programs")]
+
+
+_LINE_BREAK_RE = re.compile("[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+
+
+def _one_line(message: str) -> str:
+    """A message that quotes the user's data (a CSV header, a file name) still takes one line."""
+    return _LINE_BREAK_RE.sub(lambda match: repr(match.group())[1:-1], message)
 
 
 def _user_errors(command):
@@ -43,7 +57,7 @@ def _user_errors(command):
         try:
             return command(*args, **kwargs)
         except QismError as err:
-            typer.echo(f"qism: error: {err}", err=True)
+            typer.echo(f"qism: error: {_one_line(str(err))}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             typer.echo("qism: interrupted; nothing was written", err=True)
@@ -51,6 +65,9 @@ def _user_errors(command):
         except BrokenPipeError:
             sys.stderr.close()
             raise typer.Exit(0) from None
+        except OSError as err:  # a full disk, a folder that cannot be written: outputs stay as they were
+            typer.echo(f"qism: error: {err}; nothing was written", err=True)
+            raise typer.Exit(1) from None
 
     return wrapper
 
@@ -85,7 +102,48 @@ def _scores_text(scores: dict) -> str:
     matrix = scores["confusion_matrix"]
     lines += ["", "confusion matrix (rows: true, columns: predicted, in the order above)"]
     lines += [" ".join(f"{value:>6}" for value in row) for row in matrix["rows_true_columns_predicted"]]
+    if "by_threshold" in scores:
+        lines += ["", "threshold  coverage  accuracy   (predict --threshold: below it, the label is unknown)"]
+        lines += [f"{row['threshold']:<11.3f}{row['coverage']:<10.1%}{row['accuracy']:.1%}" for row in scores["by_threshold"]]
     return "\n".join(lines)
+
+
+def _comparison_text(comparison: dict) -> str:
+    first, second = comparison["models"]
+    width = max(len(first), len(second), 10) + 2
+    label_width = max([len(label) for label in comparison["per_label_f1"]] + [6]) + 5
+
+    def line(name: str, row: dict) -> str:
+        a, b = (f"{v:.4f}" if v is not None else "-" for v in row["values"])
+        difference = f"{row['difference']:+.4f}" if row["difference"] is not None else "-"
+        return f"{name:<{label_width}}{a:<{width}}{b:<{width}}{difference}"
+
+    lines = [f"documents {comparison['documents']:,}", "",
+             f"{'':<{label_width}}{first:<{width}}{second:<{width}}difference"]
+    names = {"accuracy": "accuracy", "macro_f1": "macro-F1", "expected_calibration_error": "ECE",
+             "accuracy_at_coverage_90": "acc@90% cov"}
+    lines += [line(names[key], row) for key, row in comparison["metrics"].items()]
+    lines += [line(f"F1 {label}", row) for label, row in comparison["per_label_f1"].items()]
+    return "\n".join(lines)
+
+
+def _progress(meter: ProgressMeter) -> Callable[[int], None]:
+    """Show the meter on stderr after each batch: redrawn in place in a terminal, a line each otherwise."""
+    terminal = sys.stderr.isatty()
+
+    def on_batch(n: int) -> None:
+        line = meter.update(n)
+        if line:
+            sys.stderr.write(f"\r{line}\x1b[K" if terminal else f"{line}\n")
+            sys.stderr.flush()
+
+    return on_batch
+
+
+def _progress_done(meter: ProgressMeter) -> None:
+    summary = meter.summary()
+    if summary:
+        sys.stderr.write(f"\r{summary}\x1b[K\n" if sys.stderr.isatty() else f"{summary}\n")
 
 
 _DEFAULTS = TrainConfig()
@@ -111,6 +169,7 @@ def train_command(
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
     encoding: Encoding = None,
+    errors: Errors = "strict",
     jobs: Jobs = -1,
     as_json: AsJson = False,
 ):
@@ -131,7 +190,7 @@ def train_command(
     if not dedupe:
         overrides["dedupe"] = False
     config = TrainConfig(**{**(plan.options if plan else {}), **overrides})
-    options = ReadOptions(text_column=text_column, label_column=label_column, encoding=encoding)
+    options = ReadOptions(text_column=text_column, label_column=label_column, encoding=encoding, errors=errors)
     if plan:
         options = plan.read_options if options == ReadOptions() else options
     mapping = LabelMap.load(label_map) if label_map else plan.label_map if plan else None
@@ -146,8 +205,8 @@ def train_command(
     card = model.card
     typer.echo(f"saved {out} ({len(card['labels'])} labels, {card['split']['train']:,} training documents, "
                f"{card['training_seconds']:.1f} s)")
-    if card["dropped"]:
-        typer.echo("dropped: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in card["dropped"].items()))
+    for note in data_notes(card):
+        typer.echo(note)
     if card["scores"]:
         typer.echo(_scores_text(card["scores"]))
 
@@ -157,16 +216,37 @@ def train_command(
 def evaluate_command(
     model: Annotated[Path, typer.Argument(help="Model folder")],
     sources: Annotated[list[str], typer.Argument(help="Labeled corpora to score the model on")],
+    report: Annotated[Optional[Path], typer.Option(help="Write report.html (self-contained), confusion_matrix.png and per_label.csv into this folder")] = None,
+    against: Annotated[Optional[Path], typer.Option(help="A second model folder to compare with, side by side on the same documents")] = None,
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
     encoding: Encoding = None,
+    errors: Errors = "strict",
     jobs: Jobs = -1,
     as_json: AsJson = False,
 ):
-    """Score a model on labeled data: accuracy, macro-F1, per-label scores, confusion matrix."""
+    """Score a model on labeled data: accuracy, macro-F1, per-label scores, confusion matrix, calibration,
+    and accuracy against coverage by --threshold."""
+    if report is not None:
+        require_picture_packages()  # before the slow part
     loaded = load_model(model)
     loaded.set_jobs(jobs)
-    scores = evaluate(loaded, sources, ReadOptions(text_column=text_column, label_column=label_column, encoding=encoding))
+    other = load_model(against) if against is not None else None
+    documents = read_labeled(sources, ReadOptions(text_column=text_column, label_column=label_column, encoding=encoding,
+                                                  errors=errors))
+    result = evaluate_documents(loaded, documents)
+    if report is not None:
+        page = write_report(report, loaded, result, title=f"qism evaluation: {model.name} on {', '.join(sources)}")
+        typer.echo(f"report: {page}", err=True)
+    if other is not None:
+        other.set_jobs(jobs)
+        comparison = compare(result.scores, evaluate_documents(other, documents).scores, [str(model), str(against)])
+        if as_json:
+            _print_json(comparison)
+        else:
+            typer.echo(_comparison_text(comparison))
+        return
+    scores = result.scores
     if as_json:
         _print_json(scores)
     else:
@@ -179,15 +259,22 @@ def evaluate_command(
 @_user_errors
 def predict_command(
     texts: Annotated[Optional[list[str]], typer.Argument(help="Articles to label; '-' reads standard input")] = None,
-    model: Annotated[Path, typer.Option("--model", "-m", help="Model folder")] = Path("models/default"),
+    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="Model folder [default: the shipped default model]")] = None,
     input_path: Annotated[Optional[str], typer.Option("--input", "-i", help="A file or folder of articles (any supported format; labels not needed)")] = None,
     input_format: Annotated[Optional[str], typer.Option("--input-format", help=f"Format of --input when its name does not say: {', '.join(FORMATS)}")] = None,
     lines: Annotated[bool, typer.Option("--lines", help="One article per line (standard input or a .txt file)")] = False,
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="How many labels to give per article, best first")] = 1,
     output_format: Annotated[str, typer.Option("--format", "-f", help=f"One of: {', '.join(OUTPUT_FORMATS)}")] = "table",
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write results to this file (atomically) instead of stdout")] = None,
+    threshold: Annotated[float, typer.Option(help="Below this best probability the label is --unknown-label (see `qism evaluate` for coverage and accuracy)")] = 0.0,
+    unknown_label: Annotated[str, typer.Option(help="The label of articles below --threshold, or without text")] = "unknown",
+    explain: Annotated[int, typer.Option(help="Show the N terms that pushed each article most towards its label")] = 0,
+    bom: Annotated[bool, typer.Option("--bom", help="Start CSV output with a UTF-8 byte order mark, so Excel reads the Arabic")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an --output (jsonl, csv) that an interrupted run left, without labeling its records again")] = False,
     text_column: TextColumn = None,
     encoding: Encoding = None,
+    errors: Errors = "strict",
     jobs: Jobs = -1,
 ):
     """Label articles given as arguments, in a file or folder, or on standard input."""
@@ -195,21 +282,50 @@ def predict_command(
         raise QismError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}; got {output_format!r}")
     if top_k < 1:
         raise QismError("--top-k must be at least 1")
-    loaded = load_model(model)
+    if not 0 <= threshold <= 1:
+        raise QismError(f"--threshold is a probability between 0 and 1; got {threshold}")
+    if explain < 0:
+        raise QismError("--explain takes a number of terms, 0 or more")
+    if bom and output_format != "csv":
+        raise QismError("--bom is for --format csv")
+    if resume and (output is None or output_format not in RESUMABLE_FORMATS):
+        raise QismError(f"--resume continues an --output file in --format {' or '.join(RESUMABLE_FORMATS)}")
+    loaded = load_model(model or default_model_dir())
     loaded.set_jobs(jobs)
-    options = ReadOptions(text_column=text_column, encoding=encoding, require_labels=False)
+    if not unknown_label.strip() or unknown_label in loaded.labels:
+        raise QismError(f"--unknown-label must be a name the model does not use as a label; got {unknown_label!r}")
+    options = ReadOptions(text_column=text_column, encoding=encoding, require_labels=False, errors=errors)
     fmt = "lines" if lines else input_format
     if input_path is not None:
         documents = read_sources([input_path], options, fmt)
     elif texts == ["-"]:
         documents = read_sources(["-"], options, "lines" if lines else None)
     elif texts:
-        documents = (Document(text=text) for text in texts)
+        documents = (Document(text=replace_lone_surrogates(text)) for text in texts)
     else:
         raise QismError("give articles as arguments, --input PATH, or '-' to read standard input")
-    records = label_documents(loaded, documents, top_k=top_k, batch_size=batch_size_for(jobs))
-    with atomic_output(output, newline="" if output_format == "csv" else None) as out:
-        write_records(records, output_format, out)
+    total = len(texts) if texts and texts != ["-"] else None
+    if input_path is not None and not quiet:
+        total = count_documents(input_path, fmt)
+    meter = ProgressMeter(total)
+    replaced = Counter()
+    with output_for(output, output_format, resume, newline="" if output_format == "csv" else None) as target:
+        records = label_documents(loaded, _counting_replaced(skip_done(documents, target), replaced),
+                                  top_k=top_k, batch_size=batch_size_for(jobs),
+                                  on_batch=(lambda n: None) if quiet else _progress(meter),
+                                  threshold=threshold, unknown_label=unknown_label, explain_terms=explain)
+        write_records(records, output_format, target.out, bom=bom, header=not target.has_header)
+    if not quiet:
+        _progress_done(meter)
+    if errors == "replace" and replaced["characters"]:
+        typer.echo(f"qism: note: {replaced['characters']:,} undecodable characters were replaced by U+FFFD", err=True)
+
+
+def _counting_replaced(documents: Iterable[Document], replaced: Counter) -> Iterator[Document]:
+    """Pass documents on, counting the U+FFFD characters in their text (what --errors replace put there)."""
+    for doc in documents:
+        replaced["characters"] += doc.text.count("\ufffd")
+        yield doc
 
 
 @app.command("info")

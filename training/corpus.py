@@ -3,18 +3,28 @@
 A source is picked by what its path is: a folder with one sub-folder per label, a `.zip` of the same
 layout (also under one top folder, as SANAD ships), a `.csv`/`.tsv` with a header, or `.jsonl` /
 `.jsonl.gz`. Readers yield documents one at a time, so a file of any size streams through.
+
+Corpora from unknown places are read defensively: the encoding is guessed (a BOM, else UTF-8 unless
+bytes that are not UTF-8 are common, then Windows-1256), a bad byte is named by its offset, binary
+files renamed `.txt` are passed on as documents without text (see `Document.problem`), zip entries
+that point outside the archive are refused, archives that unpack to more than `MAX_ARCHIVE_BYTES`
+are refused before they are read, and folder links are followed once each, so a link loop ends.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import dataclasses
 import gzip
 import io
+import itertools
 import json
 import os
+import re
 import sys
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -28,6 +38,18 @@ TITLE_COLUMNS = ("title", "headline")
 
 #: Formats a user can name with --format where the path alone does not say.
 FORMATS = ("folder", "zip", "csv", "tsv", "jsonl", "txt", "lines")
+#: What to do with bytes the encoding cannot decode: stop with an error, or put U+FFFD in their place.
+DECODE_ERRORS = ("strict", "replace")
+
+#: The `problem` of a file that holds binary data (an image renamed .txt): passed on without text.
+BINARY_FILE = "binary file"
+#: The `problem` of a label folder with no articles, passed on so the training card can name it.
+EMPTY_LABEL_FOLDER = "empty label folder"
+
+#: The most a zip archive may unpack to, and the most one article file may hold (a zip bomb or a
+#: file that is not an article stops with a message instead of filling memory).
+MAX_ARCHIVE_BYTES = 4 << 30
+MAX_FILE_BYTES = 1 << 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,37 +59,119 @@ class Document:
     id: str | None = None
     #: Where the document came from: the outlet named in the record, else the file it was read from.
     source: str | None = None
+    #: Why the entry has no text to use (`BINARY_FILE`, `EMPTY_LABEL_FOLDER`), so that training can
+    #: count it and prediction can still give it a record.
+    problem: str | None = None
 
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """How to read sources: column names, encoding, and whether labels are required."""
+    """How to read sources: column names, encoding, what to do with undecodable bytes (`errors`,
+    one of `DECODE_ERRORS`), and whether labels are required."""
 
     text_column: str | None = None
     label_column: str | None = None
     encoding: str | None = None
     require_labels: bool = True
+    errors: str = "strict"
+
+    def __post_init__(self):
+        if self.errors not in DECODE_ERRORS:
+            raise QismError(f"--errors must be one of {', '.join(DECODE_ERRORS)}; got {self.errors!r}")
 
 
-def decode(data: bytes, name: str, encoding: str | None = None) -> str:
-    """Bytes to text: the named encoding, else a BOM, else UTF-8, else Windows-1256."""
-    if encoding:
-        try:
-            return data.decode(encoding)
-        except LookupError:
-            raise QismError(f"unknown encoding {encoding!r}") from None
-        except UnicodeDecodeError as err:
-            raise QismError(f"{name}: not valid {encoding} at byte {err.start}") from None
-    for bom, codec in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
-        if data.startswith(bom):
-            return data.decode(codec)
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+_UTF8_REPLACEMENT = "\ufffd".encode()
+#: Up to this many non-UTF-8 sequences per non-ASCII character, bytes are UTF-8 with some damage
+#: (to report by offset); more, and they are in another encoding (Windows-1256).
+_DAMAGED_UTF8_SHARE = 0.1
+
+
+def _checked_encoding(encoding: str) -> str:
     try:
-        return data.decode("utf-8")
+        codecs.lookup(encoding)
+    except LookupError:
+        raise QismError(f"unknown encoding {encoding!r}") from None
+    return encoding
+
+
+def _guess_encoding(data: bytes) -> str:
+    """A BOM's encoding, else UTF-8 unless bytes that are not UTF-8 are common, else Windows-1256.
+
+    A few bad bytes in UTF-8 text are damage to name (or replace), not a sign of another encoding;
+    decoding such a file as Windows-1256 would turn all its Arabic into nonsense.
+    """
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            return codec
+    try:
+        data.decode("utf-8")
+        return "utf-8"
     except UnicodeDecodeError as err:
-        try:
-            return data.decode("cp1256")
-        except UnicodeDecodeError:
-            raise QismError(f"{name}: not valid UTF-8 at byte {err.start}; name the encoding with --encoding") from None
+        if err.reason == "unexpected end of data":  # only the last character is cut
+            return "utf-8"
+    text = data.decode("utf-8", "replace")
+    bad = text.count("\ufffd") - data.count(_UTF8_REPLACEMENT)
+    non_ascii = len(text) - len(text.encode("ascii", "ignore")) - bad
+    return "utf-8" if bad <= _DAMAGED_UTF8_SHARE * non_ascii else "cp1256"
+
+
+def _undecodable(name: str, encoding: str, offset: int) -> str:
+    return (f"{name}: not valid {encoding} at byte {offset:,}; "
+            "name the encoding with --encoding, or use --errors replace to put U+FFFD in place of bad bytes")
+
+
+def decode(data: bytes, name: str, encoding: str | None = None, errors: str = "strict") -> str:
+    """Bytes to text in the named encoding, else the guessed one (see `_guess_encoding`).
+
+    `errors="replace"` puts U+FFFD in place of undecodable bytes; otherwise they stop reading with
+    a message naming `name` and the byte's offset.
+    """
+    encoding = _checked_encoding(encoding) if encoding else _guess_encoding(data)
+    try:
+        return data.decode(encoding, errors)
+    except UnicodeDecodeError as err:
+        raise QismError(_undecodable(name, encoding, err.start)) from None
+
+
+#: C0 control bytes other than tab, line breaks, form feed and escape: rare in text, common in binary.
+_CONTROL_BYTES_RE = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
+_BINARY_SNIFF_BYTES = 8192
+_BINARY_CONTROL_SHARE = 0.05
+
+
+def looks_binary(head: bytes) -> bool:
+    """An image, archive or other binary data renamed .txt: NUL bytes among many control bytes.
+
+    A stray NUL in a text does not make it binary (the cleaner removes it); UTF-16, full of NULs,
+    is known by its BOM.
+    """
+    sample = head[:_BINARY_SNIFF_BYTES]
+    if b"\0" not in sample or sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return False
+    controls = len(sample) - len(_CONTROL_BYTES_RE.sub(b"", sample))
+    return controls > _BINARY_CONTROL_SHARE * len(sample)
+
+
+#: UTF-16 halves that JSON escapes (`\\ud800`) can carry alone: no character, and no file takes them.
+_LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def replace_lone_surrogates(text: str) -> str:
+    """Put U+FFFD in place of lone surrogates (from JSON escapes, or command-line bytes that are
+    not UTF-8), which cannot be hashed, written or printed."""
+    return _LONE_SURROGATE_RE.sub("\ufffd", text)
+
+
+def _without_lone_surrogates(doc: Document) -> Document:
+    texts = {field.name: getattr(doc, field.name) for field in dataclasses.fields(doc)}
+    return Document(**{name: replace_lone_surrogates(value) if isinstance(value, str) else value
+                       for name, value in texts.items()})
+
+
+def label_key(label: str) -> str:
+    """What makes two label spellings one label: the same words, whatever their case and spacing."""
+    return " ".join(label.split()).casefold()
 
 
 def detect_format(path: Path) -> str:
@@ -105,6 +209,8 @@ def read_source(path: str | os.PathLike, options: ReadOptions = ReadOptions(), f
         raise QismError(f"{path}: undecodable bytes ({err.reason}); name the encoding with --encoding") from None
     except OSError as err:
         raise QismError(f"{path}: {err.strerror or err}") from None
+    except (EOFError, zlib.error) as err:
+        raise QismError(f"{path}: damaged compressed data ({err})") from None
 
 
 def read_sources(paths: Iterable[str | os.PathLike], options: ReadOptions = ReadOptions(), fmt: str | None = None) -> Iterator[Document]:
@@ -123,40 +229,124 @@ def _label_of(parts: tuple[str, ...], options: ReadOptions, where: str) -> str |
     return None
 
 
+def _article(data: bytes, name: str, relative: str, options: ReadOptions, source: str) -> Document:
+    """One article file (at `relative`, its id) as a document; a binary file gives one without text."""
+    relative = replace_lone_surrogates(relative)  # a file name that is not UTF-8
+    label = _label_of(PurePosixPath(relative).parts, options, name)
+    if looks_binary(data):
+        return Document(text="", label=label, id=relative, source=source, problem=BINARY_FILE)
+    return Document(decode(data, name, options.encoding, options.errors), label, relative, source)
+
+
+def _too_big(name: str, size: int) -> str:
+    return (f"{name}: {size:,} bytes, more than the {MAX_FILE_BYTES:,} qism reads as one article; "
+            "split it into articles")
+
+
+def _article_bytes(file: Path) -> bytes:
+    size = file.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise QismError(_too_big(str(file), size))
+    return file.read_bytes()
+
+
+def _raise(err: OSError) -> None:
+    raise err
+
+
+def _walk(root: Path) -> tuple[list[Path], list[Path]]:
+    """The .txt files under `root`, and the folders without sub-folders that hold none of them.
+
+    Links to folders are followed once per real folder, so a link loop ends and a folder linked
+    twice is read once; an unreadable folder stops reading rather than being passed over.
+    """
+    seen = {os.path.realpath(root)}
+    files: list[Path] = []
+    empty: list[Path] = []
+    for folder, subfolders, names in os.walk(root, followlinks=True, onerror=_raise):
+        unseen = []
+        for name in sorted(subfolders):
+            real = os.path.realpath(os.path.join(folder, name))
+            if real not in seen:
+                seen.add(real)
+                unseen.append(name)
+        subfolders[:] = unseen
+        texts = [Path(folder, name) for name in names if name.lower().endswith(".txt")]
+        texts = [file for file in texts if file.is_file()]
+        files += texts
+        if not subfolders and not texts and folder != str(root):
+            empty.append(Path(folder))
+    return sorted(files), sorted(empty)
+
+
 def _read_folder(root: Path, options: ReadOptions) -> Iterator[Document]:
-    files = sorted(p for p in root.rglob("*.txt") if p.is_file())
+    files, empty_folders = _walk(root)
     if not files:
         raise QismError(f"{root}: no .txt articles found (expected <label>/<article>.txt)")
     for file in files:
-        parts = file.relative_to(root).parts
-        yield Document(
-            text=decode(file.read_bytes(), str(file), options.encoding),
-            label=_label_of(parts, options, str(file)),
-            id="/".join(parts),
-            source=root.name,
-        )
+        yield _article(_article_bytes(file), str(file), file.relative_to(root).as_posix(), options, root.name)
+    if options.require_labels:
+        for folder in empty_folders:
+            relative = replace_lone_surrogates(folder.relative_to(root).as_posix())
+            yield Document(text="", label=PurePosixPath(relative).name, id=f"{relative}/", source=root.name,
+                           problem=EMPTY_LABEL_FOLDER)
+
+
+#: Entry names that point outside the archive: absolute (`/x`, `C:x`, `\\x`) or with a `..` part.
+_UNSAFE_ENTRY_RE = re.compile(r"^(?:[/\\]|[A-Za-z]:)|(?:^|[/\\])\.\.(?:[/\\]|$)")
+_ZIP_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError)
+
+
+def _open_zip(path: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(path)
+    except _ZIP_READ_ERRORS as err:
+        raise QismError(f"{path}: not a valid zip archive ({err})") from None
+
+
+def _check_archive(path: Path, archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo]) -> None:
+    """Refuse, before reading anything, an archive whose entries point outside it or unpack too big."""
+    unsafe = [info.filename for info in archive.infolist() if _UNSAFE_ENTRY_RE.search(info.filename)]
+    if unsafe:
+        raise QismError(f"{path}: entries that point outside the archive ({', '.join(map(repr, unsafe[:3]))}); "
+                        "qism does not read archives with absolute paths or '..' in entry names")
+    total = sum(info.file_size for info in entries)
+    if total > MAX_ARCHIVE_BYTES:
+        raise QismError(f"{path}: its articles unpack to {total:,} bytes, more than the {MAX_ARCHIVE_BYTES:,} "
+                        "qism reads from one archive (a zip bomb?); unpack it yourself and give the folder")
+    for info in entries:
+        if info.file_size > MAX_FILE_BYTES:
+            raise QismError(_too_big(f"{path}:{info.filename}", info.file_size))
+
+
+def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, budget: int) -> bytes:
+    """An entry's bytes, never more than `budget` or one article's limit, whatever its header says."""
+    limit = min(budget, MAX_FILE_BYTES)
+    try:
+        with archive.open(info) as handle:
+            data = handle.read(limit + 1)
+    except _ZIP_READ_ERRORS as err:
+        raise QismError(f"{name}: cannot read the entry ({err}); the archive is damaged or encrypted") from None
+    if len(data) > limit:
+        raise QismError(f"{name}: unpacks to more than its header says or than qism reads (a zip bomb?)")
+    return data
 
 
 def _read_zip(path: Path, options: ReadOptions) -> Iterator[Document]:
-    try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
-        raise QismError(f"{path}: not a valid zip archive") from None
-    with archive:
+    with _open_zip(path) as archive:
         entries = sorted(
             (info for info in archive.infolist() if not info.is_dir() and info.filename.lower().endswith(".txt")),
             key=lambda info: info.filename,
         )
         if not entries:
             raise QismError(f"{path}: no .txt articles in the archive (expected <label>/<article>.txt)")
+        _check_archive(path, archive, entries)
+        budget = MAX_ARCHIVE_BYTES
         for info in entries:
-            parts = PurePosixPath(info.filename).parts
-            yield Document(
-                text=decode(archive.read(info), f"{path}:{info.filename}", options.encoding),
-                label=_label_of(parts, options, f"{path}:{info.filename}"),
-                id=info.filename,
-                source=path.name,
-            )
+            name = f"{path}:{info.filename}"
+            data = _read_entry(archive, info, name, budget)
+            budget -= len(data)
+            yield _article(data, name, info.filename, options, path.name)
 
 
 # --- tables -----------------------------------------------------------------------------------
@@ -176,89 +366,128 @@ def _find_column(header: list[str], wanted: str | None, defaults: tuple[str, ...
 _SNIFF_BYTES = 1 << 16
 
 
-def _sniff_encoding(head: bytes, encoding: str | None) -> str:
-    """The encoding to stream a text file with, judged from its first bytes (see `decode`)."""
-    if encoding:
-        try:
-            codecs.lookup(encoding)
-        except LookupError:
-            raise QismError(f"unknown encoding {encoding!r}") from None
-        return encoding
-    if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as err:
-        if err.start < len(head) - 4:  # not just a character cut at the end of the sample
-            return "cp1256"
-    return "utf-8"
+def _opener(path: Path):
+    return gzip.open if path.name.lower().endswith(".gz") else open
 
 
-def _open_text(path: Path, options: ReadOptions, newline: str | None = None) -> io.TextIOWrapper:
-    """Open a (possibly gzipped) text file for streaming, in its own encoding."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rb") as probe:
+def _first_bad_byte(path: Path, encoding: str) -> tuple[int, int]:
+    """The offset and line of the first byte `encoding` cannot decode in the (unpacked) file, found
+    by decoding it again: a decoding stream does not say where in the file it failed."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset = newlines = 0
+    with _opener(path)(path, "rb") as handle:
+        for block in itertools.chain(iter(lambda: handle.read(_SNIFF_BYTES), b""), [b""]):
+            pending = len(decoder.getstate()[0])
+            try:
+                decoder.decode(block, final=not block)
+            except UnicodeDecodeError as err:
+                return offset - pending + err.start, newlines + block[:max(0, err.start - pending)].count(b"\n") + 1
+            offset += len(block)
+            newlines += block.count(b"\n")
+    return offset, newlines + 1
+
+
+def _text_lines(path: Path, options: ReadOptions, newline: str | None = None) -> Iterator[str]:
+    """The lines of a (possibly gzipped) text file, decoded as they stream in the file's encoding
+    (guessed from its first bytes). Binary data is refused; an undecodable byte is named by offset."""
+    with _opener(path)(path, "rb") as probe:
         head = probe.read(_SNIFF_BYTES)
-    encoding = _sniff_encoding(head, options.encoding)
-    return io.TextIOWrapper(opener(path, "rb"), encoding=encoding, newline=newline)
+    if looks_binary(head):
+        raise QismError(f"{path}: binary data, not text; check that this is the file you meant")
+    encoding = _checked_encoding(options.encoding) if options.encoding else _guess_encoding(head)
+    with io.TextIOWrapper(_opener(path)(path, "rb"), encoding=encoding, errors=options.errors, newline=newline) as handle:
+        try:
+            yield from handle
+        except UnicodeDecodeError:
+            offset, line = _first_bad_byte(path, encoding)
+            raise QismError(_undecodable(f"{path}: line {line}", encoding, offset)) from None
+
+
+def _table_rows(rows, path: Path) -> Iterator[tuple[str, list[str]]]:
+    """Each CSV row with where it is (`line 7`, or `lines 7-9` for a row with line breaks); a quoting
+    error stops reading with the line the bad row starts on (`rows` is a strict csv.reader)."""
+    while True:
+        start = rows.line_num + 1
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            if "unexpected end of data" in str(err):
+                raise QismError(f"{path}: line {start}: a quote opened in this row never closes, so the rest of "
+                                "the file would be one field; close the quote") from None
+            raise QismError(f"{path}: {_lines(start, rows.line_num)}: {err}; a quote inside a field must be "
+                            'doubled ("") and the field quoted') from None
+        yield _lines(start, rows.line_num), row
+
+
+def _lines(first: int, last: int) -> str:
+    return f"line {first}" if last <= first else f"lines {first}-{last}"
 
 
 def _read_table(path: Path, options: ReadOptions) -> Iterator[Document]:
     csv.field_size_limit(sys.maxsize)
     delimiter = "\t" if path.name.lower().endswith((".tsv", ".tsv.gz")) else ","
-    with _open_text(path, options, newline="") as handle:
-        rows = csv.reader(handle, delimiter=delimiter)
-        header = next(rows, None)
-        if not header:
-            raise QismError(f"{path}: empty file, expected a header row")
-        text_at = _find_column(header, options.text_column, TEXT_COLUMNS, "text", path, True)
-        label_at = _find_column(header, options.label_column, LABEL_COLUMNS, "label", path, options.require_labels)
-        id_at = _find_column(header, None, ID_COLUMNS, "id", path, False)
-        title_at = _find_column(header, None, TITLE_COLUMNS, "title", path, False)
-        for row in rows:
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise QismError(f"{path}: line {rows.line_num}: {len(row)} fields, the header has {len(header)}")
-            text = row[text_at]
-            if title_at is not None and row[title_at]:
-                text = f"{row[title_at]}\n{text}"
-            yield Document(
-                text=text,
-                label=row[label_at] if label_at is not None else None,
-                id=row[id_at] if id_at is not None else None,
-                source=path.name,
-            )
+    rows = _table_rows(csv.reader(_text_lines(path, options, newline=""), delimiter=delimiter, strict=True), path)
+    _, header = next(rows, (None, None))
+    if not header:
+        raise QismError(f"{path}: empty file, expected a header row")
+    text_at = _find_column(header, options.text_column, TEXT_COLUMNS, "text", path, True)
+    label_at = _find_column(header, options.label_column, LABEL_COLUMNS, "label", path, options.require_labels)
+    id_at = _find_column(header, None, ID_COLUMNS, "id", path, False)
+    title_at = _find_column(header, None, TITLE_COLUMNS, "title", path, False)
+    for where, row in rows:
+        if not row:
+            continue
+        if len(row) != len(header):
+            hint = "a quote may be unbalanced" if where.startswith("lines") else "quote fields that hold the delimiter"
+            raise QismError(f"{path}: {where}: {len(row)} fields, the header has {len(header)}; {hint}")
+        text = row[text_at]
+        if title_at is not None and row[title_at]:
+            text = f"{row[title_at]}\n{text}"
+        yield Document(
+            text=text,
+            label=row[label_at] if label_at is not None else None,
+            id=row[id_at] if id_at is not None else None,
+            source=path.name,
+        )
+
+
+def _json_record(line: str, where: str) -> dict:
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError) as err:
+        raise QismError(f"{where}: not valid JSON ({getattr(err, 'msg', err)}); each line must hold one JSON object") from None
+    if not isinstance(record, dict):
+        raise QismError(f"{where}: not a JSON object; each line must hold one object with the text and the label")
+    return record
 
 
 def _read_jsonl(path: Path, options: ReadOptions) -> Iterator[Document]:
     text_key = options.text_column or "text"
     label_key = options.label_column or "label"
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rb") as handle:
-        for number, raw in enumerate(handle, 1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(decode(raw, f"{path}: line {number}", options.encoding))
-            except json.JSONDecodeError as err:
-                raise QismError(f"{path}: line {number}: not valid JSON ({err.msg})") from None
-            if not isinstance(record, dict) or not isinstance(record.get(text_key), str):
-                raise QismError(f"{path}: line {number}: no {text_key!r} text in the record")
-            label = record.get(label_key)
-            if options.require_labels and not isinstance(label, str):
-                raise QismError(f"{path}: line {number}: no {label_key!r} in the record")
-            text = record[text_key]
-            if isinstance(record.get("title"), str) and record["title"]:
-                text = f"{record['title']}\n{text}"
-            yield Document(
-                text=text,
-                label=label if isinstance(label, str) else None,
-                id=str(record["id"]) if record.get("id") is not None else None,
-                source=str(record["source"]) if record.get("source") else path.name,
-            )
+    for number, line in enumerate(_text_lines(path, options), 1):
+        if not line.strip():
+            continue
+        where = f"{path}: line {number}"
+        record = _json_record(line, where)
+        if not isinstance(record.get(text_key), str):
+            raise QismError(f"{where}: no {text_key!r} text in the record; name the key with --text-column")
+        label = record.get(label_key)
+        if isinstance(label, int) and not isinstance(label, bool):  # numbered classes
+            label = str(label)
+        if options.require_labels and not isinstance(label, str):
+            raise QismError(f"{where}: no {label_key!r} in the record; name the key with --label-column")
+        text = record[text_key]
+        if isinstance(record.get("title"), str) and record["title"]:
+            text = f"{record['title']}\n{text}"
+        document = Document(
+            text=text,
+            label=label if isinstance(label, str) else None,
+            id=str(record["id"]) if record.get("id") is not None else None,
+            source=str(record["source"]) if record.get("source") else path.name,
+        )
+        yield _without_lone_surrogates(document) if "\\u" in line else document
 
 
 # --- plain text -------------------------------------------------------------------------------
@@ -266,17 +495,17 @@ def _read_jsonl(path: Path, options: ReadOptions) -> Iterator[Document]:
 def _read_text_file(path: Path, options: ReadOptions) -> Iterator[Document]:
     if options.require_labels:
         raise QismError(f"{path}: a single .txt file has no label; give a folder of <label>/<article>.txt")
-    yield Document(text=decode(path.read_bytes(), str(path), options.encoding), id=path.name, source=path.name)
+    yield _article(_article_bytes(path), str(path), path.name, options, path.name)
 
 
 def _read_lines_file(path: Path, options: ReadOptions) -> Iterator[Document]:
-    with _open_text(path, options) as handle:
-        for number, line in enumerate(handle, 1):
-            yield Document(text=line.rstrip("\r\n"), id=str(number), source=path.name)
+    for number, line in enumerate(_text_lines(path, options), 1):
+        yield Document(text=line.rstrip("\r\n"), id=str(number), source=path.name)
 
 
 def _read_stdin(options: ReadOptions, lines: bool) -> Iterator[Document]:
-    stream = io.TextIOWrapper(sys.stdin.buffer, encoding=options.encoding or "utf-8-sig") if hasattr(sys.stdin, "buffer") else sys.stdin
+    stream = (io.TextIOWrapper(sys.stdin.buffer, encoding=options.encoding or "utf-8-sig", errors=options.errors)
+              if hasattr(sys.stdin, "buffer") else sys.stdin)
     if lines:
         for number, line in enumerate(stream, 1):
             yield Document(text=line.rstrip("\r\n"), id=str(number), source="<stdin>")

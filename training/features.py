@@ -20,12 +20,16 @@ from sklearn.feature_extraction import FeatureHasher
 from sklearn.preprocessing import normalize
 from sklearn.utils.validation import check_is_fitted
 
-from .clean import TextCleaner
+from .clean import TextCleaner, learn_edge_boilerplate, strip_edge_boilerplate
+from .errors import QismError
 
 #: Words of two or more letters or digits; single letters carry little topic.
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 #: Documents per parallel task: large enough to hide the cost of sending work to a process.
 CHUNK_SIZE = 2000
+#: An article longer than this is featurized from its first million characters, so time and memory
+#: stay bounded whatever a file holds (a news article is a few thousand characters).
+MAX_ARTICLE_CHARS = 1_000_000
 
 
 class TfidfFeaturizer(TransformerMixin, BaseEstimator):
@@ -48,6 +52,7 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
         max_features: int | None = None,
         n_buckets: int = 2**22,
         dtype: str = "float32",
+        boilerplate_min_docs: int | None = None,
         n_jobs: int | None = None,
     ):
         self.cleaner = cleaner
@@ -60,14 +65,33 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
         self.max_features = max_features
         self.n_buckets = n_buckets
         self.dtype = dtype
+        self.boilerplate_min_docs = boilerplate_min_docs
         self.n_jobs = n_jobs
+
+    def __getstate__(self):
+        # lookup tables are rebuilt on demand; not shipping them keeps parallel tasks small
+        return {key: value for key, value in super().__getstate__().items() if key not in ("_lookup", "_boilerplate_set")}
 
     # --- terms --------------------------------------------------------------------------------
 
-    def analyze(self, text: str) -> list[str]:
-        """The terms of one article: word n-grams, then char n-grams marked with a leading `#`."""
-        if self.cleaner is not None:
-            text = self.cleaner(text)
+    def clean(self, text: str) -> str:
+        """The article as the model reads it: its first `MAX_ARTICLE_CHARS`, cleaned."""
+        text = text[:MAX_ARTICLE_CHARS]
+        return self.cleaner(text) if self.cleaner is not None else text
+
+    def _boilerplate(self) -> frozenset[int]:
+        learned = getattr(self, "_boilerplate_set", None)
+        if learned is None:
+            learned = frozenset(int(key) for key in getattr(self, "boilerplate_", ()))
+            self._boilerplate_set = learned
+        return learned
+
+    def analyze(self, text: str, cleaned: bool = False) -> list[str]:
+        """The terms of one article: word n-grams, then char n-grams marked with a leading `#`.
+        Learned boilerplate at the article's edges is left out."""
+        if not cleaned:
+            text = self.clean(text)
+        text = strip_edge_boilerplate(text, self._boilerplate())
         terms: list[str] = []
         if self.word_ngrams:
             tokens = re.findall(self.token_pattern, text)
@@ -88,17 +112,22 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
     def _hasher(self) -> FeatureHasher:
         return FeatureHasher(self.n_buckets, input_type="string", alternate_sign=False, dtype=self.dtype)
 
-    def _count_chunk(self, texts: Sequence[str]) -> sp.csr_matrix:
-        return self._hasher().transform(self.analyze(text) for text in texts)
+    def _count_chunk(self, texts: Sequence[str], cleaned: bool = False) -> sp.csr_matrix:
+        return self._hasher().transform(self.analyze(text, cleaned) for text in texts)
 
-    def count(self, texts: Sequence[str]) -> sp.csr_matrix:
-        """Term counts per hashed bucket, computed in parallel chunks when `n_jobs` allows."""
-        texts = list(texts)
+    def _clean_chunk(self, texts: Sequence[str]) -> list[str]:
+        return [self.clean(text) for text in texts]
+
+    def _map_chunks(self, work, texts: Sequence[str], **kwargs) -> list:
+        """`work` on each chunk of texts, on `n_jobs` processes when there is more than one chunk."""
         chunks = [texts[i : i + CHUNK_SIZE] for i in range(0, len(texts), CHUNK_SIZE)]
         if len(chunks) > 1 and effective_n_jobs(self.n_jobs) > 1:
-            parts = Parallel(n_jobs=self.n_jobs)(delayed(self._count_chunk)(chunk) for chunk in chunks)
-        else:
-            parts = [self._count_chunk(chunk) for chunk in chunks]
+            return Parallel(n_jobs=self.n_jobs)(delayed(work)(chunk, **kwargs) for chunk in chunks)
+        return [work(chunk, **kwargs) for chunk in chunks]
+
+    def count(self, texts: Sequence[str], cleaned: bool = False) -> sp.csr_matrix:
+        """Term counts per hashed bucket, computed in parallel chunks when `n_jobs` allows."""
+        parts = self._map_chunks(self._count_chunk, list(texts), cleaned=cleaned)
         if not parts:
             return sp.csr_matrix((0, self.n_buckets), dtype=self.dtype)
         return sp.vstack(parts, format="csr")
@@ -106,11 +135,20 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
     # --- fit / transform ----------------------------------------------------------------------
 
     def fit(self, texts, y=None):
-        self._fit(self.count(texts))
+        self.fit_transform(texts)
         return self
 
     def fit_transform(self, texts, y=None):
-        counts = self.count(texts)
+        texts = list(texts)
+        self.boilerplate_ = np.empty(0, dtype=np.uint64)
+        self._boilerplate_set = None
+        if self.boilerplate_min_docs:
+            # clean once, learn the boilerplate from the cleaned texts, then count without it
+            texts = [text for part in self._map_chunks(self._clean_chunk, texts) for text in part]
+            self.boilerplate_ = learn_edge_boilerplate(texts, self.boilerplate_min_docs)
+            counts = self.count(texts, cleaned=True)
+        else:
+            counts = self.count(texts)
         self._fit(counts)
         return self._weigh(counts)
 
@@ -128,7 +166,7 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
             order = np.lexsort((columns, -df[columns]))[: self.max_features]
             columns = np.sort(columns[order])
         if len(columns) == 0:
-            raise ValueError("no term occurs in enough documents; lower min_df or add documents")
+            raise QismError("no term occurs in enough documents; lower --min-df or add documents")
         self.columns_ = columns.astype(np.int32)
         self.idf_ = (np.log((1 + n_docs) / (1 + df[columns])) + 1).astype(self.dtype)
         self.n_features_out_ = len(columns)

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -33,6 +34,19 @@ PIPELINE_FILE = "pipeline.json"
 ARRAYS_FILE = "arrays.npz"
 CARD_FILE = "card.json"
 CARD_MARKDOWN = "card.md"
+
+#: Where the shipped default model is: inside the installed package (a wheel maps models/default
+#: there), else in the source checkout.
+DEFAULT_MODEL_PLACES = (Path(__file__).parent / "default_model", Path(__file__).parent.parent / "models" / "default")
+
+
+def default_model_dir() -> Path:
+    """The folder of the default model `qism predict` uses when no --model is given."""
+    for place in DEFAULT_MODEL_PLACES:
+        if (place / CARD_FILE).is_file():
+            return place
+    raise QismError("no default model is installed; give --model DIR (train one with `qism train`)")
+
 
 #: The only classes a model file may name.
 LOADABLE = {cls.__name__: cls for cls in (Pipeline, TfidfFeaturizer, TextCleaner, LinearClassifier)}
@@ -81,11 +95,16 @@ def _encode(estimator: BaseEstimator, prefix: str, arrays: dict[str, np.ndarray]
 
 
 def _decode(spec: dict, arrays) -> BaseEstimator:
+    if not isinstance(spec, dict):
+        raise ValueError(f"expected an estimator, found {str(spec)[:40]!r}")
     cls = LOADABLE.get(spec.get("class"))
     if cls is None:
         raise QismError(f"model names a class qism does not load: {spec.get('class')!r}")
     if cls is Pipeline:
         return Pipeline([(step, _decode(sub, arrays)) for step, sub in spec["steps"]])
+    unknown = sorted(set(spec["params"]) - set(cls._get_param_names()))
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no parameter {', '.join(map(repr, unknown))}")
     params = {
         key: _decode(value, arrays) if isinstance(value, dict) else tuple(value) if isinstance(value, list) else value
         for key, value in spec["params"].items()
@@ -171,20 +190,59 @@ def _replace_directory(new: Path, target: Path) -> None:
     if target.exists():
         retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
         os.replace(target, retired / target.name)
-        os.replace(new, target)
-        shutil.rmtree(retired, ignore_errors=True)
+        try:
+            os.replace(new, target)
+        except BaseException:
+            os.replace(retired / target.name, target)
+            raise
+        finally:
+            shutil.rmtree(retired, ignore_errors=True)
     else:
         os.replace(new, target)
 
 
+#: What a damaged, crafted or incompatible model file can raise while it is read, built and tried.
+_BAD_MODEL_ERRORS = (ValueError, KeyError, TypeError, AttributeError, IndexError, ArithmeticError, MemoryError,
+                     OSError, EOFError, RecursionError, zipfile.BadZipFile)
+
+
+def _minor(version) -> str | None:
+    return ".".join(str(version).split(".")[:2]) if version else None
+
+
+def _cannot_use(directory: Path, spec, err: Exception) -> str:
+    """Why a model cannot be used, naming the versions that saved it and the running ones when they differ."""
+    saved = spec.get("versions") if isinstance(spec, dict) else None
+    saved = saved if isinstance(saved, dict) else {}
+    running = package_versions()
+    if any(_minor(saved.get(name)) != _minor(running[name]) for name in ("qism", "scikit-learn") if saved.get(name)):
+        return (f"{directory}: saved by qism {saved.get('qism')} with scikit-learn {saved.get('scikit-learn')}, it does "
+                f"not work with qism {running['qism']} and scikit-learn {running['scikit-learn']} ({err}); "
+                "retrain it, or install the versions it was saved with")
+    return f"{directory}: cannot read the model ({err})"
+
+
+def _check_works(pipeline: Pipeline) -> None:
+    """Label one text, so a model whose arrays do not fit together (or do not suit this version of
+    scikit-learn) fails when it is loaded, not half-way through a run."""
+    proba = pipeline.predict_proba(["نص للتجربة"])
+    if proba.shape != (1, len(pipeline.classes_)) or not np.isfinite(proba).all():
+        raise ValueError("its arrays do not fit together")
+
+
 def load_model(directory: str | os.PathLike) -> Model:
-    """Load a model folder, refusing one that is incomplete, altered, or of a newer format."""
+    """Load a model folder, refusing one that is incomplete, altered, or of a newer format.
+
+    A model saved by other versions of qism or scikit-learn loads when its arrays still work here
+    (they are plain numbers); otherwise the message names both sets of versions.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise QismError(f"{directory}: no model folder here (train one with `qism train`)")
     missing = [name for name in (PIPELINE_FILE, ARRAYS_FILE, CARD_FILE) if not (directory / name).is_file()]
     if missing:
         raise QismError(f"{directory}: not a complete qism model (missing {', '.join(missing)})")
+    spec = None
     try:
         card = json.loads((directory / CARD_FILE).read_text(encoding="utf-8"))
         checksums = card.get("files") if isinstance(card, dict) else None
@@ -204,8 +262,9 @@ def load_model(directory: str | os.PathLike) -> Model:
             )
         with np.load(directory / ARRAYS_FILE, allow_pickle=False) as arrays:
             pipeline = _decode(spec["pipeline"], {key: arrays[key] for key in arrays.files})
-    except (ValueError, KeyError, TypeError, OSError) as err:
-        raise QismError(f"{directory}: cannot read the model ({err})") from None
+        _check_works(pipeline)
+    except _BAD_MODEL_ERRORS as err:
+        raise QismError(_cannot_use(directory, spec, err)) from None
     return Model(pipeline, card)
 
 
@@ -213,6 +272,27 @@ def load_model(directory: str | os.PathLike) -> Model:
 
 def _percent(value: float) -> str:
     return f"{100 * value:.1f}"
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{key.replace('_', ' ')} {count:,}" for key, count in counts.items())
+
+
+def data_notes(card: dict) -> list[str]:
+    """What training did with documents it could not use as they were, one sentence per kind."""
+    notes = []
+    if card.get("dropped"):
+        notes.append(f"Dropped before training: {_counts(card['dropped'])}.")
+    if card.get("repaired"):
+        notes.append(f"Kept after a fix: {_counts(card['repaired'])}.")
+    if card.get("flagged"):
+        notes.append(f"Kept, worth a look: {_counts(card['flagged'])}.")
+    if card.get("label_merges"):
+        merged = ", ".join(f"{spelling!r} → {label!r}" for spelling, label in card["label_merges"].items())
+        notes.append(f"Label spellings merged: {merged}.")
+    if card.get("empty_label_folders"):
+        notes.append(f"Label folders without articles (no such label): {', '.join(card['empty_label_folders'])}.")
+    return notes
 
 
 def render_card(card: dict) -> str:
@@ -236,14 +316,17 @@ def render_card(card: dict) -> str:
                   "| | " + " | ".join(matrix["labels"]) + " |", "|---" * (len(matrix["labels"]) + 1) + "|"]
         for label, row in zip(matrix["labels"], matrix["rows_true_columns_predicted"]):
             lines.append(f"| **{label}** | " + " | ".join(str(v) for v in row) + " |")
+        if "by_threshold" in scores:
+            lines += ["", "Leaving articles scored below a threshold unlabeled (`qism predict --threshold`):", "",
+                      "| threshold | coverage | accuracy |", "|---|---|---|"]
+            lines += [f"| {row['threshold']:.3f} | {_percent(row['coverage'])}% | {_percent(row['accuracy'])}% |"
+                      for row in scores["by_threshold"]]
     else:
         lines.append("Trained on all documents (no held-out split), so there are no held-out scores.")
     lines += ["", "## Labels", "", "| label | training documents |", "|---|---|"]
     lines += [f"| {label} | {count:,} |" for label, count in card.get("labels", {}).items()]
     lines += ["", "## Training data", "", "| source | documents | SHA-256 |", "|---|---|---|"]
     lines += [f"| {s['path']} | {s['documents']:,} | `{s['sha256'][:16]}…` |" for s in card.get("sources", [])]
-    dropped = card.get("dropped", {})
-    if dropped:
-        lines += ["", "Dropped before training: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in dropped.items()) + "."]
+    lines += [line for note in data_notes(card) for line in ("", note)]
     lines += ["", "## Configuration", "", "```json", json.dumps(card.get("config", {}), ensure_ascii=False, indent=2), "```", ""]
     return "\n".join(lines)

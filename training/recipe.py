@@ -20,7 +20,7 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 if sys.version_info >= (3, 11):
@@ -92,7 +92,7 @@ class LabelMap:
             if label_id is None:
                 self.unmapped[f"{Path(source_path).name}:{doc.label}"] += 1
                 continue
-            yield source_path, Document(doc.text, label_id, doc.id, doc.source)
+            yield source_path, replace(doc, label=label_id)
 
 
 @dataclass

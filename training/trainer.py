@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -14,26 +15,29 @@ from sklearn.pipeline import Pipeline
 
 from .classifier import CLASSIFIERS, LinearClassifier
 from .clean import TextCleaner
-from .corpus import Document, ReadOptions, read_source
+from .corpus import EMPTY_LABEL_FOLDER, Document, ReadOptions, label_key, read_source
 from .errors import QismError
 from .evaluation import score
-from .features import TfidfFeaturizer
+from .features import MAX_ARTICLE_CHARS, TfidfFeaturizer
 from .model import Model, package_versions
 
 @dataclass
 class TrainConfig:
     """Everything that decides the model; stored whole in the model card."""
 
-    classifier: str = "linear_svc"
+    classifier: str = "sgd"
     C: float = 1.0
+    class_weight: str | None = "balanced"
     word_ngrams: tuple[int, int] = (1, 2)
     char_ngrams: tuple[int, int] | None = None
     min_df: int = 2
     max_df: float = 1.0
     max_features: int | None = None
-    n_buckets: int = 2**22
+    n_buckets: int = 2**20
     sublinear_tf: bool = True
     cleaning: dict[str, bool] = field(default_factory=dict)
+    #: Edge segments found in this many training documents are dropped as boilerplate (0: keep them).
+    boilerplate_min_docs: int = 5
     calibration_size: float = 0.1
     test_size: float = 0.2
     seed: int = 42
@@ -45,6 +49,8 @@ class TrainConfig:
     def validate(self) -> None:
         if self.classifier not in CLASSIFIERS:
             raise QismError(f"unknown classifier {self.classifier!r}; choose one of {', '.join(CLASSIFIERS)}")
+        if self.class_weight not in (None, "balanced"):
+            raise QismError(f"class weight is 'balanced' or none; got {self.class_weight!r}")
         if not 0 <= self.test_size < 1:
             raise QismError(f"--test-size must be in [0, 1), got {self.test_size}")
         unknown = set(self.cleaning) - set(TextCleaner().get_params())
@@ -61,10 +67,11 @@ class TrainConfig:
             max_df=self.max_df,
             max_features=self.max_features,
             n_buckets=self.n_buckets,
+            boilerplate_min_docs=self.boilerplate_min_docs,
             n_jobs=n_jobs,
         )
-        classifier = LinearClassifier(self.classifier, C=self.C, calibration_size=self.calibration_size,
-                                      n_jobs=n_jobs, random_state=self.seed)
+        classifier = LinearClassifier(self.classifier, C=self.C, class_weight=self.class_weight,
+                                      calibration_size=self.calibration_size, n_jobs=n_jobs, random_state=self.seed)
         return Pipeline([("features", features), ("classifier", classifier)])
 
 
@@ -72,45 +79,108 @@ class TrainConfig:
 
 @dataclass
 class Prepared:
-    """The documents a model is fitted on, and what was dropped on the way, for the card."""
+    """The documents a model is fitted on, and what happened to the others on the way, for the card."""
 
     texts: list[str]
     labels: list[str]
     sources: list[dict]
     dropped: dict[str, int]
+    #: Counts of what was kept after a fix: label spellings merged, undecodable characters, cut texts.
+    repaired: dict[str, int] = field(default_factory=dict)
+    #: Counts of documents kept as they are but worth a look: no Arabic letters, an id seen before.
+    flagged: dict[str, int] = field(default_factory=dict)
+    #: Label spellings that differ only in case or spaces, each with the label it was merged onto.
+    label_merges: dict[str, str] = field(default_factory=dict)
+    #: Label folders that held no articles (so the model has no such label).
+    empty_label_folders: list[str] = field(default_factory=list)
 
 
-def _whitespace_key(text: str) -> str:
-    return " ".join(text.split())
+_WHITESPACE_RE = re.compile(r"\s+")
+#: Letters of the Arabic script (Arabic, Persian and Urdu additions, presentation forms).
+_ARABIC_LETTER_RE = re.compile("[\u0620-\u064a\u066e-\u06d3\u06fa-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufefc]")
+
+
+def _dedupe_key(text: str) -> bytes:
+    """Texts equal but for spacing share a key; a digest, so a corpus is not held twice in memory."""
+    return hashlib.blake2b(_WHITESPACE_RE.sub(" ", text).strip().encode(), digest_size=16).digest()
+
+
+_DIGEST_PIECE = 1 << 20
+
+
+def _add_to_digest(digest, doc: Document) -> None:
+    """Add a document to its source's SHA-256 in pieces, so a huge article is not copied whole."""
+    digest.update(f"{doc.label}\x1f".encode())
+    for start in range(0, len(doc.text), _DIGEST_PIECE):
+        digest.update(doc.text[start:start + _DIGEST_PIECE].encode())
+    digest.update(b"\x1e")
+
+
+def merge_label_spellings(labels: Iterable[str]) -> dict[str, str]:
+    """Map each label spelling that differs from another only in case or spaces onto the most frequent
+    of them (ties: the first in sorted order), so `Sports`, `sports` and `sports ` are one label."""
+    counts = Counter(labels)
+    groups: dict[str, Counter] = {}
+    for spelling, count in counts.items():
+        groups.setdefault(label_key(spelling), Counter())[spelling] += count
+    merges = {}
+    for spellings in groups.values():
+        if len(spellings) > 1:
+            tidy = Counter()
+            for spelling, count in spellings.items():
+                tidy[" ".join(spelling.split())] += count
+            label = min(tidy, key=lambda candidate: (-tidy[candidate], candidate))
+            merges.update({spelling: label for spelling in spellings if spelling != label})
+    return merges
 
 
 def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True) -> Prepared:
-    """Collect labeled documents per source; drop empty ones, exact duplicates, and texts that
-    appear under more than one label (they teach nothing and leak across a split)."""
+    """Collect labeled documents per source and account for every one: drop binary files, empty and
+    unlabeled ones, exact duplicates, and texts that appear under more than one label (they teach
+    nothing and leak across a split); merge label spellings; count what is kept but worth a look."""
     texts: list[str] = []
     labels: list[str] = []
+    keys: list[bytes] = []
     per_source: dict[str, dict] = {}
-    dropped = Counter()
+    ids_seen: set[tuple[str, str]] = set()
+    dropped, repaired, flagged = Counter(), Counter(), Counter()
+    empty_folders = []
     for source_path, doc in documents:
+        if doc.problem == EMPTY_LABEL_FOLDER:
+            empty_folders.append(f"{source_path}/{doc.id}")
+            continue
         entry = per_source.setdefault(source_path, {"path": source_path, "documents": 0, "sha256": hashlib.sha256()})
         entry["documents"] += 1
-        entry["sha256"].update(f"{doc.label}\x1f{doc.text}\x1e".encode())
-        label = (doc.label or "").strip()
-        if not label:
+        _add_to_digest(entry["sha256"], doc)
+        if doc.problem:
+            dropped[doc.problem.replace(" ", "_")] += 1
+            continue
+        if not (doc.label or "").strip():
             dropped["no_label"] += 1
             continue
-        if not doc.text.strip():
+        if not doc.text or doc.text.isspace():
             dropped["empty_text"] += 1
             continue
-        texts.append(doc.text)
-        labels.append(label)
+        if doc.id is not None:
+            flagged["duplicate_id"] += (source_path, doc.id) in ids_seen
+            ids_seen.add((source_path, doc.id))
+        flagged["not_arabic"] += not _ARABIC_LETTER_RE.search(doc.text)
+        repaired["replaced_characters"] += doc.text.count("\ufffd")
+        repaired["truncated"] += len(doc.text) > MAX_ARTICLE_CHARS
+        text = doc.text[:MAX_ARTICLE_CHARS]  # all the featurizer reads; a huge file is not kept whole
+        texts.append(text)
+        labels.append(doc.label)
+        if dedupe:
+            keys.append(_dedupe_key(text))
     sources = [{**entry, "sha256": entry["sha256"].hexdigest()} for entry in per_source.values()]
+    merges = merge_label_spellings(labels)
+    repaired["relabeled"] = sum(label in merges for label in labels)
+    labels = [merges.get(label, " ".join(label.split())) for label in labels]
     if dedupe:
-        keys = [_whitespace_key(text) for text in texts]
-        labels_of: dict[str, set[str]] = {}
+        labels_of: dict[bytes, set[str]] = {}
         for key, label in zip(keys, labels):
             labels_of.setdefault(key, set()).add(label)
-        seen: set[str] = set()
+        seen: set[bytes] = set()
         kept = []
         for i, key in enumerate(keys):
             if len(labels_of[key]) > 1:
@@ -122,7 +192,11 @@ def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True) -> P
                 kept.append(i)
         texts = [texts[i] for i in kept]
         labels = [labels[i] for i in kept]
-    return Prepared(texts, labels, sources, dict(dropped))
+    return Prepared(texts, labels, sources, dict(dropped), _nonzero(repaired), _nonzero(flagged), merges, empty_folders)
+
+
+def _nonzero(counts: Counter) -> dict[str, int]:
+    return {key: count for key, count in counts.items() if count}
 
 
 def split(prepared: Prepared, test_size: float, seed: int):
@@ -198,6 +272,10 @@ def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptio
         "split": sizes,
         "sources": prepared.sources,
         "dropped": prepared.dropped,
+        "repaired": prepared.repaired,
+        "flagged": prepared.flagged,
+        "label_merges": prepared.label_merges,
+        "empty_label_folders": prepared.empty_label_folders,
         "scores": scores,
         "training_seconds": round(time.perf_counter() - started, 2),
     }
