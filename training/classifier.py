@@ -9,13 +9,15 @@ the same: a softmax of the decisions over the temperature.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+from joblib import Parallel, delayed
 from scipy.optimize import minimize, minimize_scalar
 from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.model_selection import train_test_split
-from sklearn.multiclass import OneVsRestClassifier
 from sklearn.naive_bayes import ComplementNB
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
@@ -35,7 +37,7 @@ SGD_EPOCHS = 15
 
 def _make_estimator(kind: str, C: float, class_weight: str | None, n_jobs: int | None, random_state: int):
     if kind == "linear_svc":
-        return OneVsRestClassifier(LinearSVC(C=C, class_weight=class_weight, random_state=random_state), n_jobs=n_jobs)
+        return LinearSVC(C=C, class_weight=class_weight, random_state=random_state)
     if kind == "logreg":
         return LogisticRegression(C=C, class_weight=class_weight, max_iter=1000, random_state=random_state)
     if kind == "sgd":
@@ -48,16 +50,23 @@ def _make_estimator(kind: str, C: float, class_weight: str | None, n_jobs: int |
 
 def _linear_weights(estimator, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """(coef, intercept) with one row per class, whichever estimator produced them."""
-    if isinstance(estimator, OneVsRestClassifier):
-        coef = np.vstack([e.coef_ for e in estimator.estimators_])
-        intercept = np.concatenate([np.atleast_1d(e.intercept_) for e in estimator.estimators_])
-    elif isinstance(estimator, ComplementNB):
+    if isinstance(estimator, ComplementNB):
         coef, intercept = estimator.feature_log_prob_, np.zeros(n_classes)
     else:
         coef, intercept = estimator.coef_, np.atleast_1d(estimator.intercept_)
     if n_classes == 2 and coef.shape[0] == 1:  # binary problems come as one score for class 1
         coef, intercept = np.vstack([-coef, coef]), np.concatenate([-intercept, intercept])
     return np.asarray(coef, dtype=np.float32), np.asarray(intercept, dtype=np.float32)
+
+
+def _one_vs_rest(make, X, y_index, n_classes, sample_weight, n_jobs) -> tuple[np.ndarray, np.ndarray]:
+    """One binary learner per class, on threads (liblinear releases the GIL, and threads share X
+    instead of copying it to each process)."""
+    fitted = Parallel(n_jobs=n_jobs, prefer="threads")(
+        delayed(make().fit)(X, y_index == k, sample_weight=sample_weight) for k in range(n_classes)
+    )
+    return (np.vstack([e.coef_ for e in fitted]).astype(np.float32),
+            np.concatenate([e.intercept_ for e in fitted]).astype(np.float32))
 
 
 def fit_temperature(decision: np.ndarray, y_index: np.ndarray) -> float:
@@ -117,12 +126,13 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.random_state = random_state
 
-    def _fit_weights(self, X, y_index, n_classes):
-        estimator = _make_estimator(self.kind, self.C, self.class_weight, self.n_jobs, self.random_state)
-        estimator.fit(X, y_index)
-        return _linear_weights(estimator, n_classes)
+    def _fit_weights(self, X, y_index, n_classes, sample_weight=None):
+        make = functools.partial(_make_estimator, self.kind, self.C, self.class_weight, self.n_jobs, self.random_state)
+        if self.kind == "linear_svc" and n_classes > 2:
+            return _one_vs_rest(make, X, y_index, n_classes, sample_weight, self.n_jobs)
+        return _linear_weights(make().fit(X, y_index, sample_weight=sample_weight), n_classes)
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         classes, y_index = np.unique(np.asarray(y, dtype=str), return_inverse=True)
         self.classes_ = classes  # a str array: saved without pickle
         n_classes = len(self.classes_)
@@ -136,11 +146,13 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
             fit_rows, held_rows = train_test_split(
                 np.arange(len(y_index)), test_size=n_held, stratify=y_index, random_state=self.random_state
             )
-            self.coef_, self.intercept_ = self._fit_weights(X[fit_rows], y_index[fit_rows], n_classes)
+            self.coef_, self.intercept_ = self._fit_weights(
+                X[fit_rows], y_index[fit_rows], n_classes, None if sample_weight is None else sample_weight[fit_rows]
+            )
             held = self.decision_function(X[held_rows])
             self.temperature_ = fit_temperature(held, y_index[held_rows])
             scale, bias = fit_class_scaling(held / self.temperature_, y_index[held_rows])
-        coef, intercept = self._fit_weights(X, y_index, n_classes)
+        coef, intercept = self._fit_weights(X, y_index, n_classes, sample_weight)
         # decision / T * scale + bias == (scale * decision + T * bias) / T
         self.coef_ = coef * scale.astype(np.float32)[:, None]
         self.intercept_ = (intercept * scale + self.temperature_ * bias).astype(np.float32)

@@ -164,6 +164,9 @@ def train_command(
     max_features: Annotated[Optional[int], typer.Option(help=f"Keep at most this many terms, most frequent first [default: {_DEFAULTS.max_features}]")] = None,
     test_size: Annotated[Optional[float], typer.Option(help=f"Share held out for the card's scores; 0 trains on all [default: {_DEFAULTS.test_size}]")] = None,
     seed: Annotated[Optional[int], typer.Option(help=f"Seed of the split and the learners [default: {_DEFAULTS.seed}]")] = None,
+    class_weight: Annotated[Optional[str], typer.Option(help=f"'balanced' weighs labels inversely to their frequency, 'none' does not [default: {_DEFAULTS.class_weight}]")] = None,
+    boilerplate_min_docs: Annotated[Optional[int], typer.Option(help=f"Drop first/last sentences found in this many training articles (outlet notices); 0 keeps them [default: {_DEFAULTS.boilerplate_min_docs}]")] = None,
+    balance_sources: Annotated[Optional[bool], typer.Option("--balance-sources/--no-balance-sources", help=f"Give every source the same weight within each label [default: {_DEFAULTS.balance_sources}]", show_default=False)] = None,
     teh_marbuta: Annotated[bool, typer.Option(help="Normalize ة to ه")] = True,
     dedupe: Annotated[bool, typer.Option(help="Drop duplicate texts and texts found under two labels")] = True,
     text_column: TextColumn = None,
@@ -181,8 +184,11 @@ def train_command(
         key: value for key, value in {
             "classifier": classifier, "C": c, "word_ngrams": _ngrams(word_ngrams, "--word-ngrams"),
             "min_df": min_df, "max_features": max_features, "test_size": test_size, "seed": seed,
+            "boilerplate_min_docs": boilerplate_min_docs, "balance_sources": balance_sources,
         }.items() if value is not None
     }
+    if class_weight is not None:
+        overrides["class_weight"] = None if class_weight.lower() == "none" else class_weight
     if char_ngrams is not None:  # "0" turns char n-grams off, even when a recipe turns them on
         overrides["char_ngrams"] = _ngrams(char_ngrams, "--char-ngrams")
     if not teh_marbuta:

@@ -321,10 +321,16 @@ def render_card(card: dict) -> str:
                       "| threshold | coverage | accuracy |", "|---|---|---|"]
             lines += [f"| {row['threshold']:.3f} | {_percent(row['coverage'])}% | {_percent(row['accuracy'])}% |"
                       for row in scores["by_threshold"]]
+        if "by_source" in scores:
+            lines += ["", "Held-out scores per source (outlet, or the file a document came from):", "",
+                      "| source | documents | accuracy | macro-F1 |", "|---|---|---|---|"]
+            lines += [f"| {source} | {row['documents']:,} | {_percent(row['accuracy'])}% | {_percent(row['macro_f1'])}% |"
+                      for source, row in scores["by_source"].items()]
     else:
         lines.append("Trained on all documents (no held-out split), so there are no held-out scores.")
-    lines += ["", "## Labels", "", "| label | training documents |", "|---|---|"]
-    lines += [f"| {label} | {count:,} |" for label, count in card.get("labels", {}).items()]
+    names = card.get("label_names", {})
+    lines += ["", "## Labels", "", "| label | name | training documents |", "|---|---|---|"]
+    lines += [f"| {label} | {names.get(label, label)} | {count:,} |" for label, count in card.get("labels", {}).items()]
     lines += ["", "## Training data", "", "| source | documents | SHA-256 |", "|---|---|---|"]
     lines += [f"| {s['path']} | {s['documents']:,} | `{s['sha256'][:16]}…` |" for s in card.get("sources", [])]
     lines += [line for note in data_notes(card) for line in ("", note)]

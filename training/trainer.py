@@ -8,8 +8,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
@@ -38,6 +40,8 @@ class TrainConfig:
     cleaning: dict[str, bool] = field(default_factory=dict)
     #: Edge segments found in this many training documents are dropped as boilerplate (0: keep them).
     boilerplate_min_docs: int = 5
+    #: Weigh documents so each source counts the same within a label (for corpora mixing outlets).
+    balance_sources: bool = False
     calibration_size: float = 0.1
     test_size: float = 0.2
     seed: int = 42
@@ -93,6 +97,8 @@ class Prepared:
     label_merges: dict[str, str] = field(default_factory=dict)
     #: Label folders that held no articles (so the model has no such label).
     empty_label_folders: list[str] = field(default_factory=list)
+    #: Where each kept document came from: its outlet when the record names one, else its file.
+    origins: list[str] = field(default_factory=list)
 
 
 _WHITESPACE_RE = re.compile(r"\s+")
@@ -140,6 +146,7 @@ def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True) -> P
     nothing and leak across a split); merge label spellings; count what is kept but worth a look."""
     texts: list[str] = []
     labels: list[str] = []
+    origins: list[str] = []
     keys: list[bytes] = []
     per_source: dict[str, dict] = {}
     ids_seen: set[tuple[str, str]] = set()
@@ -170,6 +177,7 @@ def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True) -> P
         text = doc.text[:MAX_ARTICLE_CHARS]  # all the featurizer reads; a huge file is not kept whole
         texts.append(text)
         labels.append(doc.label)
+        origins.append(doc.source or Path(source_path).name)
         if dedupe:
             keys.append(_dedupe_key(text))
     sources = [{**entry, "sha256": entry["sha256"].hexdigest()} for entry in per_source.values()]
@@ -192,7 +200,9 @@ def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True) -> P
                 kept.append(i)
         texts = [texts[i] for i in kept]
         labels = [labels[i] for i in kept]
-    return Prepared(texts, labels, sources, dict(dropped), _nonzero(repaired), _nonzero(flagged), merges, empty_folders)
+        origins = [origins[i] for i in kept]
+    return Prepared(texts, labels, sources, dict(dropped), _nonzero(repaired), _nonzero(flagged), merges,
+                    empty_folders, origins)
 
 
 def _nonzero(counts: Counter) -> dict[str, int]:
@@ -217,6 +227,31 @@ def split(prepared: Prepared, test_size: float, seed: int):
     return train_test_split(np.arange(n), test_size=n_test, stratify=prepared.labels, random_state=seed)
 
 
+def source_balancing_weights(labels: np.ndarray, origins: np.ndarray) -> np.ndarray:
+    """Sample weights under which every source has the same say within each label, so a label that
+    one outlet dominates is learned from its topic, not from that outlet's style."""
+    groups = Counter(zip(labels, origins))
+    sources_per_label = Counter(label for label, _ in groups)
+    label_sizes = Counter(labels)
+    weights = [label_sizes[label] / (sources_per_label[label] * groups[label, origin]) for label, origin in zip(labels, origins)]
+    return np.asarray(weights, dtype=np.float64)
+
+
+def scores_by_source(truth: np.ndarray, predicted: np.ndarray, origins: np.ndarray) -> dict:
+    """Held-out accuracy and macro-F1 per source: a model that learned an outlet's style instead of
+    the topic scores well on one source and badly on another."""
+    result = {}
+    for origin in sorted(set(origins)):
+        rows = origins == origin
+        present = sorted(set(truth[rows]))
+        result[origin] = {
+            "documents": int(rows.sum()),
+            "accuracy": float(accuracy_score(truth[rows], predicted[rows])),
+            "macro_f1": float(f1_score(truth[rows], predicted[rows], labels=present, average="macro", zero_division=0)),
+        }
+    return result
+
+
 def fit(prepared: Prepared, config: TrainConfig, n_jobs: int | None = None,
         report: Callable[[str], None] = lambda message: None):
     """Fit the pipeline on the train split and score it on the held-out split."""
@@ -229,15 +264,20 @@ def fit(prepared: Prepared, config: TrainConfig, n_jobs: int | None = None,
     train_rows, test_rows = split(prepared, config.test_size, config.seed)
     texts = np.asarray(prepared.texts, dtype=object)
     labels = np.asarray(prepared.labels, dtype=object)
+    origins = np.asarray(prepared.origins or [""] * len(texts), dtype=object)
     pipeline = config.build_pipeline(n_jobs)
     report(f"fitting on {len(train_rows):,} documents")
-    pipeline.fit(texts[train_rows], labels[train_rows])
+    weights = source_balancing_weights(labels[train_rows], origins[train_rows]) if config.balance_sources else None
+    pipeline.fit(texts[train_rows], labels[train_rows], classifier__sample_weight=weights)
     scores = None
     if len(test_rows):
         report(f"scoring on {len(test_rows):,} held-out documents")
         proba = pipeline.predict_proba(texts[test_rows])
         classes = pipeline.classes_
-        scores = score(labels[test_rows], classes[proba.argmax(axis=1)], list(classes), proba=proba)
+        predicted = classes[proba.argmax(axis=1)]
+        scores = score(labels[test_rows], predicted, list(classes), proba=proba)
+        if len(set(origins[test_rows])) > 1:
+            scores["by_source"] = scores_by_source(labels[test_rows], predicted, origins[test_rows])
     return pipeline, {"train": len(train_rows), "test": len(test_rows)}, dict(sorted(label_counts.items())), scores
 
 

@@ -1,0 +1,84 @@
+"""The training options the benchmarks chose: learned boilerplate, class and source balancing,
+per-source scores."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from training import LinearClassifier, TfidfFeaturizer, TrainConfig, read_source, train
+from training.cli import app
+from training.model import render_card
+from training.clean import edge_segments, learn_edge_boilerplate, strip_edge_boilerplate
+from training.trainer import Prepared, fit, source_balancing_weights
+
+NOTICE = "حمل تطبيق الموقع الآن لتصلك الأخبار العاجلة على هاتفك"
+
+
+def test_edge_segments_are_first_and_last_sentences():
+    text = "الأول. الثاني. الثالث\nالرابع. الخامس"
+    assert edge_segments(text) == ["الأول.", "الثاني.", "الرابع.", "الخامس"]
+
+
+def test_recurring_edge_sentences_are_learned_and_stripped():
+    texts = [f"خبر رقم {i} عن الاقتصاد.\n{NOTICE}" for i in range(6)]
+    keys = learn_edge_boilerplate(texts, min_docs=5)
+    assert len(keys) == 1 and keys.dtype == np.uint64
+    assert strip_edge_boilerplate(texts[0], frozenset(int(k) for k in keys)) == "خبر رقم 0 عن الاقتصاد."
+    assert len(learn_edge_boilerplate(texts, min_docs=7)) == 0
+
+
+def test_featurizer_leaves_learned_boilerplate_out_of_the_terms():
+    texts = [f"مباراة رقم {i} في الدوري.\n{NOTICE}" for i in range(6)]
+    plain = TfidfFeaturizer(min_df=1).fit(texts)
+    learned = TfidfFeaturizer(min_df=1, boilerplate_min_docs=5).fit(texts)
+    assert "تطبيق" in plain.analyze(texts[0])
+    assert "تطبيق" not in learned.analyze(texts[0]) and "الدوري" in learned.analyze(texts[0])
+    assert learned.n_features_out_ < plain.n_features_out_
+
+
+def test_source_balancing_gives_each_source_the_same_say_within_a_label():
+    labels = np.array(["a", "a", "a", "a", "b", "b"])
+    origins = np.array(["x", "x", "x", "y", "x", "y"])
+    weights = source_balancing_weights(labels, origins)
+    assert weights[:3].sum() == pytest.approx(weights[3])
+    assert weights.sum() == pytest.approx(len(labels))
+
+
+def test_class_weight_balanced_favours_a_rare_label(tiny):
+    docs = list(read_source(tiny))
+    texts = [d.text for d in docs if d.label != "economy"] + [d.text for d in docs if d.label == "economy"][:2]
+    labels = [d.label for d in docs if d.label != "economy"] + ["economy"] * 2
+    X = TfidfFeaturizer(min_df=1).fit_transform(texts)
+    plain = LinearClassifier("linear_svc", calibration_size=0).fit(X, labels)
+    balanced = LinearClassifier("linear_svc", class_weight="balanced", calibration_size=0).fit(X, labels)
+    economy = list(plain.classes_).index("economy")
+    assert balanced.intercept_[economy] > plain.intercept_[economy]
+
+
+def test_per_source_scores_in_the_card_and_sample_weights_reach_the_learner(tiny):
+    docs = list(read_source(tiny))
+    prepared = Prepared([d.text for d in docs] * 2, [d.label for d in docs] * 2, [], {},
+                        origins=["one"] * len(docs) + ["two"] * len(docs))
+    pipeline, _, _, scores = fit(prepared, TrainConfig(min_df=1, test_size=0.5, balance_sources=True))
+    assert set(scores["by_source"]) == {"one", "two"}
+    assert sum(row["documents"] for row in scores["by_source"].values()) == scores["documents"]
+
+
+def test_cli_training_options_reach_the_card(tiny, tmp_path):
+    result = CliRunner().invoke(app, ["train", str(tiny), "--out", str(tmp_path / "m"), "--min-df", "1", "--json",
+                                      "--class-weight", "none", "--boilerplate-min-docs", "0", "--balance-sources",
+                                      "--classifier", "linear_svc", "--C", "0.5"])
+    config = json.loads(result.output)["config"]
+    assert (config["class_weight"], config["boilerplate_min_docs"], config["balance_sources"]) == (None, 0, True)
+    assert (config["classifier"], config["C"]) == ("linear_svc", 0.5)
+
+
+def test_outlet_from_jsonl_is_the_origin(tmp_path):
+    path = tmp_path / "ant.jsonl"
+    rows = [{"text": f"نص رقم {i} عن الرياضة والاقتصاد", "label": "ab"[i % 2], "source": "BBC" if i < 10 else "CNN"} for i in range(20)]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    model = train([path], TrainConfig(min_df=1, test_size=0.5))
+    assert set(model.card["scores"]["by_source"]) == {"BBC", "CNN"}
+    assert "Held-out scores per source" in render_card(model.card)
