@@ -375,7 +375,7 @@ def test_a_200_mb_article_trains_and_labels_in_bounded_time(tmp_path, tiny_model
     card = train_card(corpus_dir)
     assert card["repaired"] == {"truncated": 1} and card["labels"]["economy"] == 7
     result = run("predict", "--model", tiny_model_dir, "--input", huge, "--format", "jsonl")
-    assert json.loads(result.output)["label"] == "economy"
+    assert json.loads(result.stdout)["label"] == "economy"
     assert time.perf_counter() - started < 60
 
 

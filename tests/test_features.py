@@ -1,9 +1,12 @@
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
 from training import LinearClassifier, TextCleaner, TfidfFeaturizer, read_source
+from training.features import TOKEN_RE, word_hashes
 
 DOCS = ["قال الوزير إن القمة العربية", "فاز الفريق بالمباراة", "القمة العربية في الرياض", "الفريق فاز بالكأس"]
 
@@ -51,3 +54,15 @@ def test_sklearn_conventions_clone_and_grid_search(tiny):
     search = GridSearchCV(pipeline, {"features__word_ngrams": [(1, 1), (1, 2)], "classifier__C": [0.5, 1.0]}, cv=2)
     search.fit([d.text for d in docs], [d.label for d in docs])
     assert search.best_score_ > 0.5
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from("ابت ثج_1 \n")), max_size=4))
+def test_vectorized_words_are_the_regex_words(texts):
+    docs, hashes = word_hashes(texts)
+    expected = [(i, word) for i, text in enumerate(texts) for word in TOKEN_RE.findall(text)]
+    assert docs.tolist() == [i for i, _ in expected]
+    hash_of = {}
+    for (_, word), value in zip(expected, hashes.tolist()):
+        assert hash_of.setdefault(word, value) == value  # a word hashes the same wherever it stands
+    assert len(set(hash_of.values())) == len(hash_of)  # and distinct words apart (no collision here)

@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from .autotune import parse_duration, summary as autotune_summary
 from .corpus import FORMATS, Document, ReadOptions, read_sources, replace_lone_surrogates
 from .errors import QismError
 from .evaluation import compare, evaluate_documents, read_labeled
@@ -167,6 +168,7 @@ def train_command(
     class_weight: Annotated[Optional[str], typer.Option(help=f"'balanced' weighs labels inversely to their frequency, 'none' does not [default: {_DEFAULTS.class_weight}]")] = None,
     boilerplate_min_docs: Annotated[Optional[int], typer.Option(help=f"Drop first/last sentences found in this many training articles (outlet notices); 0 keeps them [default: {_DEFAULTS.boilerplate_min_docs}]")] = None,
     balance_sources: Annotated[Optional[bool], typer.Option("--balance-sources/--no-balance-sources", help=f"Give every source the same weight within each label [default: {_DEFAULTS.balance_sources}]", show_default=False)] = None,
+    autotune: Annotated[Optional[str], typer.Option(metavar="DURATION", help="Choose classifier, C, class weight and word n-grams by cross-validation on the training split within this time (90s, 5m, 1h, or seconds), starting from the options given")] = None,
     teh_marbuta: Annotated[bool, typer.Option(help="Normalize ة to ه")] = True,
     dedupe: Annotated[bool, typer.Option(help="Drop duplicate texts and texts found under two labels")] = True,
     text_column: TextColumn = None,
@@ -177,6 +179,7 @@ def train_command(
     as_json: AsJson = False,
 ):
     """Train a classifier on labeled sources (or a recipe) and save it with its card."""
+    budget_seconds = parse_duration(autotune) if autotune is not None else None
     plan = load_recipe(recipe) if recipe else None
     if plan and sources:
         raise QismError("give the sources in the recipe or on the command line, not both")
@@ -202,7 +205,7 @@ def train_command(
     mapping = LabelMap.load(label_map) if label_map else plan.label_map if plan else None
     with stderr.status("training") as status:
         model = train(plan.sources if plan else sources or [], config, read_options=options, label_map=mapping,
-                      n_jobs=jobs, name=out.name, report=lambda message: status.update(message))
+                      n_jobs=jobs, name=out.name, autotune=budget_seconds, report=lambda message: status.update(message))
         status.update(f"saving to {out}")
         model.save(out)
     if as_json:
@@ -211,6 +214,8 @@ def train_command(
     card = model.card
     typer.echo(f"saved {out} ({len(card['labels'])} labels, {card['split']['train']:,} training documents, "
                f"{card['training_seconds']:.1f} s)")
+    if "autotune" in card:
+        typer.echo(autotune_summary(card["autotune"]))
     for note in data_notes(card):
         typer.echo(note)
     if card["scores"]:
@@ -351,6 +356,8 @@ def info_command(
     typer.echo("sources   " + ", ".join(f"{s['path']} ({s['documents']:,})" for s in card.get("sources", [])))
     config = card.get("config", {})
     typer.echo(f"config    {config.get('classifier')} C={config.get('C')} word n-grams {config.get('word_ngrams')}")
+    if "autotune" in card:
+        typer.echo(autotune_summary(card["autotune"]))
     if card.get("scores"):
         typer.echo("")
         typer.echo(_scores_text(card["scores"]))

@@ -1,10 +1,15 @@
-"""TF-IDF features for cleaned Arabic text, as a scikit-learn transformer.
+r"""TF-IDF features for cleaned Arabic text, as a scikit-learn transformer.
 
 Terms (word n-grams, optionally char n-grams) are hashed into a fixed number of buckets instead of
 being kept in a vocabulary: hashing needs no shared state, so chunks of a corpus are featurized on
 every core at once, and a saved model stores a few arrays instead of millions of strings. `fit`
 keeps the buckets that occur in at least `min_df` documents (and at most `max_features` of them) and
 learns their inverse document frequencies.
+
+Counting never builds a term string: a chunk of articles becomes one array of code points, words
+(runs of two or more letters or digits, as the regex `\b\w\w+\b` finds them) are located and hashed
+with prefix sums of a polynomial hash, and n-gram hashes are combined from word hashes, all in
+NumPy. `analyze` gives the same terms as strings, for explanations.
 """
 
 from __future__ import annotations
@@ -24,12 +29,77 @@ from .clean import TextCleaner, learn_edge_boilerplate, strip_edge_boilerplate
 from .errors import QismError
 
 #: Words of two or more letters or digits; single letters carry little topic.
-TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+TOKEN_RE = re.compile(r"(?u)\b\w\w+\b")
 #: Documents per parallel task: large enough to hide the cost of sending work to a process.
 CHUNK_SIZE = 2000
 #: An article longer than this is featurized from its first million characters, so time and memory
 #: stay bounded whatever a file holds (a news article is a few thousand characters).
 MAX_ARTICLE_CHARS = 1_000_000
+
+
+_UINT32 = np.uint64(0xFFFFFFFF)
+_PRIME = 0x100000001B3  # odd, so it has an inverse modulo 2**64
+_PRIME_INVERSE = pow(_PRIME, -1, 2**64)
+#: Whether the regex `\w` matches each code point of the Basic Multilingual Plane.
+_BMP_WORD_CHARS = np.fromiter((chr(c).isalnum() or c == 0x5F for c in range(0x10000)), dtype=bool, count=0x10000)
+
+
+def is_word_char(points: np.ndarray) -> np.ndarray:
+    r"""`\w` for each code point; the rare ones beyond the BMP (emoji, old scripts) one by one."""
+    beyond = points > 0xFFFF
+    result = _BMP_WORD_CHARS[np.where(beyond, 0, points)]
+    if beyond.any():
+        result[beyond] = [chr(point).isalnum() for point in points[beyond]]
+    return result
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """Spread a hash over 32 bits (the finalizer of MurmurHash3)."""
+    h = h & _UINT32
+    h ^= h >> np.uint64(16)
+    h = (h * np.uint64(0x85EBCA6B)) & _UINT32
+    h ^= h >> np.uint64(13)
+    h = (h * np.uint64(0xC2B2AE35)) & _UINT32
+    return h ^ (h >> np.uint64(16))
+
+
+def _combine(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """The hash of a word sequence extended by one word, from the two 32-bit hashes."""
+    return _mix(left * np.uint64(0x9E3779B1) + right + np.uint64(0x27D4EB2F))
+
+
+def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    r"""(document, hash) of every word in `texts`, in order: a word is a run of two or more `\w`
+    characters; its hash depends only on its characters."""
+    joined = "\n".join(texts)
+    points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    is_word = is_word_char(points).view(np.int8)
+    edges = np.diff(is_word, prepend=np.int8(0), append=np.int8(0))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    long_enough = ends - starts >= 2
+    starts, ends = starts[long_enough], ends[long_enough]
+    with np.errstate(over="ignore"):
+        powers = np.cumprod(np.full(len(points), _PRIME, dtype=np.uint64))  # wraps modulo 2**64
+        prefix = np.concatenate(([np.uint64(0)], np.cumsum(points.astype(np.uint64) * powers)))
+        inverse_powers = np.cumprod(np.full(len(points) + 1, _PRIME_INVERSE, dtype=np.uint64))
+        # sum of c[j] * P^(j+1) over the word, moved to start at P^1 so a word hashes the same anywhere
+        hashes = (prefix[ends] - prefix[starts]) * np.concatenate(([np.uint64(1)], inverse_powers[:-1]))[starts]
+    doc_starts = np.cumsum([0] + [len(text) + 1 for text in texts[:-1]])
+    return np.searchsorted(doc_starts, starts, side="right") - 1, _mix(hashes ^ (hashes >> np.uint64(32)))
+
+
+def ngram_hashes(docs: np.ndarray, hashes: np.ndarray, low: int, high: int) -> tuple[np.ndarray, np.ndarray]:
+    """(document, hash) of every word n-gram, low <= n <= high, that does not cross a document."""
+    gram_docs, grams = [], []
+    gram = hashes
+    for n in range(1, high + 1):
+        if n > 1:
+            gram = _combine(gram[:-1], hashes[n - 1 :])
+        if n >= low:
+            same_doc = docs[: len(gram)] == docs[n - 1 :]
+            gram_docs.append(docs[: len(gram)][same_doc])
+            grams.append(gram[same_doc])
+    return np.concatenate(gram_docs), np.concatenate(grams)
 
 
 class TfidfFeaturizer(TransformerMixin, BaseEstimator):
@@ -45,7 +115,6 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
         cleaner: TextCleaner | None = None,
         word_ngrams: tuple[int, int] = (1, 2),
         char_ngrams: tuple[int, int] | None = None,
-        token_pattern: str = TOKEN_PATTERN,
         sublinear_tf: bool = True,
         min_df: int = 2,
         max_df: float = 1.0,
@@ -58,7 +127,6 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
         self.cleaner = cleaner
         self.word_ngrams = word_ngrams
         self.char_ngrams = char_ngrams
-        self.token_pattern = token_pattern
         self.sublinear_tf = sublinear_tf
         self.min_df = min_df
         self.max_df = max_df
@@ -89,31 +157,44 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
     def analyze(self, text: str, cleaned: bool = False) -> list[str]:
         """The terms of one article: word n-grams, then char n-grams marked with a leading `#`.
         Learned boilerplate at the article's edges is left out."""
-        if not cleaned:
-            text = self.clean(text)
-        text = strip_edge_boilerplate(text, self._boilerplate())
+        text = self._prepared(text, cleaned)
         terms: list[str] = []
         if self.word_ngrams:
-            tokens = re.findall(self.token_pattern, text)
+            tokens = TOKEN_RE.findall(text)
             low, high = self.word_ngrams
             for n in range(low, high + 1):
-                if n == 1:
-                    terms.extend(tokens)
-                else:
-                    terms.extend(map(" ".join, zip(*(tokens[i:] for i in range(n)))))
+                terms.extend(map(" ".join, zip(*(tokens[i:] for i in range(n)))))
         if self.char_ngrams:
-            low, high = self.char_ngrams
-            for word in text.split():
-                padded = f" {word} "
-                for n in range(low, high + 1):
-                    terms.extend("#" + padded[i : i + n] for i in range(len(padded) - n + 1))
+            terms.extend(self._char_terms(text))
+        return terms
+
+    def _char_terms(self, text: str) -> list[str]:
+        """Char n-grams of each word padded with spaces, marked with a leading `#`."""
+        low, high = self.char_ngrams
+        terms = []
+        for word in text.split():
+            padded = f" {word} "
+            for n in range(low, high + 1):
+                terms.extend("#" + padded[i : i + n] for i in range(len(padded) - n + 1))
         return terms
 
     def _hasher(self) -> FeatureHasher:
         return FeatureHasher(self.n_buckets, input_type="string", alternate_sign=False, dtype=self.dtype)
 
+    def _prepared(self, text: str, cleaned: bool) -> str:
+        return strip_edge_boilerplate(text if cleaned else self.clean(text), self._boilerplate())
+
     def _count_chunk(self, texts: Sequence[str], cleaned: bool = False) -> sp.csr_matrix:
-        return self._hasher().transform(self.analyze(text, cleaned) for text in texts)
+        texts = [self._prepared(text, cleaned) for text in texts]
+        shape = (len(texts), self.n_buckets)
+        counts = sp.csr_matrix(shape, dtype=self.dtype)
+        if self.word_ngrams and texts:
+            docs, grams = ngram_hashes(*word_hashes(texts), *self.word_ngrams)
+            ones = np.ones(len(docs), dtype=self.dtype)
+            counts = sp.csr_matrix((ones, (docs, grams % np.uint64(self.n_buckets))), shape=shape)
+        if self.char_ngrams:
+            counts = counts + self._hasher().transform(self._char_terms(text) for text in texts)
+        return counts.tocsr()
 
     def _clean_chunk(self, texts: Sequence[str]) -> list[str]:
         return [self.clean(text) for text in texts]
@@ -194,12 +275,20 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
 
     # --- explanations -------------------------------------------------------------------------
 
+    def term_bucket(self, term: str) -> int:
+        """The hashing bucket of one term of `analyze`, as counting puts it."""
+        if term.startswith("#"):
+            return int(self._hasher().transform([[term]]).indices[0])
+        _, hashes = word_hashes(term.split(" "))
+        gram = hashes[:1]
+        for following in hashes[1:]:
+            gram = _combine(gram, following)
+        return int(gram[0] % np.uint64(self.n_buckets))
+
     def term_columns(self, terms: Sequence[str]) -> np.ndarray:
         """The feature column of each term (-1 where its bucket was not kept)."""
-        if not terms:
-            return np.empty(0, dtype=np.int32)
-        hashed = self._hasher().transform([term] for term in terms).tocsr()
-        return self._bucket_to_column()[hashed.indices]
+        buckets = np.fromiter((self.term_bucket(term) for term in terms), dtype=np.int64, count=len(terms))
+        return self._bucket_to_column()[buckets]
 
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self, "columns_")

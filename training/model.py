@@ -24,9 +24,11 @@ import sklearn
 from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
+from .autotune import summary as autotune_summary
 from .classifier import LinearClassifier
 from .clean import TextCleaner
 from .errors import QismError
+from .files import make_like_new
 from .features import TfidfFeaturizer
 
 FORMAT_VERSION = 1
@@ -167,6 +169,7 @@ class Model:
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        make_like_new(staging)
         try:
             arrays: dict[str, np.ndarray] = {}
             spec = {"format": "qism-model", "format_version": FORMAT_VERSION, "versions": package_versions(),
@@ -334,5 +337,11 @@ def render_card(card: dict) -> str:
     lines += ["", "## Training data", "", "| source | documents | SHA-256 |", "|---|---|---|"]
     lines += [f"| {s['path']} | {s['documents']:,} | `{s['sha256'][:16]}…` |" for s in card.get("sources", [])]
     lines += [line for note in data_notes(card) for line in ("", note)]
+    if "autotune" in card:
+        lines += ["", "## Autotune", "", autotune_summary(card["autotune"]), "",
+                  "| classifier | C | class weight | word n-grams | CV macro-F1 | seconds |", "|---|---|---|---|---|---|"]
+        lines += [f"| {t['config']['classifier']} | {t['config']['C']:g} | {t['config']['class_weight'] or 'none'} | "
+                  f"{'-'.join(map(str, t['config']['word_ngrams']))} | {t['cv_macro_f1']:.4f} | {t['seconds']} |"
+                  for t in card["autotune"]["trials"]]
     lines += ["", "## Configuration", "", "```json", json.dumps(card.get("config", {}), ensure_ascii=False, indent=2), "```", ""]
     return "\n".join(lines)

@@ -26,6 +26,7 @@ from joblib import effective_n_jobs
 from .corpus import Document
 from .errors import QismError
 from .explain import explain
+from .files import make_like_new
 from .features import CHUNK_SIZE
 
 OUTPUT_FORMATS = ("table", "json", "jsonl", "csv")
@@ -171,6 +172,7 @@ def atomic_output(path: str | os.PathLike | None, newline: str | None = None):
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        make_like_new(handle.name)
         os.replace(handle.name, path)
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)

@@ -23,6 +23,7 @@ import numpy as np
 from .errors import QismError
 from .evaluation import Evaluation, reliability
 from .explain import explain
+from .files import make_like_new
 
 #: import name -> package to install, for matplotlib versions that cannot lay out Arabic themselves
 SHAPING_PACKAGES = {"arabic_reshaper": "arabic-reshaper", "bidi": "python-bidi"}
@@ -247,9 +248,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
     try:
         with handle:
             handle.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(handle.name, 0o666 & ~umask)
+        make_like_new(handle.name)
         os.replace(handle.name, path)
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)

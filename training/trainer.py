@@ -15,6 +15,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
+from .autotune import check_budget, choose_config
 from .classifier import CLASSIFIERS, LinearClassifier
 from .clean import TextCleaner
 from .corpus import EMPTY_LABEL_FOLDER, Document, ReadOptions, label_key, read_source
@@ -62,7 +63,10 @@ class TrainConfig:
             raise QismError(f"unknown cleaning step(s): {', '.join(sorted(unknown))}")
 
     def build_pipeline(self, n_jobs: int | None = None) -> Pipeline:
-        features = TfidfFeaturizer(
+        return Pipeline([("features", self.build_features(n_jobs)), ("classifier", self.build_classifier(n_jobs))])
+
+    def build_features(self, n_jobs: int | None = None) -> TfidfFeaturizer:
+        return TfidfFeaturizer(
             cleaner=TextCleaner(**self.cleaning),
             word_ngrams=self.word_ngrams,
             char_ngrams=self.char_ngrams,
@@ -74,9 +78,10 @@ class TrainConfig:
             boilerplate_min_docs=self.boilerplate_min_docs,
             n_jobs=n_jobs,
         )
-        classifier = LinearClassifier(self.classifier, C=self.C, class_weight=self.class_weight,
-                                      calibration_size=self.calibration_size, n_jobs=n_jobs, random_state=self.seed)
-        return Pipeline([("features", features), ("classifier", classifier)])
+
+    def build_classifier(self, n_jobs: int | None = None) -> LinearClassifier:
+        return LinearClassifier(self.classifier, C=self.C, class_weight=self.class_weight,
+                                calibration_size=self.calibration_size, n_jobs=n_jobs, random_state=self.seed)
 
 
 # --- corpus preparation -----------------------------------------------------------------------
@@ -252,15 +257,35 @@ def scores_by_source(truth: np.ndarray, predicted: np.ndarray, origins: np.ndarr
     return result
 
 
-def fit(prepared: Prepared, config: TrainConfig, n_jobs: int | None = None,
-        report: Callable[[str], None] = lambda message: None):
-    """Fit the pipeline on the train split and score it on the held-out split."""
-    config.validate()
+def check_trainable(prepared: Prepared) -> Counter:
+    """The documents per label, once it is clear that there are documents of two labels or more."""
     label_counts = Counter(prepared.labels)
     if not prepared.texts:
         raise QismError("the corpus has no usable documents (all empty or unlabeled)")
     if len(label_counts) < 2:
         raise QismError(f"the corpus has a single label ({next(iter(label_counts))}); a classifier needs at least two")
+    return label_counts
+
+
+def autotune_on_training_split(prepared: Prepared, config: TrainConfig, budget_seconds: float,
+                               n_jobs: int | None = None, report: Callable[[str], None] = lambda message: None):
+    """`choose_config` on the training split only: the held-out split scores the chosen model, so it
+    must not choose it. Returns the chosen configuration and the record of the search."""
+    check_trainable(prepared)
+    train_rows, _ = split(prepared, config.test_size, config.seed)
+    labels = np.asarray(prepared.labels, dtype=object)[train_rows]
+    origins = np.asarray(prepared.origins or [""] * len(prepared.texts), dtype=object)[train_rows]
+    weights = source_balancing_weights(labels, origins) if config.balance_sources else None
+    report(f"autotune: cross-validating on the {len(train_rows):,} training documents for up to {budget_seconds:g} s")
+    return choose_config([prepared.texts[i] for i in train_rows], labels, config, budget_seconds,
+                         sample_weight=weights, n_jobs=n_jobs, report=report)
+
+
+def fit(prepared: Prepared, config: TrainConfig, n_jobs: int | None = None,
+        report: Callable[[str], None] = lambda message: None):
+    """Fit the pipeline on the train split and score it on the held-out split."""
+    config.validate()
+    label_counts = check_trainable(prepared)
     train_rows, test_rows = split(prepared, config.test_size, config.seed)
     texts = np.asarray(prepared.texts, dtype=object)
     labels = np.asarray(prepared.labels, dtype=object)
@@ -282,14 +307,18 @@ def fit(prepared: Prepared, config: TrainConfig, n_jobs: int | None = None,
 
 
 def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptions = ReadOptions(),
-          label_map=None, n_jobs: int | None = None, name: str = "",
+          label_map=None, n_jobs: int | None = None, name: str = "", autotune: float | None = None,
           report: Callable[[str], None] = lambda message: None) -> Model:
     """Read labeled sources, fit a classifier and return the model with its card (not yet saved).
 
     `label_map` (a `recipe.LabelMap`) renames and merges labels and drops the ones it does not list.
+    `autotune` (seconds) first chooses the classifier, C, class weight and word n-grams by
+    cross-validation on the training split, starting from `config`; the card records the search.
     """
     config = config or TrainConfig()
     config.validate()
+    if autotune is not None:
+        check_budget(autotune)
     started = time.perf_counter()
     sources = [str(source) for source in sources]
     if not sources:
@@ -302,6 +331,9 @@ def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptio
     if label_map is not None and label_map.unmapped:
         prepared.dropped["unmapped_label"] = sum(label_map.unmapped.values())
     report(f"{len(prepared.texts):,} documents after dropping {sum(prepared.dropped.values()):,}")
+    search = None
+    if autotune is not None:
+        config, search = autotune_on_training_split(prepared, config, autotune, n_jobs, report)
     pipeline, sizes, label_counts, scores = fit(prepared, config, n_jobs, report)
     card = {
         "name": name,
@@ -322,4 +354,6 @@ def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptio
     if label_map is not None:
         card["label_names"] = {label: label_map.names[label] for label in label_counts}
         card["unmapped_labels"] = dict(sorted(label_map.unmapped.items()))
+    if search is not None:
+        card["autotune"] = search
     return Model(pipeline, card)
