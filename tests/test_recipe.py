@@ -3,7 +3,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from training import QismError, load_model, train
+from training import QismError, TrainConfig, evaluate, load_model, train
 from training.cli import app
 from training.recipe import LabelMap, load_recipe
 
@@ -76,3 +76,28 @@ def test_recipe_errors(tiny, tmp_path):
     recipe.write_text(f'sources = ["{tiny}"]\n', encoding="utf-8")
     result = CliRunner().invoke(app, ["train", str(tiny), "--recipe", str(recipe), "--out", str(tmp_path / "m")])
     assert result.exit_code == 1 and "not both" in result.stderr
+
+
+def test_evaluate_accepts_display_names_as_labels(tiny, tmp_path):
+    path = tmp_path / "map.toml"
+    path.write_text(LABEL_MAP, encoding="utf-8")
+    model = train([tiny], TrainConfig(min_df=1, test_size=0), label_map=LabelMap.load(path))
+    corpus = tmp_path / "by-name"
+    for folder, name in (("sports", "رياضة"), ("economy", "اقتصاد")):
+        (corpus / name).mkdir(parents=True)
+        for article in (tiny / folder).iterdir():
+            (corpus / name / article.name).write_bytes(article.read_bytes())
+    scores = evaluate(model, [corpus])
+    assert scores["labels_unknown_to_model"] == [] and scores["accuracy"] == 1.0
+
+
+def test_recipe_notes_reach_the_card(tiny, tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(f'sources = ["{tiny}"]\nnotes = ["security is learned from posts only"]\n[train]\nmin_df = 1\ntest_size = 0\n', encoding="utf-8")
+    result = CliRunner().invoke(app, ["train", "--recipe", str(recipe), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    assert load_model(tmp_path / "m").card["notes"] == ["security is learned from posts only"]
+    assert "- security is learned from posts only" in (tmp_path / "m" / "card.md").read_text(encoding="utf-8")
+    recipe.write_text(f'sources = ["{tiny}"]\nnotes = "one string"\n', encoding="utf-8")
+    with pytest.raises(QismError, match="notes"):
+        load_recipe(recipe)

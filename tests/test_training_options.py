@@ -5,12 +5,15 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from training import LinearClassifier, TfidfFeaturizer, TrainConfig, read_source, train
 from training.cli import app
 from training.model import render_card
-from training.clean import edge_segments, learn_edge_boilerplate, strip_edge_boilerplate
+from training.clean import (EDGE_SEGMENTS, _SEGMENT_RE, edge_segments, learn_edge_boilerplate, segment_key,
+                            strip_edge_boilerplate)
 from training.trainer import Prepared, fit, source_balancing_weights
 
 NOTICE = "حمل تطبيق الموقع الآن لتصلك الأخبار العاجلة على هاتفك"
@@ -82,3 +85,19 @@ def test_outlet_from_jsonl_is_the_origin(tmp_path):
     model = train([path], TrainConfig(min_df=1, test_size=0.5))
     assert set(model.card["scores"]["by_source"]) == {"BBC", "CNN"}
     assert "Held-out scores per source" in render_card(model.card)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["خبر عن الاقتصاد.", NOTICE, "", "سطر طويل " * 300, "جملة. أخرى؟"]), max_size=8),
+       st.sampled_from(["\n", " "]))
+def test_quick_edge_check_agrees_with_peeling_every_segment(pieces, separator):
+    text = separator.join(pieces)
+    keys = frozenset(segment_key(s) for s in (NOTICE, "خبر عن الاقتصاد."))
+    segments = [segment for segment in _SEGMENT_RE.split(text) if segment]
+    start, end = 0, len(segments)
+    while start < end and start <= EDGE_SEGMENTS and segment_key(segments[start]) in keys:
+        start += 1
+    while end > start and len(segments) - end <= EDGE_SEGMENTS and segment_key(segments[end - 1]) in keys:
+        end -= 1
+    expected = text if (start, end) == (0, len(segments)) else "\n".join(segments[start:end])
+    assert strip_edge_boilerplate(text, keys) == expected

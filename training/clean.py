@@ -118,7 +118,8 @@ _URL_RE = re.compile(r"(?:https?://|www\.)[^\s<>\"]+", re.IGNORECASE)
 _EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _MENTION_RE = re.compile(r"(?:^|(?<=\s))(?:RT\s+)?(?:@\w+:?)+")  # "@a@b" whole, or "@b" is left
 _HASHTAG_RE = re.compile(r"#+(\w+)")  # all the #s, so "##x" does not leave "#x" behind
-_GLUED_PUNCT_RE = re.compile(r"(?<=[\u0621-\u064a])([.!?؟،؛:])(?=[\u0621-\u064a])")
+# the mark first, then a look back at the letter before it: far faster to scan for than a lookbehind first
+_GLUED_PUNCT_RE = re.compile(r"([.!?؟،؛:])(?<=[\u0621-\u064a][.!?؟،؛:])(?=[\u0621-\u064a])")
 
 
 # Each regex runs only when the character it needs is in the text: most articles have none.
@@ -243,9 +244,26 @@ def learn_edge_boilerplate(texts: Iterable[str], min_docs: int) -> np.ndarray:
     return np.array(sorted(key for key, count in counts.items() if count >= min_docs), dtype=np.uint64)
 
 
+#: The separators `_SEGMENT_RE` finds, as plain strings (the segment break is their last character).
+_SEPARATORS = ("\n", ". ", "! ", "? ", "؟ ")
+
+
+def _has_edge_boilerplate(text: str, boilerplate: frozenset[int]) -> bool:
+    """Whether the first or last segment is boilerplate, found with plain string search (most
+    articles carry none, and this is on the path of every article labeled)."""
+    breaks = [(text.find(sep), text.rfind(sep), len(sep) - 1) for sep in _SEPARATORS]
+    firsts = [first + offset for first, _, offset in breaks if first >= 0]
+    lasts = [last + offset for _, last, offset in breaks if last >= 0]
+    head = text[: min(firsts)] if firsts else text
+    tail = text[max(lasts) + 1 :] if lasts else text
+    if not head or not tail:
+        return True  # empty edge segments are skipped when peeling: let it decide
+    return segment_key(head) in boilerplate or segment_key(tail) in boilerplate
+
+
 def strip_edge_boilerplate(text: str, boilerplate: frozenset[int]) -> str:
     """Peel boilerplate segments off both ends of a cleaned article."""
-    if not boilerplate:
+    if not boilerplate or not _has_edge_boilerplate(text, boilerplate):
         return text
     segments = [segment for segment in _SEGMENT_RE.split(text) if segment]
     start, end = 0, len(segments)
@@ -336,6 +354,7 @@ class TextCleaner(BaseEstimator):
                     ("emails", remove_emails),
                     ("mentions", remove_mentions),
                     ("hashtags", split_hashtags),
+                    ("punctuation_spacing", space_after_punctuation),  # never across lines, so once per text
                 )
                 if params[name]
             ]
@@ -352,8 +371,6 @@ class TextCleaner(BaseEstimator):
         for step in text_steps:
             text = step(text)
         lines = [" ".join(line.split()) for line in text.splitlines()]
-        if self.punctuation_spacing:
-            lines = [space_after_punctuation(line) for line in lines]
         lines = [line for line in lines if line]
         for step in line_steps:
             lines = step(lines)

@@ -206,6 +206,8 @@ def train_command(
     with stderr.status("training") as status:
         model = train(plan.sources if plan else sources or [], config, read_options=options, label_map=mapping,
                       n_jobs=jobs, name=out.name, autotune=budget_seconds, report=lambda message: status.update(message))
+        if plan and plan.notes:
+            model.card["notes"] = plan.notes
         status.update(f"saving to {out}")
         model.save(out)
     if as_json:

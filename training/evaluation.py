@@ -112,7 +112,9 @@ def read_labeled(sources: Iterable[str], options: ReadOptions = ReadOptions()) -
 
 def evaluate_documents(model, documents: Sequence[Document]) -> Evaluation:
     """Score `model` on labeled documents; labels the model does not know count as errors."""
-    spelled = {label_key(label): label for label in model.labels}  # `Sports ` is the model's `sports`
+    # `Sports ` is the model's `sports`, and a display name (`رياضة`) is the label it names
+    spelled = {label_key(name): label for label, name in model.label_names.items()}
+    spelled.update({label_key(label): label for label in model.labels})
     y_true = [spelled.get(label_key(doc.label), " ".join(doc.label.split())) for doc in documents]
     proba = model.predict_proba([doc.text for doc in documents])
     y_pred = [model.labels[i] for i in proba.argmax(axis=1)]

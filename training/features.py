@@ -38,18 +38,18 @@ MAX_ARTICLE_CHARS = 1_000_000
 
 
 _UINT32 = np.uint64(0xFFFFFFFF)
-_PRIME = 0x100000001B3  # odd, so it has an inverse modulo 2**64
-_PRIME_INVERSE = pow(_PRIME, -1, 2**64)
+_PRIME = 0x100000001B3
 #: Whether the regex `\w` matches each code point of the Basic Multilingual Plane.
 _BMP_WORD_CHARS = np.fromiter((chr(c).isalnum() or c == 0x5F for c in range(0x10000)), dtype=bool, count=0x10000)
 
 
 def is_word_char(points: np.ndarray) -> np.ndarray:
     r"""`\w` for each code point; the rare ones beyond the BMP (emoji, old scripts) one by one."""
+    if not len(points) or points.max() <= 0xFFFF:
+        return _BMP_WORD_CHARS[points]
     beyond = points > 0xFFFF
     result = _BMP_WORD_CHARS[np.where(beyond, 0, points)]
-    if beyond.any():
-        result[beyond] = [chr(point).isalnum() for point in points[beyond]]
+    result[beyond] = [chr(point).isalnum() for point in points[beyond]]
     return result
 
 
@@ -68,22 +68,29 @@ def _combine(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return _mix(left * np.uint64(0x9E3779B1) + right + np.uint64(0x27D4EB2F))
 
 
+def _powers(n: int) -> np.ndarray:
+    """P**1 .. P**n modulo 2**64."""
+    with np.errstate(over="ignore"):
+        return np.cumprod(np.full(n, _PRIME, dtype=np.uint64))
+
+
 def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     r"""(document, hash) of every word in `texts`, in order: a word is a run of two or more `\w`
-    characters; its hash depends only on its characters."""
+    characters; its hash, the sum of its code points times P**1, P**2, ..., depends only on it."""
     joined = "\n".join(texts)
     points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    is_word = is_word_char(points).view(np.int8)
-    edges = np.diff(is_word, prepend=np.int8(0), append=np.int8(0))
+    edges = np.diff(is_word_char(points).view(np.int8), prepend=np.int8(0), append=np.int8(0))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     long_enough = ends - starts >= 2
-    starts, ends = starts[long_enough], ends[long_enough]
-    with np.errstate(over="ignore"):
-        powers = np.cumprod(np.full(len(points), _PRIME, dtype=np.uint64))  # wraps modulo 2**64
-        prefix = np.concatenate(([np.uint64(0)], np.cumsum(points.astype(np.uint64) * powers)))
-        inverse_powers = np.cumprod(np.full(len(points) + 1, _PRIME_INVERSE, dtype=np.uint64))
-        # sum of c[j] * P^(j+1) over the word, moved to start at P^1 so a word hashes the same anywhere
-        hashes = (prefix[ends] - prefix[starts]) * np.concatenate(([np.uint64(1)], inverse_powers[:-1]))[starts]
+    starts, lengths = starts[long_enough], (ends - starts)[long_enough]
+    if not len(starts):
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint64)
+    # every character of every word, with its offset inside the word
+    first_char = np.cumsum(lengths) - lengths
+    offsets = np.arange(lengths.sum()) - np.repeat(first_char, lengths)
+    chars = points[np.repeat(starts, lengths) + offsets].astype(np.uint64)
+    with np.errstate(over="ignore"):  # all arithmetic is modulo 2**64
+        hashes = np.add.reduceat(chars * _powers(int(lengths.max()))[offsets], first_char)
     doc_starts = np.cumsum([0] + [len(text) + 1 for text in texts[:-1]])
     return np.searchsorted(doc_starts, starts, side="right") - 1, _mix(hashes ^ (hashes >> np.uint64(32)))
 

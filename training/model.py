@@ -343,5 +343,7 @@ def render_card(card: dict) -> str:
         lines += [f"| {t['config']['classifier']} | {t['config']['C']:g} | {t['config']['class_weight'] or 'none'} | "
                   f"{'-'.join(map(str, t['config']['word_ngrams']))} | {t['cv_macro_f1']:.4f} | {t['seconds']} |"
                   for t in card["autotune"]["trials"]]
+    if card.get("notes"):
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in card["notes"]]
     lines += ["", "## Configuration", "", "```json", json.dumps(card.get("config", {}), ensure_ascii=False, indent=2), "```", ""]
     return "\n".join(lines)

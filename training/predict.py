@@ -114,9 +114,14 @@ def _write_table(records: Iterable[dict], out: IO[str]) -> None:
     for number, record in enumerate(records, 1):
         best, *rest = record["top"] or [None]
         score = f"{best['score']:.2f}" if best else "-"
-        others = record.get("reason") or "  ".join(f"{item['label']} {item['score']:.2f}" for item in rest)
+        others = record.get("reason") or "  ".join(f"{_shown(item)} {item['score']:.2f}" for item in rest)
         terms = "\t" + ", ".join(f"{item['term']} {item['weight']:.2f}" for item in record["terms"]) if explained else ""
-        out.write(f"{record.get('id', number)}\t{record['label']}\t{score}\t{others}{terms}\n")
+        out.write(f"{record.get('id', number)}\t{_shown(record)}\t{score}\t{others}{terms}\n")
+
+
+def _shown(item: dict) -> str:
+    """A label for people: its display name too, when the model has one."""
+    return f"{item['label']} ({item['label_ar']})" if item.get("label_ar") else item["label"]
 
 
 def _write_json(records: Iterable[dict], out: IO[str]) -> None:

@@ -103,6 +103,8 @@ class Recipe:
     label_map: LabelMap | None
     options: dict
     read_options: ReadOptions
+    #: What a reader of the model card should know about the model (caveats, data choices).
+    notes: list[str] = field(default_factory=list)
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -128,4 +130,7 @@ def load_recipe(path: str | Path) -> Recipe:
         read_options = ReadOptions(**read)
     except TypeError:
         raise QismError(f"{path}: unknown [read] option in {sorted(read)}") from None
-    return Recipe([str(s) for s in sources], label_map, options, read_options)
+    notes = data.get("notes", [])
+    if not isinstance(notes, list) or not all(isinstance(note, str) for note in notes):
+        raise QismError(f"{path}: `notes` is a list of strings")
+    return Recipe([str(s) for s in sources], label_map, options, read_options, notes)

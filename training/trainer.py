@@ -273,12 +273,18 @@ def autotune_on_training_split(prepared: Prepared, config: TrainConfig, budget_s
     must not choose it. Returns the chosen configuration and the record of the search."""
     check_trainable(prepared)
     train_rows, _ = split(prepared, config.test_size, config.seed)
-    labels = np.asarray(prepared.labels, dtype=object)[train_rows]
-    origins = np.asarray(prepared.origins or [""] * len(prepared.texts), dtype=object)[train_rows]
-    weights = source_balancing_weights(labels, origins) if config.balance_sources else None
     report(f"autotune: cross-validating on the {len(train_rows):,} training documents for up to {budget_seconds:g} s")
-    return choose_config([prepared.texts[i] for i in train_rows], labels, config, budget_seconds,
-                         sample_weight=weights, n_jobs=n_jobs, report=report)
+    return choose_config([prepared.texts[i] for i in train_rows], [prepared.labels[i] for i in train_rows], config,
+                         budget_seconds, sample_weight=training_weights(prepared, config, train_rows), n_jobs=n_jobs,
+                         report=report)
+
+
+def training_weights(prepared: Prepared, config: TrainConfig, rows: np.ndarray) -> np.ndarray | None:
+    """Source-balancing sample weights of these rows, when the configuration asks for them."""
+    if not config.balance_sources:
+        return None
+    origins = np.asarray(prepared.origins or [""] * len(prepared.texts), dtype=object)
+    return source_balancing_weights(np.asarray(prepared.labels, dtype=object)[rows], origins[rows])
 
 
 def fit(prepared: Prepared, config: TrainConfig, n_jobs: int | None = None,
@@ -292,7 +298,7 @@ def fit(prepared: Prepared, config: TrainConfig, n_jobs: int | None = None,
     origins = np.asarray(prepared.origins or [""] * len(texts), dtype=object)
     pipeline = config.build_pipeline(n_jobs)
     report(f"fitting on {len(train_rows):,} documents")
-    weights = source_balancing_weights(labels[train_rows], origins[train_rows]) if config.balance_sources else None
+    weights = training_weights(prepared, config, train_rows)
     pipeline.fit(texts[train_rows], labels[train_rows], classifier__sample_weight=weights)
     scores = None
     if len(test_rows):
