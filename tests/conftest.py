@@ -36,5 +36,5 @@ def sample_model_dir(tmp_path_factory):
     from training import TrainConfig, train
 
     directory = tmp_path_factory.mktemp("models") / "sample"
-    train([SAMPLE], TrainConfig(min_df=1)).save(directory)
+    train([SAMPLE], TrainConfig()).save(directory)
     return directory

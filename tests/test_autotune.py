@@ -45,6 +45,8 @@ def test_candidates_start_with_the_given_config_and_repeat_none():
 def test_an_unseen_kind_is_expected_to_cost_its_relative_share():
     assert estimated_seconds("sgd", {"sgd": 2.0}) == 2.0
     assert estimated_seconds("logreg", {"sgd": 1.0}) == 20.0
+    # complement NB slowed by calibration on a small corpus does not make logistic regression look endless
+    assert estimated_seconds("logreg", {"sgd": 1.0, "linear_svc": 4.0, "complement_nb": 2.0}) == 20.0
 
 
 def test_autotune_records_every_trial_and_fits_the_best_by_cv(tiny):
@@ -111,6 +113,8 @@ def test_cli_autotune_prints_the_card_with_the_search(tmp_path):
     assert search["budget_seconds"] == 600 and search["documents"] == card["split"]["train"]
     assert card["config"]["classifier"] == search["chosen"]["config"]["classifier"]
     assert card["config"]["word_ngrams"] == search["chosen"]["config"]["word_ngrams"]
+    assert f"autotune: {len(search['trials'])} trials" in CliRunner().invoke(app, ["info", str(tmp_path / "m")]).output
+    assert "## Autotune" in (tmp_path / "m" / "card.md").read_text(encoding="utf-8")
 
 
 def test_cli_refuses_a_bad_duration_in_one_line(tmp_path):

@@ -69,3 +69,9 @@ def test_saving_over_a_model_replaces_it_whole(tiny, tmp_path):
     train([tiny], TrainConfig(test_size=0, min_df=1, C=5.0)).save(tmp_path / "m")
     assert load_model(tmp_path / "m").card["config"]["C"] == 5.0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_no_texts_give_no_rows(tiny_model_dir):
+    model = load_model(tiny_model_dir)
+    assert model.predict_proba([]).shape == (0, 3)
+    assert model.predict([]) == [] and model.predict_top([], 2) == []

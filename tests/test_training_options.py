@@ -101,3 +101,32 @@ def test_quick_edge_check_agrees_with_peeling_every_segment(pieces, separator):
         end -= 1
     expected = text if (start, end) == (0, len(segments)) else "\n".join(segments[start:end])
     assert strip_edge_boilerplate(text, keys) == expected
+
+
+def test_nb_log_count_ratios_favour_a_labels_own_words():
+    import scipy.sparse as sp
+
+    from training.classifier import nb_log_count_ratios
+
+    X = sp.csr_matrix(np.array([[1, 0, 1], [1, 0, 1], [0, 1, 1], [0, 1, 1]], dtype=np.float32))
+    ratios = nb_log_count_ratios(X, np.array([0, 0, 1, 1]), 2, alpha=1.0)
+    assert ratios[0, 0] > 0 > ratios[0, 1] and ratios[1, 1] > 0 > ratios[1, 0]
+    assert ratios[0, 2] == pytest.approx(0, abs=1e-6)  # a word both labels use says nothing
+
+
+@pytest.mark.parametrize("kind", ["sgd", "linear_svc"])
+def test_nb_scaling_is_folded_into_plain_weights(tiny, kind):
+    docs = list(read_source(tiny))
+    X = TfidfFeaturizer(min_df=1).fit_transform([d.text for d in docs])
+    y = [d.label for d in docs]
+    plain = LinearClassifier(kind, calibration_size=0).fit(X, y)
+    scaled = LinearClassifier(kind, nb_scaling=1.0, calibration_size=0).fit(X, y)
+    assert scaled.coef_.shape == plain.coef_.shape and not np.allclose(scaled.coef_, plain.coef_)
+    assert (scaled.predict(X) == np.array(y)).mean() > 0.9
+
+
+def test_cli_nb_and_class_scaling_options(tiny, tmp_path):
+    result = CliRunner().invoke(app, ["train", str(tiny), "--out", str(tmp_path / "m"), "--min-df", "1", "--json",
+                                      "--nb-scaling", "0", "--class-scaling"])
+    config = json.loads(result.output)["config"]
+    assert (config["nb_scaling"], config["class_scaling"]) == (0, True)

@@ -28,9 +28,10 @@ FOLDS = 3
 #: and fast, LinearSVC a few times slower, complement NB nearly free, logistic regression the slowest.
 CLASSIFIER_GRID = (("sgd", 0.5), ("sgd", 1.0), ("sgd", 2.0), ("sgd", 4.0), ("linear_svc", 0.3), ("linear_svc", 1.0),
                    ("complement_nb", 1.0), ("logreg", 1.0))
-#: Word n-gram ranges; those other than the given one are tried with the best classifier found, each featurized once.
+#: Word n-gram ranges; those other than the given one are tried with the best classifier found, each
+#: featurized once.
 WORD_NGRAMS = ((1, 1), (1, 2), (1, 3))
-#: A fit's cost relative to SGD's (measured on ANT and ASND), to guess a kind's time before its first trial.
+#: A trial's time relative to SGD's on ANT v2.1, to guess a kind's time before its first trial.
 RELATIVE_COST = {"complement_nb": 0.2, "sgd": 1.0, "linear_svc": 4.0, "logreg": 20.0}
 #: The settings autotune chooses; each trial records them.
 KNOBS = ("classifier", "C", "class_weight", "word_ngrams")
@@ -89,7 +90,8 @@ def cv_macro_f1(X, labels: np.ndarray, folds, config: TrainConfig, sample_weight
     scores = []
     for fit_rows, check_rows in folds:
         classifier = config.build_classifier(n_jobs)
-        classifier.fit(X[fit_rows], labels[fit_rows], sample_weight=None if sample_weight is None else sample_weight[fit_rows])
+        weights = None if sample_weight is None else sample_weight[fit_rows]
+        classifier.fit(X[fit_rows], labels[fit_rows], sample_weight=weights)
         predicted = classifier.predict(X[check_rows])
         scores.append(f1_score(labels[check_rows], predicted, labels=np.unique(labels), average="macro", zero_division=0))
     return float(np.mean(scores))
@@ -97,14 +99,17 @@ def cv_macro_f1(X, labels: np.ndarray, folds, config: TrainConfig, sample_weight
 
 def estimated_seconds(kind: str, seconds_by_kind: dict[str, float]) -> float:
     """How long a trial of this kind will take: as long as its slowest so far, else the others' times
-    scaled by RELATIVE_COST."""
+    scaled by RELATIVE_COST, their median: on a small corpus calibration, not the learner, sets the
+    time, and a quick kind would predict an absurd time for a slow one."""
     if kind in seconds_by_kind:
         return seconds_by_kind[kind]
-    return max(seconds / RELATIVE_COST[seen] for seen, seconds in seconds_by_kind.items()) * RELATIVE_COST[kind]
+    per_unit = np.median([seconds / RELATIVE_COST[seen] for seen, seconds in seconds_by_kind.items()])
+    return float(per_unit) * RELATIVE_COST[kind]
 
 
 def choose_config(texts: list[str], labels, base: TrainConfig, budget_seconds: float, *, sample_weight=None,
-                  n_jobs: int | None = None, report: Callable[[str], None] = lambda message: None) -> tuple[TrainConfig, dict]:
+                  n_jobs: int | None = None,
+                  report: Callable[[str], None] = lambda message: None) -> tuple[TrainConfig, dict]:
     """The best configuration by cross-validated macro-F1 on `texts` (the training split only), and
     the record of the search for the model card.
 

@@ -2,9 +2,9 @@
 
 Every classifier qism offers is linear at prediction time, so `LinearClassifier` keeps only its
 weights, biases and a softmax temperature fitted on held-out data: a saved model is a few arrays, and
-its scores are calibrated probabilities whichever learner produced the weights. Per-class corrections
-(vector scaling) fitted on the same held-out data are folded into the weights, so the saved arrays stay
-the same: a softmax of the decisions over the temperature.
+its scores are calibrated probabilities whichever learner produced the weights. Training-time devices,
+NB scaling and optional per-class corrections (vector scaling), are folded into the weights, so the
+saved arrays stay the same: a softmax of the decisions over the temperature.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import scipy.sparse as sp
 from joblib import Parallel, delayed
 from scipy.optimize import minimize, minimize_scalar
 from scipy.special import log_softmax, softmax
@@ -33,23 +34,24 @@ CLASSIFIERS = ("linear_svc", "logreg", "sgd", "complement_nb")
 
 #: Passes over the data for SGD: its scores stop improving well before it formally converges.
 SGD_EPOCHS = 15
+#: Learners fitted as one binary problem per label, which NB scaling applies to.
+ONE_VS_REST = ("linear_svc", "sgd")
 
 
-def _make_estimator(kind: str, C: float, class_weight: str | None, n_jobs: int | None, random_state: int):
+def _make_estimator(kind: str, C: float, random_state: int):
     if kind == "linear_svc":
-        return LinearSVC(C=C, class_weight=class_weight, random_state=random_state)
-    if kind == "logreg":
-        return LogisticRegression(C=C, class_weight=class_weight, max_iter=1000, random_state=random_state)
+        return LinearSVC(C=C, random_state=random_state)
     if kind == "sgd":
-        return SGDClassifier(loss="hinge", alpha=1e-5 / C, max_iter=SGD_EPOCHS, tol=None, class_weight=class_weight,
-                             n_jobs=n_jobs, random_state=random_state)
-    if kind == "complement_nb":  # complement NB is built to cope with skewed classes; it takes no weights
+        return SGDClassifier(loss="hinge", alpha=1e-5 / C, max_iter=SGD_EPOCHS, tol=None, random_state=random_state)
+    if kind == "logreg":
+        return LogisticRegression(C=C, max_iter=1000, random_state=random_state)
+    if kind == "complement_nb":
         return ComplementNB(alpha=1.0 / C)
     raise ValueError(f"unknown classifier {kind!r}; choose one of {', '.join(CLASSIFIERS)}")
 
 
 def _linear_weights(estimator, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """(coef, intercept) with one row per class, whichever estimator produced them."""
+    """(coef, intercept) with one row per class, from a multiclass estimator."""
     if isinstance(estimator, ComplementNB):
         coef, intercept = estimator.feature_log_prob_, np.zeros(n_classes)
     else:
@@ -59,14 +61,44 @@ def _linear_weights(estimator, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(coef, dtype=np.float32), np.asarray(intercept, dtype=np.float32)
 
 
-def _one_vs_rest(make, X, y_index, n_classes, sample_weight, n_jobs) -> tuple[np.ndarray, np.ndarray]:
-    """One binary learner per class, on threads (liblinear releases the GIL, and threads share X
-    instead of copying it to each process)."""
+def balanced_weights(y_index: np.ndarray, n_classes: int) -> np.ndarray:
+    """n / (n_classes * n_label) per document: every label weighs the same in total."""
+    return (len(y_index) / (n_classes * np.bincount(y_index, minlength=n_classes)))[y_index]
+
+
+def nb_log_count_ratios(X, y_index: np.ndarray, n_classes: int, alpha: float) -> np.ndarray:
+    """Per label and feature, log of (share of the label's documents with the feature) over (share of
+    the other documents with it), smoothed by `alpha`: NB-SVM's scaling (Wang & Manning, 2012), which
+    lets a linear learner start from naive Bayes' evidence."""
+    present = sp.csr_matrix((np.ones_like(X.data), X.indices, X.indptr), shape=X.shape)
+    membership = sp.csr_matrix((np.ones(len(y_index), dtype=X.dtype), (y_index, np.arange(len(y_index)))),
+                               shape=(n_classes, len(y_index)))
+    in_label = np.asarray((membership @ present).todense())
+    p = alpha + in_label
+    q = alpha + (in_label.sum(axis=0, keepdims=True) - in_label)
+    return (np.log(p / p.sum(axis=1, keepdims=True)) - np.log(q / q.sum(axis=1, keepdims=True))).astype(np.float32)
+
+
+def _fit_binary(make, X, target, sample_weight, ratios):
+    """One label against the rest, on features scaled by the label's NB ratios (folded back into
+    the weights, so the model still scores plain features)."""
+    if ratios is not None:
+        X = X.copy()
+        X.data *= ratios[X.indices]
+    estimator = make().fit(X, target, sample_weight=sample_weight)
+    coef = estimator.coef_[0] if ratios is None else estimator.coef_[0] * ratios
+    return coef, estimator.intercept_[0]
+
+
+def _one_vs_rest(make, X, y_index, n_classes, sample_weight, ratios, n_jobs) -> tuple[np.ndarray, np.ndarray]:
+    """One binary learner per label, on threads (liblinear and SGD release the GIL, and threads share
+    X instead of copying it to each process)."""
     fitted = Parallel(n_jobs=n_jobs, prefer="threads")(
-        delayed(make().fit)(X, y_index == k, sample_weight=sample_weight) for k in range(n_classes)
+        delayed(_fit_binary)(make, X, y_index == k, sample_weight, None if ratios is None else ratios[k])
+        for k in range(n_classes)
     )
-    return (np.vstack([e.coef_ for e in fitted]).astype(np.float32),
-            np.concatenate([e.intercept_ for e in fitted]).astype(np.float32))
+    return (np.vstack([coef for coef, _ in fitted]).astype(np.float32),
+            np.asarray([intercept for _, intercept in fitted], dtype=np.float32))
 
 
 def fit_temperature(decision: np.ndarray, y_index: np.ndarray) -> float:
@@ -112,24 +144,35 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
     `kind` picks the learner (LinearSVC, logistic regression, SGD, complement naive Bayes; `C` is the
     inverse regularization strength for all). `class_weight="balanced"` weighs each label inversely to
     its frequency, so a label's share in the training corpus is not learned as a prior that another
-    outlet would not share (complement NB ignores it). A stratified `calibration_size` share of the training
-    rows is first held out to fit the softmax temperature and per-class corrections, then the weights
-    are refit on all rows and the corrections folded into them.
+    outlet would not share. `nb_scaling` (the smoothing alpha; 0 is off) scales features by NB
+    log-count ratios for the one-vs-rest learners (LinearSVC, SGD).
+
+    A stratified `calibration_size` share of the training rows is first held out to fit the softmax
+    temperature (and, with `class_scaling`, a scale and bias per label), then the weights are refit
+    on all rows. Per-label corrections fit the training corpus's label mix, which a new outlet does
+    not share, so they are off by default.
     """
 
     def __init__(self, kind: str = "linear_svc", C: float = 1.0, class_weight: str | None = None,
-                 calibration_size: float = 0.1, n_jobs: int | None = None, random_state: int = 42):
+                 nb_scaling: float = 0.0, calibration_size: float = 0.1, class_scaling: bool = False,
+                 n_jobs: int | None = None, random_state: int = 42):
         self.kind = kind
         self.C = C
         self.class_weight = class_weight
+        self.nb_scaling = nb_scaling
         self.calibration_size = calibration_size
+        self.class_scaling = class_scaling
         self.n_jobs = n_jobs
         self.random_state = random_state
 
     def _fit_weights(self, X, y_index, n_classes, sample_weight=None):
-        make = functools.partial(_make_estimator, self.kind, self.C, self.class_weight, self.n_jobs, self.random_state)
-        if self.kind == "linear_svc" and n_classes > 2:
-            return _one_vs_rest(make, X, y_index, n_classes, sample_weight, self.n_jobs)
+        if self.class_weight == "balanced":
+            balance = balanced_weights(y_index, n_classes)
+            sample_weight = balance if sample_weight is None else sample_weight * balance
+        make = functools.partial(_make_estimator, self.kind, self.C, self.random_state)
+        if self.kind in ONE_VS_REST:
+            ratios = nb_log_count_ratios(X, y_index, n_classes, self.nb_scaling) if self.nb_scaling else None
+            return _one_vs_rest(make, X, y_index, n_classes, sample_weight, ratios, self.n_jobs)
         return _linear_weights(make().fit(X, y_index, sample_weight=sample_weight), n_classes)
 
     def fit(self, X, y, sample_weight=None):
@@ -151,7 +194,8 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
             )
             held = self.decision_function(X[held_rows])
             self.temperature_ = fit_temperature(held, y_index[held_rows])
-            scale, bias = fit_class_scaling(held / self.temperature_, y_index[held_rows])
+            if self.class_scaling:
+                scale, bias = fit_class_scaling(held / self.temperature_, y_index[held_rows])
         coef, intercept = self._fit_weights(X, y_index, n_classes, sample_weight)
         # decision / T * scale + bias == (scale * decision + T * bias) / T
         self.coef_ = coef * scale.astype(np.float32)[:, None]

@@ -166,6 +166,8 @@ def train_command(
     test_size: Annotated[Optional[float], typer.Option(help=f"Share held out for the card's scores; 0 trains on all [default: {_DEFAULTS.test_size}]")] = None,
     seed: Annotated[Optional[int], typer.Option(help=f"Seed of the split and the learners [default: {_DEFAULTS.seed}]")] = None,
     class_weight: Annotated[Optional[str], typer.Option(help=f"'balanced' weighs labels inversely to their frequency, 'none' does not [default: {_DEFAULTS.class_weight}]")] = None,
+    nb_scaling: Annotated[Optional[float], typer.Option(help=f"Scale features by naive Bayes log-count ratios (NB-SVM) for linear_svc and sgd, with this smoothing; 0 turns it off [default: {_DEFAULTS.nb_scaling}]")] = None,
+    class_scaling: Annotated[Optional[bool], typer.Option("--class-scaling/--no-class-scaling", help=f"Calibrate with a scale and bias per label besides the temperature [default: {_DEFAULTS.class_scaling}]", show_default=False)] = None,
     boilerplate_min_docs: Annotated[Optional[int], typer.Option(help=f"Drop first/last sentences found in this many training articles (outlet notices); 0 keeps them [default: {_DEFAULTS.boilerplate_min_docs}]")] = None,
     balance_sources: Annotated[Optional[bool], typer.Option("--balance-sources/--no-balance-sources", help=f"Give every source the same weight within each label [default: {_DEFAULTS.balance_sources}]", show_default=False)] = None,
     autotune: Annotated[Optional[str], typer.Option(metavar="DURATION", help="Choose classifier, C, class weight and word n-grams by cross-validation on the training split within this time (90s, 5m, 1h, or seconds), starting from the options given")] = None,
@@ -188,6 +190,7 @@ def train_command(
             "classifier": classifier, "C": c, "word_ngrams": _ngrams(word_ngrams, "--word-ngrams"),
             "min_df": min_df, "max_features": max_features, "test_size": test_size, "seed": seed,
             "boilerplate_min_docs": boilerplate_min_docs, "balance_sources": balance_sources,
+            "nb_scaling": nb_scaling, "class_scaling": class_scaling,
         }.items() if value is not None
     }
     if class_weight is not None:

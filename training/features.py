@@ -278,7 +278,7 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
             data = np.log(data, out=data) + 1
         data *= self.idf_[column[kept]]
         weighted = sp.csr_matrix((data, column[kept], indptr), shape=(counts.shape[0], len(self.columns_)))
-        return normalize(weighted, copy=False)
+        return normalize(weighted, copy=False) if weighted.shape[0] else weighted
 
     # --- explanations -------------------------------------------------------------------------
 

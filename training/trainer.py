@@ -31,9 +31,11 @@ class TrainConfig:
     classifier: str = "sgd"
     C: float = 1.0
     class_weight: str | None = "balanced"
+    #: Smoothing of NB log-count-ratio feature scaling for LinearSVC and SGD (0: off).
+    nb_scaling: float = 1.0
     word_ngrams: tuple[int, int] = (1, 2)
     char_ngrams: tuple[int, int] | None = None
-    min_df: int = 2
+    min_df: int = 1
     max_df: float = 1.0
     max_features: int | None = None
     n_buckets: int = 2**20
@@ -44,6 +46,8 @@ class TrainConfig:
     #: Weigh documents so each source counts the same within a label (for corpora mixing outlets).
     balance_sources: bool = False
     calibration_size: float = 0.1
+    #: Also fit a scale and bias per label when calibrating (they fit the training label mix).
+    class_scaling: bool = False
     test_size: float = 0.2
     seed: int = 42
     dedupe: bool = True
@@ -54,6 +58,8 @@ class TrainConfig:
     def validate(self) -> None:
         if self.classifier not in CLASSIFIERS:
             raise QismError(f"unknown classifier {self.classifier!r}; choose one of {', '.join(CLASSIFIERS)}")
+        if self.nb_scaling < 0:
+            raise QismError(f"NB scaling is a smoothing amount, 0 or more; got {self.nb_scaling}")
         if self.class_weight not in (None, "balanced"):
             raise QismError(f"class weight is 'balanced' or none; got {self.class_weight!r}")
         if not 0 <= self.test_size < 1:
@@ -80,8 +86,9 @@ class TrainConfig:
         )
 
     def build_classifier(self, n_jobs: int | None = None) -> LinearClassifier:
-        return LinearClassifier(self.classifier, C=self.C, class_weight=self.class_weight,
-                                calibration_size=self.calibration_size, n_jobs=n_jobs, random_state=self.seed)
+        return LinearClassifier(self.classifier, C=self.C, class_weight=self.class_weight, nb_scaling=self.nb_scaling,
+                                calibration_size=self.calibration_size, class_scaling=self.class_scaling,
+                                n_jobs=n_jobs, random_state=self.seed)
 
 
 # --- corpus preparation -----------------------------------------------------------------------
