@@ -113,3 +113,15 @@ def test_evaluate_script_matches_cli(tiny_model_dir, tiny):
                             capture_output=True, text=True, cwd=ROOT)
     assert script.returncode == 0, script.stderr
     assert json.loads(script.stdout) == json.loads(run("evaluate", tiny_model_dir, tiny, "--json").output)
+
+
+def test_default_model_is_used_without_model_option():
+    from training.model import DEFAULT_MODEL_PLACES
+
+    if not any((place / "card.json").is_file() for place in DEFAULT_MODEL_PLACES):
+        pytest.skip("no default model installed")
+    page = (ROOT / "tests" / "fixtures" / "news_page.txt").read_text(encoding="utf-8")
+    [record] = json.loads(run("predict", page, "--format", "json", "--top-k", "2").stdout)
+    assert (record["label"], record["label_ar"]) == ("arab_affairs", "شؤون عربية")
+    assert 0.5 < record["top"][0]["score"] <= 1
+    assert "the default model" in run("info").stdout

@@ -73,6 +73,8 @@ _DIGITS_TO_ASCII = CharMap(DIGITS_MAP)
 
 def normalize_unicode(text: str) -> str:
     """NFKC: presentation forms and ligatures (ﻻ, ﷲ) back to plain letters."""
+    if "\xa0" in text:  # the no-break space, by far the commonest reason a page is not NFKC
+        text = text.replace("\xa0", " ")
     return text if unicodedata.is_normalized("NFKC", text) else unicodedata.normalize("NFKC", text)
 
 

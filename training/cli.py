@@ -18,7 +18,7 @@ from .autotune import parse_duration, summary as autotune_summary
 from .corpus import FORMATS, Document, ReadOptions, read_sources, replace_lone_surrogates
 from .errors import QismError
 from .evaluation import compare, evaluate_documents, read_labeled
-from .model import data_notes, default_model_dir, load_model
+from .model import data_notes, load_model
 from .recipe import LabelMap, load_recipe
 from .predict import OUTPUT_FORMATS, RESUMABLE_FORMATS, batch_size_for, label_documents, output_for, skip_done, write_records
 from .progress import ProgressMeter, count_documents
@@ -306,7 +306,7 @@ def predict_command(
         raise QismError("--bom is for --format csv")
     if resume and (output is None or output_format not in RESUMABLE_FORMATS):
         raise QismError(f"--resume continues an --output file in --format {' or '.join(RESUMABLE_FORMATS)}")
-    loaded = load_model(model or default_model_dir())
+    loaded = load_model(model)
     loaded.set_jobs(jobs)
     if not unknown_label.strip() or unknown_label in loaded.labels:
         raise QismError(f"--unknown-label must be a name the model does not use as a label; got {unknown_label!r}")
@@ -347,7 +347,7 @@ def _counting_replaced(documents: Iterable[Document], replaced: Counter) -> Iter
 @app.command("info")
 @_user_errors
 def info_command(
-    model: Annotated[Path, typer.Argument(help="Model folder")],
+    model: Annotated[Optional[Path], typer.Argument(help="Model folder [default: the shipped default model]")] = None,
     as_json: AsJson = False,
 ):
     """Show a model's card: labels, training data, configuration and held-out scores."""
@@ -355,7 +355,7 @@ def info_command(
     if as_json:
         _print_json(card)
         return
-    typer.echo(f"model     {model}")
+    typer.echo(f"model     {model or 'the default model'}")
     typer.echo(f"created   {card.get('created')} (qism {card.get('versions', {}).get('qism')})")
     typer.echo("labels    " + ", ".join(f"{label} ({count:,})" for label, count in card.get("labels", {}).items()))
     typer.echo("sources   " + ", ".join(f"{s['path']} ({s['documents']:,})" for s in card.get("sources", [])))

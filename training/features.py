@@ -30,8 +30,10 @@ from .errors import QismError
 
 #: Words of two or more letters or digits; single letters carry little topic.
 TOKEN_RE = re.compile(r"(?u)\b\w\w+\b")
-#: Documents per parallel task: large enough to hide the cost of sending work to a process.
+#: Documents per parallel task at most: large enough to hide the cost of sending work to a process.
 CHUNK_SIZE = 2000
+#: Fewer texts than this are featurized in the calling process: starting workers would cost more.
+MIN_PARALLEL_TEXTS = 500
 #: An article longer than this is featurized from its first million characters, so time and memory
 #: stay bounded whatever a file holds (a news article is a few thousand characters).
 MAX_ARTICLE_CHARS = 1_000_000
@@ -207,11 +209,14 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
         return [self.clean(text) for text in texts]
 
     def _map_chunks(self, work, texts: Sequence[str], **kwargs) -> list:
-        """`work` on each chunk of texts, on `n_jobs` processes when there is more than one chunk."""
-        chunks = [texts[i : i + CHUNK_SIZE] for i in range(0, len(texts), CHUNK_SIZE)]
-        if len(chunks) > 1 and effective_n_jobs(self.n_jobs) > 1:
-            return Parallel(n_jobs=self.n_jobs)(delayed(work)(chunk, **kwargs) for chunk in chunks)
-        return [work(chunk, **kwargs) for chunk in chunks]
+        """`work` on each chunk of texts, on `n_jobs` processes when there are enough texts: at most
+        CHUNK_SIZE each, and at least four chunks per process, so no process waits on a last big one."""
+        n_jobs = effective_n_jobs(self.n_jobs)
+        if n_jobs == 1 or len(texts) < MIN_PARALLEL_TEXTS:
+            return [work(texts[i : i + CHUNK_SIZE], **kwargs) for i in range(0, len(texts), CHUNK_SIZE)]
+        size = min(CHUNK_SIZE, -(-len(texts) // (4 * n_jobs)))
+        chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
+        return Parallel(n_jobs=self.n_jobs)(delayed(work)(chunk, **kwargs) for chunk in chunks)
 
     def count(self, texts: Sequence[str], cleaned: bool = False) -> sp.csr_matrix:
         """Term counts per hashed bucket, computed in parallel chunks when `n_jobs` allows."""

@@ -233,13 +233,14 @@ def _check_works(pipeline: Pipeline) -> None:
         raise ValueError("its arrays do not fit together")
 
 
-def load_model(directory: str | os.PathLike) -> Model:
-    """Load a model folder, refusing one that is incomplete, altered, or of a newer format.
+def load_model(directory: str | os.PathLike | None = None) -> Model:
+    """Load a model folder (the shipped default model when none is named), refusing one that is
+    incomplete, altered, or of a newer format.
 
     A model saved by other versions of qism or scikit-learn loads when its arrays still work here
     (they are plain numbers); otherwise the message names both sets of versions.
     """
-    directory = Path(directory)
+    directory = Path(directory) if directory is not None else default_model_dir()
     if not directory.is_dir():
         raise QismError(f"{directory}: no model folder here (train one with `qism train`)")
     missing = [name for name in (PIPELINE_FILE, ARRAYS_FILE, CARD_FILE) if not (directory / name).is_file()]
