@@ -83,3 +83,9 @@ def test_cleaner_never_raises_is_idempotent_and_leaves_no_marks(text):
     once = clean_text(text)
     assert clean_text(once) == once
     assert not any(ch in once for ch in "\u064b\u064c\u064d\u064e\u064f\u0650\u0651\u0652\u0640")
+
+
+@pytest.mark.parametrize("lead", ["دبي، الإمارات العربية المتحدة (CNN) -- ", "(CNN)-- ", "القاهرة (رويترز) - ", "دبي - وام: "])
+def test_datelines_and_agency_credits_are_removed(lead):
+    story = "قادت المملكة العربية السعودية وروسيا جهود خفض الإنتاج في أسواق النفط هذا العام"
+    assert clean_text(f"عنوان الخبر\n{lead}{story}") == clean_text(f"عنوان الخبر\n{story}")
