@@ -268,6 +268,12 @@ def strip_edge_boilerplate(text: str, boilerplate: frozenset[int]) -> str:
     """Peel boilerplate segments off both ends of a cleaned article."""
     if not boilerplate or not _has_edge_boilerplate(text, boilerplate):
         return text
+    return peel_edge_boilerplate(text, boilerplate)
+
+
+def peel_edge_boilerplate(text: str, boilerplate: frozenset[int]) -> str:
+    """The peeling itself, segment by segment from each end (what `strip_edge_boilerplate` does once
+    its quick look at the edges finds something)."""
     segments = [segment for segment in _SEGMENT_RE.split(text) if segment]
     start, end = 0, len(segments)
     while start < end and start <= EDGE_SEGMENTS and segment_key(segments[start]) in boilerplate:
