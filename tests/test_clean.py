@@ -20,6 +20,10 @@ def test_alef_yeh_teh_marbuta_and_digits():
     assert clean.normalize_digits("٢٠٢٤ و۱۹") == "2024 و19"
 
 
+def test_invisible_and_control_characters_removed():
+    assert clean.remove_invisibles("مر\u200cحبا\x00\ufeff") == "مرحبا"
+
+
 def test_teh_marbuta_is_switchable():
     assert TextCleaner(teh_marbuta=False)("مدرسة") == "مدرسة"
     assert TextCleaner()("مدرسة") == "مدرسه"

@@ -1,7 +1,6 @@
 """Training on the real corpora beside the repository (skipped when ../shared/corpora is absent)."""
 
 import itertools
-import json
 
 from training import TrainConfig, evaluate, train
 
