@@ -42,10 +42,16 @@ def score(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str], p
         },
     }
     if proba is not None:
-        y_index = np.asarray([labels.index(y) if y in labels else -1 for y in y_true])
+        y_index = label_indices(labels, y_true)
         result["expected_calibration_error"] = expected_calibration_error(proba, y_index)
         result["by_threshold"] = accuracy_by_coverage(proba, y_index)
     return result
+
+
+def label_indices(labels: Sequence[str], y: Sequence[str]) -> np.ndarray:
+    """The position of each label of `y` in `labels` (-1 for one not there)."""
+    position = {label: i for i, label in enumerate(labels)}
+    return np.asarray([position.get(label, -1) for label in y], dtype=np.int64)
 
 
 def reliability(proba: np.ndarray, y_index: np.ndarray, bins: int = 15) -> list[dict]:
@@ -117,14 +123,14 @@ def evaluate_documents(model, documents: Sequence[Document]) -> Evaluation:
     spelled.update({label_key(label): label for label in model.labels})
     y_true = [spelled.get(label_key(doc.label), " ".join(doc.label.split())) for doc in documents]
     proba = model.predict_proba([doc.text for doc in documents])
-    y_pred = [model.labels[i] for i in proba.argmax(axis=1)]
-    unknown = sorted(set(y_true) - set(model.labels))
-    labels = list(model.labels) + unknown
+    model_labels = model.labels
+    y_pred = [model_labels[i] for i in proba.argmax(axis=1)]
+    unknown = sorted(set(y_true) - set(model_labels))
+    labels = model_labels + unknown
     padded = np.hstack([proba, np.zeros((len(proba), len(unknown)))]) if unknown else proba
     result = score(y_true, y_pred, labels, proba=padded)
     result["labels_unknown_to_model"] = unknown
-    y_index = np.asarray([labels.index(y) for y in y_true])
-    return Evaluation(list(documents), labels, y_index, padded, result)
+    return Evaluation(list(documents), labels, label_indices(labels, y_true), padded, result)
 
 
 def evaluate(model, sources: Iterable[str], options: ReadOptions = ReadOptions()) -> dict:

@@ -112,6 +112,10 @@ class Prepared:
     #: Where each kept document came from: its outlet when the record names one, else its file.
     origins: list[str] = field(default_factory=list)
 
+    def origin_array(self) -> np.ndarray:
+        """`origins` as an array, one (unnamed) source when they were not recorded."""
+        return np.asarray(self.origins or [""] * len(self.texts), dtype=object)
+
 
 _WHITESPACE_RE = re.compile(r"\s+")
 #: Letters of the Arabic script (Arabic, Persian and Urdu additions, presentation forms).
@@ -290,8 +294,7 @@ def training_weights(prepared: Prepared, config: TrainConfig, rows: np.ndarray) 
     """Source-balancing sample weights of these rows, when the configuration asks for them."""
     if not config.balance_sources:
         return None
-    origins = np.asarray(prepared.origins or [""] * len(prepared.texts), dtype=object)
-    return source_balancing_weights(np.asarray(prepared.labels, dtype=object)[rows], origins[rows])
+    return source_balancing_weights(np.asarray(prepared.labels, dtype=object)[rows], prepared.origin_array()[rows])
 
 
 def fit(prepared: Prepared, config: TrainConfig, n_jobs: int | None = None,
@@ -302,7 +305,7 @@ def fit(prepared: Prepared, config: TrainConfig, n_jobs: int | None = None,
     train_rows, test_rows = split(prepared, config.test_size, config.seed)
     texts = np.asarray(prepared.texts, dtype=object)
     labels = np.asarray(prepared.labels, dtype=object)
-    origins = np.asarray(prepared.origins or [""] * len(texts), dtype=object)
+    origins = prepared.origin_array()
     pipeline = config.build_pipeline(n_jobs)
     report(f"fitting on {len(train_rows):,} documents")
     weights = training_weights(prepared, config, train_rows)
