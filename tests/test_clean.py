@@ -37,6 +37,13 @@ def test_web_residue_removed():
     assert "الوزير" in cleaned and "الوفد" in cleaned
 
 
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from("اب \t\xa0\u2003\u3000\x1f\x85") | st.characters(exclude_categories=("Cs",))))
+def test_collapse_spaces_is_split_and_join(line):
+    line = line.replace("\n", "").replace("\r", "")
+    assert clean.collapse_spaces(line) == " ".join(line.split())
+
+
 def test_hashtags_keep_their_words():
     assert clean_text("#عاصي_الحلاني يغني") == "عاصي الحلاني يغني"
 

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
@@ -6,6 +7,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
 from training import LinearClassifier, TextCleaner, TfidfFeaturizer, read_source
+from training import features
 from training.features import TOKEN_RE, word_hashes
 
 DOCS = ["قال الوزير إن القمة العربية", "فاز الفريق بالمباراة", "القمة العربية في الرياض", "الفريق فاز بالكأس"]
@@ -32,11 +34,26 @@ def test_cleaner_is_applied_first():
     assert featurizer.analyze("أَحمد") == ["احمد"]
 
 
-def test_parallel_and_serial_features_are_identical(tiny):
-    texts = [doc.text for doc in read_source(tiny)] * 250  # several chunks
-    serial = TfidfFeaturizer(n_jobs=1).fit_transform(texts)
-    parallel = TfidfFeaturizer(n_jobs=2).fit_transform(texts)
-    assert (serial != parallel).nnz == 0
+@pytest.mark.parametrize("fork", [True, False], ids=["forked workers", "joblib workers"])
+def test_parallel_and_serial_features_are_identical(tiny, monkeypatch, fork):
+    monkeypatch.setattr(features, "FORK_WORKERS", fork and features.FORK_WORKERS)
+    pools = []
+
+    class RecordedPool(features.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            pools.append(kwargs["mp_context"].get_start_method())
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(features, "ProcessPoolExecutor", RecordedPool)
+    stories = [doc.text for doc in read_source(tiny)] * 250  # several chunks, each story ending in its own line
+    texts = [f"{story}\nالخبر رقم {i} من الأرشيف" for i, story in enumerate(stories)]
+    serial = TfidfFeaturizer(n_jobs=1, boilerplate_min_docs=5)
+    parallel = TfidfFeaturizer(n_jobs=2, boilerplate_min_docs=5)
+    assert (serial.fit_transform(texts) != parallel.fit_transform(texts)).nnz == 0
+    assert len(parallel.boilerplate_) and np.array_equal(serial.boilerplate_, parallel.boilerplate_)
+    unseen = [text[::-1] for text in texts]
+    assert (serial.transform(unseen) != parallel.transform(unseen)).nnz == 0
+    assert pools == (["fork"] * 3 if features.FORK_WORKERS else [])  # clean, count, transform
 
 
 def test_term_columns_match_transform():

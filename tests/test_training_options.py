@@ -88,7 +88,8 @@ def test_outlet_from_jsonl_is_the_origin(tmp_path):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from(["خبر عن الاقتصاد.", NOTICE, "", "سطر طويل " * 300, "جملة. أخرى؟"]), max_size=8),
+@given(st.lists(st.sampled_from(["خبر عن الاقتصاد.", NOTICE, "", "سطر طويل " * 300, "جملة. أخرى؟", "سؤال? نعم! لا؟ بل.",
+                                 "!", "? ."]), max_size=8),
        st.sampled_from(["\n", " "]))
 def test_quick_edge_check_agrees_with_peeling_every_segment(pieces, separator):
     text = separator.join(pieces)

@@ -210,6 +210,13 @@ def remove_source_prefix(lines: list[str]) -> list[str]:
     return out
 
 
+def collapse_spaces(line: str) -> str:
+    """Every run of white space to one space, none at the ends (most lines need nothing done)."""
+    if "  " in line or line[:1] == " " or line[-1:] == " " or not line.isprintable():
+        return " ".join(line.split())
+    return line
+
+
 def remove_repeated_lines(lines: list[str]) -> list[str]:
     """Keep each paragraph once: pages often carry the body twice (print view, AMP copy)."""
     return list(dict.fromkeys(lines))
@@ -254,11 +261,16 @@ _SEPARATORS = ("\n", ". ", "! ", "? ", "؟ ")
 def _has_edge_boilerplate(text: str, boilerplate: frozenset[int]) -> bool:
     """Whether the first or last segment is boilerplate, found with plain string search (most
     articles carry none, and this is on the path of every article labeled)."""
-    breaks = [(text.find(sep), text.rfind(sep), len(sep) - 1) for sep in _SEPARATORS]
-    firsts = [first + offset for first, _, offset in breaks if first >= 0]
-    lasts = [last + offset for _, last, offset in breaks if last >= 0]
-    head = text[: min(firsts)] if firsts else text
-    tail = text[max(lasts) + 1 :] if lasts else text
+    head_end, tail_start = len(text), -1  # the first break, the last break (each search stops at the best so far)
+    for sep in _SEPARATORS:
+        first = text.find(sep, 0, head_end + len(sep) - 1)
+        if first >= 0:
+            head_end = min(head_end, first + len(sep) - 1)
+        last = text.rfind(sep, max(tail_start - len(sep) + 2, 0))
+        if last >= 0:
+            tail_start = max(tail_start, last + len(sep) - 1)
+    head = text[:head_end]
+    tail = text[tail_start + 1 :] if tail_start >= 0 else text
     if not head or not tail:
         return True  # empty edge segments are skipped when peeling: let it decide
     return segment_key(head) in boilerplate or segment_key(tail) in boilerplate
@@ -374,13 +386,14 @@ class TextCleaner(BaseEstimator):
 
     def __call__(self, text: str) -> str:
         char_map, text_steps, line_steps = self._compiled()
-        text = char_map(normalize_unicode(text))
-        if not unicodedata.is_normalized("NFKC", text):  # deleting marks can uncover new pairs
+        normalized = normalize_unicode(text)
+        text = char_map(normalized)
+        # deleting marks can uncover new pairs to compose
+        if len(text) != len(normalized) and not unicodedata.is_normalized("NFKC", text):
             text = char_map(unicodedata.normalize("NFKC", text))
         for step in text_steps:
             text = step(text)
-        lines = [" ".join(line.split()) for line in text.splitlines()]
-        lines = [line for line in lines if line]
+        lines = [line for line in map(collapse_spaces, text.splitlines()) if line]
         for step in line_steps:
             lines = step(lines)
         return "\n".join(lines)

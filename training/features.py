@@ -14,8 +14,13 @@ NumPy. `analyze` gives the same terms as strings, for explanations.
 
 from __future__ import annotations
 
+import functools
+import multiprocessing
 import re
-from collections.abc import Sequence
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,6 +43,38 @@ MIN_PARALLEL_TEXTS = 500
 #: stay bounded whatever a file holds (a news article is a few thousand characters).
 MAX_ARTICLE_CHARS = 1_000_000
 
+
+# --- parallel chunks ---------------------------------------------------------------------------
+
+#: On Linux, workers are forked: they inherit the featurizer and the texts, so a task is two numbers
+#: and a worker starts in milliseconds without importing anything. Elsewhere joblib's processes are
+#: used, which must be sent both and import the package first.
+FORK_WORKERS = sys.platform == "linux"
+#: What forked workers inherit: (work, texts), set only while one pool runs.
+_INHERITED: tuple[Callable, Sequence[str]] | None = None
+_INHERITED_LOCK = threading.Lock()
+
+
+def _work_on_range(bounds: tuple[int, int]):
+    work, texts = _INHERITED
+    return work(texts[bounds[0] : bounds[1]])
+
+
+def map_ranges(work: Callable, texts: Sequence[str], bounds: list[tuple[int, int]], n_jobs: int) -> list:
+    """`work(texts[start:end])` for each range, in order, on `n_jobs` processes."""
+    if FORK_WORKERS and not multiprocessing.current_process().daemon and _INHERITED_LOCK.acquire(blocking=False):
+        global _INHERITED
+        try:
+            _INHERITED = (work, texts)
+            with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+                return list(pool.map(_work_on_range, bounds))
+        finally:
+            _INHERITED = None
+            _INHERITED_LOCK.release()
+    return Parallel(n_jobs=n_jobs)(delayed(work)(texts[start:end]) for start, end in bounds)
+
+
+# --- hashing ------------------------------------------------------------------------------------
 
 _UINT32 = np.uint64(0xFFFFFFFF)
 _PRIME = 0x100000001B3
@@ -215,8 +252,8 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
         if n_jobs == 1 or len(texts) < MIN_PARALLEL_TEXTS:
             return [work(texts[i : i + CHUNK_SIZE], **kwargs) for i in range(0, len(texts), CHUNK_SIZE)]
         size = min(CHUNK_SIZE, -(-len(texts) // (4 * n_jobs)))
-        chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
-        return Parallel(n_jobs=self.n_jobs)(delayed(work)(chunk, **kwargs) for chunk in chunks)
+        bounds = [(i, i + size) for i in range(0, len(texts), size)]
+        return map_ranges(functools.partial(work, **kwargs), texts, bounds, n_jobs)
 
     def count(self, texts: Sequence[str], cleaned: bool = False) -> sp.csr_matrix:
         """Term counts per hashed bucket, computed in parallel chunks when `n_jobs` allows."""
@@ -247,7 +284,13 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
 
     def transform(self, texts):
         check_is_fitted(self, "columns_")
-        return self._weigh(self.count(texts))
+        parts = self._map_chunks(self._transform_chunk, list(texts))
+        if not parts:
+            return sp.csr_matrix((0, len(self.columns_)), dtype=self.dtype)
+        return sp.vstack(parts, format="csr")
+
+    def _transform_chunk(self, texts: Sequence[str]) -> sp.csr_matrix:
+        return self._weigh(self._count_chunk(texts))
 
     def _fit(self, counts: sp.csr_matrix) -> None:
         n_docs = counts.shape[0]
