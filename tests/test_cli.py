@@ -101,6 +101,7 @@ def test_user_mistakes_are_one_line_and_write_nothing(tiny, tiny_model_dir, tmp_
         (("evaluate", tmp_path / "no-model", tiny), "no model folder"),
         (("predict", SPORTS, "--model", tiny_model_dir, "--format", "xml"), "--format"),
         (("train", tiny, "--out", out, "--word-ngrams", "x"), "--word-ngrams"),
+        (("predict", tmp_path / "t.csv", "--model", tiny_model_dir), "use --input"),
     ]
     for args, fragment in cases:
         assert_user_error(run(*args), fragment)

@@ -317,6 +317,9 @@ def predict_command(
     elif texts == ["-"]:
         documents = read_sources(["-"], options, "lines" if lines else None)
     elif texts:
+        named = next((text for text in texts if _names_a_path(text)), None)
+        if named is not None:
+            raise QismError(f"{named!r} is a file or folder, not an article; to label what it holds, use --input {named}")
         documents = (Document(text=replace_lone_surrogates(text)) for text in texts)
     else:
         raise QismError("give articles as arguments, --input PATH, or '-' to read standard input")
@@ -335,6 +338,17 @@ def predict_command(
         _progress_done(meter)
     if errors == "replace" and replaced["characters"]:
         typer.echo(f"qism: note: {replaced['characters']:,} undecodable characters were replaced by U+FFFD", err=True)
+
+
+def _names_a_path(text: str) -> bool:
+    """Whether an article argument is really the name of an existing file or folder (no article is
+    one word that is also a path)."""
+    if len(text) > 1024 or "\0" in text or any(char.isspace() for char in text):
+        return False
+    try:
+        return Path(text).exists()
+    except OSError:
+        return False
 
 
 def _counting_replaced(documents: Iterable[Document], replaced: Counter) -> Iterator[Document]:
