@@ -14,6 +14,7 @@ from training.cli import app
 from training.model import render_card
 from training.clean import (edge_segments, learn_edge_boilerplate, peel_edge_boilerplate, segment_key,
                             strip_edge_boilerplate)
+from training.classifier import source_label_masks
 from training.trainer import Prepared, fit, source_balancing_weights
 
 NOTICE = "حمل تطبيق الموقع الآن لتصلك الأخبار العاجلة على هاتفك"
@@ -49,6 +50,33 @@ def test_source_balancing_gives_each_source_the_same_say_within_a_label():
     assert weights.sum() == pytest.approx(len(labels))
 
 
+def test_source_label_masks_leave_out_sources_without_the_label():
+    # outlet x has sections a and b, outlet y has a and c, file z holds only b articles
+    y_index = np.array([0] * 5 + [1] * 5 + [0] * 5 + [2] * 5 + [1] * 3)
+    sources = np.array(["x"] * 10 + ["y"] * 10 + ["z"] * 3)
+    masks = source_label_masks(y_index, 3, sources)
+    assert masks.shape == (3, 23)
+    assert masks[0].all()  # both outlets use a
+    assert not masks[1, 10:20].any() and masks[1, :10].all()  # y has no b section: not against b
+    assert not masks[2, :10].any() and masks[2, 10:].all()  # x has no c section; z (one label) always counts
+    lonely = source_label_masks(np.array([0] * 5 + [1] * 5), 2, np.array(["x"] * 5 + ["y"] * 5))
+    assert lonely.all()  # a file per label: every document still counts
+
+
+def test_source_label_sets_change_only_multi_source_fits(tiny):
+    docs = list(read_source(tiny))
+    X = TfidfFeaturizer(min_df=1).fit_transform([d.text for d in docs] * 2)
+    labels = np.array([d.label for d in docs] * 2)
+    economy_free = np.array(["x"] * len(docs) + ["y"] * len(docs), dtype=object)
+    economy_free[len(docs):][labels[len(docs):] == "economy"] = "x"  # outlet y has no economy section
+    def coef(source_label_sets, sources):
+        return LinearClassifier("sgd", calibration_size=0, source_label_sets=source_label_sets).fit(
+            X, labels, sources=sources).coef_
+    assert not np.array_equal(coef(True, economy_free), coef(False, economy_free))
+    one_source = np.array(["x"] * X.shape[0], dtype=object)
+    assert np.array_equal(coef(True, one_source), coef(False, one_source))
+
+
 def test_class_weight_balanced_favours_a_rare_label(tiny):
     docs = list(read_source(tiny))
     texts = [d.text for d in docs if d.label != "economy"] + [d.text for d in docs if d.label == "economy"][:2]
@@ -72,9 +100,10 @@ def test_per_source_scores_in_the_card_and_sample_weights_reach_the_learner(tiny
 def test_cli_training_options_reach_the_card(tiny, tmp_path):
     result = CliRunner().invoke(app, ["train", str(tiny), "--out", str(tmp_path / "m"), "--min-df", "1", "--json",
                                       "--class-weight", "none", "--boilerplate-min-docs", "0", "--balance-sources",
-                                      "--classifier", "linear_svc", "--C", "0.5"])
+                                      "--classifier", "linear_svc", "--C", "0.5", "--source-label-sets"])
     config = json.loads(result.output)["config"]
     assert (config["class_weight"], config["boilerplate_min_docs"], config["balance_sources"]) == (None, 0, True)
+    assert config["source_label_sets"] is True
     assert (config["classifier"], config["C"]) == ("linear_svc", 0.5)
 
 

@@ -84,14 +84,15 @@ def cv_folds(labels: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray
     return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels))
 
 
-def cv_macro_f1(X, labels: np.ndarray, folds, config: TrainConfig, sample_weight, n_jobs) -> float:
+def cv_macro_f1(X, labels: np.ndarray, folds, config: TrainConfig, sample_weight, sources, n_jobs) -> float:
     """Mean held-out macro-F1 over the folds of the classifier exactly as `train` fits it, calibration
     included: per-label corrections can change which label wins."""
     scores = []
     for fit_rows, check_rows in folds:
         classifier = config.build_classifier(n_jobs)
         weights = None if sample_weight is None else sample_weight[fit_rows]
-        classifier.fit(X[fit_rows], labels[fit_rows], sample_weight=weights)
+        classifier.fit(X[fit_rows], labels[fit_rows], sample_weight=weights,
+                       sources=None if sources is None else sources[fit_rows])
         predicted = classifier.predict(X[check_rows])
         scores.append(f1_score(labels[check_rows], predicted, labels=np.unique(labels), average="macro", zero_division=0))
     return float(np.mean(scores))
@@ -108,7 +109,7 @@ def estimated_seconds(kind: str, seconds_by_kind: dict[str, float]) -> float:
 
 
 def choose_config(texts: list[str], labels, base: TrainConfig, budget_seconds: float, *, sample_weight=None,
-                  n_jobs: int | None = None,
+                  sources=None, n_jobs: int | None = None,
                   report: Callable[[str], None] = lambda message: None) -> tuple[TrainConfig, dict]:
     """The best configuration by cross-validated macro-F1 on `texts` (the training split only), and
     the record of the search for the model card.
@@ -128,7 +129,7 @@ def choose_config(texts: list[str], labels, base: TrainConfig, budget_seconds: f
     def run(config: TrainConfig, X) -> dict:
         report(f"autotune {len(trials) + len(skipped) + 1}/{planned}: {describe(knobs_of(config))}")
         trial_started = time.perf_counter()
-        score = cv_macro_f1(X, labels, folds, config, sample_weight, n_jobs)
+        score = cv_macro_f1(X, labels, folds, config, sample_weight, sources, n_jobs)
         trial = {"config": knobs_of(config), "cv_macro_f1": round(score, 4),
                  "seconds": round(time.perf_counter() - trial_started, 2)}
         trials.append(trial)

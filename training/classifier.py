@@ -79,6 +79,33 @@ def nb_log_count_ratios(X, y_index: np.ndarray, n_classes: int, alpha: float) ->
     return (np.log(p / p.sum(axis=1, keepdims=True)) - np.log(q / q.sum(axis=1, keepdims=True))).astype(np.float32)
 
 
+#: A source uses a label when it has at least this many documents with it.
+MIN_DOCS_OF_A_USED_LABEL = 5
+
+
+def source_label_masks(y_index: np.ndarray, n_classes: int, sources: np.ndarray) -> np.ndarray:
+    """Per label and document, 1 if the document counts in the label's one-vs-rest problem, else 0.
+
+    Outlets cover different sections: one without a culture section files no article as culture, so
+    its articles say nothing against culture, and counting them as negatives teaches the model which
+    outlet wrote an article rather than what it is about. A document is left out of a label's problem
+    when its source uses several labels but not that one. Sources of a single label (a file per
+    section) always count, and a label always keeps some negatives.
+    """
+    names, source_index = np.unique(np.asarray(sources, dtype=str), return_inverse=True)
+    counts = np.zeros((len(names), n_classes), dtype=np.int64)
+    np.add.at(counts, (source_index, y_index), 1)
+    uses = counts >= MIN_DOCS_OF_A_USED_LABEL
+    several = uses.sum(axis=1) >= 2
+    masks = np.ones((n_classes, len(y_index)), dtype=np.float64)
+    for k in range(n_classes):
+        negative = y_index != k
+        silent = (several & ~uses[:, k])[source_index] & negative
+        if (negative & ~silent).any():
+            masks[k, silent] = 0.0
+    return masks
+
+
 def _fit_binary(make, X, target, sample_weight, ratios):
     """One label against the rest, on features scaled by the label's NB ratios (folded back into
     the weights, so the model still scores plain features)."""
@@ -90,11 +117,16 @@ def _fit_binary(make, X, target, sample_weight, ratios):
     return coef, estimator.intercept_[0]
 
 
-def _one_vs_rest(make, X, y_index, n_classes, sample_weight, ratios, n_jobs) -> tuple[np.ndarray, np.ndarray]:
+def _one_vs_rest(make, X, y_index, n_classes, sample_weight, ratios, masks, n_jobs) -> tuple[np.ndarray, np.ndarray]:
     """One binary learner per label, on threads (liblinear and SGD release the GIL, and threads share
-    X instead of copying it to each process)."""
+    X instead of copying it to each process). `masks` (see `source_label_masks`) weigh each label's
+    documents."""
+    if masks is not None:
+        weights = [masks[k] if sample_weight is None else sample_weight * masks[k] for k in range(n_classes)]
+    else:
+        weights = [sample_weight] * n_classes
     fitted = Parallel(n_jobs=n_jobs, prefer="threads")(
-        delayed(_fit_binary)(make, X, y_index == k, sample_weight, None if ratios is None else ratios[k])
+        delayed(_fit_binary)(make, X, y_index == k, weights[k], None if ratios is None else ratios[k])
         for k in range(n_classes)
     )
     return (np.vstack([coef for coef, _ in fitted]).astype(np.float32),
@@ -151,36 +183,44 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
     temperature (and, with `class_scaling`, a scale and bias per label), then the weights are refit
     on all rows. Per-label corrections fit the training corpus's label mix, which a new outlet does
     not share, so they are off by default.
+
+    With `source_label_sets`, `fit` takes the source of each document (`sources`) and leaves a
+    source's documents out of the one-vs-rest problems of the labels it does not use (see
+    `source_label_masks`); it applies to the one-vs-rest learners.
     """
 
     def __init__(self, kind: str = "linear_svc", C: float = 1.0, class_weight: str | None = None,
                  nb_scaling: float = 0.0, calibration_size: float = 0.1, class_scaling: bool = False,
-                 n_jobs: int | None = None, random_state: int = 42):
+                 source_label_sets: bool = False, n_jobs: int | None = None, random_state: int = 42):
         self.kind = kind
         self.C = C
         self.class_weight = class_weight
         self.nb_scaling = nb_scaling
         self.calibration_size = calibration_size
         self.class_scaling = class_scaling
+        self.source_label_sets = source_label_sets
         self.n_jobs = n_jobs
         self.random_state = random_state
 
-    def _fit_weights(self, X, y_index, n_classes, sample_weight=None):
+    def _fit_weights(self, X, y_index, n_classes, sample_weight=None, masks=None):
         if self.class_weight == "balanced":
             balance = balanced_weights(y_index, n_classes)
             sample_weight = balance if sample_weight is None else sample_weight * balance
         make = functools.partial(_make_estimator, self.kind, self.C, self.random_state)
         if self.kind in ONE_VS_REST:
             ratios = nb_log_count_ratios(X, y_index, n_classes, self.nb_scaling) if self.nb_scaling else None
-            return _one_vs_rest(make, X, y_index, n_classes, sample_weight, ratios, self.n_jobs)
+            return _one_vs_rest(make, X, y_index, n_classes, sample_weight, ratios, masks, self.n_jobs)
         return _linear_weights(make().fit(X, y_index, sample_weight=sample_weight), n_classes)
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, sources=None):
         classes, y_index = np.unique(np.asarray(y, dtype=str), return_inverse=True)
         self.classes_ = classes  # a str array: saved without pickle
         n_classes = len(self.classes_)
         if n_classes < 2:
             raise ValueError("a classifier needs at least two labels")
+        masks = None
+        if self.source_label_sets and sources is not None:
+            masks = source_label_masks(y_index, n_classes, sources)
         self.temperature_ = 1.0
         scale, bias = np.ones(n_classes), np.zeros(n_classes)
         counts = np.bincount(y_index)
@@ -190,13 +230,14 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
                 np.arange(len(y_index)), test_size=n_held, stratify=y_index, random_state=self.random_state
             )
             self.coef_, self.intercept_ = self._fit_weights(
-                X[fit_rows], y_index[fit_rows], n_classes, None if sample_weight is None else sample_weight[fit_rows]
+                X[fit_rows], y_index[fit_rows], n_classes, None if sample_weight is None else sample_weight[fit_rows],
+                None if masks is None else masks[:, fit_rows],
             )
             held = self.decision_function(X[held_rows])
             self.temperature_ = fit_temperature(held, y_index[held_rows])
             if self.class_scaling:
                 scale, bias = fit_class_scaling(held / self.temperature_, y_index[held_rows])
-        coef, intercept = self._fit_weights(X, y_index, n_classes, sample_weight)
+        coef, intercept = self._fit_weights(X, y_index, n_classes, sample_weight, masks)
         # decision / T * scale + bias == (scale * decision + T * bias) / T
         self.coef_ = coef * scale.astype(np.float32)[:, None]
         self.intercept_ = (intercept * scale + self.temperature_ * bias).astype(np.float32)

@@ -45,6 +45,9 @@ class TrainConfig:
     boilerplate_min_docs: int = 5
     #: Weigh documents so each source counts the same within a label (for corpora mixing outlets).
     balance_sources: bool = False
+    #: A source's documents count against a label only if the source uses it (for corpora mixing
+    #: outlets whose sections differ).
+    source_label_sets: bool = False
     calibration_size: float = 0.1
     #: Also fit a scale and bias per label when calibrating (they fit the training label mix).
     class_scaling: bool = False
@@ -88,7 +91,7 @@ class TrainConfig:
     def build_classifier(self, n_jobs: int | None = None) -> LinearClassifier:
         return LinearClassifier(self.classifier, C=self.C, class_weight=self.class_weight, nb_scaling=self.nb_scaling,
                                 calibration_size=self.calibration_size, class_scaling=self.class_scaling,
-                                n_jobs=n_jobs, random_state=self.seed)
+                                source_label_sets=self.source_label_sets, n_jobs=n_jobs, random_state=self.seed)
 
 
 # --- corpus preparation -----------------------------------------------------------------------
@@ -286,8 +289,8 @@ def autotune_on_training_split(prepared: Prepared, config: TrainConfig, budget_s
     train_rows, _ = split(prepared, config.test_size, config.seed)
     report(f"autotune: cross-validating on the {len(train_rows):,} training documents for up to {budget_seconds:g} s")
     return choose_config([prepared.texts[i] for i in train_rows], [prepared.labels[i] for i in train_rows], config,
-                         budget_seconds, sample_weight=training_weights(prepared, config, train_rows), n_jobs=n_jobs,
-                         report=report)
+                         budget_seconds, sample_weight=training_weights(prepared, config, train_rows),
+                         sources=prepared.origin_array()[train_rows], n_jobs=n_jobs, report=report)
 
 
 def training_weights(prepared: Prepared, config: TrainConfig, rows: np.ndarray) -> np.ndarray | None:
@@ -309,7 +312,8 @@ def fit(prepared: Prepared, config: TrainConfig, n_jobs: int | None = None,
     pipeline = config.build_pipeline(n_jobs)
     report(f"fitting on {len(train_rows):,} documents")
     weights = training_weights(prepared, config, train_rows)
-    pipeline.fit(texts[train_rows], labels[train_rows], classifier__sample_weight=weights)
+    pipeline.fit(texts[train_rows], labels[train_rows], classifier__sample_weight=weights,
+                 classifier__sources=origins[train_rows])
     scores = None
     if len(test_rows):
         report(f"scoring on {len(test_rows):,} held-out documents")
