@@ -30,7 +30,7 @@ def test_word_bigrams_and_char_ngrams_are_terms():
 
 
 def test_cleaner_is_applied_first():
-    featurizer = TfidfFeaturizer(cleaner=TextCleaner())
+    featurizer = TfidfFeaturizer(cleaner=TextCleaner(), lead_words=0)
     assert featurizer.analyze("أَحمد") == ["احمد"]
 
 
@@ -47,8 +47,8 @@ def test_parallel_and_serial_features_are_identical(tiny, monkeypatch, fork):
     monkeypatch.setattr(features, "ProcessPoolExecutor", RecordedPool)
     stories = [doc.text for doc in read_source(tiny)] * 250  # several chunks, each story ending in its own line
     texts = [f"{story}\nالخبر رقم {i} من الأرشيف" for i, story in enumerate(stories)]
-    serial = TfidfFeaturizer(n_jobs=1, boilerplate_min_docs=5)
-    parallel = TfidfFeaturizer(n_jobs=2, boilerplate_min_docs=5)
+    serial = TfidfFeaturizer(n_jobs=1, boilerplate_min_docs=5, lead_words=20)
+    parallel = TfidfFeaturizer(n_jobs=2, boilerplate_min_docs=5, lead_words=20)
     assert (serial.fit_transform(texts) != parallel.fit_transform(texts)).nnz == 0
     assert len(parallel.boilerplate_) and np.array_equal(serial.boilerplate_, parallel.boilerplate_)
     unseen = [text[::-1] for text in texts]
@@ -56,8 +56,19 @@ def test_parallel_and_serial_features_are_identical(tiny, monkeypatch, fork):
     assert pools == (["fork"] * 3 if features.FORK_WORKERS else [])  # clean, count, transform
 
 
+def test_lead_words_are_terms_of_their_own():
+    plain = TfidfFeaturizer(min_df=1, lead_words=0).fit(DOCS)
+    lead = TfidfFeaturizer(min_df=1, lead_words=2).fit(DOCS)
+    terms = lead.analyze(DOCS[1])
+    assert "^فاز الفريق" in terms and "^فاز" in terms and "^بالمباراه" not in terms
+    assert set(terms) - {t for t in terms if t.startswith("^")} == set(plain.analyze(DOCS[1]))
+    row = lead.transform([DOCS[1]])
+    assert set(lead.term_columns(terms)) == set(row.indices)
+    assert row.nnz > plain.transform([DOCS[1]]).nnz
+
+
 def test_term_columns_match_transform():
-    featurizer = TfidfFeaturizer(min_df=1).fit(DOCS)
+    featurizer = TfidfFeaturizer(min_df=1, lead_words=0).fit(DOCS)
     row = featurizer.transform(["الفريق فاز"])
     columns = featurizer.term_columns(["الفريق", "فاز", "الفريق فاز"])
     assert set(columns) == set(row.indices)

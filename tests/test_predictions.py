@@ -68,7 +68,7 @@ def test_explain_gives_the_article_terms_behind_its_label(tiny_model_dir):
 
 
 def test_a_shared_hashed_column_shows_its_most_specific_term():
-    featurizer = TfidfFeaturizer(min_df=1, n_buckets=1).fit(["الفريق فاز بالمباراة"])
+    featurizer = TfidfFeaturizer(min_df=1, n_buckets=1, lead_words=0).fit(["الفريق فاز بالمباراة"])
     assert _term_of_column(featurizer, "الفريق فاز بالمباراة") == {0: "فاز بالمباراة"}  # the longest bigram
 
 

@@ -100,10 +100,11 @@ def test_per_source_scores_in_the_card_and_sample_weights_reach_the_learner(tiny
 def test_cli_training_options_reach_the_card(tiny, tmp_path):
     result = CliRunner().invoke(app, ["train", str(tiny), "--out", str(tmp_path / "m"), "--min-df", "1", "--json",
                                       "--class-weight", "none", "--boilerplate-min-docs", "0", "--balance-sources",
-                                      "--classifier", "linear_svc", "--C", "0.5", "--source-label-sets"])
+                                      "--classifier", "linear_svc", "--C", "0.5", "--source-label-sets",
+                                      "--lead-words", "30"])
     config = json.loads(result.output)["config"]
     assert (config["class_weight"], config["boilerplate_min_docs"], config["balance_sources"]) == (None, 0, True)
-    assert config["source_label_sets"] is True
+    assert config["source_label_sets"] is True and config["lead_words"] == 30
     assert (config["classifier"], config["C"]) == ("linear_svc", 0.5)
 
 

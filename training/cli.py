@@ -170,6 +170,7 @@ def train_command(
     class_scaling: Annotated[Optional[bool], typer.Option("--class-scaling/--no-class-scaling", help=f"Calibrate with a scale and bias per label besides the temperature [default: {_DEFAULTS.class_scaling}]", show_default=False)] = None,
     boilerplate_min_docs: Annotated[Optional[int], typer.Option(help=f"Drop first/last sentences found in this many training articles (outlet notices); 0 keeps them [default: {_DEFAULTS.boilerplate_min_docs}]")] = None,
     balance_sources: Annotated[Optional[bool], typer.Option("--balance-sources/--no-balance-sources", help=f"Give every source the same weight within each label [default: {_DEFAULTS.balance_sources}]", show_default=False)] = None,
+    lead_words: Annotated[Optional[int], typer.Option(help=f"Also count the word n-grams of each article's first N words as lead terms; 0 turns it off [default: {_DEFAULTS.lead_words}]")] = None,
     source_label_sets: Annotated[Optional[bool], typer.Option("--source-label-sets/--no-source-label-sets", help=f"Count a source's articles against a label only if that source uses the label (corpora mixing outlets with different sections) [default: {_DEFAULTS.source_label_sets}]", show_default=False)] = None,
     autotune: Annotated[Optional[str], typer.Option(metavar="DURATION", help="Choose classifier, C, class weight and word n-grams by cross-validation on the training split within this time (90s, 5m, 1h, or seconds), starting from the options given")] = None,
     teh_marbuta: Annotated[bool, typer.Option(help="Normalize ة to ه")] = True,
@@ -191,7 +192,7 @@ def train_command(
             "classifier": classifier, "C": c, "word_ngrams": _ngrams(word_ngrams, "--word-ngrams"),
             "min_df": min_df, "max_features": max_features, "test_size": test_size, "seed": seed,
             "boilerplate_min_docs": boilerplate_min_docs, "balance_sources": balance_sources,
-            "nb_scaling": nb_scaling, "class_scaling": class_scaling, "source_label_sets": source_label_sets,
+            "nb_scaling": nb_scaling, "class_scaling": class_scaling, "source_label_sets": source_label_sets, "lead_words": lead_words,
         }.items() if value is not None
     }
     if class_weight is not None:

@@ -134,6 +134,18 @@ def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return np.searchsorted(doc_starts, starts, side="right") - 1, _mix(hashes ^ (hashes >> np.uint64(32)))
 
 
+#: Mixed into the hash of a lead word, so "in the lead" and "anywhere" are different terms.
+_LEAD_SALT = np.uint64(0x5BD1E995)
+
+
+def lead_hashes(docs: np.ndarray, hashes: np.ndarray, n_words: int) -> tuple[np.ndarray, np.ndarray]:
+    """(document, hash) of the first `n_words` words of each document, as lead words (`docs` is
+    sorted, as `word_hashes` gives it)."""
+    position = np.arange(len(docs)) - np.searchsorted(docs, docs)
+    lead = position < n_words
+    return docs[lead], _mix(hashes[lead] ^ _LEAD_SALT)
+
+
 def ngram_hashes(docs: np.ndarray, hashes: np.ndarray, low: int, high: int) -> tuple[np.ndarray, np.ndarray]:
     """(document, hash) of every word n-gram, low <= n <= high, that does not cross a document."""
     gram_docs, grams = [], []
@@ -148,12 +160,18 @@ def ngram_hashes(docs: np.ndarray, hashes: np.ndarray, low: int, high: int) -> t
     return np.concatenate(gram_docs), np.concatenate(grams)
 
 
+def _word_ngrams(tokens: list[str], low: int, high: int) -> list[str]:
+    return [" ".join(gram) for n in range(low, high + 1) for gram in zip(*(tokens[i:] for i in range(n)))]
+
+
 class TfidfFeaturizer(TransformerMixin, BaseEstimator):
     """Raw articles in, L2-normalized TF-IDF rows out (cleaning included).
 
     Parameters follow `TfidfVectorizer` where they mean the same thing. `cleaner` is applied to each
     article first (None: use the text as given). `n_buckets` is the hashing space; `n_jobs` the
-    number of processes that clean and hash (-1: all cores).
+    number of processes that clean and hash (-1: all cores). With `lead_words`, the word n-grams of
+    an article's first that many words are also counted as lead terms of their own: a news story
+    says what it is about in its title and first sentence, and the model can weigh those words apart.
     """
 
     def __init__(
@@ -168,6 +186,7 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
         n_buckets: int = 2**20,
         dtype: str = "float32",
         boilerplate_min_docs: int | None = None,
+        lead_words: int = 50,
         n_jobs: int | None = None,
     ):
         self.cleaner = cleaner
@@ -180,6 +199,7 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
         self.n_buckets = n_buckets
         self.dtype = dtype
         self.boilerplate_min_docs = boilerplate_min_docs
+        self.lead_words = lead_words
         self.n_jobs = n_jobs
 
     def __getstate__(self):
@@ -201,15 +221,15 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
         return learned
 
     def analyze(self, text: str, cleaned: bool = False) -> list[str]:
-        """The terms of one article: word n-grams, then char n-grams marked with a leading `#`.
-        Learned boilerplate at the article's edges is left out."""
+        """The terms of one article: word n-grams, lead n-grams marked with a leading `^`, then char
+        n-grams marked with a leading `#`. Learned boilerplate at the article's edges is left out."""
         text = self._prepared(text, cleaned)
         terms: list[str] = []
         if self.word_ngrams:
             tokens = TOKEN_RE.findall(text)
-            low, high = self.word_ngrams
-            for n in range(low, high + 1):
-                terms.extend(map(" ".join, zip(*(tokens[i:] for i in range(n)))))
+            terms.extend(_word_ngrams(tokens, *self.word_ngrams))
+            if self.lead_words:
+                terms.extend("^" + term for term in _word_ngrams(tokens[: self.lead_words], *self.word_ngrams))
         if self.char_ngrams:
             terms.extend(self._char_terms(text))
         return terms
@@ -235,7 +255,11 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
         shape = (len(texts), self.n_buckets)
         counts = sp.csr_matrix(shape, dtype=self.dtype)
         if self.word_ngrams and texts:
-            docs, grams = ngram_hashes(*word_hashes(texts), *self.word_ngrams)
+            words = word_hashes(texts)
+            docs, grams = ngram_hashes(*words, *self.word_ngrams)
+            if self.lead_words:
+                lead_docs, lead_grams = ngram_hashes(*lead_hashes(*words, self.lead_words), *self.word_ngrams)
+                docs, grams = np.concatenate([docs, lead_docs]), np.concatenate([grams, lead_grams])
             ones = np.ones(len(docs), dtype=self.dtype)
             counts = sp.csr_matrix((ones, (docs, grams % np.uint64(self.n_buckets))), shape=shape)
         if self.char_ngrams:
@@ -334,7 +358,9 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
         """The hashing bucket of one term of `analyze`, as counting puts it."""
         if term.startswith("#"):
             return int(self._hasher().transform([[term]]).indices[0])
-        _, hashes = word_hashes(term.split(" "))
+        _, hashes = word_hashes(term.removeprefix("^").split(" "))
+        if term.startswith("^"):
+            hashes = _mix(hashes ^ _LEAD_SALT)
         gram = hashes[:1]
         for following in hashes[1:]:
             gram = _combine(gram, following)

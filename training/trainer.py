@@ -43,11 +43,13 @@ class TrainConfig:
     cleaning: dict[str, bool] = field(default_factory=dict)
     #: Edge segments found in this many training documents are dropped as boilerplate (0: keep them).
     boilerplate_min_docs: int = 5
+    #: The word n-grams of an article's first this many words also count as lead terms (0: off).
+    lead_words: int = 50
     #: Weigh documents so each source counts the same within a label (for corpora mixing outlets).
     balance_sources: bool = False
     #: A source's documents count against a label only if the source uses it (for corpora mixing
     #: outlets whose sections differ).
-    source_label_sets: bool = False
+    source_label_sets: bool = True
     calibration_size: float = 0.1
     #: Also fit a scale and bias per label when calibrating (they fit the training label mix).
     class_scaling: bool = False
@@ -61,6 +63,8 @@ class TrainConfig:
     def validate(self) -> None:
         if self.classifier not in CLASSIFIERS:
             raise QismError(f"unknown classifier {self.classifier!r}; choose one of {', '.join(CLASSIFIERS)}")
+        if self.lead_words < 0:
+            raise QismError(f"--lead-words is a number of words, 0 or more; got {self.lead_words}")
         if self.nb_scaling < 0:
             raise QismError(f"NB scaling is a smoothing amount, 0 or more; got {self.nb_scaling}")
         if self.class_weight not in (None, "balanced"):
@@ -85,6 +89,7 @@ class TrainConfig:
             max_features=self.max_features,
             n_buckets=self.n_buckets,
             boilerplate_min_docs=self.boilerplate_min_docs,
+            lead_words=self.lead_words,
             n_jobs=n_jobs,
         )
 
