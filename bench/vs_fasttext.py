@@ -8,8 +8,8 @@ Splits (identical for both tools):
     (macro-F1 over the labels the test outlet has).
 
 Training seconds run from reading the training file to a saved model; labeling throughput is raw
-text in, labels out (cleaning included); peak RSS is the training process's (each training runs in
-a fresh process). fastText runs with the accuracy-oriented settings of its tutorial.
+text in, labels out (cleaning included), the best of three passes for each tool; peak RSS is the
+training process's (each training runs in a fresh process). fastText runs with the accuracy-oriented settings of its tutorial.
 
     pip install -e ".[bench]" && python bench/vs_fasttext.py [--skip-loo] [--json]
 """
@@ -28,6 +28,8 @@ from accuracy import CORPORA, peak_rss_mb
 
 FASTTEXT_PARAMS = {"epoch": 25, "lr": 0.5, "wordNgrams": 2, "dim": 100, "bucket": 2_000_000, "thread": 2}
 OUTLETS = ("alarabia", "BBC", "CNN", "france24", "skynews")
+#: Labeling throughput is the best of this many passes over the test texts, for each tool.
+LABELING_PASSES = 3
 
 
 # --- splits -----------------------------------------------------------------------------------
@@ -86,6 +88,17 @@ def _macro_f1(truth: list[str], predicted: list[str]) -> dict:
             "accuracy": float(accuracy_score(truth, predicted))}
 
 
+def best_rate(label, n_docs: int):
+    """What `label()` returns, and its best throughput in docs/s over LABELING_PASSES passes: the
+    machine's speed varies from moment to moment, and the best pass is the least disturbed one."""
+    rates = []
+    for _ in range(LABELING_PASSES):
+        started = time.perf_counter()
+        result = label()
+        rates.append(n_docs / (time.perf_counter() - started))
+    return result, max(rates)
+
+
 def run_qism(train_file: Path, test: list[dict], workdir: Path) -> dict:
     from training import TrainConfig, load_model, train
 
@@ -98,9 +111,7 @@ def run_qism(train_file: Path, test: list[dict], workdir: Path) -> dict:
     throughput = {}
     for jobs in (-1, 1):
         model.set_jobs(jobs)
-        started = time.perf_counter()
-        predicted = model.predict(texts)
-        throughput[jobs] = len(texts) / (time.perf_counter() - started)
+        predicted, throughput[jobs] = best_rate(lambda: model.predict(texts), len(texts))
     size = sum(f.stat().st_size for f in (workdir / "qism-model").iterdir())
     return {**_macro_f1([r["label"] for r in test], predicted), "train_seconds": seconds,
             "docs_per_second": throughput[-1], "docs_per_second_1core": throughput[1],
@@ -124,9 +135,7 @@ def run_fasttext(train_file: Path, test: list[dict], workdir: Path) -> dict:
     model.save_model(str(workdir / "fasttext.bin"))
     seconds = time.perf_counter() - started
     rss = peak_rss_mb()
-    started = time.perf_counter()
-    labels, _ = model.predict([_one_line(r["text"]) for r in test])
-    throughput = len(test) / (time.perf_counter() - started)
+    (labels, _), throughput = best_rate(lambda: model.predict([_one_line(r["text"]) for r in test]), len(test))
     predicted = [label[0].removeprefix("__label__") for label in labels]
     return {**_macro_f1([r["label"].replace(" ", "_") for r in test], predicted), "train_seconds": seconds,
             "docs_per_second": throughput, "docs_per_second_1core": throughput, "peak_rss_mb": rss,
