@@ -49,7 +49,7 @@ class TrainConfig:
     balance_sources: bool = False
     #: A source's documents count against a label only if the source uses it (for corpora mixing
     #: outlets whose sections differ).
-    source_label_sets: bool = True
+    source_label_sets: bool = False
     calibration_size: float = 0.1
     #: Also fit a scale and bias per label when calibrating (they fit the training label mix).
     class_scaling: bool = False
