@@ -1,8 +1,9 @@
 r"""TF-IDF features for cleaned Arabic text, as a scikit-learn transformer.
 
-Terms (word n-grams, optionally char n-grams) are hashed into a fixed number of buckets instead of
-being kept in a vocabulary: hashing needs no shared state, so chunks of a corpus are featurized on
-every core at once, and a saved model stores a few arrays instead of millions of strings. `fit`
+Terms (word n-grams, lead n-grams of an article's first words, optionally char n-grams) are hashed
+into a fixed number of buckets instead of being kept in a vocabulary: hashing needs no shared state,
+so chunks of a corpus are featurized on every core at once, and a saved model stores a few arrays
+instead of millions of strings. `fit`
 keeps the buckets that occur in at least `min_df` documents (and at most `max_features` of them) and
 learns their inverse document frequencies.
 
