@@ -280,12 +280,14 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
         bounds = [(i, i + size) for i in range(0, len(texts), size)]
         return map_ranges(functools.partial(work, **kwargs), texts, bounds, n_jobs)
 
+    def _stacked(self, work, texts: Sequence[str], n_columns: int, **kwargs) -> sp.csr_matrix:
+        """The rows `work` makes of each chunk of texts, stacked in order."""
+        parts = self._map_chunks(work, list(texts), **kwargs)
+        return sp.vstack(parts, format="csr") if parts else sp.csr_matrix((0, n_columns), dtype=self.dtype)
+
     def count(self, texts: Sequence[str], cleaned: bool = False) -> sp.csr_matrix:
         """Term counts per hashed bucket, computed in parallel chunks when `n_jobs` allows."""
-        parts = self._map_chunks(self._count_chunk, list(texts), cleaned=cleaned)
-        if not parts:
-            return sp.csr_matrix((0, self.n_buckets), dtype=self.dtype)
-        return sp.vstack(parts, format="csr")
+        return self._stacked(self._count_chunk, texts, self.n_buckets, cleaned=cleaned)
 
     # --- fit / transform ----------------------------------------------------------------------
 
@@ -309,10 +311,7 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
 
     def transform(self, texts):
         check_is_fitted(self, "columns_")
-        parts = self._map_chunks(self._transform_chunk, list(texts))
-        if not parts:
-            return sp.csr_matrix((0, len(self.columns_)), dtype=self.dtype)
-        return sp.vstack(parts, format="csr")
+        return self._stacked(self._transform_chunk, texts, len(self.columns_))
 
     def _transform_chunk(self, texts: Sequence[str]) -> sp.csr_matrix:
         return self._weigh(self._count_chunk(texts))
