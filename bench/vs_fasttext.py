@@ -9,7 +9,8 @@ Splits (identical for both tools):
 
 Training seconds run from reading the training file to a saved model; labeling throughput is raw
 text in, labels out (cleaning included), the best of three passes for each tool; peak RSS is the
-training process's (each training runs in a fresh process). fastText runs with the accuracy-oriented settings of its tutorial.
+training process's (each training runs in a fresh process). fastText runs with the
+accuracy-oriented settings of its tutorial.
 
     pip install -e ".[bench]" && python bench/vs_fasttext.py [--skip-loo] [--json]
 """
