@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from .cluster import check_engine, label_files
 from .autotune import parse_duration, summary as autotune_summary
 from .corpus import FORMATS, Document, ReadOptions, read_sources, replace_lone_surrogates
 from .errors import QismError
@@ -282,26 +283,43 @@ def predict_command(
     input_format: Annotated[Optional[str], typer.Option("--input-format", help=f"Format of --input when its name does not say: {', '.join(FORMATS)}")] = None,
     lines: Annotated[bool, typer.Option("--lines", help="One article per line (standard input or a .txt file)")] = False,
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="How many labels to give per article, best first")] = 1,
-    output_format: Annotated[str, typer.Option("--format", "-f", help=f"One of: {', '.join(OUTPUT_FORMATS)}")] = "table",
+    output_format: Annotated[Optional[str], typer.Option("--format", "-f", help=f"One of: {', '.join(OUTPUT_FORMATS)}; with --engine dask, jsonl or parquet [default: table; jsonl with --engine dask]")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write results to this file (atomically) instead of stdout")] = None,
     threshold: Annotated[float, typer.Option(help="Below this best probability the label is --unknown-label (see `qism evaluate` for coverage and accuracy)")] = 0.0,
     unknown_label: Annotated[str, typer.Option(help="The label of articles below --threshold, or without text")] = "unknown",
     explain: Annotated[int, typer.Option(help="Show the N terms that pushed each article most towards its label")] = 0,
     bom: Annotated[bool, typer.Option("--bom", help="Start CSV output with a UTF-8 byte order mark, so Excel reads the Arabic")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr")] = False,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an --output (jsonl, csv) that an interrupted run left, without labeling its records again")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an --output (jsonl, csv) that an interrupted run left, without labeling its records again; with --engine dask, skip the input files already labeled")] = False,
+    engine: Annotated[str, typer.Option(help="'local' labels here; 'dask' labels each input file as a task on a Dask cluster into the --output folder (pip install 'qism[dask]')")] = "local",
+    scheduler: Annotated[Optional[str], typer.Option(help="Address of the Dask scheduler (tcp://HOST:PORT) or its scheduler file [default: a local cluster]")] = None,
+    gzip_output: Annotated[bool, typer.Option("--gzip", help="With --engine dask: write .labels.jsonl.gz")] = False,
     text_column: TextColumn = None,
     encoding: Encoding = None,
     errors: Errors = "strict",
     jobs: Jobs = -1,
 ):
-    """Label articles given as arguments, in a file or folder, or on standard input."""
-    if output_format not in OUTPUT_FORMATS:
-        raise QismError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}; got {output_format!r}")
+    """Label articles given as arguments, in a file or folder, or on standard input; or, with --engine
+    dask, every file of --input (GLOB, folder or URL) on a cluster, into the --output folder."""
     if top_k < 1:
         raise QismError("--top-k must be at least 1")
     if not 0 <= threshold <= 1:
         raise QismError(f"--threshold is a probability between 0 and 1; got {threshold}")
+    check_engine(engine, scheduler)
+    if engine == "dask":
+        if texts or input_path is None or output is None:
+            raise QismError("--engine dask labels the files of --input into the folder --output; give both, and no articles")
+        summary = label_files(input_path, str(output), model=model, scheduler=scheduler, resume=resume,
+                              output_format=output_format or "jsonl", compress=gzip_output,
+                              n_workers=None if jobs == -1 else jobs, top_k=top_k, threshold=threshold,
+                              unknown_label=unknown_label, text_column=text_column, encoding=encoding, errors=errors,
+                              report=(lambda message: None) if quiet else (lambda message: typer.echo(message, err=True)))
+        typer.echo(f"labeled {summary['labeled']} files ({summary['records']:,} records), skipped "
+                   f"{summary['skipped']} already labeled, into {summary['output']}")
+        return
+    output_format = output_format or "table"
+    if output_format not in OUTPUT_FORMATS:
+        raise QismError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}; got {output_format!r}")
     if explain < 0:
         raise QismError("--explain takes a number of terms, 0 or more")
     if bom and output_format != "csv":

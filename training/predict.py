@@ -12,7 +12,6 @@ import itertools
 import json
 import os
 import sys
-import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ from joblib import effective_n_jobs
 from .corpus import Document
 from .errors import QismError
 from .explain import explain
-from .files import make_like_new
+from .files import atomic_file
 from .features import CHUNK_SIZE
 
 OUTPUT_FORMATS = ("table", "json", "jsonl", "csv")
@@ -169,19 +168,8 @@ def atomic_output(path: str | os.PathLike | None, newline: str | None = None):
     if path is None:
         yield sys.stdout
         return
-    path = Path(path)
-    handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", newline=newline, dir=path.parent or ".",
-                                         prefix=f".{path.name}.", suffix=".part", delete=False)
-    try:
-        with handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        make_like_new(handle.name)
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "w", encoding="utf-8", newline=newline) as handle:
+        yield handle
 
 
 # --- continuing an interrupted run (--resume) -------------------------------------------------

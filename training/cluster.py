@@ -1,0 +1,408 @@
+"""Label many files on a Dask cluster: one task per input file, each output written whole or not at all.
+
+A task reads one input file, labels it with `predict.label_documents` (the model is loaded once per
+worker process and kept), and writes `<input name>.labels.jsonl` (or `.jsonl.gz`, `.parquet`) under
+the output folder: locally to a temporary name renamed when complete, on an object store as one
+object that appears only when its upload completes. A manifest `<output name>.manifest.json` follows
+the output and records what it holds. A worker killed mid-task leaves no output of that task; the
+scheduler runs the task again elsewhere, and the rerun replaces nothing but its own file, so every
+input record is labeled exactly once in the outputs. `resume` skips inputs whose manifest and output
+are already there.
+
+Dask, distributed, fsspec (paths as URLs) and pyarrow (Parquet) are imported only when used: they
+are the extras `qism[dask]` and `qism[parquet]`.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .corpus import Document, ReadOptions, read_source
+from .errors import QismError
+from .files import atomic_file
+from .model import Model, load_model
+from .predict import label_documents
+
+ENGINES = ("local", "dask")
+#: Formats `label_files` writes: JSON Lines (optionally gzipped) or Parquet.
+CLUSTER_OUTPUT_FORMATS = ("jsonl", "parquet")
+#: What an input folder or pattern may hold: the file formats qism reads, and Parquet.
+INPUT_SUFFIXES = (".jsonl", ".jsonl.gz", ".csv", ".tsv", ".txt", ".parquet")
+OUTPUT_SUFFIX = ".labels"
+MANIFEST_SUFFIX = ".manifest.json"
+#: Documents labeled per batch inside a task (one thread per task: a batch is one chunk of work).
+TASK_BATCH_SIZE = 2000
+
+
+def require_extra(module: str, extra: str):
+    """Import an optional dependency, or stop with one line naming the extra that provides it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise QismError(f"this needs the {module.split('.')[0]} package: pip install 'qism[{extra}]'") from None
+
+
+def check_engine(engine: str, scheduler: str | None) -> None:
+    """Validate `--engine` and `--scheduler` together."""
+    if engine not in ENGINES:
+        raise QismError(f"--engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+    if scheduler is not None and engine != "dask":
+        raise QismError("--scheduler is for --engine dask")
+    if scheduler is not None and not scheduler.startswith(("tcp://", "tls://", "inproc://", "ws://", "wss://")) \
+            and not scheduler.endswith(".json"):
+        raise QismError(f"--scheduler takes an address such as tcp://HOST:8786 or a scheduler file (.json); got {scheduler!r}")
+
+
+# --- paths: local or fsspec URLs --------------------------------------------------------------
+
+def is_url(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+def _filesystem(url: str):
+    fsspec = require_extra("fsspec", "dask")
+    try:
+        fs, _, paths = fsspec.get_fs_token_paths(url)
+    except (ImportError, ValueError) as err:
+        raise QismError(f"{url}: cannot open this kind of URL ({err})") from None
+    return fs, paths
+
+
+def _readable(name: str) -> bool:
+    """An input qism reads, and not an output of an earlier run."""
+    name = name.lower()
+    return name.endswith(INPUT_SUFFIXES) and OUTPUT_SUFFIX + "." not in name
+
+
+def expand_inputs(spec: str) -> list[str]:
+    """The input files a GLOB, folder, file or URL names, sorted; folders are searched recursively
+    for the formats qism reads."""
+    if is_url(spec):
+        fs, paths = _filesystem(spec)
+        protocol = spec.split("://", 1)[0]
+        found = []
+        for path in paths:
+            if fs.isdir(path):
+                found += [p for p in fs.find(path) if _readable(p)]
+            else:
+                found += [p for p in (fs.glob(path) if glob.has_magic(path) else [path]) if fs.isfile(p)]
+        files = sorted({f"{protocol}://{p.split('://', 1)[-1]}" for p in found})
+    else:
+        spec = spec.removeprefix("file://")
+        if Path(spec).is_dir():
+            files = sorted(str(p) for p in Path(spec).rglob("*") if p.is_file() and _readable(p.name))
+        elif glob.has_magic(spec):
+            files = sorted(p for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+        else:
+            files = [spec] if Path(spec).is_file() else []
+    if not files:
+        raise QismError(f"{spec}: no input files here (looked for {', '.join(INPUT_SUFFIXES)})")
+    return files
+
+
+def _size(path: str) -> int:
+    if is_url(path):
+        fs, paths = _filesystem(path)
+        return int(fs.size(paths[0]))
+    return os.path.getsize(path)
+
+
+def _exists(path: str) -> bool:
+    if is_url(path):
+        fs, paths = _filesystem(path)
+        return fs.exists(paths[0])
+    return os.path.exists(path)
+
+
+def _join(folder: str, name: str) -> str:
+    return f"{folder.rstrip('/')}/{name}" if is_url(folder) else str(Path(folder) / name)
+
+
+# --- one task ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FileTask:
+    """What a worker needs to label one input file."""
+
+    input: str
+    output: str
+    manifest: str
+    model: str | None
+    output_format: str = "jsonl"
+    top_k: int = 1
+    threshold: float = 0.0
+    unknown_label: str = "unknown"
+    text_column: str | None = None
+    encoding: str | None = None
+    errors: str = "strict"
+
+
+#: Models loaded in this process, by folder: a worker loads each model once and reuses it for every task.
+_MODELS: dict[str | None, Model] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _model(directory: str | None) -> Model:
+    with _MODELS_LOCK:
+        if directory not in _MODELS:
+            model = load_model(directory)
+            model.set_jobs(1)  # a task is one thread; the cluster runs many
+            _MODELS[directory] = model
+        return _MODELS[directory]
+
+
+def _parquet_documents(path: str, text_column: str | None) -> Iterator[Document]:
+    pq = require_extra("pyarrow.parquet", "parquet")
+    parquet = pq.ParquetFile(path)
+    names = parquet.schema_arrow.names
+    text_key = text_column or next((name for name in ("text", "content", "body", "article") if name in names), None)
+    if text_key not in names:
+        raise QismError(f"{path}: no {text_column or 'text'!r} column; name it with --text-column")
+    id_key = next((name for name in ("id", "doc_id", "article_id") if name in names), None)
+    title_key = "title" if "title" in names else None
+    columns = [key for key in (text_key, id_key, title_key) if key]
+    for batch in parquet.iter_batches(batch_size=TASK_BATCH_SIZE, columns=columns):
+        rows = batch.to_pydict()
+        for i, text in enumerate(rows[text_key]):
+            text = text if isinstance(text, str) else ""
+            title = rows[title_key][i] if title_key else None
+            if isinstance(title, str) and title:
+                text = f"{title}\n{text}"
+            doc_id = rows[id_key][i] if id_key else None
+            yield Document(text=text, id=str(doc_id) if doc_id is not None else None, source=Path(path).name)
+
+
+def _documents(path: str, task: FileTask) -> Iterator[Document]:
+    if path.lower().endswith(".parquet"):
+        return _parquet_documents(path, task.text_column)
+    options = ReadOptions(text_column=task.text_column, encoding=task.encoding, require_labels=False, errors=task.errors)
+    return read_source(path, options)
+
+
+_PARQUET_SCHEMA_FIELDS = ("id", "label", "label_ar", "top", "reason")
+
+
+def _write_parquet(records: Iterator[dict], handle) -> int:
+    pa = require_extra("pyarrow", "parquet")
+    pq = require_extra("pyarrow.parquet", "parquet")
+    item = pa.struct([("label", pa.string()), ("score", pa.float64()), ("label_ar", pa.string())])
+    schema = pa.schema([("id", pa.string()), ("label", pa.string()), ("label_ar", pa.string()),
+                        ("top", pa.list_(item)), ("reason", pa.string())])
+    count = 0
+    with pq.ParquetWriter(handle, schema) as writer:
+        batch: list[dict] = []
+        for record in records:
+            batch.append({key: record.get(key) for key in _PARQUET_SCHEMA_FIELDS})
+            count += 1
+            if len(batch) == TASK_BATCH_SIZE:
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                batch = []
+        if batch or not count:
+            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+    return count
+
+
+def _write_jsonl(records: Iterator[dict], handle) -> int:
+    count = 0
+    for record in records:
+        handle.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+        count += 1
+    return count
+
+
+class _Digesting(io.RawIOBase):
+    """A binary stream that passes writes on and keeps their SHA-256 and size, for the manifest."""
+
+    def __init__(self, target):
+        self.target, self.sha256, self.size = target, hashlib.sha256(), 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self.target.write(data)
+
+
+def _open_output(path: str):
+    """A binary file that appears at `path` only once complete (see the module docstring)."""
+    if is_url(path):
+        fs, paths = _filesystem(path)
+        return fs.open(paths[0], "wb")  # an object store makes the object visible when the upload ends
+    return atomic_file(path, "wb")
+
+
+def _write_output(task: FileTask, records: Iterator[dict]) -> dict:
+    with _open_output(task.output) as raw:
+        digesting = _Digesting(raw)
+        if task.output_format == "parquet":
+            count = _write_parquet(records, digesting)
+        elif task.output.endswith(".gz"):
+            # mtime 0: the same labels make the same bytes, so a rerun writes an identical file
+            with gzip.GzipFile(fileobj=digesting, mode="wb", mtime=0) as packed:
+                count = _write_jsonl(records, packed)
+        else:
+            count = _write_jsonl(records, digesting)
+    return {"records": count, "output_bytes": digesting.size, "sha256": digesting.sha256.hexdigest()}
+
+
+def _write_manifest(path: str, manifest: dict) -> None:
+    data = (json.dumps(manifest, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+    with _open_output(path) as handle:
+        handle.write(data)
+
+
+def _local_copy(url: str, folder: str) -> str:
+    """Copy a remote input to the worker's disk, so every reader (zip, CSV, Parquet) can seek in it."""
+    fs, paths = _filesystem(url)
+    local = str(Path(folder) / Path(paths[0]).name)
+    with fs.open(paths[0], "rb") as source, open(local, "wb") as target:
+        shutil.copyfileobj(source, target, 1 << 20)
+    return local
+
+
+def label_file(task: FileTask) -> dict:
+    """Label one input file into its output and manifest; return the manifest. Runs on a worker."""
+    started = time.perf_counter()
+    # joblib warns inside every daemonic Dask worker, though a task asks for one process anyway
+    warnings.filterwarnings("ignore", message="Inside a Dask worker with daemon=True")
+    model = _model(task.model)
+    with tempfile.TemporaryDirectory(prefix="qism-") as scratch:
+        path = _local_copy(task.input, scratch) if is_url(task.input) else task.input
+        records = label_documents(model, _documents(path, task), top_k=task.top_k, batch_size=TASK_BATCH_SIZE,
+                                  threshold=task.threshold, unknown_label=task.unknown_label)
+        written = _write_output(task, records)
+    manifest = {"input": task.input, "input_bytes": _size(task.input), "output": Path(task.output).name, **written,
+                "model": task.model or "default", "seconds": round(time.perf_counter() - started, 3)}
+    _write_manifest(task.manifest, manifest)
+    return manifest
+
+
+def finished(task: FileTask) -> bool:
+    """Whether an earlier run completed this task: its manifest is there, for the same input size,
+    and so is its output, at the size the manifest records."""
+    if not _exists(task.manifest) or not _exists(task.output):
+        return False
+    try:
+        if is_url(task.manifest):
+            fs, paths = _filesystem(task.manifest)
+            with fs.open(paths[0], "rb") as handle:
+                manifest = json.loads(handle.read())
+        else:
+            manifest = json.loads(Path(task.manifest).read_text(encoding="utf-8"))
+        return manifest["input_bytes"] == _size(task.input) and manifest["output_bytes"] == _size(task.output)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+def plan_tasks(inputs: list[str], output_dir: str, model: str | None, output_format: str = "jsonl",
+               compress: bool = False, **options) -> list[FileTask]:
+    """One task per input file, each with its output and manifest names; two inputs of the same
+    name would write the same output, which is refused."""
+    if output_format not in CLUSTER_OUTPUT_FORMATS:
+        raise QismError(f"--engine dask writes --format {' or '.join(CLUSTER_OUTPUT_FORMATS)}; got {output_format!r}")
+    if compress and output_format != "jsonl":
+        raise QismError("--gzip is for --format jsonl")
+    suffix = OUTPUT_SUFFIX + (".parquet" if output_format == "parquet" else ".jsonl.gz" if compress else ".jsonl")
+    tasks, seen = [], {}
+    for path in inputs:
+        name = path.rstrip("/").rsplit("/", 1)[-1] + suffix
+        if name in seen:
+            raise QismError(f"{seen[name]} and {path} would both be labeled into {name}; give inputs with distinct names")
+        seen[name] = path
+        output = _join(output_dir, name)
+        tasks.append(FileTask(path, output, output + MANIFEST_SUFFIX, model, output_format, **options))
+    return tasks
+
+
+def _remove_partial_outputs(tasks: list[FileTask]) -> None:
+    """Delete what workers killed mid-task left of their outputs: temporary `.part` files of this
+    run's outputs (local only: an object store keeps no unfinished upload in view)."""
+    for task in tasks:
+        for path in (task.output, task.manifest):
+            if not is_url(path):
+                for partial in Path(path).parent.glob(f".{glob.escape(Path(path).name)}.*.part"):
+                    partial.unlink(missing_ok=True)
+
+
+def _client(scheduler: str | None, n_workers: int | None):
+    require_extra("dask", "dask")
+    distributed = require_extra("distributed", "dask")
+    if scheduler is None:
+        cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                           dashboard_address=None)
+        return distributed.Client(cluster), cluster
+    try:
+        if scheduler.endswith(".json"):
+            return distributed.Client(scheduler_file=scheduler, timeout="30s"), None
+        return distributed.Client(scheduler, timeout="30s"), None
+    except (OSError, TimeoutError) as err:
+        raise QismError(f"cannot reach the Dask scheduler at {scheduler} ({err})") from None
+
+
+def label_files(input_spec: str, output_dir: str, *, model: str | os.PathLike | None = None,
+                scheduler: str | None = None, resume: bool = False, output_format: str = "jsonl",
+                compress: bool = False, n_workers: int | None = None, top_k: int = 1, threshold: float = 0.0,
+                unknown_label: str = "unknown", text_column: str | None = None, encoding: str | None = None,
+                errors: str = "strict", report: Callable[[str], None] = lambda message: None) -> dict:
+    """Label every file `input_spec` names (GLOB, folder, file or URL) into `output_dir`, one Dask task
+    per file, on the cluster at `scheduler` or on a local one of `n_workers` processes.
+
+    Returns a summary: the files labeled, skipped (with `resume`) and their records. A run's summary
+    is also written to `_qism_run.json` in the output folder.
+    """
+    check_engine("dask", scheduler)
+    model = str(Path(model).resolve()) if model is not None and not is_url(str(model)) else model
+    load_model(model)  # a wrong model folder is one line here, not one failure per task
+    inputs = expand_inputs(input_spec)
+    if not is_url(output_dir):
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        inputs = [p if is_url(p) else str(Path(p).resolve()) for p in inputs]
+        output_dir = str(Path(output_dir).resolve())
+    tasks = plan_tasks(inputs, output_dir, model, output_format, compress, top_k=top_k, threshold=threshold,
+                       unknown_label=unknown_label, text_column=text_column, encoding=encoding, errors=errors)
+    todo = [task for task in tasks if not (resume and finished(task))]
+    report(f"{len(tasks)} input files, {len(tasks) - len(todo)} already labeled")
+    manifests = []
+    if todo:
+        distributed = require_extra("distributed", "dask")
+        client, cluster = _client(scheduler, n_workers)
+        try:
+            futures = [client.submit(label_file, task, key=f"qism-label-{i}-{hashlib.sha1(task.input.encode()).hexdigest()[:12]}",
+                                     pure=False, retries=0)
+                       for i, task in enumerate(todo)]
+            for future in distributed.as_completed(futures):
+                try:
+                    manifests.append(future.result())
+                except distributed.KilledWorker as err:
+                    raise QismError(f"workers kept dying while labeling a file ({err}); the files labeled so far "
+                                    "are complete, and --resume continues") from None
+                report(f"labeled {len(manifests)} of {len(todo)} files")
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    _remove_partial_outputs(tasks)
+    summary = {"inputs": len(tasks), "labeled": len(manifests), "skipped": len(tasks) - len(todo),
+               "records": sum(m["records"] for m in manifests), "output": output_dir,
+               "files": sorted(manifests, key=lambda m: m["input"])}
+    _write_manifest(_join(output_dir, "_qism_run.json"), summary)
+    return summary
