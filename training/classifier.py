@@ -70,10 +70,19 @@ def nb_log_count_ratios(X, y_index: np.ndarray, n_classes: int, alpha: float) ->
     """Per label and feature, log of (share of the label's documents with the feature) over (share of
     the other documents with it), smoothed by `alpha`: NB-SVM's scaling (Wang & Manning, 2012), which
     lets a linear learner start from naive Bayes' evidence."""
+    return nb_ratios_from_counts(documents_per_label(X, y_index, n_classes), alpha)
+
+
+def documents_per_label(X, y_index: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per label and feature, how many of the label's documents have the feature (sums over shards)."""
     present = sp.csr_matrix((np.ones_like(X.data), X.indices, X.indptr), shape=X.shape)
     membership = sp.csr_matrix((np.ones(len(y_index), dtype=X.dtype), (y_index, np.arange(len(y_index)))),
                                shape=(n_classes, len(y_index)))
-    in_label = np.asarray((membership @ present).todense())
+    return np.asarray((membership @ present).todense())
+
+
+def nb_ratios_from_counts(in_label: np.ndarray, alpha: float) -> np.ndarray:
+    """NB log-count ratios (see `nb_log_count_ratios`) from per-label document counts of each feature."""
     p = alpha + in_label
     q = alpha + (in_label.sum(axis=0, keepdims=True) - in_label)
     return (np.log(p / p.sum(axis=1, keepdims=True)) - np.log(q / q.sum(axis=1, keepdims=True))).astype(np.float32)
@@ -202,13 +211,16 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.random_state = random_state
 
-    def _fit_weights(self, X, y_index, n_classes, sample_weight=None, masks=None):
+    def _fit_weights(self, X, y_index, n_classes, sample_weight=None, masks=None, ratios=None):
+        """(coef, intercept) fitted on these rows; `ratios` are NB ratios counted elsewhere (over a
+        whole corpus of which these rows are a shard), else counted on X."""
         if self.class_weight == "balanced":
             balance = balanced_weights(y_index, n_classes)
             sample_weight = balance if sample_weight is None else sample_weight * balance
         make = functools.partial(_make_estimator, self.kind, self.C, self.random_state)
         if self.kind in ONE_VS_REST:
-            ratios = nb_log_count_ratios(X, y_index, n_classes, self.nb_scaling) if self.nb_scaling else None
+            if ratios is None and self.nb_scaling:
+                ratios = nb_log_count_ratios(X, y_index, n_classes, self.nb_scaling)
             return _one_vs_rest(make, X, y_index, n_classes, sample_weight, ratios, masks, self.n_jobs)
         return _linear_weights(make().fit(X, y_index, sample_weight=sample_weight), n_classes)
 

@@ -243,15 +243,25 @@ def edge_segments(text: str, k: int = EDGE_SEGMENTS) -> list[str]:
     return segments if len(segments) <= 2 * k else segments[:k] + segments[-k:]
 
 
-def learn_edge_boilerplate(texts: Iterable[str], min_docs: int) -> np.ndarray:
-    """Keys of edge segments found in at least `min_docs` articles: app notices, disclaimers,
-    credit lines and column introductions, which tell the outlet rather than the topic."""
-    counts = Counter(
+def count_edge_segments(texts: Iterable[str]) -> Counter:
+    """In how many articles each edge segment (by key) occurs: the statistic boilerplate is learned
+    from, which shards of a corpus can count apart and add up."""
+    return Counter(
         key
         for text in texts
         for key in {segment_key(s) for s in edge_segments(text) if len(s) >= MIN_BOILERPLATE_CHARS}
     )
+
+
+def boilerplate_keys(counts: Counter, min_docs: int) -> np.ndarray:
+    """Keys of the edge segments counted in at least `min_docs` articles, sorted."""
     return np.array(sorted(key for key, count in counts.items() if count >= min_docs), dtype=np.uint64)
+
+
+def learn_edge_boilerplate(texts: Iterable[str], min_docs: int) -> np.ndarray:
+    """Keys of edge segments found in at least `min_docs` articles: app notices, disclaimers,
+    credit lines and column introductions, which tell the outlet rather than the topic."""
+    return boilerplate_keys(count_edge_segments(texts), min_docs)
 
 
 #: The separators `_SEGMENT_RE` finds, as plain strings (the segment break is their last character).

@@ -24,6 +24,7 @@ from .recipe import LabelMap, load_recipe
 from .predict import OUTPUT_FORMATS, RESUMABLE_FORMATS, batch_size_for, label_documents, output_for, skip_done, write_records
 from .progress import ProgressMeter, count_documents
 from .report import require_picture_packages, write_report
+from .streaming import parse_size
 from .trainer import CLASSIFIERS, TrainConfig, train
 
 app = typer.Typer(
@@ -176,6 +177,8 @@ def train_command(
     autotune: Annotated[Optional[str], typer.Option(metavar="DURATION", help="Choose classifier, C, class weight and word n-grams by cross-validation on the training split within this time (90s, 5m, 1h, or seconds), starting from the options given")] = None,
     teh_marbuta: Annotated[bool, typer.Option(help="Normalize ة to ه")] = True,
     dedupe: Annotated[bool, typer.Option(help="Drop duplicate texts and texts found under two labels")] = True,
+    streaming: Annotated[Optional[bool], typer.Option("--streaming/--in-memory", help="Train in bounded memory: count the corpus in chunks and average shard models (reads the sources twice) [default: only when the corpus would not fit --memory-budget]", show_default=False)] = None,
+    memory_budget: Annotated[Optional[str], typer.Option(metavar="SIZE", help="Memory the in-memory fit may take before training streams, such as 8GB [default: half the machine's memory]")] = None,
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
     encoding: Encoding = None,
@@ -211,7 +214,8 @@ def train_command(
     mapping = LabelMap.load(label_map) if label_map else plan.label_map if plan else None
     with stderr.status("training") as status:
         model = train(plan.sources if plan else sources or [], config, read_options=options, label_map=mapping,
-                      n_jobs=jobs, name=out.name, autotune=budget_seconds, report=lambda message: status.update(message))
+                      n_jobs=jobs, name=out.name, autotune=budget_seconds, streaming=streaming,
+                      memory_budget=parse_size(memory_budget) if memory_budget is not None else None, report=lambda message: status.update(message))
         if plan and plan.notes:
             model.card["notes"] = plan.notes
         status.update(f"saving to {out}")
@@ -221,7 +225,7 @@ def train_command(
         return
     card = model.card
     typer.echo(f"saved {out} ({len(card['labels'])} labels, {card['split']['train']:,} training documents, "
-               f"{card['training_seconds']:.1f} s)")
+               f"{card['training_seconds']:.1f} s, {card['training']['path']})")
     if "autotune" in card:
         typer.echo(autotune_summary(card["autotune"]))
     for note in data_notes(card):

@@ -270,6 +270,10 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
     def _clean_chunk(self, texts: Sequence[str]) -> list[str]:
         return [self.clean(text) for text in texts]
 
+    def clean_all(self, texts: Sequence[str]) -> list[str]:
+        """`clean` of each text, in parallel chunks when `n_jobs` allows."""
+        return [text for part in self._map_chunks(self._clean_chunk, list(texts)) for text in part]
+
     def _map_chunks(self, work, texts: Sequence[str], **kwargs) -> list:
         """`work` on each chunk of texts, on `n_jobs` processes when there are enough texts: at most
         CHUNK_SIZE each, and at least four chunks per process, so no process waits on a last big one."""
@@ -301,24 +305,27 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
         self._boilerplate_set = None
         if self.boilerplate_min_docs:
             # clean once, learn the boilerplate from the cleaned texts, then count without it
-            texts = [text for part in self._map_chunks(self._clean_chunk, texts) for text in part]
+            texts = self.clean_all(texts)
             self.boilerplate_ = learn_edge_boilerplate(texts, self.boilerplate_min_docs)
             counts = self.count(texts, cleaned=True)
         else:
             counts = self.count(texts)
         self._fit(counts)
-        return self._weigh(counts)
+        return self.weigh(counts)
 
     def transform(self, texts):
         check_is_fitted(self, "columns_")
         return self._stacked(self._transform_chunk, texts, len(self.columns_))
 
     def _transform_chunk(self, texts: Sequence[str]) -> sp.csr_matrix:
-        return self._weigh(self._count_chunk(texts))
+        return self.weigh(self._count_chunk(texts))
 
     def _fit(self, counts: sp.csr_matrix) -> None:
-        n_docs = counts.shape[0]
-        df = np.bincount(counts.indices, minlength=self.n_buckets)
+        self.fit_document_frequencies(np.bincount(counts.indices, minlength=self.n_buckets), counts.shape[0])
+
+    def fit_document_frequencies(self, df: np.ndarray, n_docs: int) -> None:
+        """Choose the kept buckets and their IDF from per-bucket document frequencies over `n_docs`
+        documents: what `fit` does once counted, and what corpora counted in shards sum up to."""
         keep = (df >= self.min_df) & (df <= self.max_df * n_docs)
         columns = np.flatnonzero(keep)
         if self.max_features is not None and len(columns) > self.max_features:
@@ -339,7 +346,7 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
             self._lookup = lookup
         return lookup
 
-    def _weigh(self, counts: sp.csr_matrix) -> sp.csr_matrix:
+    def weigh(self, counts: sp.csr_matrix) -> sp.csr_matrix:
         """Keep the fitted buckets, then tf (sublinear if asked) x idf, L2-normalized per row."""
         counts = counts.tocsr()
         column = self._bucket_to_column()[counts.indices]

@@ -23,6 +23,7 @@ from .errors import QismError
 from .evaluation import score
 from .features import MAX_ARTICLE_CHARS, TfidfFeaturizer
 from .model import Model, package_versions
+from .streaming import check_streaming_config, choose_streaming, fit_streaming
 
 @dataclass
 class TrainConfig:
@@ -164,10 +165,13 @@ def merge_label_spellings(labels: Iterable[str]) -> dict[str, str]:
     return merges
 
 
-def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True) -> Prepared:
+def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True, keep_texts: bool = True) -> Prepared:
     """Collect labeled documents per source and account for every one: drop binary files, empty and
     unlabeled ones, exact duplicates, and texts that appear under more than one label (they teach
-    nothing and leak across a split); merge label spellings; count what is kept but worth a look."""
+    nothing and leak across a split); merge label spellings; count what is kept but worth a look.
+
+    Without `keep_texts`, `texts` holds each kept document's position in `documents` instead of its
+    text, so a corpus larger than memory is accounted for in one pass and read again for its texts."""
     texts: list[str] = []
     labels: list[str] = []
     origins: list[str] = []
@@ -176,7 +180,7 @@ def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True) -> P
     ids_seen: set[tuple[str, str]] = set()
     dropped, repaired, flagged = Counter(), Counter(), Counter()
     empty_folders = []
-    for source_path, doc in documents:
+    for position, (source_path, doc) in enumerate(documents):
         if doc.problem == EMPTY_LABEL_FOLDER:
             empty_folders.append(f"{source_path}/{doc.id}")
             continue
@@ -199,7 +203,7 @@ def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True) -> P
         repaired["replaced_characters"] += doc.text.count("\ufffd")
         repaired["truncated"] += len(doc.text) > MAX_ARTICLE_CHARS
         text = doc.text[:MAX_ARTICLE_CHARS]  # all the featurizer reads; a huge file is not kept whole
-        texts.append(text)
+        texts.append(text if keep_texts else position)
         labels.append(doc.label)
         origins.append(doc.source or Path(source_path).name)
         if dedupe:
@@ -333,12 +337,15 @@ def fit(prepared: Prepared, config: TrainConfig, n_jobs: int | None = None,
 
 def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptions = ReadOptions(),
           label_map=None, n_jobs: int | None = None, name: str = "", autotune: float | None = None,
+          streaming: bool | None = None, memory_budget: int | None = None,
           report: Callable[[str], None] = lambda message: None) -> Model:
     """Read labeled sources, fit a classifier and return the model with its card (not yet saved).
 
     `label_map` (a `recipe.LabelMap`) renames and merges labels and drops the ones it does not list.
     `autotune` (seconds) first chooses the classifier, C, class weight and word n-grams by
     cross-validation on the training split, starting from `config`; the card records the search.
+    `streaming` trains in bounded memory (see `streaming`); None streams only when the in-memory fit
+    would need more than `memory_budget` bytes (default: half the machine's memory).
     """
     config = config or TrainConfig()
     config.validate()
@@ -348,18 +355,29 @@ def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptio
     sources = [str(source) for source in sources]
     if not sources:
         raise QismError("no training sources given")
+    streaming, budget = choose_streaming(sources, streaming, memory_budget)
+    if streaming:
+        check_streaming_config(config, autotune)
+
+    def read():
+        documents = ((path, doc) for path in sources for doc in read_source(path, read_options))
+        return label_map.apply(documents) if label_map is not None else documents
+
     report(f"reading {', '.join(sources)}")
-    documents = ((path, doc) for path in sources for doc in read_source(path, read_options))
-    if label_map is not None:
-        documents = label_map.apply(documents)
-    prepared = prepare(documents, config.dedupe)
+    prepared = prepare(read(), config.dedupe, keep_texts=not streaming)
     if label_map is not None and label_map.unmapped:
         prepared.dropped["unmapped_label"] = sum(label_map.unmapped.values())
+    unmapped = dict(label_map.unmapped) if label_map is not None else {}
     report(f"{len(prepared.texts):,} documents after dropping {sum(prepared.dropped.values()):,}")
     search = None
     if autotune is not None:
         config, search = autotune_on_training_split(prepared, config, autotune, n_jobs, report)
-    pipeline, sizes, label_counts, scores = fit(prepared, config, n_jobs, report)
+    if streaming:
+        pipeline, sizes, label_counts, scores, run = fit_streaming(prepared, config, read, n_jobs, report)
+        run = {"path": "streaming", **run}
+    else:
+        pipeline, sizes, label_counts, scores = fit(prepared, config, n_jobs, report)
+        run = {"path": "in-memory"}
     card = {
         "name": name,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -374,11 +392,12 @@ def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptio
         "label_merges": prepared.label_merges,
         "empty_label_folders": prepared.empty_label_folders,
         "scores": scores,
+        "training": {**run, "memory_budget": budget},
         "training_seconds": round(time.perf_counter() - started, 2),
     }
     if label_map is not None:
         card["label_names"] = {label: label_map.names[label] for label in label_counts}
-        card["unmapped_labels"] = dict(sorted(label_map.unmapped.items()))
+        card["unmapped_labels"] = dict(sorted(unmapped.items()))
     if search is not None:
         card["autotune"] = search
     return Model(pipeline, card)

@@ -1,0 +1,101 @@
+"""Streaming training: exact corpus statistics from chunks, shard models close to the in-memory fit,
+and the in-memory path unchanged for corpora that fit."""
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from conftest import SAMPLE, corpus
+from training import TrainConfig, read_source, train
+from training.cli import app
+from training.errors import QismError
+from training import streaming
+from training.trainer import fit, prepare
+
+runner = CliRunner()
+
+
+def arrays(model) -> dict[str, np.ndarray]:
+    features, classifier = model.pipeline.named_steps["features"], model.pipeline.named_steps["classifier"]
+    return {"columns": features.columns_, "idf": features.idf_, "boilerplate": features.boilerplate_,
+            "coef": classifier.coef_, "intercept": classifier.intercept_,
+            "temperature": np.asarray(classifier.temperature_)}
+
+
+def test_in_memory_training_is_the_fit_of_the_prepared_corpus():
+    """`train` on a corpus that fits is `fit(prepare(...))`, array for array, and says so on the card."""
+    config = TrainConfig()
+    model = train([SAMPLE], config, n_jobs=1)
+    pipeline, *_ = fit(prepare((str(SAMPLE), doc) for doc in read_source(SAMPLE)), config, n_jobs=1)
+    expected = arrays(type(model)(pipeline, {}))
+    for name, values in arrays(model).items():
+        assert np.array_equal(values, expected[name]), name
+    assert model.card["training"]["path"] == "in-memory"
+
+
+def test_one_shard_gives_the_in_memory_model():
+    """Counted in chunks, the statistics are those of the whole corpus: with one shard and no
+    calibration share, streaming fits the same model as in memory."""
+    in_memory = arrays(train([SAMPLE], TrainConfig(), n_jobs=1))
+    streamed_model = train([SAMPLE], TrainConfig(), n_jobs=1, streaming=True)
+    streamed = arrays(streamed_model)
+    for name in ("columns", "idf", "boilerplate", "temperature"):
+        assert np.array_equal(streamed[name], in_memory[name]), name
+    assert np.allclose(streamed["coef"], in_memory["coef"], rtol=1e-5, atol=1e-5)
+    assert np.allclose(streamed["intercept"], in_memory["intercept"], rtol=1e-5, atol=1e-5)
+    assert streamed_model.card["training"]["path"] == "streaming"
+    assert streamed_model.card["training"]["shards"] == 1
+
+
+def test_chunks_smaller_than_the_corpus_count_the_same(monkeypatch):
+    monkeypatch.setattr(streaming, "CHUNK_DOCUMENTS", 17)
+    in_memory = arrays(train([SAMPLE], TrainConfig(), n_jobs=1))
+    streamed = arrays(train([SAMPLE], TrainConfig(), n_jobs=1, streaming=True))
+    for name in ("columns", "idf", "boilerplate"):
+        assert np.array_equal(streamed[name], in_memory[name]), name
+
+
+def test_averaged_shard_models_score_close_to_the_in_memory_fit(monkeypatch):
+    path = corpus("asnd/sm_news_ar_trn.csv")
+    config = TrainConfig(test_size=0.2)
+    in_memory = train([path], config)
+    monkeypatch.setattr(streaming, "SHARD_DOCUMENTS", 1500)
+    streamed = train([path], config, streaming=True)
+    assert streamed.card["training"]["shards"] >= 3 and streamed.card["training"]["calibration_shards"] == 1
+    assert streamed.card["split"] == in_memory.card["split"]
+    assert streamed.card["scores"]["documents"] == in_memory.card["scores"]["documents"]
+    assert abs(streamed.card["scores"]["macro_f1"] - in_memory.card["scores"]["macro_f1"]) < 0.015
+
+
+def test_a_corpus_over_the_memory_budget_streams(tiny):
+    assert train([SAMPLE], TrainConfig(), memory_budget=10_000).card["training"]["path"] == "streaming"
+    assert train([SAMPLE], TrainConfig(), memory_budget=1 << 40).card["training"]["path"] == "in-memory"
+    assert streaming.input_bytes([str(corpus("ant-v2.1.jsonl.gz"))]) > 80_000_000  # its uncompressed size
+
+
+def test_streaming_refuses_what_it_cannot_do(tmp_path):
+    with pytest.raises(QismError, match="standard input"):
+        train(["-"], TrainConfig(), streaming=True)
+    with pytest.raises(QismError, match="averages linear models"):
+        train([SAMPLE], TrainConfig(classifier="complement_nb"), streaming=True)
+    with pytest.raises(QismError, match="autotune"):
+        train([SAMPLE], TrainConfig(), streaming=True, autotune=10)
+
+
+@pytest.mark.parametrize("text, size", [("2GB", 2 << 30), ("500m", 500 << 20), ("1.5g", 3 << 29), ("4096", 4096)])
+def test_sizes(text, size):
+    assert streaming.parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "lots", "-1GB", "2PB", "nan"])
+def test_bad_sizes(text):
+    with pytest.raises(QismError, match="--memory-budget"):
+        streaming.parse_size(text)
+
+
+def test_cli_streaming_says_which_path_ran(tmp_path):
+    result = runner.invoke(app, ["train", str(SAMPLE), "--out", str(tmp_path / "m"), "--streaming"])
+    assert result.exit_code == 0, result.output
+    assert "streaming" in result.output.splitlines()[0]
+    result = runner.invoke(app, ["train", str(SAMPLE), "--out", str(tmp_path / "m"), "--memory-budget", "lots"])
+    assert result.exit_code == 1 and "--memory-budget" in result.output
