@@ -214,9 +214,8 @@ def _averaged(classifier, load_shard, y_train, n_classes, weights, masks, ratios
 
 
 def _partial_fit_label(estimator, X, target, weight, ratios):
-    if ratios is not None:
-        X = X.copy()
-        X.data *= ratios[X.indices]
+    if ratios is not None:  # scaled values on the shard's own index arrays, which are not copied
+        X = sp.csr_matrix((X.data * np.take(ratios, X.indices), X.indices, X.indptr), shape=X.shape)
     estimator.partial_fit(X, target, classes=np.array([False, True]), sample_weight=weight)
 
 
@@ -312,12 +311,20 @@ def fit_streaming(prepared, config, read_again: Callable[[], Iterator[tuple[str,
             masks = source_label_masks(y_train, n_classes, prepared.origin_array()[train_rows])
         classifier.set_params(class_weight=None)  # balancing is in `weights`, counted over the whole corpus
 
-        def load_shard(number: int) -> tuple[np.ndarray, sp.csr_matrix]:
-            """A shard's training rows (in the split's order, as the in-memory fit sees them) and features."""
+        for number in range(len(plan.shards)):
+            # each shard's counts become its features once, in the split's order (as the in-memory fit sees them)
             pieces = list(_pieces(spill / f"shard-{number}"))
             local = np.concatenate([piece[0] for piece in pieces])
             order = np.argsort(local, kind="stable")
-            return local[order], featurizer.weigh(sp.vstack([piece[1] for piece in pieces], format="csr")[order])
+            features = featurizer.weigh(sp.vstack([piece[1] for piece in pieces], format="csr")[order])
+            del pieces
+            with open(spill / f"shard-{number}", "wb") as handle:
+                pickle.dump((local[order], features), handle, protocol=pickle.HIGHEST_PROTOCOL)
+            del features
+
+        def load_shard(number: int) -> tuple[np.ndarray, sp.csr_matrix]:
+            """A shard's training rows and their features."""
+            return next(_pieces(spill / f"shard-{number}"))
 
         fit_shards = list(range(plan.n_fit_shards))
         all_shards = list(range(len(plan.shards)))
