@@ -139,7 +139,7 @@ def test_cli_checks_engine_options(tmp_path):
     result = runner.invoke(app, ["predict", "--engine", "dask", "--input", str(tmp_path)])
     assert result.exit_code == 1 and "--output" in result.output
     result = runner.invoke(app, ["predict", "--engine", "spark", "x"])
-    assert result.exit_code == 1 and "--engine must be one of local, dask" in result.output
+    assert result.exit_code == 1 and "--engine is one of local, dask" in result.output
     result = runner.invoke(app, ["predict", "--engine", "dask", "--input", str(tmp_path), "--output", str(tmp_path / "o")])
     assert result.exit_code == 1 and "no input files" in result.output
 

@@ -9,7 +9,7 @@ from conftest import SAMPLE, corpus
 from training import TrainConfig, read_source, train
 from training.cli import app
 from training.errors import QismError
-from training import streaming
+from training import config as qism_config, streaming
 from training.trainer import fit, prepare
 
 runner = CliRunner()
@@ -84,13 +84,13 @@ def test_streaming_refuses_what_it_cannot_do(tmp_path):
 
 @pytest.mark.parametrize("text, size", [("2GB", 2 << 30), ("500m", 500 << 20), ("1.5g", 3 << 29), ("4096", 4096)])
 def test_sizes(text, size):
-    assert streaming.parse_size(text) == size
+    assert qism_config.parse_size(text) == size
 
 
 @pytest.mark.parametrize("text", ["", "lots", "-1GB", "2PB", "nan"])
 def test_bad_sizes(text):
     with pytest.raises(QismError, match="--memory-budget"):
-        streaming.parse_size(text)
+        qism_config.parse_size(text)
 
 
 def test_cli_streaming_says_which_path_ran(tmp_path):

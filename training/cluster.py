@@ -30,13 +30,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .corpus import Document, ReadOptions, read_source
+from .config import LabelOptions, ReadOptions, check_engine
+from .corpus import Document, read_source
 from .errors import QismError
 from .files import atomic_file
 from .model import Model, load_model
 from .predict import label_documents
 
-ENGINES = ("local", "dask")
 #: Formats `label_files` writes: JSON Lines (optionally gzipped) or Parquet.
 CLUSTER_OUTPUT_FORMATS = ("jsonl", "parquet")
 #: What an input folder or pattern may hold: the file formats qism reads, and Parquet.
@@ -55,17 +55,6 @@ def require_extra(module: str, extra: str):
         return importlib.import_module(module)
     except ImportError:
         raise QismError(f"this needs the {module.split('.')[0]} package: pip install 'qism[{extra}]'") from None
-
-
-def check_engine(engine: str, scheduler: str | None) -> None:
-    """Validate `--engine` and `--scheduler` together."""
-    if engine not in ENGINES:
-        raise QismError(f"--engine must be one of {', '.join(ENGINES)}; got {engine!r}")
-    if scheduler is not None and engine != "dask":
-        raise QismError("--scheduler is for --engine dask")
-    if scheduler is not None and not scheduler.startswith(("tcp://", "tls://", "inproc://", "ws://", "wss://")) \
-            and not scheduler.endswith(".json"):
-        raise QismError(f"--scheduler takes an address such as tcp://HOST:8786 or a scheduler file (.json); got {scheduler!r}")
 
 
 # --- paths: local or fsspec URLs --------------------------------------------------------------
@@ -144,12 +133,8 @@ class FileTask:
     manifest: str
     model: str | None
     output_format: str = "jsonl"
-    top_k: int = 1
-    threshold: float = 0.0
-    unknown_label: str = "unknown"
-    text_column: str | None = None
-    encoding: str | None = None
-    errors: str = "strict"
+    label_options: LabelOptions = LabelOptions()
+    read_options: ReadOptions = ReadOptions(require_labels=False)
 
 
 #: Models loaded in this process, by folder: a worker loads each model once and reuses it for every task.
@@ -167,6 +152,8 @@ def _model(directory: str | None) -> Model:
 
 
 def _parquet_documents(path: str, text_column: str | None) -> Iterator[Document]:
+    """The articles of a Parquet file, a batch of rows at a time: its text column (`text_column`,
+    else text, content, body or article), id and title when it has them."""
     pq = require_extra("pyarrow.parquet", "parquet")
     parquet = pq.ParquetFile(path)
     names = parquet.schema_arrow.names
@@ -184,14 +171,13 @@ def _parquet_documents(path: str, text_column: str | None) -> Iterator[Document]
             if isinstance(title, str) and title:
                 text = f"{title}\n{text}"
             doc_id = rows[id_key][i] if id_key else None
-            yield Document(text=text, id=str(doc_id) if doc_id is not None else None, source=Path(path).name)
+            yield Document(text=text, id=str(doc_id) if doc_id is not None else None, outlet=Path(path).name)
 
 
 def _documents(path: str, task: FileTask) -> Iterator[Document]:
     if path.lower().endswith(".parquet"):
-        return _parquet_documents(path, task.text_column)
-    options = ReadOptions(text_column=task.text_column, encoding=task.encoding, require_labels=False, errors=task.errors)
-    return read_source(path, options)
+        return _parquet_documents(path, task.read_options.text_column)
+    return read_source(path, task.read_options)
 
 
 _PARQUET_SCHEMA_FIELDS = ("id", "label", "label_ar", "top", "reason")
@@ -285,8 +271,7 @@ def label_file(task: FileTask) -> dict:
     model = _model(task.model)
     with tempfile.TemporaryDirectory(prefix="qism-") as scratch:
         path = _local_copy(task.input, scratch) if is_url(task.input) else task.input
-        records = label_documents(model, _documents(path, task), top_k=task.top_k, batch_size=TASK_BATCH_SIZE,
-                                  threshold=task.threshold, unknown_label=task.unknown_label)
+        records = label_documents(model, _documents(path, task), task.label_options, batch_size=TASK_BATCH_SIZE)
         written = _write_output(task, records)
     manifest = {"input": task.input, "input_bytes": _size(task.input), "output": Path(task.output).name, **written,
                 "model": task.model or "default", "seconds": round(time.perf_counter() - started, 3)}
@@ -314,7 +299,8 @@ def finished(task: FileTask) -> bool:
 # --- the run ----------------------------------------------------------------------------------
 
 def plan_tasks(inputs: list[str], output_dir: str, model: str | None, output_format: str = "jsonl",
-               compress: bool = False, **options) -> list[FileTask]:
+               compress: bool = False, label_options: LabelOptions = LabelOptions(),
+               read_options: ReadOptions = ReadOptions(require_labels=False)) -> list[FileTask]:
     """One task per input file, each with its output and manifest names; two inputs of the same
     name would write the same output, which is refused."""
     if output_format not in CLUSTER_OUTPUT_FORMATS:
@@ -329,7 +315,7 @@ def plan_tasks(inputs: list[str], output_dir: str, model: str | None, output_for
             raise QismError(f"{seen[name]} and {path} would both be labeled into {name}; give inputs with distinct names")
         seen[name] = path
         output = _join(output_dir, name)
-        tasks.append(FileTask(path, output, output + MANIFEST_SUFFIX, model, output_format, **options))
+        tasks.append(FileTask(path, output, output + MANIFEST_SUFFIX, model, output_format, label_options, read_options))
     return tasks
 
 
@@ -360,9 +346,9 @@ def _client(scheduler: str | None, n_workers: int | None):
 
 def label_files(input_spec: str, output_dir: str, *, model: str | os.PathLike | None = None,
                 scheduler: str | None = None, resume: bool = False, output_format: str = "jsonl",
-                compress: bool = False, n_workers: int | None = None, top_k: int = 1, threshold: float = 0.0,
-                unknown_label: str = "unknown", text_column: str | None = None, encoding: str | None = None,
-                errors: str = "strict", report: Callable[[str], None] = lambda message: None) -> dict:
+                compress: bool = False, n_workers: int | None = None, label_options: LabelOptions = LabelOptions(),
+                read_options: ReadOptions = ReadOptions(require_labels=False),
+                report: Callable[[str], None] = lambda message: None) -> dict:
     """Label every file `input_spec` names (GLOB, folder, file or URL) into `output_dir`, one Dask task
     per file, on the cluster at `scheduler` or on a local one of `n_workers` processes.
 
@@ -371,14 +357,15 @@ def label_files(input_spec: str, output_dir: str, *, model: str | os.PathLike | 
     """
     check_engine("dask", scheduler)
     model = str(Path(model).resolve()) if model is not None and not is_url(str(model)) else model
-    load_model(model)  # a wrong model folder is one line here, not one failure per task
+    if label_options.explain:
+        raise QismError("--explain is not offered with --engine dask")
+    label_options.check_against(load_model(model).labels)  # a wrong model is one line here, not one failure per task
     inputs = expand_inputs(input_spec)
     if not is_url(output_dir):
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         inputs = [p if is_url(p) else str(Path(p).resolve()) for p in inputs]
         output_dir = str(Path(output_dir).resolve())
-    tasks = plan_tasks(inputs, output_dir, model, output_format, compress, top_k=top_k, threshold=threshold,
-                       unknown_label=unknown_label, text_column=text_column, encoding=encoding, errors=errors)
+    tasks = plan_tasks(inputs, output_dir, model, output_format, compress, label_options, read_options)
     todo = [task for task in tasks if not (resume and finished(task))]
     report(f"{len(tasks)} input files, {len(tasks) - len(todo)} already labeled")
     manifests = []
@@ -406,3 +393,10 @@ def label_files(input_spec: str, output_dir: str, *, model: str | os.PathLike | 
                "files": sorted(manifests, key=lambda m: m["input"])}
     _write_manifest(_join(output_dir, "_qism_run.json"), summary)
     return summary
+
+
+def label_files_on_cluster(texts: list[str], input_spec: str | None, output: str | os.PathLike | None, **options) -> dict:
+    """`qism predict --engine dask`: the files of `input_spec` into the folder `output` (see `label_files`)."""
+    if texts or input_spec is None or output is None:
+        raise QismError("--engine dask labels the files of --input into the folder --output; give both, and no articles")
+    return label_files(input_spec, str(output), **options)

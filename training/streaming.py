@@ -40,9 +40,10 @@ from joblib import Parallel, delayed
 from sklearn.model_selection import train_test_split
 
 from .classifier import (MIN_CALIBRATION_DOCS, ONE_VS_REST, SGD_EPOCHS, _make_estimator, balanced_weights, documents_per_label, fit_class_scaling,
-                         fit_temperature, nb_ratios_from_counts, source_label_masks)
-from .clean import boilerplate_keys, count_edge_segments
+                         fit_temperature, nb_ratios_from_counts, outlet_label_masks)
+from .features.boilerplate import count_edge_segments, frequent_segments
 from .corpus import Document
+from .config import parse_size
 from .errors import QismError
 
 #: Documents read, cleaned and counted at a time.
@@ -56,24 +57,6 @@ MEMORY_PER_INPUT_BYTE = 12
 MEMORY_SHARE = 0.5
 #: Classifiers whose shard models can be averaged (linear weights and a bias).
 STREAMING_CLASSIFIERS = ("sgd", "linear_svc", "logreg")
-
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30,
-               "t": 1 << 40, "tb": 1 << 40}
-
-
-def parse_size(text: str) -> int:
-    """Bytes from a size such as 2GB, 500M, 1.5g or 1048576 (binary units)."""
-    value = str(text).strip().lower().replace(" ", "")
-    number = value.rstrip("kmgtb")
-    unit = value[len(number):]
-    try:
-        size = float(number)
-    except ValueError:
-        size = -1.0
-    if unit not in _SIZE_UNITS or not math.isfinite(size) or size <= 0:
-        raise QismError(f"--memory-budget takes a size such as 4GB, 500MB or 2g; got {text!r}")
-    return int(size * _SIZE_UNITS[unit])
-
 
 def machine_memory() -> int:
     """Physical memory of this machine in bytes (0 when the system does not say)."""
@@ -114,9 +97,9 @@ def input_bytes(sources: Iterable[str]) -> int:
     return total
 
 
-def choose_streaming(sources: list[str], streaming: bool | None, memory_budget: int | None) -> tuple[bool, int]:
+def choose_streaming(sources: list[str], streaming: bool | None, memory_budget: int | str | None) -> tuple[bool, int]:
     """Whether to train streaming (asked, or the in-memory fit would not fit the budget) and the budget."""
-    budget = memory_budget or default_memory_budget()
+    budget = parse_size(memory_budget) if memory_budget is not None else default_memory_budget()
     if streaming is None:
         streaming = "-" not in sources and input_bytes(sources) * MEMORY_PER_INPUT_BYTE > budget
     if streaming and "-" in sources:
@@ -239,23 +222,22 @@ def _sgd_epochs(classifier, load_shard, y_train, n_classes, weights, masks, rati
     return coef.astype(np.float32), np.asarray([e.intercept_[0] for e in estimators], dtype=np.float32)
 
 
-def fit_streaming(prepared, config, read_again: Callable[[], Iterator[tuple[str, Document]]], n_jobs: int | None = None,
-                  report: Callable[[str], None] = lambda message: None, shard_documents: int | None = None):
-    """Like `trainer.fit`, for a `prepare(..., keep_texts=False)` corpus read again by `read_again`;
-    returns the pipeline, split sizes, label counts, scores and what the card says of the run."""
-    from .evaluation import score
-    from .trainer import check_trainable, scores_by_source, split, training_weights
+def fit_streaming(pipeline, config, read_again: Callable[[], Iterator[tuple[str, Document]]], positions: np.ndarray,
+                  labels: np.ndarray, outlets: np.ndarray, train_rows: np.ndarray, test_rows: np.ndarray,
+                  sample_weight: np.ndarray | None = None, report: Callable[[str], None] = lambda message: None,
+                  shard_documents: int | None = None):
+    """Fit `pipeline` (unfitted) on the training rows of a corpus that `read_again` reads anew, whose
+    kept documents are at `positions` in it, with `labels` and `outlets` per kept document.
 
-    config.validate()
+    Returns the held-out rows in the order they were scored, their probabilities, and what the card
+    says of the run."""
     shard_documents = shard_documents or SHARD_DOCUMENTS
-    label_counts = check_trainable(prepared)
-    train_rows, test_rows = split(prepared, config.test_size, config.seed)
-    labels = np.asarray(prepared.labels, dtype=str)
+    featurizer, classifier = pipeline.named_steps["features"], pipeline.named_steps["classifier"]
+    labels = np.asarray(labels, dtype=str)
+    train_rows = np.asarray(train_rows)
     classes, y_train = np.unique(labels[train_rows], return_inverse=True)
     n_classes = len(classes)
-    pipeline = config.build_pipeline(n_jobs)
-    featurizer, classifier = pipeline.named_steps["features"], pipeline.named_steps["classifier"]
-    plan = _Plan(y_train, np.asarray(train_rows), len(labels), config.calibration_size, shard_documents, config.seed)
+    plan = _Plan(y_train, train_rows, len(labels), config.calibration_size, shard_documents, config.seed)
     is_test = np.zeros(len(labels), dtype=bool)
     is_test[test_rows] = True
     spill = Path(tempfile.mkdtemp(prefix="qism-streaming-"))
@@ -264,14 +246,14 @@ def fit_streaming(prepared, config, read_again: Callable[[], Iterator[tuple[str,
         featurizer.boilerplate_ = np.empty(0, dtype=np.uint64)
         segments = Counter()
         with open(spill / "cleaned", "wb") as handle:
-            for done, (indices, texts) in enumerate(_chunks(read_again(), np.asarray(prepared.texts)), 1):
+            for done, (indices, texts) in enumerate(_chunks(read_again(), np.asarray(positions)), 1):
                 cleaned = featurizer.clean_all(texts)
                 if config.boilerplate_min_docs:
                     segments.update(count_edge_segments(t for t, i in zip(cleaned, indices) if plan.shard_of[i] >= 0))
                 pickle.dump((indices, cleaned), handle, protocol=pickle.HIGHEST_PROTOCOL)
                 report(f"streaming: cleaned {min(done * CHUNK_DOCUMENTS, len(labels)):,} of {len(labels):,} documents")
         if config.boilerplate_min_docs:
-            featurizer.boilerplate_ = boilerplate_keys(segments, config.boilerplate_min_docs)
+            featurizer.boilerplate_ = frequent_segments(segments, config.boilerplate_min_docs)
         del segments
         featurizer._boilerplate_set = None
         # count terms: per-label document frequencies, and each document's counts to its shard's file
@@ -296,19 +278,19 @@ def fit_streaming(prepared, config, read_again: Callable[[], Iterator[tuple[str,
             for handle in shard_files:
                 handle.close()
         (spill / "cleaned").unlink()
-        featurizer.fit_document_frequencies(per_label.sum(axis=0, dtype=np.float64).astype(np.int64), len(train_rows))
+        featurizer.fit_counts(per_label.sum(axis=0, dtype=np.float64).astype(np.int64), len(train_rows))
         ratios = None
         if config.nb_scaling and config.classifier in ONE_VS_REST:
             ratios = nb_ratios_from_counts(per_label[:, featurizer.columns_], config.nb_scaling)
         del per_label
         # sample weights and label masks over all training documents, as the in-memory fit has them
-        weights = training_weights(prepared, config, np.asarray(train_rows))
+        weights = sample_weight
         if config.class_weight == "balanced":
             balance = balanced_weights(y_train, n_classes)
             weights = balance if weights is None else weights * balance
         masks = None
-        if config.source_label_sets:
-            masks = source_label_masks(y_train, n_classes, prepared.origin_array()[train_rows])
+        if config.outlet_label_sets:
+            masks = outlet_label_masks(y_train, n_classes, np.asarray(outlets)[train_rows])
         classifier.set_params(class_weight=None)  # balancing is in `weights`, counted over the whole corpus
 
         for number in range(len(plan.shards)):
@@ -355,20 +337,16 @@ def fit_streaming(prepared, config, read_again: Callable[[], Iterator[tuple[str,
                 scale, bias = fit_class_scaling(decision / classifier.temperature_, truth)
         classifier.coef_ = coef * scale.astype(np.float32)[:, None]
         classifier.intercept_ = (intercept * scale + classifier.temperature_ * bias).astype(np.float32)
-        scores = None
+        order, probas = [], []
         if len(test_rows):
             report(f"streaming: scoring on {len(test_rows):,} held-out documents")
-            order, probas = [], []
             for indices, counts in _pieces(spill / "test"):
                 order.append(indices)
                 probas.append(classifier.predict_proba(featurizer.weigh(counts)))
-            order, proba = np.concatenate(order), np.vstack(probas)
-            truth, predicted = labels[order].astype(object), classes[proba.argmax(axis=1)].astype(object)
-            scores = score(truth, predicted, list(classes), proba=proba)
-            origins = prepared.origin_array()[order]
-            if len(set(origins)) > 1:
-                scores["by_source"] = scores_by_source(truth, predicted, origins)
     finally:
         shutil.rmtree(spill, ignore_errors=True)
-    info = {"fit": fitting, "shards": len(plan.shards), "shard_documents": shard_documents, "calibration_shards": len(plan.shards) - plan.n_fit_shards}
-    return pipeline, {"train": len(train_rows), "test": len(test_rows)}, dict(sorted(label_counts.items())), scores, info
+    info = {"fit": fitting, "shards": len(plan.shards), "shard_documents": shard_documents,
+            "calibration_shards": len(plan.shards) - plan.n_fit_shards}
+    if not order:
+        return np.empty(0, dtype=np.int64), np.empty((0, n_classes)), info
+    return np.concatenate(order), np.vstack(probas), info
