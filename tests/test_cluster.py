@@ -203,17 +203,73 @@ def test_a_killed_worker_loses_and_duplicates_nothing(scheduler_and_two_workers,
         except BaseException as err:  # noqa: BLE001 (reported by the test below)
             outcome["error"] = err
 
-    labeling = threading.Thread(target=run)
-    labeling.start()
-    deadline = time.monotonic() + 120
-    while not list(out.glob("*.manifest.json")) and time.monotonic() < deadline and labeling.is_alive():
-        time.sleep(0.005)
-    finished_at_kill = len(list(out.glob("*.manifest.json")))
-    _stop(workers[0])  # SIGKILL to the worker and its nanny, mid-run
+    with distributed.Client(address, timeout="60s") as client:
+        first = next(a for a, w in client.scheduler_info()["workers"].items() if w["name"] == "worker-0")
+        labeling = threading.Thread(target=run)
+        labeling.start()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and labeling.is_alive():
+            if list(out.glob("*.manifest.json")) and client.processing(workers=[first]).get(first):
+                break  # some files are done, and the worker to kill has tasks
+            time.sleep(0.005)
+        busy = bool(client.processing(workers=[first]).get(first))
+        finished_at_kill = len(list(out.glob("*.manifest.json")))
+        _stop(workers[0])  # SIGKILL to the worker and its nanny, mid-run
     labeling.join(timeout=300)
     assert not labeling.is_alive()
     assert "error" not in outcome, outcome.get("error")
-    assert 1 <= finished_at_kill < n_files  # the kill did come in the middle of the run
+    assert busy and 1 <= finished_at_kill < n_files  # the kill did come in the middle of the run
     assert outcome["summary"]["labeled"] == n_files
     assert_each_id_once_as_local(read_outputs(out), ids, local_labels(sample_model_dir, tmp_path / "in", tmp_path))
     assert not list(out.glob(".*.part"))  # what the killed task had started is gone
+
+
+# --- object storage: S3 URLs through a local moto server -------------------------------------
+
+@pytest.fixture
+def s3_server(tmp_path, monkeypatch):
+    """A moto S3 server process on 127.0.0.1, and the environment that points S3 clients at it."""
+    pytest.importorskip("s3fs")
+    pytest.importorskip("moto.server")
+    port = _free_port()
+    with open(tmp_path / "moto.log", "wb") as log:
+        server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.fail(f"moto server did not start: {(tmp_path / 'moto.log').read_text()[-2000:]}")
+                time.sleep(0.1)
+        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                            "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint}.items():
+            monkeypatch.setenv(name, value)  # workers of a cluster started from here inherit them
+        yield endpoint
+    finally:
+        _stop(server)
+
+
+def test_s3_input_and_output(s3_server, sample_model_dir, tmp_path):
+    import fsspec
+
+    ids = write_inputs(tmp_path / "in", 3, 25)
+    fs = fsspec.filesystem("s3", endpoint_url=s3_server)
+    fs.mkdir("qism-test")
+    for path in sorted((tmp_path / "in").glob("*.jsonl")):
+        fs.put(str(path), f"qism-test/in/{path.name}")
+    summary = cluster.label_files("s3://qism-test/in/", "s3://qism-test/out", model=sample_model_dir, n_workers=2)
+    assert summary["labeled"] == 3
+    records = []
+    for name in sorted(fs.ls("qism-test/out")):
+        if name.endswith(".labels.jsonl"):
+            with fs.open(name, "rt", encoding="utf-8") as handle:
+                records += [json.loads(line) for line in handle]
+    assert_each_id_once_as_local(records, ids, local_labels(sample_model_dir, tmp_path / "in", tmp_path))
+    again = cluster.label_files("s3://qism-test/in/*.jsonl", "s3://qism-test/out", model=sample_model_dir, n_workers=2,
+                                resume=True)
+    assert (again["labeled"], again["skipped"]) == (0, 3)

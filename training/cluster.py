@@ -67,7 +67,10 @@ def _filesystem(url: str):
     fsspec = require_extra("fsspec", "dask")
     try:
         fs, _, paths = fsspec.get_fs_token_paths(url)
-    except (ImportError, ValueError) as err:
+    except ImportError as err:
+        extra = " (pip install 'qism[s3]')" if url.startswith(("s3://", "s3a://")) else ""
+        raise QismError(f"{url}: this kind of URL needs a package that is not installed{extra}: {err}") from None
+    except ValueError as err:
         raise QismError(f"{url}: cannot open this kind of URL ({err})") from None
     return fs, paths
 
