@@ -99,3 +99,22 @@ def test_cli_streaming_says_which_path_ran(tmp_path):
     assert "streaming" in result.output.splitlines()[0]
     result = runner.invoke(app, ["train", str(SAMPLE), "--out", str(tmp_path / "m"), "--memory-budget", "lots"])
     assert result.exit_code == 1 and "--memory-budget" in result.output
+
+
+def test_training_on_a_cluster_counts_as_here(tmp_path, monkeypatch):
+    """Chunks cleaned and counted on a Dask cluster of two processes give the statistics and model of
+    streaming here."""
+    distributed = pytest.importorskip("distributed")
+    from training import cluster
+
+    monkeypatch.setattr(streaming, "CHUNK_DOCUMENTS", 30)  # several chunks in flight
+    here = train([SAMPLE], TrainConfig(), n_jobs=1, streaming=True)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc:
+        model = cluster.train_and_save_on_cluster(tmp_path / "m", [str(SAMPLE)], scheduler=lc.scheduler_address,
+                                                  n_jobs=1)
+        with pytest.raises(QismError, match="drop --in-memory"):
+            cluster.train_and_save_on_cluster(tmp_path / "m2", [str(SAMPLE)], scheduler=lc.scheduler_address,
+                                              streaming=False)
+    assert model.card["training"]["chunks_on"] == "dask" and here.card["training"]["chunks_on"] == "local"
+    for name, values in arrays(model).items():
+        assert np.array_equal(values, arrays(here)[name]), name

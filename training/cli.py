@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from .card import autotune_summary, card_summary, comparison_text, data_notes, scores_text
-from .cluster import label_files_on_cluster
+from .cluster import label_files_on_cluster, train_and_save_on_cluster
 from .config import CLASSIFIERS, DEFAULT, LabelOptions, ReadOptions, check_engine, parse_duration, parse_ngram_range
 from .corpus import FORMATS, read_inputs
 from .errors import QismError
@@ -128,6 +128,8 @@ def train_command(
     dedupe: Annotated[Optional[bool], typer.Option("--dedupe/--no-dedupe", help="Drop duplicate texts and texts found under two labels [default: yes]", show_default=False)] = None,
     streaming: Annotated[Optional[bool], typer.Option("--streaming/--in-memory", help="Train in bounded memory: count the corpus in chunks and fit over shards spilled to disk (reads the sources twice) [default: only when the corpus would not fit --memory-budget]", show_default=False)] = None,
     memory_budget: Annotated[Optional[str], typer.Option(metavar="SIZE", help="Memory the in-memory fit may take before training streams, such as 8GB [default: half the machine's memory]")] = None,
+    engine: Annotated[str, typer.Option(help="'local' trains here; 'dask' streams, cleaning and counting each chunk on a Dask cluster (pip install 'qism[dask]')")] = "local",
+    scheduler: Annotated[Optional[str], typer.Option(help="With --engine dask: the scheduler's address (tcp://HOST:PORT) or scheduler file [default: a local cluster]")] = None,
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
     encoding: Encoding = None,
@@ -148,10 +150,13 @@ def train_command(
     if teh_marbuta is not None:
         options["cleaning"] = {"teh_marbuta": teh_marbuta}
     read = _given(text_column=text_column, label_column=label_column, encoding=encoding, errors=errors)
+    on_cluster = check_engine(engine, scheduler) == "dask"
+    cluster = {"scheduler": scheduler, "n_workers": None if jobs == -1 else jobs} if on_cluster else {}
     with stderr.status("training") as status:
-        model = train_and_save(out, sources or [], recipe=recipe, label_map=label_map, train_options=options,
-                               read_options=read, n_jobs=jobs, autotune=autotune and parse_duration(autotune),
-                               streaming=streaming, memory_budget=memory_budget, report=status.update)
+        model = (train_and_save_on_cluster if on_cluster else train_and_save)(
+            out, sources or [], recipe=recipe, label_map=label_map, train_options=options, read_options=read,
+            n_jobs=jobs, autotune=autotune and parse_duration(autotune), streaming=streaming,
+            memory_budget=memory_budget, report=status.update, **cluster)
     _print_json(model.card) if as_json else typer.echo(_training_summary(out, model.card))
 
 

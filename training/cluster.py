@@ -15,6 +15,7 @@ are the extras `qism[dask]` and `qism[parquet]`.
 
 from __future__ import annotations
 
+import copy
 import glob
 import gzip
 import hashlib
@@ -26,7 +27,8 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +38,7 @@ from .errors import QismError
 from .files import atomic_file
 from .model import Model, load_model
 from .predict import label_documents
+from .streaming import ChunkEngine
 
 #: Formats `label_files` writes: JSON Lines (optionally gzipped) or Parquet.
 CLUSTER_OUTPUT_FORMATS = ("jsonl", "parquet")
@@ -403,3 +406,46 @@ def label_files_on_cluster(texts: list[str], input_spec: str | None, output: str
     if texts or input_spec is None or output is None:
         raise QismError("--engine dask labels the files of --input into the folder --output; give both, and no articles")
     return label_files(input_spec, str(output), **options)
+
+
+# --- training: streaming's work on each chunk, on the cluster ---------------------------------
+
+class DaskChunks(ChunkEngine):
+    """Streaming training's cleaning and counting of each chunk as Dask tasks: the featurizer is sent
+    to every worker once per pass, at most `in_flight` chunks are out at a time (memory stays
+    bounded), and results come back in order. A task lost with its worker is run again."""
+
+    name = "dask"
+
+    def __init__(self, client, in_flight: int | None = None):
+        self.client = client
+        self.in_flight = in_flight or 2 * max(1, sum(client.nthreads().values()))
+
+    def map(self, function: Callable, featurizer, arguments: Iterable[tuple]) -> Iterator:
+        on_workers = copy.copy(featurizer)
+        on_workers.set_params(n_jobs=1)  # a task is one thread; the cluster runs many
+        shared = self.client.scatter(on_workers, broadcast=True, hash=False)
+        pending = deque()
+        for args in arguments:
+            pending.append(self.client.submit(function, shared, *args, pure=False))
+            if len(pending) >= self.in_flight:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def train_and_save_on_cluster(out: str | os.PathLike, sources=(), *, scheduler: str | None = None,
+                              n_workers: int | None = None, **options) -> Model:
+    """`qism train --engine dask`: `trainer.train_and_save`, streaming, with each chunk cleaned and
+    counted on the cluster at `scheduler` (or a local one of `n_workers` processes); the shard fits
+    run here."""
+    from .trainer import train_and_save
+
+    check_engine("dask", scheduler)
+    client, cluster = _client(scheduler, n_workers)
+    try:
+        return train_and_save(out, sources, engine=DaskChunks(client), **options)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

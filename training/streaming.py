@@ -149,6 +149,29 @@ def _chunks(documents: Iterator[tuple[str, Document]], positions: np.ndarray) ->
         raise QismError("the corpus changed while training read it again; train once it is complete")
 
 
+def clean_chunk(featurizer, indices: np.ndarray, texts: list[str], training: np.ndarray, count_segments: bool):
+    """A chunk's cleaned texts, and the edge segments of its training documents (for boilerplate)."""
+    cleaned = featurizer.clean_all(texts)
+    segments = count_edge_segments(t for t, keep in zip(cleaned, training) if keep) if count_segments else Counter()
+    return indices, cleaned, segments
+
+
+def count_chunk(featurizer, indices: np.ndarray, cleaned: list[str]):
+    """A chunk's term counts, without the learned boilerplate."""
+    return indices, featurizer.count(cleaned, cleaned=True)
+
+
+class ChunkEngine:
+    """Where streaming's work on each chunk (cleaning, counting) runs: here, on the featurizer's
+    processes. `cluster.DaskChunks` runs it on a Dask cluster instead."""
+
+    name = "local"
+
+    def map(self, function: Callable, featurizer, arguments: Iterable[tuple]) -> Iterator:
+        """`function(featurizer, *args)` for each tuple of arguments, results in order."""
+        return (function(featurizer, *args) for args in arguments)
+
+
 class _Plan:
     """Which shard each kept document goes to: fit shards, then calibration shards, or -1 (test)."""
 
@@ -225,13 +248,14 @@ def _sgd_epochs(classifier, load_shard, y_train, n_classes, weights, masks, rati
 def fit_streaming(pipeline, config, read_again: Callable[[], Iterator[tuple[str, Document]]], positions: np.ndarray,
                   labels: np.ndarray, outlets: np.ndarray, train_rows: np.ndarray, test_rows: np.ndarray,
                   sample_weight: np.ndarray | None = None, report: Callable[[str], None] = lambda message: None,
-                  shard_documents: int | None = None):
+                  shard_documents: int | None = None, engine: ChunkEngine | None = None):
     """Fit `pipeline` (unfitted) on the training rows of a corpus that `read_again` reads anew, whose
     kept documents are at `positions` in it, with `labels` and `outlets` per kept document.
 
     Returns the held-out rows in the order they were scored, their probabilities, and what the card
     says of the run."""
     shard_documents = shard_documents or SHARD_DOCUMENTS
+    engine = engine or ChunkEngine()
     featurizer, classifier = pipeline.named_steps["features"], pipeline.named_steps["classifier"]
     labels = np.asarray(labels, dtype=str)
     train_rows = np.asarray(train_rows)
@@ -245,11 +269,11 @@ def fit_streaming(pipeline, config, read_again: Callable[[], Iterator[tuple[str,
         # read again: clean, spill the cleaned texts, count edge segments of the training documents
         featurizer.boilerplate_ = np.empty(0, dtype=np.uint64)
         segments = Counter()
+        chunks = ((indices, texts, plan.shard_of[indices] >= 0, bool(config.boilerplate_min_docs))
+                  for indices, texts in _chunks(read_again(), np.asarray(positions)))
         with open(spill / "cleaned", "wb") as handle:
-            for done, (indices, texts) in enumerate(_chunks(read_again(), np.asarray(positions)), 1):
-                cleaned = featurizer.clean_all(texts)
-                if config.boilerplate_min_docs:
-                    segments.update(count_edge_segments(t for t, i in zip(cleaned, indices) if plan.shard_of[i] >= 0))
+            for done, (indices, cleaned, chunk_segments) in enumerate(engine.map(clean_chunk, featurizer, chunks), 1):
+                segments.update(chunk_segments)
                 pickle.dump((indices, cleaned), handle, protocol=pickle.HIGHEST_PROTOCOL)
                 report(f"streaming: cleaned {min(done * CHUNK_DOCUMENTS, len(labels)):,} of {len(labels):,} documents")
         if config.boilerplate_min_docs:
@@ -263,8 +287,7 @@ def fit_streaming(pipeline, config, read_again: Callable[[], Iterator[tuple[str,
         shard_files = [open(spill / f"shard-{n}", "wb") for n in range(len(plan.shards))]
         try:
             with open(spill / "test", "wb") as test_file:
-                for done, (indices, cleaned) in enumerate(_pieces(spill / "cleaned"), 1):
-                    counts = featurizer.count(cleaned, cleaned=True)
+                for done, (indices, counts) in enumerate(engine.map(count_chunk, featurizer, _pieces(spill / "cleaned")), 1):
                     training = plan.shard_of[indices] >= 0
                     if training.any():
                         per_label += documents_per_label(counts[training], label_index[indices[training]], n_classes)
@@ -345,7 +368,7 @@ def fit_streaming(pipeline, config, read_again: Callable[[], Iterator[tuple[str,
                 probas.append(classifier.predict_proba(featurizer.weigh(counts)))
     finally:
         shutil.rmtree(spill, ignore_errors=True)
-    info = {"fit": fitting, "shards": len(plan.shards), "shard_documents": shard_documents,
+    info = {"chunks_on": engine.name, "fit": fitting, "shards": len(plan.shards), "shard_documents": shard_documents,
             "calibration_shards": len(plan.shards) - plan.n_fit_shards}
     if not order:
         return np.empty(0, dtype=np.int64), np.empty((0, n_classes)), info

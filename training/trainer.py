@@ -26,7 +26,7 @@ from .scores import score
 from .features import MAX_ARTICLE_CHARS, featurizer_for
 from .model import Model
 from .recipe import LabelMap, TrainingPlan, plan_training
-from .streaming import check_streaming_config, choose_streaming, fit_streaming
+from .streaming import ChunkEngine, check_streaming_config, choose_streaming, fit_streaming
 
 
 def build_pipeline(config: TrainConfig, n_jobs: int | None = None) -> Pipeline:
@@ -274,7 +274,7 @@ def held_out_scores(proba: np.ndarray, classes: np.ndarray, truth: np.ndarray, o
 
 
 def fit_streamed(prepared: Prepared, config: TrainConfig, read_again, n_jobs: int | None = None,
-                 report: Callable[[str], None] = lambda message: None):
+                 report: Callable[[str], None] = lambda message: None, engine: ChunkEngine | None = None):
     """`fit` for a corpus prepared without its texts (`prepare(..., keep_texts=False)`), which
     `read_again` reads anew: the same split and weights, fitted in bounded memory (see `streaming`)."""
     label_counts = check_trainable(prepared)
@@ -283,7 +283,8 @@ def fit_streamed(prepared: Prepared, config: TrainConfig, read_again, n_jobs: in
     report(f"fitting on {len(train_rows):,} documents, streaming")
     labels, outlets = np.asarray(prepared.labels, dtype=object), prepared.outlet_array()
     order, proba, run = fit_streaming(pipeline, config, read_again, np.asarray(prepared.texts), labels, outlets,
-                                      train_rows, test_rows, training_weights(prepared, config, train_rows), report)
+                                      train_rows, test_rows, training_weights(prepared, config, train_rows), report,
+                                      engine=engine)
     scores = held_out_scores(proba, pipeline.classes_, labels[order], outlets[order]) if len(order) else None
     return pipeline, {"train": len(train_rows), "test": len(test_rows)}, dict(sorted(label_counts.items())), scores, run
 
@@ -291,7 +292,8 @@ def fit_streamed(prepared: Prepared, config: TrainConfig, read_again, n_jobs: in
 def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptions = ReadOptions(),
           label_map: LabelMap | None = None, n_jobs: int | None = None, name: str = "",
           autotune: float | None = None, notes: list[str] | None = None, streaming: bool | None = None,
-          memory_budget: int | str | None = None, report: Callable[[str], None] = lambda message: None) -> Model:
+          memory_budget: int | str | None = None, engine: ChunkEngine | None = None,
+          report: Callable[[str], None] = lambda message: None) -> Model:
     """Read labeled sources, fit a classifier and return the model with its card (not yet saved).
 
     `label_map` renames and merges labels and drops the ones it does not list. `autotune` (seconds)
@@ -299,7 +301,8 @@ def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptio
     training split, starting from `config`; the card records the search. `notes` go in the card.
     `streaming` trains in bounded memory (see `streaming`); None streams only when the in-memory fit
     would need more than `memory_budget` (bytes, or a size such as 8GB; default: half the machine's
-    memory). The card's `training` says which path ran.
+    memory). The card's `training` says which path ran. `engine` runs streaming's work on each chunk
+    elsewhere (a Dask cluster, see `cluster`); it implies streaming.
     """
     config = config if config is not None else TrainConfig()
     budget = check_budget(autotune) if autotune is not None else None
@@ -307,7 +310,9 @@ def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptio
     sources = [str(source) for source in sources]
     if not sources:
         raise QismError("no training sources given")
-    streaming, memory_budget = choose_streaming(sources, streaming, memory_budget)
+    if engine is not None and streaming is False:
+        raise QismError("training on a cluster streams the corpus; drop --in-memory")
+    streaming, memory_budget = choose_streaming(sources, True if engine is not None else streaming, memory_budget)
     if streaming:
         check_streaming_config(config, autotune)
     dropped_by_map = Counter()
@@ -326,7 +331,7 @@ def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptio
     if budget is not None:
         config, search = autotune_on_training_split(prepared, config, budget, n_jobs, report)
     if streaming:
-        pipeline, sizes, label_counts, scores, run = fit_streamed(prepared, config, read, n_jobs, report)
+        pipeline, sizes, label_counts, scores, run = fit_streamed(prepared, config, read, n_jobs, report, engine)
         run = {"path": "streaming", **run}
     else:
         pipeline, sizes, label_counts, scores = fit(prepared, config, n_jobs, report)
@@ -344,14 +349,14 @@ def train_and_save(out: str | os.PathLike, sources=(), *, recipe: str | os.PathL
                    label_map: str | os.PathLike | None = None, train_options: dict | None = None,
                    read_options: dict | None = None, n_jobs: int | None = None, autotune: float | None = None,
                    streaming: bool | None = None, memory_budget: int | str | None = None,
-                   report: Callable[[str], None] = lambda message: None) -> Model:
+                   engine: ChunkEngine | None = None, report: Callable[[str], None] = lambda message: None) -> Model:
     """`qism train`: merge a recipe with the options given (see `recipe.plan_training`), train, and
     save the model in `out`. Every option is checked before any corpus is read."""
     plan: TrainingPlan = plan_training(sources, recipe=recipe, label_map=label_map, train_options=train_options,
                                        read_options=read_options)
     model = train(plan.sources, plan.config, read_options=plan.read_options, label_map=plan.label_map,
                   n_jobs=n_jobs, name=Path(out).name, autotune=autotune, notes=plan.notes, streaming=streaming,
-                  memory_budget=memory_budget, report=report)
+                  memory_budget=memory_budget, engine=engine, report=report)
     report(f"saving to {out}")
     model.save(out)
     return model
