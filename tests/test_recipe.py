@@ -7,15 +7,7 @@ from training import QismError, TrainConfig, evaluate, load_model, train
 from training.cli import app
 from training.recipe import LabelMap, load_recipe
 
-LABEL_MAP = """
-[labels.sport]
-name = "رياضة"
-from = ["sports"]
-
-[labels.money]
-name = "اقتصاد"
-from = ["tiny:economy"]
-"""
+from conftest import LABEL_MAP
 
 
 def test_label_map_renames_merges_and_drops(tiny, tmp_path):

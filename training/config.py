@@ -67,6 +67,8 @@ def _choice(value, name: str, choices: tuple) -> object:
 
 
 def _ngram_range(value, name: str, high: int, optional: bool = False) -> tuple[int, int] | None:
+    if isinstance(value, str):  # as the command line gives it
+        value = parse_ngram_range(value, name)
     if value is None and optional:
         return None
     if isinstance(value, (list, tuple)) and len(value) == 2:
@@ -152,6 +154,8 @@ class TrainConfig:
     def __post_init__(self):
         self.classifier = _choice(self.classifier, "--classifier", CLASSIFIERS)
         self.C = _number(self.C, "--C", 0, low_open=True)
+        if isinstance(self.class_weight, str) and self.class_weight.lower() == "none":
+            self.class_weight = None
         self.class_weight = _choice(self.class_weight, "--class-weight", CLASS_WEIGHTS)
         self.nb_scaling = _number(self.nb_scaling, "--nb-scaling", 0)
         self.word_ngrams = _ngram_range(self.word_ngrams, "--word-ngrams", MAX_WORD_NGRAM)
