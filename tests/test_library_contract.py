@@ -128,10 +128,12 @@ def test_evaluating_on_labels_the_model_does_not_know_is_refused(tiny_model_dir,
 
 
 def test_macro_f1_averages_over_the_labels_the_data_has(tiny_model_dir, tiny, tmp_path):
-    only_sports = tmp_path / "only"
-    (only_sports / "sports").mkdir(parents=True)
-    for path in (tiny / "sports").glob("*.txt"):
-        (only_sports / "sports" / path.name).write_bytes(path.read_bytes())
-    scores = evaluate(load_model(tiny_model_dir), [only_sports])
+    sports = tmp_path / "only" / "sports"  # one gold label; economy articles filed there are predicted economy
+    sports.mkdir(parents=True)
+    for label in ("sports", "economy"):
+        for path in (tiny / label).glob("*.txt"):
+            (sports / f"{label}-{path.name}").write_bytes(path.read_bytes())
+    scores = evaluate(load_model(tiny_model_dir), [sports.parent])
+    assert scores["per_label"]["economy"]["support"] == 0 and scores["confusion_matrix"]["rows_true_columns_predicted"]
     assert scores["macro_f1_labels"] == 1
     assert scores["macro_f1"] == pytest.approx(scores["per_label"]["sports"]["f1"])

@@ -49,8 +49,11 @@ def _number(value, name: str, low: float, high: float | None = None, *, low_open
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise QismError(f"{name} takes a finite number; got {value!r}")
     if value < low or (low_open and value == low) or (high is not None and (value > high or (high_open and value == high))):
-        left, right = "(" if low_open else "[", ")" if high_open else "]"
-        raise QismError(f"{name} takes a number in {left}{low:g}, {'inf' if high is None else f'{high:g}'}{right}; got {value:g}")
+        if high is None:
+            bounds = f"above {low:g}" if low_open else f"of {low:g} or more"
+        else:
+            bounds = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise QismError(f"{name} takes a number {bounds}; got {value:g}")
     return float(value)
 
 
