@@ -15,7 +15,7 @@ from rich.console import Console
 
 from .card import autotune_summary, card_summary, comparison_text, data_notes, scores_text
 from .cluster import label_files_on_cluster, train_and_save_on_cluster
-from .config import CLASSIFIERS, DEFAULT, LabelOptions, ReadOptions, check_engine, parse_duration, parse_ngram_range
+from .config import CLASSIFIERS, DEFAULT, LabelOptions, ReadOptions, check_engine, parse_duration
 from .corpus import FORMATS, read_inputs
 from .errors import QismError
 from .evaluation import evaluate_models
@@ -141,14 +141,9 @@ def train_command(
     options = _given(classifier=classifier, C=c, min_df=min_df, max_features=max_features, test_size=test_size,
                      seed=seed, nb_scaling=nb_scaling, class_scaling=class_scaling, lead_words=lead_words,
                      boilerplate_min_docs=boilerplate_min_docs, balance_outlets=balance_outlets,
-                     outlet_label_sets=outlet_label_sets, dedupe=dedupe,
-                     word_ngrams=word_ngrams and parse_ngram_range(word_ngrams, "--word-ngrams"))
-    if class_weight is not None:
-        options["class_weight"] = None if class_weight.lower() == "none" else class_weight
-    if char_ngrams is not None:  # "0" turns char n-grams off, even when a recipe turns them on
-        options["char_ngrams"] = parse_ngram_range(char_ngrams, "--char-ngrams")
-    if teh_marbuta is not None:
-        options["cleaning"] = {"teh_marbuta": teh_marbuta}
+                     outlet_label_sets=outlet_label_sets, dedupe=dedupe, word_ngrams=word_ngrams,
+                     char_ngrams=char_ngrams, class_weight=class_weight,  # "0" and "none": off, whatever a recipe says
+                     cleaning=None if teh_marbuta is None else {"teh_marbuta": teh_marbuta})
     read = _given(text_column=text_column, label_column=label_column, encoding=encoding, errors=errors)
     on_cluster = check_engine(engine, scheduler) == "dask"
     cluster = {"scheduler": scheduler, "n_workers": None if jobs == -1 else jobs} if on_cluster else {}
@@ -176,12 +171,12 @@ def evaluate_command(
     sources: Annotated[list[str], typer.Argument(help="Labeled corpora to score the model on")],
     report: Annotated[Optional[Path], typer.Option(help="Write report.html (self-contained), confusion_matrix.png and per_label.csv into this folder")] = None,
     against: Annotated[Optional[Path], typer.Option(help="A second model folder to compare with, side by side on the same documents")] = None,
+    as_json: AsJson = False,
+    jobs: Jobs = -1,
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
     encoding: Encoding = None,
     errors: Errors = None,
-    jobs: Jobs = -1,
-    as_json: AsJson = False,
 ):
     """Score a model on labeled data: accuracy, macro-F1 (over the labels the data has), per-label
     scores, confusion matrix, calibration, and accuracy against coverage by --threshold."""
@@ -229,14 +224,9 @@ def predict_command(
     options = LabelOptions(top_k=top_k, threshold=threshold, unknown_label=unknown_label, explain=explain)
     read = ReadOptions(require_labels=False, **_given(text_column=text_column, encoding=encoding, errors=errors))
     if check_engine(engine, scheduler) == "dask":
-        summary = label_files_on_cluster(texts or [], input_path, output, model=model, scheduler=scheduler,
-                                         resume=resume, output_format=output_format or "jsonl", compress=gzip_output,
-                                         n_workers=None if jobs == -1 else jobs, label_options=options,
-                                         read_options=read, report=(lambda m: None) if quiet else stderr.print)
-        typer.echo(f"labeled {summary['labeled']} files ({summary['records']:,} records), skipped {summary['skipped']} "
-                   f"already labeled, into {summary['output']}")
-        return
-    output_format = output_format or "table"
+        return _label_on_cluster(texts or [], input_path, output, model=model, scheduler=scheduler, resume=resume,
+                                 output_format=output_format, compress=gzip_output, jobs=jobs, label_options=options,
+                                 read_options=read, quiet=quiet)
     documents = read_inputs(texts or [], input_path, input_format, lines, read)
     total = len(texts) if texts and texts != ["-"] else count_documents(input_path, input_format) if input_path and not quiet else None
     meter = ProgressMeter(total)
@@ -246,6 +236,14 @@ def predict_command(
         _progress_done(meter)
     if counts["replaced_characters"]:
         typer.echo(f"qism: note: {counts['replaced_characters']:,} undecodable characters were replaced by U+FFFD", err=True)
+
+
+def _label_on_cluster(texts, input_path, output, *, jobs: int, quiet: bool, **options) -> None:
+    """`qism predict --engine dask`: label the files on the cluster and say what was done."""
+    summary = label_files_on_cluster(texts, input_path, output, n_workers=None if jobs == -1 else jobs,
+                                     report=(lambda message: None) if quiet else stderr.print, **options)
+    typer.echo(f"labeled {summary['labeled']} files ({summary['records']:,} records), skipped {summary['skipped']} "
+               f"already labeled, into {summary['output']}")
 
 
 @app.command("info")

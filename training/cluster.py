@@ -351,7 +351,7 @@ def _client(scheduler: str | None, n_workers: int | None):
 
 
 def label_files(input_spec: str, output_dir: str, *, model: str | os.PathLike | None = None,
-                scheduler: str | None = None, resume: bool = False, output_format: str = "jsonl",
+                scheduler: str | None = None, resume: bool = False, output_format: str | None = "jsonl",
                 compress: bool = False, n_workers: int | None = None, label_options: LabelOptions = LabelOptions(),
                 read_options: ReadOptions = ReadOptions(require_labels=False),
                 report: Callable[[str], None] = lambda message: None) -> dict:
@@ -371,7 +371,7 @@ def label_files(input_spec: str, output_dir: str, *, model: str | os.PathLike | 
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         inputs = [p if is_url(p) else str(Path(p).resolve()) for p in inputs]
         output_dir = str(Path(output_dir).resolve())
-    tasks = plan_tasks(inputs, output_dir, model, output_format, compress, label_options, read_options)
+    tasks = plan_tasks(inputs, output_dir, model, output_format or "jsonl", compress, label_options, read_options)
     todo = [task for task in tasks if not (resume and finished(task))]
     report(f"{len(tasks)} input files, {len(tasks) - len(todo)} already labeled")
     manifests = []

@@ -212,12 +212,13 @@ def _counting_replaced(documents: Iterable[Document], replaced: list[int]) -> It
 
 
 def label_to_output(model: Model, documents: Iterable[Document], options: LabelOptions = LabelOptions(), *,
-                    fmt: str = "jsonl", output: str | os.PathLike | None = None, resume: bool = False,
+                    fmt: str | None = "jsonl", output: str | os.PathLike | None = None, resume: bool = False,
                     bom: bool = False, n_jobs: int | None = None,
                     on_batch=lambda n: None) -> dict:
-    """`qism predict`: label `documents` and write their records in `fmt` to `output` (atomically;
-    stdout when None), continuing what an interrupted run left with `resume`. Returns counts: the
+    """`qism predict`: label `documents` and write their records in `fmt` (None: table) to `output`
+    (atomically; stdout when None), continuing what an interrupted run left with `resume`. Returns counts: the
     documents labeled by this run and the undecodable characters replaced in them."""
+    fmt = fmt or "table"
     if fmt not in OUTPUT_FORMATS:
         raise QismError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}; got {fmt!r}")
     if bom and fmt != "csv":
