@@ -102,7 +102,9 @@ def labeling_rows(folder: Path) -> list[dict]:
     rows = []
     for name, command in runs.items():
         started = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
         seconds = time.perf_counter() - started
         rows.append({"engine": name, "articles": articles, "seconds": seconds, "articles_per_second": articles / seconds})
         print(f"label {name}: {seconds:.1f} s", file=sys.stderr)
