@@ -273,3 +273,13 @@ def test_s3_input_and_output(s3_server, sample_model_dir, tmp_path):
     again = cluster.label_files("s3://qism-test/in/*.jsonl", "s3://qism-test/out", model=sample_model_dir, n_workers=2,
                                 resume=True)
     assert (again["labeled"], again["skipped"]) == (0, 3)
+
+
+def test_a_big_file_is_labeled_in_shards(local_cluster, sample_model_dir, tmp_path):
+    ids = write_inputs(tmp_path / "in", 1, 150)
+    size = (tmp_path / "in" / "part00.jsonl").stat().st_size
+    summary = cluster.label_files(str(tmp_path / "in"), str(tmp_path / "out"), model=sample_model_dir,
+                                  scheduler=local_cluster, shard_bytes=-(-size // 4))
+    assert summary["labeled"] == 4 and summary["records"] == 150
+    assert (tmp_path / "out" / "part00.jsonl.00001-of-00004.labels.jsonl").is_file()
+    assert_each_id_once_as_local(read_outputs(tmp_path / "out"), ids, local_labels(sample_model_dir, tmp_path / "in", tmp_path))

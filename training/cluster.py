@@ -15,6 +15,7 @@ are the extras `qism[dask]` and `qism[parquet]`.
 
 from __future__ import annotations
 
+import codecs
 import copy
 import glob
 import gzip
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import LabelOptions, ReadOptions, check_engine
-from .corpus import Document, read_source
+from .corpus import Document, jsonl_documents, read_source
 from .errors import QismError
 from .files import atomic_file
 from .model import Model, load_model
@@ -46,6 +47,8 @@ CLUSTER_OUTPUT_FORMATS = ("jsonl", "parquet")
 INPUT_SUFFIXES = (".jsonl", ".jsonl.gz", ".csv", ".tsv", ".txt", ".parquet")
 OUTPUT_SUFFIX = ".labels"
 MANIFEST_SUFFIX = ".manifest.json"
+#: A plain JSON Lines file larger than this is labeled in shards of about this size, one task each.
+SHARD_BYTES = 256 << 20
 #: Documents labeled per batch inside a task (one thread per task: a batch is one chunk of work).
 TASK_BATCH_SIZE = 2000
 
@@ -141,6 +144,8 @@ class FileTask:
     output_format: str = "jsonl"
     label_options: LabelOptions = LabelOptions()
     read_options: ReadOptions = ReadOptions(require_labels=False)
+    #: The byte range of the input this task labels (a shard of a big JSON Lines file), or None: all of it.
+    byte_range: tuple[int, int] | None = None
 
 
 #: Models loaded in this process, by folder: a worker loads each model once and reuses it for every task.
@@ -180,7 +185,25 @@ def _parquet_documents(path: str, text_column: str | None) -> Iterator[Document]
             yield Document(text=text, id=str(doc_id) if doc_id is not None else None, outlet=Path(path).name)
 
 
+def _lines_in_range(path: str, start: int, end: int, errors: str) -> Iterator[tuple[str, str]]:
+    """(where, line) of each line that starts in [start, end) of a UTF-8 file: a line belongs to the
+    shard its first byte is in, so shards side by side read every line once."""
+    with open(path, "rb") as handle:
+        if start:
+            handle.seek(start - 1)
+            handle.readline()  # the rest of the line the previous shard holds
+        while (offset := handle.tell()) < end and (line := handle.readline()):
+            try:
+                yield f"{path}: byte {offset}", line.decode("utf-8-sig" if offset == 0 else "utf-8", errors)
+            except UnicodeDecodeError as err:
+                raise QismError(f"{path}: byte {offset + err.start}: not UTF-8; name the encoding with --encoding "
+                                "or use --errors replace") from None
+
+
 def _documents(path: str, task: FileTask) -> Iterator[Document]:
+    if task.byte_range is not None:
+        lines = _lines_in_range(path, *task.byte_range, task.read_options.errors)
+        return jsonl_documents(lines, Path(path).name, task.read_options)
     if path.lower().endswith(".parquet"):
         return _parquet_documents(path, task.read_options.text_column)
     return read_source(path, task.read_options)
@@ -279,7 +302,8 @@ def label_file(task: FileTask) -> dict:
         path = _local_copy(task.input, scratch) if is_url(task.input) else task.input
         records = label_documents(model, _documents(path, task), task.label_options, batch_size=TASK_BATCH_SIZE)
         written = _write_output(task, records)
-    manifest = {"input": task.input, "input_bytes": _size(task.input), "output": Path(task.output).name, **written,
+    manifest = {"input": task.input, "input_bytes": _size(task.input), "byte_range": task.byte_range,
+                "output": Path(task.output).name, **written,
                 "model": task.model or "default", "seconds": round(time.perf_counter() - started, 3)}
     _write_manifest(task.manifest, manifest)
     return manifest
@@ -304,11 +328,25 @@ def finished(task: FileTask) -> bool:
 
 # --- the run ----------------------------------------------------------------------------------
 
+def _byte_ranges(path: str, shard_bytes: int, read_options: ReadOptions) -> list[tuple[int, int]] | None:
+    """The shards of a plain local UTF-8 JSON Lines file larger than `shard_bytes`, else None (one task)."""
+    if is_url(path) or not path.lower().endswith(".jsonl") or (size := os.path.getsize(path)) <= shard_bytes:
+        return None
+    with open(path, "rb") as handle:
+        utf16 = handle.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+    if utf16 or (read_options.encoding or "utf-8").lower().replace("_", "-") not in ("utf-8", "utf8", "utf-8-sig"):
+        return None  # lines of other encodings are not found by their bytes
+    n = -(-size // shard_bytes)
+    return [(size * k // n, size * (k + 1) // n) for k in range(n)]
+
+
 def plan_tasks(inputs: list[str], output_dir: str, model: str | None, output_format: str = "jsonl",
                compress: bool = False, label_options: LabelOptions = LabelOptions(),
-               read_options: ReadOptions = ReadOptions(require_labels=False)) -> list[FileTask]:
-    """One task per input file, each with its output and manifest names; two inputs of the same
-    name would write the same output, which is refused."""
+               read_options: ReadOptions = ReadOptions(require_labels=False),
+               shard_bytes: int = SHARD_BYTES) -> list[FileTask]:
+    """One task per input file, each with its output and manifest names, or per shard of a plain
+    JSON Lines file larger than `shard_bytes` (`<name>.00002-of-00005.labels.jsonl`); two inputs of
+    the same name would write the same output, which is refused."""
     if output_format not in CLUSTER_OUTPUT_FORMATS:
         raise QismError(f"--engine dask writes --format {' or '.join(CLUSTER_OUTPUT_FORMATS)}; got {output_format!r}")
     if compress and output_format != "jsonl":
@@ -320,8 +358,12 @@ def plan_tasks(inputs: list[str], output_dir: str, model: str | None, output_for
         if name in seen:
             raise QismError(f"{seen[name]} and {path} would both be labeled into {name}; give inputs with distinct names")
         seen[name] = path
-        output = _join(output_dir, name)
-        tasks.append(FileTask(path, output, output + MANIFEST_SUFFIX, model, output_format, label_options, read_options))
+        ranges = _byte_ranges(path, shard_bytes, read_options)
+        for k, byte_range in enumerate(ranges or [None]):
+            shard = name if ranges is None else name.replace(OUTPUT_SUFFIX, f".{k + 1:05d}-of-{len(ranges):05d}{OUTPUT_SUFFIX}", 1)
+            output = _join(output_dir, shard)
+            tasks.append(FileTask(path, output, output + MANIFEST_SUFFIX, model, output_format, label_options,
+                                  read_options, byte_range))
     return tasks
 
 
@@ -353,10 +395,11 @@ def _client(scheduler: str | None, n_workers: int | None):
 def label_files(input_spec: str, output_dir: str, *, model: str | os.PathLike | None = None,
                 scheduler: str | None = None, resume: bool = False, output_format: str | None = "jsonl",
                 compress: bool = False, n_workers: int | None = None, label_options: LabelOptions = LabelOptions(),
-                read_options: ReadOptions = ReadOptions(require_labels=False),
+                read_options: ReadOptions = ReadOptions(require_labels=False), shard_bytes: int = SHARD_BYTES,
                 report: Callable[[str], None] = lambda message: None) -> dict:
     """Label every file `input_spec` names (GLOB, folder, file or URL) into `output_dir`, one Dask task
-    per file, on the cluster at `scheduler` or on a local one of `n_workers` processes.
+    per file (or per `shard_bytes` of a big JSON Lines file), on the cluster at `scheduler` or on a
+    local one of `n_workers` processes.
 
     Returns a summary: the files labeled, skipped (with `resume`) and their records. A run's summary
     is also written to `_qism_run.json` in the output folder.
@@ -371,7 +414,8 @@ def label_files(input_spec: str, output_dir: str, *, model: str | os.PathLike | 
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         inputs = [p if is_url(p) else str(Path(p).resolve()) for p in inputs]
         output_dir = str(Path(output_dir).resolve())
-    tasks = plan_tasks(inputs, output_dir, model, output_format or "jsonl", compress, label_options, read_options)
+    tasks = plan_tasks(inputs, output_dir, model, output_format or "jsonl", compress, label_options, read_options,
+                       shard_bytes)
     todo = [task for task in tasks if not (resume and finished(task))]
     report(f"{len(tasks)} input files, {len(tasks) - len(todo)} already labeled")
     manifests = []

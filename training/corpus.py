@@ -447,12 +447,18 @@ def _json_record(line: str, where: str) -> dict:
 
 
 def _read_jsonl(path: Path, options: ReadOptions) -> Iterator[Document]:
+    lines = ((f"{path}: line {number}", line) for number, line in enumerate(_text_lines(path, options), 1))
+    return jsonl_documents(lines, path.name, options)
+
+
+def jsonl_documents(lines: Iterable[tuple[str, str]], name: str, options: ReadOptions) -> Iterator[Document]:
+    """The documents of JSON Lines, given as (where, line) pairs (where: for messages); `name` is the
+    outlet of records that do not name their `source`."""
     text_key = options.text_column or "text"
     label_key = options.label_column or "label"
-    for number, line in enumerate(_text_lines(path, options), 1):
+    for where, line in lines:
         if not line.strip():
             continue
-        where = f"{path}: line {number}"
         record = _json_record(line, where)
         if not isinstance(record.get(text_key), str):
             raise QismError(f"{where}: no {text_key!r} text in the record; name the key with --text-column")
@@ -468,7 +474,7 @@ def _read_jsonl(path: Path, options: ReadOptions) -> Iterator[Document]:
             text=text,
             label=label if isinstance(label, str) else None,
             id=str(record["id"]) if record.get("id") is not None else None,
-            outlet=str(record["source"]) if record.get("source") else path.name,
+            outlet=str(record["source"]) if record.get("source") else name,
         )
         yield _without_lone_surrogates(document) if "\\u" in line else document
 
