@@ -91,7 +91,8 @@ def labeling_rows(folder: Path) -> list[dict]:
     articles = write_copies(whole, 1)
     parts = folder / "parts"
     parts.mkdir()
-    lines = whole.read_text(encoding="utf-8").splitlines(keepends=True)
+    with open(whole, encoding="utf-8", newline="") as handle:
+        lines = handle.readlines()  # by "\n" only: records hold U+2028 and other line breaks in their text
     for i in range(8):
         (parts / f"part{i}.jsonl").write_text("".join(lines[i::8]), encoding="utf-8")
     qism = [shutil.which("qism") or str(Path(sys.executable).parent / "qism")]
