@@ -76,7 +76,7 @@ def test_a_corpus_over_the_memory_budget_streams(tiny):
 def test_streaming_refuses_what_it_cannot_do(tmp_path):
     with pytest.raises(QismError, match="standard input"):
         train(["-"], TrainConfig(), streaming=True)
-    with pytest.raises(QismError, match="averages linear models"):
+    with pytest.raises(QismError, match="fits linear learners"):
         train([SAMPLE], TrainConfig(classifier="complement_nb"), streaming=True)
     with pytest.raises(QismError, match="autotune"):
         train([SAMPLE], TrainConfig(), streaming=True, autotune=10)

@@ -108,11 +108,13 @@ def choose_streaming(sources: list[str], streaming: bool | None, memory_budget: 
 
 
 def check_streaming_config(config, autotune: float | None) -> None:
+    """What streaming training (asked for, or chosen for a corpus over the memory budget) cannot do."""
     if config.classifier not in STREAMING_CLASSIFIERS:
-        raise QismError(f"streaming training averages linear models: use --classifier {' or '.join(STREAMING_CLASSIFIERS)}, "
-                        f"not {config.classifier}")
+        raise QismError(f"streaming training (--streaming, or a corpus over --memory-budget) fits linear learners: "
+                        f"use --classifier {' or '.join(STREAMING_CLASSIFIERS)}, not {config.classifier}")
     if autotune is not None:
-        raise QismError("--autotune cross-validates in memory; it cannot be combined with --streaming")
+        raise QismError("--autotune cross-validates in memory; it cannot be combined with streaming training "
+                        "(--streaming, or a corpus over --memory-budget)")
 
 
 # --- spill files: pickled pieces, read back one at a time -------------------------------------
