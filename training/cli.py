@@ -7,6 +7,7 @@ The commands import the heavy parts of the library (scikit-learn, NumPy) when th
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import sys
 from collections.abc import Callable
@@ -16,11 +17,38 @@ from typing import Annotated, Optional
 import typer
 
 from .card import autotune_summary, card_summary, comparison_text, data_notes, qism_version, scores_text
-from .config import (CLASSIFIERS, DEFAULT, OUTPUT_FORMATS, LabelOptions, ReadOptions, parse_columns, parse_duration,
-                     parse_ngram_range)
+from .config import CLASSIFIERS, DEFAULT, OUTPUT_FORMATS, LabelOptions, ReadOptions, parse_columns, parse_duration
 from .corpus import FORMATS, ID_COLUMNS, LABEL_COLUMNS, TEXT_COLUMNS, read_inputs
 from .errors import QismError, printable
 from .progress import ProgressMeter, count_documents
+
+
+
+def _when_called(module: str, name: str) -> Callable:
+    """The library function `name` of `module`, imported when first called: scikit-learn and NumPy
+    load only for a command that uses them."""
+
+    def call(*args, **kwargs):
+        return getattr(importlib.import_module(f".{module}", __package__), name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
+evaluate_models = _when_called("evaluation", "evaluate_models")
+load_model = _when_called("model", "load_model")
+label_to_output = _when_called("output", "label_to_output")
+require_picture_packages = _when_called("report", "require_picture_packages")
+write_report = _when_called("report", "write_report")
+train_and_save = _when_called("trainer", "train_and_save")
+
+
+def _status(text: str):
+    """A spinner on stderr while a long step runs."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False).status(text)
+
 
 app = typer.Typer(
     help="Train topic classifiers for Arabic news and label articles.",
@@ -152,20 +180,11 @@ def train_command(
     options = _given(classifier=classifier, C=c, min_df=min_df, max_features=max_features, test_size=test_size,
                      seed=seed, nb_scaling=nb_scaling, class_scaling=class_scaling, lead_words=lead_words,
                      boilerplate_min_docs=boilerplate_min_docs, balance_outlets=balance_outlets,
-                     outlet_label_sets=outlet_label_sets, dedupe=dedupe,
-                     word_ngrams=word_ngrams and parse_ngram_range(word_ngrams, "--word-ngrams"))
-    if class_weight is not None:
-        options["class_weight"] = None if class_weight.lower() == "none" else class_weight
-    if char_ngrams is not None:  # "0" turns char n-grams off, even when a recipe turns them on
-        options["char_ngrams"] = parse_ngram_range(char_ngrams, "--char-ngrams")
-    if teh_marbuta is not None:
-        options["cleaning"] = {"teh_marbuta": teh_marbuta}
-    from rich.console import Console
-
-    from .trainer import train_and_save
-
+                     outlet_label_sets=outlet_label_sets, dedupe=dedupe, word_ngrams=word_ngrams,
+                     char_ngrams=char_ngrams, class_weight=class_weight,  # "0" and "none": off, whatever a recipe says
+                     cleaning=None if teh_marbuta is None else {"teh_marbuta": teh_marbuta})
     read = _given(text_column=text_column, label_column=label_column, encoding=encoding, errors=errors)
-    with Console(stderr=True, highlight=False).status("training") as status:
+    with _status("training") as status:
         model = train_and_save(out, sources or [], recipe=recipe, label_map=label_map, train_options=options,
                                read_options=read, n_jobs=jobs, autotune=autotune and parse_duration(autotune),
                                report=status.update)
@@ -188,19 +207,15 @@ def evaluate_command(
     sources: Annotated[list[str], typer.Argument(metavar="SOURCE...", help="Labeled corpora to score the model on")],
     report: Annotated[Optional[Path], typer.Option(help="Write report.html (self-contained), confusion_matrix.png and per_label.csv into this folder")] = None,
     against: Annotated[Optional[Path], typer.Option(help="A second model folder to compare with, side by side on the same documents")] = None,
+    as_json: AsJson = False,
+    jobs: Jobs = -1,
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
     encoding: Encoding = None,
     errors: Errors = None,
-    jobs: Jobs = -1,
-    as_json: AsJson = False,
 ):
     """Score a model on labeled data: accuracy, macro-F1 (over the labels the data has), per-label
     scores, confusion matrix, calibration, and accuracy against coverage by --threshold."""
-    from .evaluation import evaluate_models
-    from .model import load_model
-    from .report import require_picture_packages, write_report
-
     if report is not None:
         require_picture_packages()  # before the slow part
     loaded, other = load_model(model), (load_model(against) if against is not None else None)
@@ -241,9 +256,6 @@ def predict_command(
     jobs: Jobs = -1,
 ):
     """Label articles given as arguments, in a file or folder, or on standard input."""
-    from .model import load_model
-    from .output import label_to_output
-
     options = LabelOptions(top_k=top_k, threshold=threshold, unknown_label=unknown_label, explain=explain)
     read = ReadOptions(require_labels=False, **_given(text_column=text_column, id_column=id_column, encoding=encoding,
                                                       errors=errors, keep_columns=keep_columns and parse_columns(keep_columns)))
@@ -269,7 +281,5 @@ def info_command(
     as_json: AsJson = False,
 ):
     """Show a model's card: labels, training data, configuration and held-out scores."""
-    from .model import load_model
-
     card = load_model(model).card
     _print_json(card) if as_json else typer.echo(card_summary(card, str(model or "the default model")))
