@@ -248,7 +248,7 @@ def predict_command(
     id_column: Annotated[Optional[str], typer.Option(metavar="NAME", help=f"Column (CSV) or key (JSONL) holding the ids [default: {_candidates(ID_COLUMNS)}]")] = None,
     keep_columns: Annotated[Optional[str], typer.Option(metavar="A,B,...", help="Input columns (CSV) or keys (JSONL) to carry to every output, such as title,url")] = None,
     bom: Annotated[bool, typer.Option("--bom", help="Start CSV output with a UTF-8 byte order mark, so Excel reads the Arabic")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr (there is none either when the results go to the terminal)")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an --output (jsonl, csv) that an interrupted run left, without labeling its records again")] = False,
     text_column: TextColumn = None,
     encoding: Encoding = None,
@@ -260,12 +260,13 @@ def predict_command(
     read = ReadOptions(require_labels=False, **_given(text_column=text_column, id_column=id_column, encoding=encoding,
                                                       errors=errors, keep_columns=keep_columns and parse_columns(keep_columns)))
     documents = read_inputs(texts or [], input_path, input_format, lines, read, note=_note)
-    total = len(texts) if texts and texts != ["-"] else count_documents(input_path, input_format) if input_path and not quiet else None
+    loaded = load_model(model)
+    shown = not quiet and (output is not None or not sys.stdout.isatty())  # not into results on the screen
+    total = len(texts) if texts and texts != ["-"] else count_documents(input_path, input_format) if input_path and shown else None
     meter = ProgressMeter(total)
-    counts = label_to_output(load_model(model), documents, options, fmt=output_format, output=output, resume=resume,
-                             bom=bom, n_jobs=jobs, on_batch=(lambda n: None) if quiet else _progress(meter))
-    if not quiet:
-        _progress_done(meter)
+    counts = label_to_output(loaded, documents, options, fmt=output_format, output=output, resume=resume,
+                             bom=bom, n_jobs=jobs, on_batch=_progress(meter) if shown else lambda n: None)
+    _progress_done(meter)
     if counts["replaced_characters"]:
         _note(f"{counts['replaced_characters']:,} undecodable characters were replaced by U+FFFD")
 
