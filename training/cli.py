@@ -147,7 +147,7 @@ def _progress_done(meter: ProgressMeter) -> None:
 @app.command("train", short_help="Train a classifier on labeled sources and save it with its card.")
 @_user_errors
 def train_command(
-    sources: Annotated[Optional[list[str]], typer.Argument(metavar="[SOURCE]...", help="Labeled corpora: folders of <label>/*.txt, .zip, .csv/.tsv, .jsonl(.gz)")] = None,
+    sources: Annotated[Optional[list[str]], typer.Argument(metavar="SOURCE", help="Labeled corpora: folders of <label>/*.txt, .zip, .csv/.tsv, .jsonl(.gz)")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to save the model in")] = ...,
     recipe: Annotated[Optional[Path], typer.Option(help="A recipe (TOML/JSON) naming sources, label map and options; options given here override it")] = None,
     label_map: Annotated[Optional[Path], typer.Option(help="Rename/merge labels (TOML/JSON); labels it does not list are dropped")] = None,
@@ -204,7 +204,7 @@ def _training_summary(out: Path, card: dict) -> str:
 @_user_errors
 def evaluate_command(
     model: Annotated[Path, typer.Argument(metavar="MODEL", help="Model folder")],
-    sources: Annotated[list[str], typer.Argument(metavar="SOURCE...", help="Labeled corpora to score the model on")],
+    sources: Annotated[list[str], typer.Argument(metavar="SOURCE", help="Labeled corpora to score the model on")],
     report: Annotated[Optional[Path], typer.Option(help="Write report.html (self-contained), confusion_matrix.png and per_label.csv into this folder")] = None,
     against: Annotated[Optional[Path], typer.Option(help="A second model folder to compare with, side by side on the same documents")] = None,
     as_json: AsJson = False,
@@ -234,7 +234,7 @@ def evaluate_command(
              short_help="Label articles: arguments, a file or folder, or standard input.")
 @_user_errors
 def predict_command(
-    texts: Annotated[Optional[list[str]], typer.Argument(metavar="[ARTICLE]...", help="Articles to label ('-' reads standard input; '--' ends the options, for an article that starts with '-')")] = None,
+    texts: Annotated[Optional[list[str]], typer.Argument(metavar="ARTICLE", help="Articles to label ('-' reads standard input; '--' ends the options, for an article that starts with '-')")] = None,
     model: Annotated[Optional[Path], typer.Option("--model", "-m", metavar="DIR", help="Model folder [default: the shipped default model]")] = None,
     input_path: Annotated[Optional[str], typer.Option("--input", "-i", metavar="PATH", help="A file or folder of articles (any supported format; labels not needed)")] = None,
     input_format: Annotated[Optional[str], typer.Option("--input-format", metavar="FORMAT", help=f"Format of --input when its name does not say: {', '.join(FORMATS)}")] = None,
