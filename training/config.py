@@ -232,13 +232,13 @@ class ReadOptions:
         for name in ("text_column", "label_column", "id_column", "encoding"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise QismError(f"--{name.replace('_', '-')} names a {'encoding' if name == 'encoding' else 'column or key'}; "
+                raise QismError(f"--{name.replace('_', '-')} names {'an encoding' if name == 'encoding' else 'a column or key'}; "
                                 f"got {value!r}")
         _flag(self.require_labels, "require_labels")
         object.__setattr__(self, "keep_columns", _kept_columns(self.keep_columns))
 
     @property
-    def names_columns(self) -> bool:
+    def names_table_columns(self) -> bool:
         """Whether these options name columns only a table or JSON Lines source has."""
         return self.id_column is not None or bool(self.keep_columns)
 

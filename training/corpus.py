@@ -25,7 +25,7 @@ import re
 import sys
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -174,16 +174,16 @@ def detect_format(path: Path) -> str:
 def read_source(path: str | os.PathLike, options: ReadOptions = ReadOptions(), fmt: str | None = None) -> Iterator[Document]:
     """Yield the documents of one source (`-` is standard input, one article or one per line)."""
     if str(path) == "-":
-        if options.names_columns:
-            raise QismError("--id-column and --keep-columns name columns of a csv, tsv or jsonl --input, not of standard input")
+        if options.names_table_columns:
+            raise _not_a_table("standard input")
         yield from _read_stdin(options, lines=(fmt == "lines"))
         return
     path = Path(path)
     if not path.exists():
         raise QismError(f"{path}: no such file or folder")
     fmt = fmt or detect_format(path)
-    if options.names_columns and fmt not in ("csv", "tsv", "jsonl"):
-        raise QismError(f"{path}: --id-column and --keep-columns name columns of a csv, tsv or jsonl input, not of {fmt} input")
+    if options.names_table_columns and fmt not in ("csv", "tsv", "jsonl"):
+        raise _not_a_table(f"{fmt} input ({path})")
     reader = {
         "folder": _read_folder,
         "zip": _read_zip,
@@ -201,6 +201,10 @@ def read_source(path: str | os.PathLike, options: ReadOptions = ReadOptions(), f
         raise QismError(f"{path}: {err.strerror or err}") from None
     except (EOFError, zlib.error) as err:
         raise QismError(f"{path}: damaged compressed data ({err})") from None
+
+
+def _not_a_table(what: str) -> QismError:
+    return QismError(f"--id-column and --keep-columns name columns of a csv, tsv or jsonl --input, not of {what}")
 
 
 def read_sources(paths: Iterable[str | os.PathLike], options: ReadOptions = ReadOptions(), fmt: str | None = None) -> Iterator[Document]:
@@ -342,16 +346,16 @@ def _read_zip(path: Path, options: ReadOptions) -> Iterator[Document]:
 # --- tables -----------------------------------------------------------------------------------
 
 def _find_column(header: list[str], wanted: str | None, defaults: tuple[str, ...], what: str, path: Path,
-                 required: bool) -> int | None:
+                 required: bool, option: str | None = None) -> int | None:
     """Where the column `wanted` (else the first of `defaults`) is; one the user named must be there.
-    `what` is what it holds, and the option that names it is --<what>-column."""
+    `what` is what it holds, and `option` (--<what>-column unless named) what names it."""
     lowered = [name.strip().lower() for name in header]
     candidates = (wanted,) if wanted else defaults
     for name in candidates:
         if name.lower() in lowered:
             return lowered.index(name.lower())
     if required or wanted:
-        option = "--keep-columns" if what == "kept" else f"--{what}-column"
+        option = option or f"--{what}-column"
         missing = (f"column {wanted!r} ({option})" if wanted else
                    f"{what} column (looked for {', '.join(defaults)}; name it with {option})")
         raise QismError(f"{path}: no {missing}; the columns are: {', '.join(header)}")
@@ -431,7 +435,7 @@ def _read_table(path: Path, options: ReadOptions) -> Iterator[Document]:
     label_at = _find_column(header, options.label_column, LABEL_COLUMNS, "label", path, options.require_labels)
     id_at = _find_column(header, options.id_column, ID_COLUMNS, "id", path, False)
     title_at = _find_column(header, None, TITLE_COLUMNS, "title", path, False)
-    kept_at = [(name, _find_column(header, name, (), "kept", path, True)) for name in options.keep_columns]
+    kept_at = [(name, _find_column(header, name, (), "kept", path, True, "--keep-columns")) for name in options.keep_columns]
     for where, row in rows:
         if not row:
             continue
@@ -556,7 +560,7 @@ def looks_like_one_per_line(text: str) -> bool:
     return len(lines) >= _MIN_LINES and short >= _SHORT_LINE_SHARE * len(lines)
 
 
-def _noting_many_lines(documents: Iterator[Document], note) -> Iterator[Document]:
+def _noting_many_lines(documents: Iterator[Document], note: Callable[[str], None]) -> Iterator[Document]:
     for doc in documents:
         if looks_like_one_per_line(doc.text):
             where = "standard input" if doc.outlet == "<stdin>" else doc.id
@@ -574,7 +578,7 @@ def _read_as_one_article(source: str, fmt: str | None) -> bool:
 
 def read_inputs(texts: Iterable[str] = (), input_path: str | None = None, fmt: str | None = None,
                 lines: bool = False, options: ReadOptions = ReadOptions(require_labels=False),
-                note=lambda message: None) -> Iterator[Document]:
+                note: Callable[[str], None] = lambda message: None) -> Iterator[Document]:
     """What `qism predict` labels: articles given as `texts`, `["-"]` for standard input, or the
     file or folder `input_path`; `lines` reads one article per line. `note` gets the hint about
     --lines when one article (standard input, a .txt file) looks like one article per line."""
@@ -586,8 +590,8 @@ def read_inputs(texts: Iterable[str] = (), input_path: str | None = None, fmt: s
         return _noting_many_lines(documents, note) if _read_as_one_article(source, fmt) else documents
     if not texts:
         raise QismError("give articles as arguments, --input PATH, or '-' to read standard input")
-    if options.names_columns:
-        raise QismError("--id-column and --keep-columns name columns of a csv, tsv or jsonl --input, not of articles given as arguments")
+    if options.names_table_columns:
+        raise _not_a_table("articles given as arguments")
     named = next((text for text in texts if _names_a_path(text)), None)
     if named is not None:
         raise QismError(f"{named!r} is a file or folder, not an article; to label what it holds, use --input {named}")

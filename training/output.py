@@ -168,15 +168,13 @@ def _write_table(records: Iterable[dict], out: IO[str], top_k: int = 1) -> None:
     shown = [i for i in range(len(header)) if not (i == reason_at and late_reasons)]
     widths = {i: max([display_width(header[i])] + [display_width(row[i]) for row in block]) for i in shown}
 
-    def line(cells: list[str]) -> str:
+    def line(cells: list[str], after: str = "") -> str:
         parts = [_isolated(cells[i]) + " " * (widths[i] - display_width(cells[i])) for i in shown]
-        if late_reasons and cells[reason_at] and cells is not header:
-            parts.append(_isolated(cells[reason_at]))
-        return "  ".join(parts).rstrip() + "\n"
+        return "  ".join(parts + ([_isolated(after)] if after else [])).rstrip() + "\n"
 
     out.write(line(header))
     for row in itertools.chain(block, rows):
-        out.write(line(row))
+        out.write(line(row, row[reason_at] if late_reasons else ""))
 
 
 # --- JSON -------------------------------------------------------------------------------------
