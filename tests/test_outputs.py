@@ -305,3 +305,9 @@ def test_help_and_version_answer_without_loading_scikit_learn():
     imported = subprocess.run([sys.executable, "-c", "import training; print(training.Model.__name__)"],
                               capture_output=True, text=True, cwd=ROOT)
     assert imported.stdout.strip() == "Model", imported.stderr
+
+
+def test_a_mistyped_option_is_not_labeled_as_an_article(tiny_model_dir):
+    one_line_error(run("predict", "-m", tiny_model_dir, "--verbose", SPORTS), "'--verbose'", "looks like an option")
+    one_line_error(run("predict", "-m", tiny_model_dir, "--version"), "'--version'")
+    assert json.loads(ok(run("predict", "-m", tiny_model_dir, "-f", "json", "--", "- " + SPORTS)).stdout)[0]["label"] == "sports"

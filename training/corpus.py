@@ -595,4 +595,8 @@ def read_inputs(texts: Iterable[str] = (), input_path: str | None = None, fmt: s
     named = next((text for text in texts if _names_a_path(text)), None)
     if named is not None:
         raise QismError(f"{named!r} is a file or folder, not an article; to label what it holds, use --input {named}")
+    option = next((text for text in texts if len(text) > 1 and text.startswith("-") and not any(c.isspace() for c in text)), None)
+    if option is not None:  # an article starting with '-' goes through, but a lone word like '--verbose' is a mistyped option
+        raise QismError(f"{option!r} is taken for an article, but looks like an option: an option goes before '--' "
+                        "and must be one the command has (see --help)")
     return (Document(text=replace_lone_surrogates(text)) for text in texts)
