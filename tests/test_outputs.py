@@ -311,3 +311,8 @@ def test_a_mistyped_option_is_not_labeled_as_an_article(tiny_model_dir):
     one_line_error(run("predict", "-m", tiny_model_dir, "--verbose", SPORTS), "'--verbose'", "looks like an option")
     one_line_error(run("predict", "-m", tiny_model_dir, "--version"), "'--version'")
     assert json.loads(ok(run("predict", "-m", tiny_model_dir, "-f", "json", "--", "- " + SPORTS)).stdout)[0]["label"] == "sports"
+
+
+def test_a_bad_range_is_quoted_as_the_option_takes_it(tmp_path):
+    one_line_error(run("train", tmp_path, "--out", tmp_path / "m", "--word-ngrams", "3,1"), "--word-ngrams", "got 3,1")
+    one_line_error(run("train", tmp_path, "--out", tmp_path / "m", "--char-ngrams", "0,99"), "or 0 for none; got 0,99")

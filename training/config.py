@@ -80,11 +80,11 @@ def _ngram_range(value, name: str, high: int, optional: bool = False) -> tuple[i
         value = parse_ngram_range(value, name)
     if value is None and optional:
         return None
-    if isinstance(value, (list, tuple)) and len(value) == 2:
-        low_n, high_n = (_integer(v, name, 1, high) for v in value)
-        if low_n <= high_n:
-            return (low_n, high_n)
-    raise QismError(f"{name} takes LOW,HIGH with 1 <= LOW <= HIGH <= {high}; got {value!r}")
+    whole = isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    if whole and len(value) == 2 and 1 <= value[0] <= value[1] <= high:
+        return (value[0], value[1])
+    shown = ",".join(map(str, value)) if whole else repr(value)  # as the option takes it: 3,1
+    raise QismError(f"{name} takes LOW,HIGH with 1 <= LOW <= HIGH <= {high}{', or 0 for none' if optional else ''}; got {shown}")
 
 
 def parse_columns(text: str) -> tuple[str, ...]:
