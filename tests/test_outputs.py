@@ -11,19 +11,14 @@ import sys
 from importlib.metadata import version
 
 import pytest
-from typer.testing import CliRunner
 
 from training import LabelMap, TrainConfig, train
-from training.cli import app
 from training.corpus import looks_like_one_per_line
 from training.errors import printable
 from training.output import display_width, spreadsheet_cell
 
-from conftest import ROOT
+from conftest import ECONOMY, ROOT, SPORTS, assert_user_error, run
 
-runner = CliRunner()
-SPORTS = "فاز الفريق بالمباراة وسجل اللاعب هدفين في الدوري"
-ECONOMY = "ارتفعت أسعار الأسهم في البورصة وتراجع التضخم"
 SECURITY = "اعتقلت الشرطة عصابة لتهريب المخدرات عبر الحدود"
 NAMES = {"sports": "رياضة", "economy": "اقتصاد", "security": "أمن"}
 ARTICLES = [
@@ -33,20 +28,14 @@ ARTICLES = [
 ]
 
 
-def run(*args, input=None):
-    return runner.invoke(app, [str(a) for a in args], input=input)
-
-
 def ok(result):
     assert result.exit_code == 0, result.output
     return result
 
 
 def one_line_error(result, *fragments):
-    assert result.exit_code == 1, result.output
-    [line] = result.stderr.strip().splitlines()
-    assert all(fragment in line for fragment in fragments), line
-    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert_user_error(result, fragment)
 
 
 @pytest.fixture(scope="module")
