@@ -382,7 +382,7 @@ def _client(scheduler: str | None, n_workers: int | None):
     distributed = require_extra("distributed", "dask")
     if scheduler is None:
         cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                           dashboard_address=None)
+                                           dashboard_address=":0")  # any free port: others may run a cluster here
         return distributed.Client(cluster), cluster
     try:
         if scheduler.endswith(".json"):
