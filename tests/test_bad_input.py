@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import os
+import shutil
 import signal
 import struct
 import subprocess
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from training import QismError, ReadOptions, TrainConfig, clean_text, read_source, train
+from training import QismError, ReadOptions, TrainConfig, clean_text, load_model, read_source, train
 from training import corpus
 from training.features import MAX_ARTICLE_CHARS
 
@@ -377,6 +378,75 @@ def test_a_200_mb_article_trains_and_labels_in_bounded_time(tmp_path, tiny_model
     result = run("predict", "--model", tiny_model_dir, "--input", huge, "--format", "jsonl")
     assert json.loads(result.stdout)["label"] == "economy"
     assert time.perf_counter() - started < 60
+
+
+# --- where a model is saved: qism replaces only a model folder ---------------------------------
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under `root` with its content, to show nothing was touched."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def out_cases(tmp_path: Path) -> dict[str, tuple[list, Path, str]]:
+    """(sources, --out, what the message says) for each folder `qism train` must not replace."""
+    corpus_dir = tiny_plus(tmp_path / "data", {})
+    user_files = write_tree(tmp_path / "thesis", {"chapter1.txt": "my work", "figures/plot.png": PNG})
+    other_card = write_tree(tmp_path / "other-tool", {"card.json": '{"name": "not qism"}', "weights.bin": b"\x00"})
+    model_plus = tmp_path / "model-plus"
+    train([corpus_dir], TrainConfig(test_size=0, min_df=1)).save(model_plus)
+    (model_plus / "notes.txt").write_text("mine")
+    return {
+        "a folder of user files": ([corpus_dir], user_files, "holds files that are not a qism model's"),
+        "the corpus itself": ([corpus_dir], corpus_dir, "is the training source"),
+        "a parent of the corpus": ([corpus_dir], tmp_path / "data", "holds the training source"),
+        "a folder inside the corpus": ([corpus_dir], corpus_dir / "models", "lies inside the training source"),
+        "the current folder": ([corpus_dir], Path("."), "is the current folder"),
+        "a parent of the current folder": ([corpus_dir], Path(".."), "holds the current folder"),
+        "another tool's card.json": ([corpus_dir], other_card, "holds files that are not a qism model's"),
+        "a model with a user file added": ([corpus_dir], model_plus, "holds files that are not a qism model's"),
+    }
+
+
+OUT_CASES = ["a folder of user files", "the corpus itself", "a parent of the corpus", "a folder inside the corpus",
+             "the current folder", "a parent of the current folder", "another tool's card.json",
+             "a model with a user file added"]
+
+
+@pytest.mark.parametrize("case", OUT_CASES)
+def test_train_out_replaces_only_a_model_folder(tmp_path, monkeypatch, case):
+    sources, out, fragment = out_cases(tmp_path)[case]
+    monkeypatch.chdir(write_tree(tmp_path / "work" / "here", {"draft.txt": "mine"}))
+    before = snapshot(tmp_path)
+    from training import trainer
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started before --out was checked")
+
+    monkeypatch.setattr(trainer, "train", no_training)
+    assert_user_error(run("train", *sources, "--out", out), fragment)
+    assert snapshot(tmp_path) == before
+
+
+def test_model_save_refuses_the_same_folders_for_python_users(tmp_path):
+    cases = out_cases(tmp_path)
+    model = train(cases["the corpus itself"][0], TrainConfig(test_size=0, min_df=1))
+    before = snapshot(tmp_path)
+    for case in ("a folder of user files", "the corpus itself", "a parent of the corpus", "a model with a user file added"):
+        with pytest.raises(QismError, match=cases[case][2]):
+            model.save(cases[case][1])
+    assert snapshot(tmp_path) == before
+
+
+def test_train_out_replaces_a_model_an_empty_folder_and_writes_through_a_link(tmp_path, tiny_model_dir):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    model_dir = Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+    os.symlink(model_dir, tmp_path / "link")
+    for out in (empty, model_dir, tmp_path / "link"):
+        result = run("train", FIXTURES / "tiny", "--out", out, "--test-size", "0", "--min-df", "1", "--C", "5")
+        assert result.exit_code == 0, result.output
+        assert load_model(out).card["config"]["C"] == 5.0
+    assert (tmp_path / "link").is_symlink() and sorted(p.name for p in tmp_path.iterdir()) == ["empty", "link", "model"]
 
 
 # --- prediction never drops or reorders a record ----------------------------------------------

@@ -31,6 +31,10 @@ MIN_CALIBRATION_DOCS = 100
 #: held-out set then moves them little, a large one as far as its data says.
 CLASS_SCALING_PRIOR = 2.0
 
+#: The natural logarithms of the lowest and highest softmax temperature calibration fits (a loaded
+#: model's temperature must lie between them too).
+LOG_TEMPERATURE_BOUNDS = (-7.0, 5.0)
+
 #: Passes over the data for SGD: its scores stop improving well before it formally converges.
 SGD_EPOCHS = 15
 #: Learners fitted as one binary problem per label, which NB scaling applies to.
@@ -139,7 +143,7 @@ def fit_temperature(decision: np.ndarray, y_index: np.ndarray) -> float:
     def log_loss(log_t: float) -> float:
         return -log_softmax(decision / np.exp(log_t), axis=1)[np.arange(len(y_index)), y_index].mean()
 
-    return float(np.exp(minimize_scalar(log_loss, bounds=(-7.0, 5.0), method="bounded").x))
+    return float(np.exp(minimize_scalar(log_loss, bounds=LOG_TEMPERATURE_BOUNDS, method="bounded").x))
 
 
 def fit_class_scaling(logits: np.ndarray, y_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
