@@ -33,7 +33,7 @@ from sklearn.pipeline import Pipeline
 from .card import card_markdown, card_summary, package_versions, qism_version
 from .classifier import LOG_TEMPERATURE_BOUNDS, LinearClassifier
 from .clean import TextCleaner
-from .config import TrainConfig
+from .config import TrainConfig, resolve_jobs
 from .errors import QismError
 from .explain import explain
 from .features import TfidfFeaturizer
@@ -429,6 +429,7 @@ class Model:
 
     def set_jobs(self, n_jobs: int | None) -> None:
         """How many processes featurize text when this model labels many articles (-1: every core)."""
+        n_jobs = resolve_jobs(n_jobs)
         self.pipeline.set_params(features__n_jobs=n_jobs, classifier__n_jobs=n_jobs)
 
     def save(self, directory: str | os.PathLike) -> Path:
