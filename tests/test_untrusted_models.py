@@ -660,3 +660,9 @@ def test_parallel_saves_to_one_folder_all_succeed_and_leave_one_whole_model(tmp_
     assert [saver.exitcode for saver in savers] == [0, 0, 0]
     assert load_model(model_dir).card["config"]["C"] in (1.0, 2.0, 3.0)
     assert model_files(tmp_path) == ["model"]
+
+
+def test_a_loaded_model_saves_to_the_same_files(tmp_path, tiny_model_dir):
+    load_model(tiny_model_dir).save(tmp_path / "again")
+    for name in (PIPELINE_FILE, ARRAYS_FILE):
+        assert (tmp_path / "again" / name).read_bytes() == (tiny_model_dir / name).read_bytes()

@@ -95,8 +95,9 @@ def _encode(estimator: BaseEstimator, prefix: str, arrays: dict[str, np.ndarray]
         else:
             params[key] = value
     fitted = {}
-    for key, value in vars(estimator).items():
-        if key in FITTED[type(estimator)]:
+    for key in sorted(FITTED[type(estimator)]):  # in one order, however the estimator was made
+        if key in vars(estimator):
+            value = vars(estimator)[key]
             if isinstance(value, np.ndarray):
                 arrays[prefix + key] = value
                 fitted[key] = {"array": prefix + key}
@@ -347,8 +348,8 @@ def check_model_folder(directory: str | os.PathLike, sources=()) -> Path:
         if real.is_relative_to(target):
             raise QismError(f"{directory}: holds the training source {source}; save the model in a folder of its own")
         if real.is_dir() and target.is_relative_to(real):
-            raise QismError(f"{directory}: lies inside the training source {source}, where its files would be read "
-                            "as articles; save the model elsewhere")
+            raise QismError(f"{directory}: lies inside the training source {source}, which a model there would "
+                            "change; save the model elsewhere")
     here = Path.cwd().resolve()
     if here == target or here.is_relative_to(target):
         raise QismError(f"{directory}: {'is' if here == target else 'holds'} the current folder; "
