@@ -337,8 +337,9 @@ def add_members(directory: Path, members: dict[str, bytes], replace: bool = Fals
 
 
 @pytest.mark.parametrize("case", ["an unused member declaring 80 GB", "a used member declaring 80 GB",
-                                  "a member twice", "pickled objects declared in the header"])
-def test_array_sizes_are_checked_before_anything_is_read(model_dir, case):
+                                  "a used member of 40 MB that does not fit", "a member twice",
+                                  "pickled objects declared in the header"])
+def test_array_sizes_are_checked_before_anything_is_read(model_dir, case, monkeypatch):
     huge = npy_member((10**10,))
     if case == "an unused member declaring 80 GB":
         add_members(model_dir, {"unused.npy": huge})
@@ -346,6 +347,9 @@ def test_array_sizes_are_checked_before_anything_is_read(model_dir, case):
     elif case == "a used member declaring 80 GB":
         add_members(model_dir, {"features.idf_.npy": huge}, replace=True)
         named = "features.idf_"
+    elif case == "a used member of 40 MB that does not fit":
+        add_members(model_dir, {"features.idf_.npy": npy_member((10**7,), "<f4", bytes(4 * 10**7))}, replace=True)
+        named = r"idf_ is an array of float32 shaped \(10000000,\)"
     elif case == "a member twice":
         with pytest.warns(UserWarning, match="Duplicate name"):
             add_members(model_dir, {"features.idf_.npy": npy_member((3,), "<f4", b"\x00" * 12)})
@@ -353,8 +357,11 @@ def test_array_sizes_are_checked_before_anything_is_read(model_dir, case):
     else:
         add_members(model_dir, {"classifier.classes_.npy": npy_member((3,), "|O")}, replace=True)
         named = "Python objects"
+    read = []
+    monkeypatch.setattr(model_module, "_read_declared", lambda archive, declared: read.append(declared))
     with pytest.raises(QismError, match=f"{model_dir}: .*{named}"):
         load_model(model_dir)
+    assert read == []  # refused from the headers alone
 
 
 CARD_EDITS = {  # (change of the card, message)

@@ -148,52 +148,82 @@ FITTED = {
 }
 
 
-def _read_npy(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
-    """One array of an .npz archive, its header checked before its data is read: no Python objects,
-    and exactly as many bytes as its shape and type declare."""
-    name = info.filename
+#: An array as its .npy header declares it: (zip member, dtype, shape, Fortran order).
+Declared = tuple[zipfile.ZipInfo, np.dtype, tuple, bool]
+
+
+def _npy_header(member) -> tuple[tuple, bool, np.dtype]:
+    version = np.lib.format.read_magic(member)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(member)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(member)
+    raise ValueError(f"a NumPy file of version {version}, which qism does not read")
+
+
+def _declared_arrays(archive: zipfile.ZipFile, names: set[str]) -> dict[str, Declared]:
+    """What the members `names` of an .npz archive declare, read from the zip and .npy headers only:
+    the archive must hold those members and no others, each once, unpacking to at most
+    MAX_ARRAYS_BYTES, each holding exactly the bytes its header declares, and no Python objects."""
+    infos = archive.infolist()
+    members = Counter(info.filename for info in infos)
+    twice = sorted(name for name, count in members.items() if count > 1)
+    if twice:
+        raise ValueError(f"{ARRAYS_FILE} holds {twice[0]!r} twice")
+    unused = sorted(set(members) - {f"{name}.npy" for name in names})
+    if unused:
+        raise ValueError(f"{ARRAYS_FILE} holds {unused[0]!r}, which no step of the model uses")
+    missing = sorted(name for name in names if f"{name}.npy" not in members)
+    if missing:
+        raise ValueError(f"{ARRAYS_FILE} lacks the array {missing[0]!r}")
+    unpacked = sum(info.file_size for info in infos)
+    if unpacked > MAX_ARRAYS_BYTES:
+        raise ValueError(f"{ARRAYS_FILE} unpacks to {unpacked:,} bytes, more than the {MAX_ARRAYS_BYTES:,} qism loads")
+    declared = {}
+    for info in infos:
+        with archive.open(info) as member:
+            shape, fortran_order, dtype = _npy_header(member)
+            if dtype.hasobject:
+                raise ValueError(f"{info.filename} holds Python objects (pickled data), which qism never loads")
+            size, held = math.prod(shape) * dtype.itemsize, info.file_size - member.tell()
+        if size != held:
+            raise ValueError(f"{info.filename} declares {size:,} bytes of data but holds {held:,}")
+        declared[info.filename.removesuffix(".npy")] = (info, dtype, shape, fortran_order)
+    return declared
+
+
+def _stand_in(declared: Declared) -> np.ndarray:
+    """An array of the declared dtype and shape that takes no memory, to check shapes before reading."""
+    _, dtype, shape, _ = declared
+    return np.lib.stride_tricks.as_strided(np.zeros(1, dtype), shape, (0,) * len(shape), writeable=False)
+
+
+def _read_declared(archive: zipfile.ZipFile, declared: Declared) -> np.ndarray:
+    info, dtype, shape, fortran_order = declared
     with archive.open(info) as member:
-        version = np.lib.format.read_magic(member)
-        if version == (1, 0):
-            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(member)
-        elif version == (2, 0):
-            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(member)
-        else:
-            raise ValueError(f"{name} is a NumPy file of version {version}, which qism does not read")
-        if dtype.hasobject:
-            raise ValueError(f"{name} holds Python objects (pickled data), which qism never loads")
-        size = math.prod(shape) * dtype.itemsize
-        if size != info.file_size - member.tell():
-            raise ValueError(f"{name} declares {size:,} bytes of data but holds {info.file_size - member.tell():,}")
-        data = member.read(size)
-    if len(data) != size:
-        raise ValueError(f"{name} is cut short")
+        _npy_header(member)
+        data = member.read(math.prod(shape) * dtype.itemsize)
+    if len(data) != math.prod(shape) * dtype.itemsize:
+        raise ValueError(f"{info.filename} is cut short")
     return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
 
 
-def _read_arrays(path: Path, names: set[str]) -> dict[str, np.ndarray]:
-    """The arrays `names` from an .npz archive, which must hold those and no others, each once, and
-    unpack to at most MAX_ARRAYS_BYTES: sizes are checked in the headers before anything is read."""
+def _fill_arrays(path: Path, pipeline: Pipeline, pending: list[tuple[BaseEstimator, str, str]]) -> None:
+    """Set the fitted arrays of a decoded pipeline from arrays.npz, once the parameters are within
+    bounds and the shapes the archive's headers declare fit the pipeline: no data is read before."""
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile:
         raise ValueError(f"{ARRAYS_FILE} is not a NumPy archive") from None
     with archive:
-        infos = archive.infolist()
-        members = Counter(info.filename for info in infos)
-        twice = sorted(name for name, count in members.items() if count > 1)
-        if twice:
-            raise ValueError(f"{ARRAYS_FILE} holds {twice[0]!r} twice")
-        unused = sorted(set(members) - {f"{name}.npy" for name in names})
-        if unused:
-            raise ValueError(f"{ARRAYS_FILE} holds {unused[0]!r}, which no step of the model uses")
-        missing = sorted(name for name in names if f"{name}.npy" not in members)
-        if missing:
-            raise ValueError(f"{ARRAYS_FILE} lacks the array {missing[0]!r}")
-        unpacked = sum(info.file_size for info in infos)
-        if unpacked > MAX_ARRAYS_BYTES:
-            raise ValueError(f"{ARRAYS_FILE} unpacks to {unpacked:,} bytes, more than the {MAX_ARRAYS_BYTES:,} qism loads")
-        return {info.filename.removesuffix(".npy"): _read_npy(archive, info) for info in infos}
+        declared = _declared_arrays(archive, {name for _, _, name in pending})
+        for estimator, key, name in pending:
+            setattr(estimator, key, _stand_in(declared[name]))
+        features, classifier = _model_steps(pipeline)
+        _check_parameters(features, classifier)
+        _check_shapes(features, classifier)
+        for estimator, key, name in pending:
+            setattr(estimator, key, _read_declared(archive, declared[name]))
 
 
 # --- what a loadable model is -----------------------------------------------------------------
@@ -243,24 +273,39 @@ def _within(value: np.ndarray, key: str, low: float, high: float) -> None:
         raise ValueError(f"{key} holds values that are not finite or outside [{low:g}, {high:g}]")
 
 
-def _check_fitted(features: TfidfFeaturizer, classifier: LinearClassifier) -> None:
-    """Fitted arrays of the types and shapes the pipeline needs, finite and within bounds: kept
-    buckets sorted, distinct and inside the hashing space; each label once; a positive temperature."""
+def _check_shapes(features: TfidfFeaturizer, classifier: LinearClassifier) -> None:
+    """Fitted arrays of the types and shapes the pipeline needs (what their headers declare is
+    checked so before their data is read): at most `n_buckets` columns, weights of one row per
+    label and one column per kept bucket."""
     columns = _fitted_array(features, "columns_", "iu", (None,))
-    if not len(columns) or (np.diff(columns.astype(np.int64)) <= 0).any() or columns[0] < 0 or columns[-1] >= features.n_buckets:
-        raise ValueError("columns_ must be distinct buckets, sorted, from 0 to n_buckets - 1")
-    _within(_fitted_array(features, "idf_", "f", (len(columns),)), "idf_", 0, MAX_IDF)
+    if not 0 < len(columns) <= features.n_buckets:
+        raise ValueError(f"columns_ must keep from 1 to n_buckets ({features.n_buckets:,}) buckets; it keeps {len(columns):,}")
+    _fitted_array(features, "idf_", "f", (len(columns),))
     if getattr(features, "n_features_out_", len(columns)) != len(columns):
         raise ValueError(f"n_features_out_ is not the {len(columns):,} columns kept")
     if hasattr(features, "boilerplate_") and len(_fitted_array(features, "boilerplate_", "u", (None,))) > MAX_BOILERPLATE_KEYS:
         raise ValueError(f"boilerplate_ holds more than {MAX_BOILERPLATE_KEYS:,} segments")
     classes = _fitted_array(classifier, "classes_", "Uiu", (None,))
-    if len(classes) < 2 or len(np.unique(classes)) != len(classes):
-        raise ValueError("classes_ must list two labels or more, each once")
+    if len(classes) < 2:
+        raise ValueError("classes_ must list two labels or more")
+    _fitted_array(classifier, "coef_", "f", (len(classes), len(columns)))
+    _fitted_array(classifier, "intercept_", "f", (len(classes),))
+
+
+def _check_values(features: TfidfFeaturizer, classifier: LinearClassifier) -> None:
+    """Fitted values within bounds: kept buckets sorted, distinct and inside the hashing space, finite
+    weights and idf, each label once, a temperature calibration could have fitted."""
+    columns = features.columns_
+    if (np.diff(columns.astype(np.int64)) <= 0).any() or columns[0] < 0 or columns[-1] >= features.n_buckets:
+        raise ValueError("columns_ must be distinct buckets, sorted, from 0 to n_buckets - 1")
+    _within(features.idf_, "idf_", 0, MAX_IDF)
+    classes = classifier.classes_
+    if len(np.unique(classes)) != len(classes):
+        raise ValueError("classes_ lists a label twice")
     if any(not str(label).strip() for label in classes):
         raise ValueError("classes_ holds an empty label")
-    _within(_fitted_array(classifier, "coef_", "f", (len(classes), len(columns))), "coef_", -MAX_WEIGHT, MAX_WEIGHT)
-    _within(_fitted_array(classifier, "intercept_", "f", (len(classes),)), "intercept_", -MAX_WEIGHT, MAX_WEIGHT)
+    _within(classifier.coef_, "coef_", -MAX_WEIGHT, MAX_WEIGHT)
+    _within(classifier.intercept_, "intercept_", -MAX_WEIGHT, MAX_WEIGHT)
     temperature = getattr(classifier, "temperature_", None)
     low, high = (math.exp(bound) for bound in LOG_TEMPERATURE_BOUNDS)
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not low <= temperature <= high:
@@ -272,7 +317,8 @@ def _check_loadable(pipeline) -> tuple[TfidfFeaturizer, LinearClassifier]:
     model that would not load. Raises ValueError saying what is wrong."""
     features, classifier = _model_steps(pipeline)
     _check_parameters(features, classifier)
-    _check_fitted(features, classifier)
+    _check_shapes(features, classifier)
+    _check_values(features, classifier)
     return features, classifier
 
 
@@ -524,9 +570,7 @@ def load_model(directory: str | os.PathLike | None = None) -> Model:
             )
         pending: list[tuple[BaseEstimator, str, str]] = []
         pipeline = _decode(spec["pipeline"], pending)
-        arrays = _read_arrays(directory / ARRAYS_FILE, {name for _, _, name in pending})
-        for estimator, key, name in pending:
-            setattr(estimator, key, arrays[name])
+        _fill_arrays(directory / ARRAYS_FILE, pipeline, pending)
         _check_loadable(pipeline)
         pipeline.set_params(features__n_jobs=None, classifier__n_jobs=None)  # the file never decides how many processes run
         _check_works(pipeline)
