@@ -21,7 +21,7 @@ from .evaluation import evaluate_models
 from .model import load_model
 from .output import OUTPUT_FORMATS, label_to_output
 from .progress import ProgressMeter, count_documents
-from .report import require_picture_packages, write_report
+from .report import LANGUAGES, check_report_options, write_report
 from .trainer import train_and_save
 
 app = typer.Typer(
@@ -166,7 +166,8 @@ def _training_summary(out: Path, card: dict) -> str:
 def evaluate_command(
     model: Annotated[Path, typer.Argument(help="Model folder")],
     sources: Annotated[list[str], typer.Argument(help="Labeled corpora to score the model on")],
-    report: Annotated[Optional[Path], typer.Option(help="Write report.html (self-contained), confusion_matrix.png and per_label.csv into this folder")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Write report.html (self-contained), confusion_matrix.png, per_label.csv and mistakes.csv into this folder")] = None,
+    lang: Annotated[str, typer.Option("--lang", help=f"Language of the --report page: {', '.join(LANGUAGES)} (ar: right to left, labels by their display names)")] = "en",
     against: Annotated[Optional[Path], typer.Option(help="A second model folder to compare with, side by side on the same documents")] = None,
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
@@ -177,15 +178,14 @@ def evaluate_command(
 ):
     """Score a model on labeled data: accuracy, macro-F1 (over the labels the data has), per-label
     scores, confusion matrix, calibration, and accuracy against coverage by --threshold."""
-    if report is not None:
-        require_picture_packages()  # before the slow part
+    check_report_options(lang, pictures=report is not None)  # before the slow part
     loaded, other = load_model(model), (load_model(against) if against is not None else None)
     for each in (loaded, other):
         each and each.set_jobs(jobs)
     options = ReadOptions(**_given(text_column=text_column, label_column=label_column, encoding=encoding, errors=errors))
     result, comparison = evaluate_models(loaded, sources, options, other, names=[str(model), str(against)])
     if report is not None:
-        page = write_report(report, loaded, result, title=f"qism evaluation: {model.name} on {', '.join(sources)}")
+        page = write_report(report, loaded, result, sources=sources, lang=lang, model_name=model.name)
         typer.echo(f"report: {page}", err=True)
     shown = comparison if comparison is not None else result.scores
     _print_json(shown) if as_json else typer.echo(comparison_text(shown) if comparison is not None else scores_text(shown))
