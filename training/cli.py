@@ -14,14 +14,14 @@ import typer
 from rich.console import Console
 
 from .card import autotune_summary, card_summary, comparison_text, data_notes, scores_text
-from .config import CLASSIFIERS, DEFAULT, LabelOptions, ReadOptions, parse_duration
+from .config import CLASSIFIERS, DEFAULT, REPORT_LANGUAGES, LabelOptions, ReadOptions, check_report_language, parse_duration
 from .corpus import FORMATS, read_inputs
 from .errors import QismError
 from .evaluation import evaluate_models
 from .model import load_model
 from .output import OUTPUT_FORMATS, label_to_output
 from .progress import ProgressMeter, count_documents
-from .report import LANGUAGES, check_report_options, write_report
+from .report import require_picture_packages, write_report
 from .trainer import train_and_save
 
 app = typer.Typer(
@@ -162,7 +162,7 @@ def evaluate_command(
     model: Annotated[Path, typer.Argument(help="Model folder")],
     sources: Annotated[list[str], typer.Argument(help="Labeled corpora to score the model on")],
     report: Annotated[Optional[Path], typer.Option(help="Write report.html (self-contained), confusion_matrix.png, per_label.csv and mistakes.csv into this folder")] = None,
-    lang: Annotated[str, typer.Option("--lang", help=f"Language of the --report page: {', '.join(LANGUAGES)} (ar: right to left, labels by their display names)")] = "en",
+    lang: Annotated[str, typer.Option("--lang", help=f"Language of the --report page: {', '.join(REPORT_LANGUAGES)} (ar: right to left, labels by their display names)")] = "en",
     against: Annotated[Optional[Path], typer.Option(help="A second model folder to compare with, side by side on the same documents")] = None,
     as_json: AsJson = False,
     jobs: Jobs = -1,
@@ -173,7 +173,9 @@ def evaluate_command(
 ):
     """Score a model on labeled data: accuracy, macro-F1 (over the labels the data has), per-label
     scores, confusion matrix, calibration, and accuracy against coverage by --threshold."""
-    check_report_options(lang, pictures=report is not None)  # before the slow part
+    check_report_language(lang)  # before the slow part, as the packages
+    if report is not None:
+        require_picture_packages()
     loaded, other = load_model(model), (load_model(against) if against is not None else None)
     for each in (loaded, other):
         each and each.set_jobs(jobs)

@@ -33,6 +33,8 @@ MIN_BUCKETS, MAX_BUCKETS = 2**10, 2**24
 #: Labels a record lists at most, and terms an explanation gives at most.
 MAX_TOP_K = 1000
 MAX_EXPLAIN_TERMS = 100
+#: Languages `qism evaluate --report` writes its page in (`report.STRINGS` has a table for each).
+REPORT_LANGUAGES = ("en", "ar")
 
 
 def _integer(value, name: str, low: int, high: int | None = None) -> int:
@@ -67,6 +69,11 @@ def _choice(value, name: str, choices: tuple) -> object:
     if value not in choices:
         raise QismError(f"{name} is one of {', '.join(str(c).lower() for c in choices)}; got {value!r}")
     return value
+
+
+def check_report_language(lang: str) -> str:
+    """`qism evaluate --lang`: a language the report is written in."""
+    return _choice(lang, "--lang", REPORT_LANGUAGES)
 
 
 def _ngram_range(value, name: str, high: int, optional: bool = False) -> tuple[int, int] | None:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .card import per_label_rows
+from .config import check_report_language
 from .errors import QismError
 from .evaluation import Evaluation
 from .files import write_atomically
@@ -46,8 +47,9 @@ SETTINGS_SHOWN = ("classifier", "C", "class_weight", "word_ngrams", "char_ngrams
 #: Annotations of the coverage plot closer than this (share of the axes across, up) to one already
 #: drawn are left out: on small sets several thresholds land on nearly the same point.
 LABEL_SPACING = (0.13, 0.06)
-#: A cell starting with one of these is a formula to a spreadsheet (OWASP, CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: What a spreadsheet takes for the start of a formula (OWASP, CSV injection): a cell starting with
+#: one of these is written with a `'` first, which spreadsheets read as "this is text".
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
 
 # --- the strings of the page, one table per language ------------------------------------------
 # Values are HTML written here; what comes from data is escaped before it is put in their {slots}.
@@ -134,14 +136,11 @@ STRINGS = {
         "cov_y": "نسبة الصواب فيها",
     },
 }
-LANGUAGES = tuple(STRINGS)
 
 
 def strings_for(lang: str) -> dict[str, str]:
-    """The page's strings in `lang`; any other language is refused in one line."""
-    if lang not in STRINGS:
-        raise QismError(f"--lang {lang!r}: the report is written in one of: {', '.join(LANGUAGES)}")
-    return STRINGS[lang]
+    """The page's strings in `lang`, one of `config.REPORT_LANGUAGES`."""
+    return STRINGS[check_report_language(lang)]
 
 
 # --- packages for the pictures ----------------------------------------------------------------
@@ -168,14 +167,6 @@ def require_picture_packages() -> None:
     if missing and not _matplotlib_lays_out_arabic():
         raise QismError(f"--report needs {' and '.join(missing)} to draw Arabic with this matplotlib; "
                         "install with: pip install 'qism[report]'")
-
-
-def check_report_options(lang: str, pictures: bool = True) -> None:
-    """What `qism evaluate` checks before the slow part: the report's language and, when a report
-    is asked for, the packages that draw its pictures."""
-    strings_for(lang)
-    if pictures:
-        require_picture_packages()
 
 
 def _shaped(text: str) -> str:
@@ -327,8 +318,8 @@ td.number { text-align: right; font-variant-numeric: tabular-nums; white-space: 
 .chip { background: #eef3f8; border-radius: 0.8em; padding: 0 0.55em; white-space: nowrap; font-size: 0.85em; }
 .chip .weight { color: #667; margin-inline-start: 0.3em; }
 table.mistakes { width: 100%%; table-layout: fixed; font-size: 0.92em; }
-table.mistakes .id { width: 9em; overflow-wrap: anywhere; font-size: 0.85em; }
-table.mistakes .label { width: 8em; } table.mistakes .score { width: 4em; }
+table.mistakes .id { width: 12em; overflow-wrap: anywhere; font-size: 0.85em; }
+table.mistakes .label { width: 7.5em; } table.mistakes .score { width: 4em; }
 table.mistakes .chips { row-gap: 1em; max-height: 1.3em; overflow: hidden; }  /* the chips that fit one line; mistakes.csv has all */
 .excerpt { display: -webkit-box; -webkit-box-orient: vertical; -webkit-line-clamp: 2; line-clamp: 2; overflow: hidden; }
 """
@@ -508,17 +499,16 @@ def _page(r: _Report) -> str:
 
 # --- files ------------------------------------------------------------------------------------
 
-def spreadsheet_safe(value) -> str:
-    """A cell a spreadsheet shows as text: one that would start a formula gets a leading quote."""
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+def spreadsheet_cell(value):
+    """A cell a spreadsheet shows as text and never runs as a formula (numbers pass as they are)."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
 
 
 def _csv_bytes(header: list[str], rows: list[list]) -> bytes:
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer)
     writer.writerow(header)
-    writer.writerows([[spreadsheet_safe(cell) for cell in row] for row in rows])
+    writer.writerows([[spreadsheet_cell(cell) for cell in row] for row in rows])
     return buffer.getvalue().encode("utf-8-sig")  # with a BOM, so spreadsheets read it as UTF-8
 
 
