@@ -93,27 +93,17 @@ def test_report_lists_the_most_confident_mistakes_with_their_terms(tiny, tmp_pat
 
 # --- a model with display names, evaluated on news from two outlets ------------------------------
 
-LABEL_MAP = """
-[labels.sports]
-name = "رياضة"
-from = ["sports"]
-[labels.economy]
-name = "اقتصاد"
-from = ["economy"]
-[labels.security]
-name = "أمن"
-from = ["security"]
-"""
+#: The tiny corpus's labels and the display names a label map gives them.
+DISPLAY_NAMES = {"sports": "رياضة", "economy": "اقتصاد", "security": "أمن"}
 #: What an evaluation file may start a cell with that a spreadsheet would run as a formula.
 FORMULA = "=1+1 "
 
 
 @pytest.fixture(scope="module")
 def named_model(tmp_path_factory, tiny):
-    label_map = tmp_path_factory.mktemp("map") / "map.toml"
-    label_map.write_text(LABEL_MAP, encoding="utf-8")
+    label_map = LabelMap.from_dict({"labels": {label: {"name": name, "from": [label]} for label, name in DISPLAY_NAMES.items()}})
     directory = tmp_path_factory.mktemp("models") / "newsroom"
-    train([tiny], TrainConfig(min_df=1, test_size=0.34), label_map=LabelMap.load(label_map), name="newsroom").save(directory)
+    train([tiny], TrainConfig(min_df=1, test_size=0.34), label_map=label_map, name="newsroom").save(directory)
     return directory
 
 
@@ -196,7 +186,7 @@ def test_arabic_report_is_right_to_left_with_display_names(reports):
     assert {"النموذج", "النتائج", "النتائج والأعداد حسب القسم", "الأخطاء التي كان النموذج أكثر ثقة بها"} <= set(found)
     per_label = found["النتائج والأعداد حسب القسم"]
     assert per_label[0][:4] == ["القسم", "الفعلي", "المتوقع", "الفرق"]
-    assert {row[0] for row in per_label[1:]} == {"رياضة", "اقتصاد", "أمن"}  # display names, not the ids
+    assert {row[0] for row in per_label[1:]} == set(DISPLAY_NAMES.values())  # display names, not the ids
     assert "sports" not in "".join(map(str, per_label))
     numbers = re.findall(r'<td class="number">(.{0,20})', page)
     assert numbers and all(n.startswith('<bdi dir="ltr">') for n in numbers)  # bidi cannot reorder "-3" or "12%"
@@ -271,7 +261,8 @@ def test_small_sets_show_each_threshold_once(reports):
 
 
 def test_crowded_plot_points_are_labeled_once():
-    assert report_module.spaced_out([(0.5, 0.5), (0.52, 0.51), (0.9, 0.5), (0.5, 0.9)]) == [True, False, True, True]
+    points = [(0.5, 0.5), (0.52, 0.51), (0.9, 0.5), (0.5, 0.9), (0.5, 0.5)]
+    assert report_module.spaced_out(points) == [True, False, True, True, False]
 
 
 def test_every_report_language_has_all_the_strings():

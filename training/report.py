@@ -239,10 +239,12 @@ def calibration_png(bins: list[dict], ece: float, t: dict[str, str]) -> bytes:
 def spaced_out(points: list[tuple[float, float]], spacing: tuple[float, float] = LABEL_SPACING) -> list[bool]:
     """Which of `points` (in axes fractions) to label: each one not within `spacing` of one labeled before."""
     labeled: list[tuple[float, float]] = []
+    shown = []
     for x, y in points:
-        if all(abs(x - a) >= spacing[0] or abs(y - b) >= spacing[1] for a, b in labeled):
+        shown.append(all(abs(x - a) >= spacing[0] or abs(y - b) >= spacing[1] for a, b in labeled))
+        if shown[-1]:
             labeled.append((x, y))
-    return [point in labeled for point in points]
+    return shown
 
 
 def coverage_png(confidence: np.ndarray, correct: np.ndarray, rows: list[dict], t: dict[str, str]) -> bytes:
@@ -270,8 +272,10 @@ def coverage_png(confidence: np.ndarray, correct: np.ndarray, rows: list[dict], 
 
 def distinct_thresholds(rows: list[dict]) -> list[dict]:
     """The threshold rows with each threshold once: on a small set several coverages give the same one."""
-    seen: set[float] = set()
-    return [row for row in rows if not (row["threshold"] in seen or seen.add(row["threshold"]))]
+    first: dict[float, dict] = {}
+    for row in rows:
+        first.setdefault(row["threshold"], row)
+    return list(first.values())
 
 
 def predicted_counts(scores: dict) -> list[int]:
@@ -298,11 +302,8 @@ def mistakes(model, evaluation: Evaluation, names: list[str]) -> list[dict]:
         group["ids"].append(document.id or str(i + 1))
         if names[evaluation.y_index[i]] not in group["true"]:
             group["true"].append(names[evaluation.y_index[i]])
-    found = list(groups.values())
-    _, terms = model.explain([group.pop("text") for group in found], TERMS_SHOWN) if found else (None, [])
-    for group, text, its_terms in zip(found, groups, terms):
-        group["excerpt"], group["terms"] = _excerpt(text), its_terms
-    return found
+    _, terms = model.explain([group["text"] for group in groups.values()], TERMS_SHOWN) if groups else (None, [])
+    return [{**group, "excerpt": _excerpt(flat), "terms": its_terms} for (flat, group), its_terms in zip(groups.items(), terms)]
 
 
 # --- the page ---------------------------------------------------------------------------------
@@ -547,7 +548,7 @@ def write_report(directory: str | os.PathLike, model, evaluation: Evaluation, *,
         "coverage": coverage_png(confidence, correct, distinct_thresholds(scores["by_threshold"]), t),
     }
     found = mistakes(model, evaluation, names)
-    report = _Report(t, model, model.card.get("name") or model_name, list(sources), evaluation, names, pictures, found)
+    report = _Report(t, model, model.card.get("name") or model_name or "qism", list(sources), evaluation, names, pictures, found)
     page = _page(report)
     directory.mkdir(parents=True, exist_ok=True)
     write_atomically(directory / "confusion_matrix.png", pictures["confusion"])
