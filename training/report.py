@@ -30,6 +30,7 @@ from .config import check_report_language
 from .errors import QismError
 from .evaluation import Evaluation
 from .files import write_atomically
+from .output import spreadsheet_cell
 from .scores import reliability
 
 #: import name -> package to install, for matplotlib versions that cannot lay out Arabic themselves
@@ -47,10 +48,6 @@ SETTINGS_SHOWN = ("classifier", "C", "class_weight", "word_ngrams", "char_ngrams
 #: Annotations of the coverage plot closer than this (share of the axes across, up) to one already
 #: drawn are left out: on small sets several thresholds land on nearly the same point.
 LABEL_SPACING = (0.13, 0.06)
-#: What a spreadsheet takes for the start of a formula (OWASP, CSV injection): a cell starting with
-#: one of these is written with a `'` first, which spreadsheets read as "this is text".
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
-
 # --- the strings of the page, one table per language ------------------------------------------
 # Values are HTML written here; what comes from data is escaped before it is put in their {slots}.
 
@@ -499,11 +496,6 @@ def _page(r: _Report) -> str:
 
 
 # --- files ------------------------------------------------------------------------------------
-
-def spreadsheet_cell(value):
-    """A cell a spreadsheet shows as text and never runs as a formula (numbers pass as they are)."""
-    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
-
 
 def _csv_bytes(header: list[str], rows: list[list]) -> bytes:
     buffer = io.StringIO(newline="")
