@@ -414,19 +414,23 @@ def _scores_section(r: _Report) -> str:
     return f"<h2>{t['scores']}</h2>{table}{notes}"
 
 
+def _label_row(shown: str, name: str | None, predicted: int, figures: tuple) -> str:
+    _, precision, recall, f1, actual = figures
+    counts = _number(f"{actual:,}") + _number(f"{predicted:,}") + _number(f"{predicted - actual:+,}")
+    # precision of a label never predicted, recall and F1 of one the data lacks: not defined
+    shares = "".join(_number(_percent(value) if defined else "–")
+                     for value, defined in ((precision, predicted), (recall, actual), (f1, actual)))
+    return _cell(_auto(shown)) + ("" if name is None else _cell(_auto(name))) + counts + shares
+
+
 def _per_label_section(r: _Report) -> str:
     t, scores = r.t, r.evaluation.scores
     display = [r.model.label_names.get(label, label) for label in r.evaluation.labels]
     with_names = display != r.names  # the English page names labels by id: their display names beside them
     header = ([t["label"]] + ([t["name"]] if with_names else [])
               + [t["actual"], t["predicted_count"], t["difference"], t["precision"], t["recall"], t["f1"]])
-    rows = [_cell(_auto(shown)) + (_cell(_auto(name)) if with_names else "")
-            + _number(f"{actual:,}") + _number(f"{predicted:,}") + _number(f"{predicted - actual:+,}")
-            # precision of a label never predicted, recall and F1 of one the data lacks: not defined
-            + "".join(_number(_percent(value) if defined else "–")
-                      for value, defined in ((precision, predicted), (recall, actual), (f1, actual)))
-            for shown, name, predicted, (_, precision, recall, f1, actual)
-            in zip(r.names, display, predicted_counts(scores), per_label_rows(scores))]
+    rows = [_label_row(shown, name if with_names else None, predicted, figures)
+            for shown, name, predicted, figures in zip(r.names, display, predicted_counts(scores), per_label_rows(scores))]
     return f"<h2>{t['per_label']}</h2><p>{t['per_label_note']}</p>{_table(header, rows)}"
 
 
