@@ -89,6 +89,7 @@ def test_report_lists_the_most_confident_mistakes_with_their_terms(tiny, tmp_pat
     mistakes = page.split("Most confident mistakes")[1]
     assert mistakes.count("<tr>") == 3  # header and both articles
     assert "سجل المهاجم هدفين" in mistakes and mistakes.count('<li class="chip">') >= 2
+    assert "its card has no held-out scores" in page  # trained on all its data (test_size=0)
 
 
 # --- a model with display names, evaluated on news from two outlets ------------------------------
