@@ -59,8 +59,8 @@ def _user_errors(command):
         except QismError as err:
             typer.echo(f"qism: error: {_one_line(str(err))}", err=True)
             raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            typer.echo("qism: interrupted; nothing was written", err=True)
+        except KeyboardInterrupt as err:  # an `Interrupted` says what was kept
+            typer.echo(f"qism: interrupted; {str(err) or 'nothing was written'}", err=True)
             raise typer.Exit(130) from None
         except BrokenPipeError:
             sys.stderr.close()
@@ -220,8 +220,11 @@ def predict_command(
     total = len(texts) if texts and texts != ["-"] else count_documents(input_path, input_format) if input_path and not quiet else None
     meter = ProgressMeter(total)
     counts = label_to_output(load_model(model), documents, options, fmt=output_format, output=output, resume=resume,
-                             bom=bom, n_jobs=jobs, on_batch=(lambda n: None) if quiet else _progress(meter))
-    if not quiet:
+                             bom=bom, n_jobs=jobs, input_path=input_path,
+                             on_batch=(lambda n: None) if quiet else _progress(meter))
+    if "already_complete" in counts:
+        typer.echo(f"qism: {output} is already complete ({counts['already_complete']:,} records); nothing to resume", err=True)
+    elif not quiet:
         _progress_done(meter)
     if counts["replaced_characters"]:
         typer.echo(f"qism: note: {counts['replaced_characters']:,} undecodable characters were replaced by U+FFFD", err=True)

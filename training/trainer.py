@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline
 from .autotune import choose_config
 from .card import new_card
 from .classifier import classifier_for
-from .config import ReadOptions, TrainConfig, check_budget
+from .config import ReadOptions, TrainConfig, check_budget, resolve_jobs
 from .corpus import EMPTY_LABEL_FOLDER, Document, label_key, read_source
 from .errors import QismError
 from .scores import score
@@ -276,6 +276,7 @@ def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptio
     """
     config = config if config is not None else TrainConfig()
     budget = check_budget(autotune) if autotune is not None else None
+    resolve_jobs(n_jobs)  # refuses 0 and below -1 before the corpus is read
     started = time.perf_counter()
     sources = [str(source) for source in sources]
     if not sources:
