@@ -26,9 +26,8 @@ from training.output import label_to_output
 from training.features import pool
 from training.predict import batch_size_for
 
-from conftest import FIXTURES
-from test_bad_input import ECONOMY, SPORTS, big_input, qism, read_ids
-from test_cli import assert_user_error, run
+from conftest import ECONOMY, FIXTURES, SPORTS, assert_user_error, run
+from test_bad_input import big_input, qism, read_ids
 
 NULL, FULL = os.makedev(1, 3), os.makedev(1, 7)
 
@@ -177,10 +176,12 @@ def other_model_dir(tmp_path_factory):
 
 
 @pytest.mark.parametrize("change, fragment", [
-    (("--top-k", "2"), "--top-k"),
-    (("--explain", "2"), "--explain"),
-    (("--threshold", "0.5"), "--threshold"),
-    (("--unknown-label", "?"), "--unknown-label"),
+    (("--top-k", "2"), "--top-k 1, not --top-k 2"),
+    (("--explain", "2"), "--explain 0, not --explain 2"),
+    (("--threshold", "0.5"), "--threshold 0.0, not --threshold 0.5"),
+    (("--unknown-label", "?"), "--unknown-label unknown, not --unknown-label ?"),
+    (("--keep-columns", "text"), "no --keep-columns, not --keep-columns text"),
+    (("--id-column", "text"), "no --id-column, not --id-column text"),
 ])
 def test_resume_refuses_other_options(tmp_path, tiny_model_dir, change, fragment):
     source = big_input(tmp_path / "in.jsonl", 20)
@@ -188,7 +189,7 @@ def test_resume_refuses_other_options(tmp_path, tiny_model_dir, change, fragment
     assert predict(tiny_model_dir, source, out).exit_code == 0
     cut_output(out, 8)
     before = out.read_bytes()
-    assert_user_error(predict(tiny_model_dir, source, out, "--resume", *change), fragment)
+    assert_user_error(predict(tiny_model_dir, source, out, "--resume", *change), f"was written with {fragment}")
     assert out.read_bytes() == before
 
 

@@ -7,7 +7,7 @@ must be sent both and import the package first.
 Workers never outlive the run: a worker is killed by the kernel when its parent dies (even by
 SIGKILL; where the kernel cannot, a watchdog thread checks the parent), leaves Ctrl-C to the
 parent, and a forked one is killed at once when the parent stops the pool on an error or Ctrl-C. How many run is bounded
-by the cores (`config.resolve_jobs`), whatever a caller or a model file asks for.
+by the cores (`config.estimator_jobs`), whatever a caller or a model file asks for.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from concurrent.futures.process import BrokenProcessPool
 import scipy.sparse as sp
 from joblib import Parallel, delayed, parallel_config
 
-from ..config import resolve_jobs
+from ..config import estimator_jobs
 from ..errors import QismError
 
 #: Documents per parallel task at most: large enough to hide the cost of sending work to a process.
@@ -104,7 +104,7 @@ def map_chunks(work: Callable, texts: Sequence[str], n_jobs: int | None) -> list
     """`work` on each chunk of texts, on `n_jobs` processes (at most the cores) when there are
     enough texts: at most CHUNK_SIZE each, and at least four chunks per process, so no process
     waits on a last big one."""
-    n_jobs = resolve_jobs(n_jobs)
+    n_jobs = estimator_jobs(n_jobs)
     if n_jobs == 1 or len(texts) < MIN_PARALLEL_TEXTS:
         return [work(texts[i : i + CHUNK_SIZE]) for i in range(0, len(texts), CHUNK_SIZE)]
     size = min(CHUNK_SIZE, -(-len(texts) // (4 * n_jobs)))
