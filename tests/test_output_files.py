@@ -92,6 +92,14 @@ def test_output_to_a_device_or_a_link_to_one_writes_to_the_device(tmp_path, tiny
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "null", "null-device"]
 
 
+def test_output_to_dev_stdout_writes_through_to_the_pipe(tmp_path, tiny_model_dir):
+    source = big_input(tmp_path / "in.jsonl", 5)
+    result = subprocess.run(qism("predict", "--model", tiny_model_dir, "--input", source, "--format", "jsonl",
+                                 "--output", "/dev/stdout", "--quiet"), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == [f"d{i}" for i in range(5)]
+
+
 def test_a_full_device_is_one_line_no_space_left(tmp_path, tiny_model_dir):
     source = big_input(tmp_path / "in.jsonl", 5)
     link = tmp_path / "full"
@@ -130,8 +138,10 @@ def test_output_that_is_the_input_is_refused(tmp_path, tiny_model_dir):
     assert source.read_bytes() == before and (folder / "1.txt").read_text(encoding="utf-8") == SPORTS
 
 
-def test_output_that_is_a_folder_is_one_line(tmp_path, tiny_model_dir):
-    assert_user_error(predict(tiny_model_dir, big_input(tmp_path / "in.jsonl", 2), tmp_path), "is a folder")
+def test_output_that_is_a_folder_or_in_no_folder_is_one_line(tmp_path, tiny_model_dir):
+    source = big_input(tmp_path / "in.jsonl", 2)
+    assert_user_error(predict(tiny_model_dir, source, tmp_path), "is a folder")
+    assert_user_error(predict(tiny_model_dir, source, tmp_path / "missing" / "out.jsonl"), "no folder")
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "table"])

@@ -41,11 +41,19 @@ def _mode_for(target: Path, is_dir: bool) -> int:
 
 
 def write_target(path: str | os.PathLike) -> Path:
-    """What writing `path` writes: the file a link names (made there if it does not exist yet), or
-    `path` itself. A folder, or a name in a folder that does not exist, is refused."""
-    target = Path(os.path.realpath(path))
-    if target.is_dir():
+    """What writing `path` writes: a device, FIFO or pipe where it is (also through a link, as
+    /dev/stdout is one); else the file a link names (made there if it does not exist yet), or `path`
+    itself. A folder, or a name in a folder that does not exist, is refused."""
+    path = Path(path)
+    try:
+        kind = path.stat().st_mode
+    except FileNotFoundError:
+        kind = None
+    if kind is not None and stat.S_ISDIR(kind):
         raise QismError(f"{path}: is a folder; name a file to write")
+    if kind is not None and not stat.S_ISREG(kind):
+        return path
+    target = Path(os.path.realpath(path))
     if not target.parent.is_dir():
         raise QismError(f"{path}: no folder {target.parent} to write it in")
     return target
