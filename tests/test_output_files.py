@@ -109,8 +109,9 @@ def test_a_full_device_is_one_line_no_space_left(tmp_path, tiny_model_dir):
     full = device(tmp_path / "full-device", FULL)
     assert_user_error(predict(tiny_model_dir, source, full), "no space left")
     assert stat.S_ISCHR(full.lstat().st_mode)
-    stdout_full = subprocess.run(qism("predict", "--model", tiny_model_dir, "--input", source, "--format", "jsonl",
-                                      "--quiet"), stdout=open(full, "w"), stderr=subprocess.PIPE, text=True)
+    with open(full, "w") as stdout:
+        stdout_full = subprocess.run(qism("predict", "--model", tiny_model_dir, "--input", source, "--format", "jsonl",
+                                          "--quiet"), stdout=stdout, stderr=subprocess.PIPE, text=True)
     assert stdout_full.returncode == 1
     [line] = stdout_full.stderr.splitlines()
     assert "no space left" in line.lower() and "Traceback" not in stdout_full.stderr
@@ -234,7 +235,7 @@ def test_resume_refuses_bom_change_in_csv(tmp_path, tiny_model_dir):
     assert [row["id"] for row in csv.DictReader(io.StringIO(out.read_text(encoding="utf-8")))] == [f"d{i}" for i in range(20)]
 
 
-def test_resuming_a_finished_output_says_so_and_leaves_it(tmp_path, tiny_model_dir):
+def test_resuming_a_finished_output_says_so_and_run_records_are_checked(tmp_path, tiny_model_dir):
     source = big_input(tmp_path / "in.jsonl", 20)
     out = tmp_path / "out.jsonl"
     assert predict(tiny_model_dir, source, out).exit_code == 0
@@ -247,6 +248,12 @@ def test_resuming_a_finished_output_says_so_and_leaves_it(tmp_path, tiny_model_d
     record = tmp_path / ".out.jsonl.qism-run.json"
     record.write_text("{not json", encoding="utf-8")
     assert_user_error(predict(tiny_model_dir, source, out, "--resume"), "run record")
+    record.unlink()
+    precious = tmp_path / "precious"
+    precious.write_text("mine")
+    record.symlink_to(precious)  # planted: qism would write its record into the file it names
+    assert_user_error(predict(tiny_model_dir, source, out), "a link or not a file where qism keeps the record")
+    assert precious.read_text() == "mine" and record.is_symlink()
 
 
 def test_writing_another_format_drops_the_run_record_it_replaces(tmp_path, tiny_model_dir):

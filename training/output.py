@@ -427,6 +427,8 @@ def output_for(path: str | os.PathLike | None, fmt: str, run: dict, resume: bool
     if resume and not regular:
         raise QismError(f"--resume continues a file; {shown} is a device or a FIFO")
     record = _run_record_path(target)
+    if record.is_symlink() or (record.exists() and not record.is_file()):
+        raise QismError(f"{record}: a link or not a file where qism keeps the record of its run; remove it")
     recorded_run = regular and fmt in RESUMABLE_FORMATS
     earlier, recorded = _earlier_output(target, shown, run) if resume else (None, None)
     if earlier == target and recorded.get("output_bytes") == target.stat().st_size:
@@ -451,13 +453,15 @@ def output_for(path: str | os.PathLike | None, fmt: str, run: dict, resume: bool
             raise Interrupted(f"{kept:,} records kept in the partial; run again with --resume to finish") from None
         if partial is not None:
             partial.unlink(missing_ok=True)
-        if recorded_run:  # this run left nothing: the record describes what is there again
-            write_atomically(record, previous_record) if previous_record is not None else record.unlink(missing_ok=True)
+        if previous_record is not None:  # this run left nothing: the record describes what is there again
+            write_atomically(record, previous_record)
+        elif recorded_run:
+            record.unlink(missing_ok=True)
         if isinstance(err, KeyboardInterrupt) and earlier:
             raise Interrupted("what the earlier run left is as it was; run again with --resume to finish") from None
         raise
-    for partial in _partial_outputs(target):
-        partial.unlink(missing_ok=True)  # what runs that did not finish left: the output is whole now
+    for left in _partial_outputs(target):
+        left.unlink(missing_ok=True)  # what runs that did not finish left: the output is whole now
     if recorded_run:
         _write_run_record(record, run, complete=True, records=continuation.done + continuation.written,
                           output_bytes=target.stat().st_size)
@@ -498,10 +502,10 @@ def label_to_output(model: Model, documents: Iterable[Document], options: LabelO
                     bom: bool = False, n_jobs: int | None = None, input_path: str | None = None,
                     read_options: ReadOptions = ReadOptions(), on_batch=lambda n: None) -> dict:
     """`qism predict`: label `documents` (read from `input_path` with `read_options`, when they come
-    from a file or a folder) and write their records in `fmt` to `output` (atomically; stdout when None), continuing
-    what an interrupted run left with `resume`. Returns counts: the documents labeled by this run,
-    the undecodable characters replaced in them, and with `resume`, `already_complete`: the records
-    of an output that an earlier run had finished (nothing is labeled then)."""
+    from a file or a folder) and write their records in `fmt` to `output` (atomically; stdout when
+    None), continuing what an interrupted run left with `resume`. Returns counts: the documents
+    labeled by this run, the undecodable characters replaced in them, and with `resume`,
+    `already_complete`: the records of an output an earlier run had finished (nothing is labeled)."""
     if fmt not in OUTPUT_FORMATS:
         raise QismError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}; got {fmt!r}")
     if bom and fmt != "csv":
