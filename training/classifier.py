@@ -23,7 +23,7 @@ from sklearn.naive_bayes import ComplementNB
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
-from .config import CLASSIFIERS, DEFAULT, TrainConfig
+from .config import CLASSIFIERS, DEFAULT, TrainConfig, estimator_jobs
 
 #: Fewer held-out documents than this fit a temperature that is mostly noise; keep T = 1 then.
 MIN_CALIBRATION_DOCS = 100
@@ -39,6 +39,9 @@ LOG_TEMPERATURE_BOUNDS = (-7.0, 5.0)
 SGD_EPOCHS = 15
 #: Learners fitted as one binary problem per label, which NB scaling applies to.
 ONE_VS_REST = ("linear_svc", "sgd")
+#: Of those, the ones whose binary problems may run on threads at once: liblinear (LinearSVC) draws
+#: from one process-wide random generator, so threads would make its weights differ run to run.
+THREAD_SAFE = ("sgd",)
 
 
 def _make_estimator(kind: str, C: float, random_state: int):
@@ -129,7 +132,7 @@ def _one_vs_rest(make, X, y_index, n_classes, sample_weight, ratios, masks, n_jo
         weights = [masks[k] if sample_weight is None else sample_weight * masks[k] for k in range(n_classes)]
     else:
         weights = [sample_weight] * n_classes
-    fitted = Parallel(n_jobs=n_jobs, prefer="threads")(
+    fitted = Parallel(n_jobs=estimator_jobs(n_jobs), prefer="threads")(
         delayed(_fit_binary)(make, X, y_index == k, weights[k], None if ratios is None else ratios[k])
         for k in range(n_classes)
     )
@@ -214,7 +217,8 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
         make = functools.partial(_make_estimator, self.kind, self.C, self.random_state)
         if self.kind in ONE_VS_REST:
             ratios = nb_log_count_ratios(X, y_index, n_classes, self.nb_scaling) if self.nb_scaling else None
-            return _one_vs_rest(make, X, y_index, n_classes, sample_weight, ratios, masks, self.n_jobs)
+            n_jobs = self.n_jobs if self.kind in THREAD_SAFE else 1
+            return _one_vs_rest(make, X, y_index, n_classes, sample_weight, ratios, masks, n_jobs)
         return _linear_weights(make().fit(X, y_index, sample_weight=sample_weight), n_classes)
 
     def fit(self, X, y, sample_weight=None, outlets=None):
