@@ -345,7 +345,7 @@ def predict_command(
 def _names_a_path(text: str) -> bool:
     """Whether an article argument is really the name of an existing file or folder (no article is
     one word that is also a path)."""
-    if len(text) > 1024 or "\0" in text or any(char.isspace() for char in text):
+    if not text or len(text) > 1024 or "\0" in text or any(char.isspace() for char in text):
         return False
     try:
         return Path(text).exists()
@@ -358,6 +358,22 @@ def _counting_replaced(documents: Iterable[Document], replaced: Counter) -> Iter
     for doc in documents:
         replaced["characters"] += doc.text.count("\ufffd")
         yield doc
+
+
+@app.command("serve")
+@_user_errors
+def serve_command(
+    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="Model folder [default: the shipped default model]")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 for every interface")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes, each with the model loaded once")] = 1,
+    max_pending: Annotated[Optional[int], typer.Option(help="Requests a worker holds at once, labeling or waiting; past it, 503 [default: 64]")] = None,
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log each request on stderr")] = True,
+):
+    """Label articles over HTTP: POST /v1/predict, GET /v1/model, /healthz, /readyz, /docs (needs qism[serve])."""
+    from .serve import serve  # FastAPI and uvicorn are an extra: imported only for this command
+
+    serve(model, host=host, port=port, workers=workers, max_pending=max_pending, access_log=access_log)
 
 
 @app.command("info")
