@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Union
@@ -28,6 +29,10 @@ try:
     from starlette.exceptions import HTTPException
 except ImportError as err:
     raise QismError(f"qism serve needs FastAPI and uvicorn ({err.name} is missing): pip install 'qism[serve]'") from None
+try:  # the HTTP parser uvicorn's "auto" would pick
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HTTPProtocol
+except ImportError:
+    from uvicorn.protocols.http.h11_impl import H11Protocol as _HTTPProtocol
 
 from .corpus import Document, replace_lone_surrogates
 from .model import Model, load_model
@@ -214,6 +219,21 @@ class BodyLimit:
 
 # --- the application ---------------------------------------------------------------------------
 
+class NoDelayHTTPProtocol(_HTTPProtocol):
+    """uvicorn's HTTP protocol with Nagle's algorithm off on every connection.
+
+    With `--workers`, uvicorn binds the listening socket itself, with protocol number 0, and asyncio
+    then leaves Nagle's algorithm on for the connections it accepts (uvicorn issue 3149): every
+    answer on a keep-alive connection waits about 40 ms for the client's delayed ACK.
+    """
+
+    def connection_made(self, transport) -> None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
+
+
 def create_app(model: Model | str | os.PathLike | None = None, max_pending: int = MAX_PENDING) -> FastAPI:
     """The HTTP application for `model` (a loaded model, a model folder, or None: the default model),
     loaded when the application starts, once per worker process."""
@@ -300,7 +320,8 @@ def serve(model_dir: str | os.PathLike | None = None, host: str = "127.0.0.1", p
     if max_pending < 1:
         raise QismError("--max-pending must be at least 1")
     model = load_model(model_dir)
-    settings = dict(host=host, port=port, access_log=access_log, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
+    settings = dict(host=host, port=port, access_log=access_log, http=NoDelayHTTPProtocol,
+                    timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
     if workers == 1:
         uvicorn.run(create_app(model, max_pending), **settings)
         return
