@@ -34,6 +34,8 @@ try:  # the HTTP parser uvicorn's "auto" would pick
 except ImportError:
     from uvicorn.protocols.http.h11_impl import H11Protocol as _HTTPProtocol
 
+from .card import qism_version
+from .config import LabelOptions
 from .corpus import Document, replace_lone_surrogates
 from .model import Model, load_model
 from .predict import label_documents
@@ -48,8 +50,6 @@ MAX_PENDING = 64
 LABELING_THREADS = 2
 #: Longest `unknown_label`: it is copied into every record, so it must not multiply a body's size.
 MAX_LABEL_CHARS = 200
-#: More explaining terms than an article has features are never listed; a huge count stops here.
-MAX_EXPLAIN_TERMS = 1000
 #: Seconds a stopping server waits for requests in flight.
 GRACEFUL_SHUTDOWN_SECONDS = 30
 #: How `qism serve` tells each uvicorn worker process which model to load (absent: the default model).
@@ -131,24 +131,30 @@ def documents_of(inputs: str | list[str] | list[Article]) -> list[Document]:
             for item in inputs]
 
 
-def label_options(parameters: Parameters, model: Model) -> dict:
-    """`label_documents`' options from a request's parameters, checked as `qism predict` checks its own."""
-    if parameters.top_k < 1:
-        raise QismError("top_k must be at least 1")
-    if not 0 <= parameters.threshold <= 1:
-        raise QismError(f"threshold is a probability between 0 and 1; got {parameters.threshold}")
-    if parameters.explain < 0:
-        raise QismError("explain takes a number of terms, 0 or more")
-    unknown_label = replace_lone_surrogates(parameters.unknown_label)
-    if not unknown_label.strip() or unknown_label in model.labels:
-        raise QismError(f"unknown_label must be a name the model does not use as a label; got {unknown_label!r}")
-    return {"top_k": min(parameters.top_k, len(model.labels)), "threshold": float(parameters.threshold),
-            "unknown_label": unknown_label, "explain_terms": min(parameters.explain, MAX_EXPLAIN_TERMS)}
+#: The command-line names LabelOptions' messages use, and the request's names for the same options.
+_PARAMETER_NAMES = {"--top-k": "top_k", "--threshold": "threshold", "--unknown-label": "unknown_label",
+                    "--explain": "explain"}
 
 
-def predictions_body(model: Model, documents: list[Document], options: dict) -> bytes:
+def label_options(parameters: Parameters, model: Model) -> LabelOptions:
+    """The request's parameters, checked by `LabelOptions` as `qism predict`'s options are; its
+    messages name them as the request does."""
+    try:
+        options = LabelOptions(top_k=parameters.top_k, threshold=parameters.threshold,
+                               unknown_label=replace_lone_surrogates(parameters.unknown_label),
+                               explain=parameters.explain)
+        options.check_against(model.labels)
+    except QismError as err:
+        message = str(err)
+        for option, name in _PARAMETER_NAMES.items():
+            message = message.replace(option, name)
+        raise QismError(message) from None
+    return options
+
+
+def predictions_body(model: Model, documents: list[Document], options: LabelOptions) -> bytes:
     """The response body: the records of `label_documents`, encoded (on the labeling thread too)."""
-    records = list(label_documents(model, documents, batch_size=max(1, len(documents)), **options))
+    records = list(label_documents(model, documents, options, batch_size=max(1, len(documents))))
     return json.dumps({"predictions": records}, ensure_ascii=False).encode("utf-8")
 
 
@@ -247,7 +253,7 @@ def create_app(model: Model | str | os.PathLike | None = None, max_pending: int 
         yield
 
     app = FastAPI(title="qism", summary="Label Arabic news articles with their section",
-                  version=_version(), lifespan=lifespan)
+                  version=qism_version(), lifespan=lifespan)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(HTTPException, _on_http_error)
@@ -294,12 +300,6 @@ def create_app(model: Model | str | os.PathLike | None = None, max_pending: int 
         return {"status": "ready", "labels": request.app.state.model.labels}
 
     return app
-
-
-def _version() -> str:
-    from .model import qism_version
-
-    return qism_version() or "unknown"
 
 
 def app_from_environment() -> FastAPI:
