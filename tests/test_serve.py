@@ -272,7 +272,7 @@ def test_any_texts_get_one_record_each_in_order(sample_server, articles, top_k, 
 
 # --- overload, stopping, workers ------------------------------------------------------------------
 
-def heavy_request(server, texts: int = 32) -> httpx.Response:
+def heavy_request(server, texts: int = 128) -> httpx.Response:
     """Long texts with explanations: a request that keeps the sample model busy for a while."""
     long_text = " ".join(sample_texts(40))[:3500]
     body = json.dumps({"inputs": [long_text] * texts, "parameters": {"explain": 10}}, ensure_ascii=False)
@@ -309,7 +309,7 @@ def test_sigterm_lets_the_request_in_flight_finish(start, sample_model_dir):
             assert in_flight.result().status_code == 503, "the heavy request finished before it was seen in flight"
         server.process.send_signal(signal.SIGTERM)
         response = in_flight.result()
-    assert response.status_code == 200 and len(response.json()["predictions"]) == 32
+    assert response.status_code == 200 and len(response.json()["predictions"]) == 128
     assert server.process.wait(30) in STOPPED
     assert "Application shutdown complete" in server.log()
 
