@@ -17,6 +17,24 @@ def corpus(name: str) -> Path:
     return path
 
 
+LABEL_MAP = """
+[labels.sport]
+name = "رياضة"
+from = ["sports"]
+
+[labels.money]
+name = "اقتصاد"
+from = ["tiny:economy"]
+"""
+
+
+def write_label_map(folder: Path) -> Path:
+    """A label map for the tiny corpus: sports and economy renamed, security left out."""
+    path = folder / "map.toml"
+    path.write_text(LABEL_MAP, encoding="utf-8")
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny() -> Path:
     return FIXTURES / "tiny"

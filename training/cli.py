@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from .card import autotune_summary, card_summary, comparison_text, data_notes, scores_text
-from .config import CLASSIFIERS, DEFAULT, LabelOptions, ReadOptions, parse_duration, parse_ngram_range
+from .config import CLASSIFIERS, DEFAULT, LabelOptions, ReadOptions, parse_duration
 from .corpus import FORMATS, read_inputs
 from .errors import QismError
 from .evaluation import evaluate_models
@@ -136,14 +136,9 @@ def train_command(
     options = _given(classifier=classifier, C=c, min_df=min_df, max_features=max_features, test_size=test_size,
                      seed=seed, nb_scaling=nb_scaling, class_scaling=class_scaling, lead_words=lead_words,
                      boilerplate_min_docs=boilerplate_min_docs, balance_outlets=balance_outlets,
-                     outlet_label_sets=outlet_label_sets, dedupe=dedupe,
-                     word_ngrams=word_ngrams and parse_ngram_range(word_ngrams, "--word-ngrams"))
-    if class_weight is not None:
-        options["class_weight"] = None if class_weight.lower() == "none" else class_weight
-    if char_ngrams is not None:  # "0" turns char n-grams off, even when a recipe turns them on
-        options["char_ngrams"] = parse_ngram_range(char_ngrams, "--char-ngrams")
-    if teh_marbuta is not None:
-        options["cleaning"] = {"teh_marbuta": teh_marbuta}
+                     outlet_label_sets=outlet_label_sets, dedupe=dedupe, word_ngrams=word_ngrams,
+                     char_ngrams=char_ngrams, class_weight=class_weight,  # "0" and "none": off, whatever a recipe says
+                     cleaning=None if teh_marbuta is None else {"teh_marbuta": teh_marbuta})
     read = _given(text_column=text_column, label_column=label_column, encoding=encoding, errors=errors)
     with stderr.status("training") as status:
         model = train_and_save(out, sources or [], recipe=recipe, label_map=label_map, train_options=options,
@@ -168,12 +163,12 @@ def evaluate_command(
     sources: Annotated[list[str], typer.Argument(help="Labeled corpora to score the model on")],
     report: Annotated[Optional[Path], typer.Option(help="Write report.html (self-contained), confusion_matrix.png and per_label.csv into this folder")] = None,
     against: Annotated[Optional[Path], typer.Option(help="A second model folder to compare with, side by side on the same documents")] = None,
+    as_json: AsJson = False,
+    jobs: Jobs = -1,
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
     encoding: Encoding = None,
     errors: Errors = None,
-    jobs: Jobs = -1,
-    as_json: AsJson = False,
 ):
     """Score a model on labeled data: accuracy, macro-F1 (over the labels the data has), per-label
     scores, confusion matrix, calibration, and accuracy against coverage by --threshold."""

@@ -49,8 +49,11 @@ def _number(value, name: str, low: float, high: float | None = None, *, low_open
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise QismError(f"{name} takes a finite number; got {value!r}")
     if value < low or (low_open and value == low) or (high is not None and (value > high or (high_open and value == high))):
-        left, right = "(" if low_open else "[", ")" if high_open else "]"
-        raise QismError(f"{name} takes a number in {left}{low:g}, {'inf' if high is None else f'{high:g}'}{right}; got {value:g}")
+        if high is None:
+            bounds = f"above {low:g}" if low_open else f"of {low:g} or more"
+        else:
+            bounds = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise QismError(f"{name} takes a number {bounds}; got {value:g}")
     return float(value)
 
 
@@ -67,6 +70,8 @@ def _choice(value, name: str, choices: tuple) -> object:
 
 
 def _ngram_range(value, name: str, high: int, optional: bool = False) -> tuple[int, int] | None:
+    if isinstance(value, str):  # as the command line gives it
+        value = parse_ngram_range(value, name)
     if value is None and optional:
         return None
     if isinstance(value, (list, tuple)) and len(value) == 2:
@@ -152,6 +157,8 @@ class TrainConfig:
     def __post_init__(self):
         self.classifier = _choice(self.classifier, "--classifier", CLASSIFIERS)
         self.C = _number(self.C, "--C", 0, low_open=True)
+        if isinstance(self.class_weight, str) and self.class_weight.lower() == "none":
+            self.class_weight = None
         self.class_weight = _choice(self.class_weight, "--class-weight", CLASS_WEIGHTS)
         self.nb_scaling = _number(self.nb_scaling, "--nb-scaling", 0)
         self.word_ngrams = _ngram_range(self.word_ngrams, "--word-ngrams", MAX_WORD_NGRAM)
