@@ -4,7 +4,7 @@ Starts `qism serve` (one worker per core by default) on a free port of 127.0.0.1
 process, sends requests for a fixed time per step (60 s by default, then the step stops by itself)
 at concurrency 1, 8 and 32, each with single articles and with batches of 64: keep-alive
 connections, one thread per connection, each sending its next request as soon as the last is
-answered. Per step: requests/s, articles/s, p50 and p99 latency (request sent to response read),
+answered. Before the first step, batches warm the server up until its memory stops growing. Per step: requests/s, articles/s, p50 and p99 latency (request sent to response read),
 errors (any answer but 200, or a failed connection), and the RSS of the server's processes at the
 start and end of the step. Then `qism predict --jobs -1` labels the same texts from a JSON Lines
 file (its start-up, timed on one text, is subtracted), for the batched server's share of its speed.
@@ -21,6 +21,7 @@ import http.client
 import itertools
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -80,7 +81,7 @@ class Server:
             try:
                 connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
                 connection.request("GET", "/readyz")
-                if connection.getresponse().status == 200 and self._workers_up(workers):
+                if connection.getresponse().status == 200:
                     return
             except OSError:
                 pass
@@ -88,21 +89,41 @@ class Server:
         self.stop()
         raise SystemExit("qism serve did not become ready in 3 minutes")
 
-    def _workers_up(self, workers: int) -> bool:
-        """With several workers the first may answer before the others have loaded the model."""
-        return workers == 1 or len(psutil.Process(self.process.pid).children(recursive=True)) >= workers
+    def settle(self, bodies: list[bytes], workers: int) -> None:
+        """Send requests until the memory of the server stops growing: the first worker to answer
+        /readyz may be the only one that has loaded the model, and the first requests allocate."""
+        previous = -1.0
+        for _ in range(10):  # 2 s each; a server whose memory never settles is reported as it is
+            if abs(self.rss_mb() - previous) <= 1:
+                return
+            previous = self.rss_mb()
+            load_step(self.port, bodies, 2 * workers, 2)
+
+    def _processes(self) -> list[psutil.Process]:
+        root = psutil.Process(self.process.pid)
+        return [root, *root.children(recursive=True)]
 
     def rss_mb(self) -> float:
         """Resident memory of the server and its worker processes."""
-        root = psutil.Process(self.process.pid)
-        processes = [root, *root.children(recursive=True)]
         total = 0
-        for process in processes:
+        for process in self._processes():
             try:
                 total += process.memory_info().rss
             except psutil.NoSuchProcess:
                 pass
         return total / 2**20
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server and its workers have used: on a shared machine, a measure of cost that
+        other loads disturb less than wall time."""
+        total = 0.0
+        for process in self._processes():
+            try:
+                times = process.cpu_times()
+                total += times.user + times.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -160,40 +181,49 @@ def load_step(port: int, bodies: list[bytes], concurrency: int, seconds: float) 
             "p99_ms": 1000 * done[min(len(done) - 1, int(len(done) * 0.99))] if done else None}
 
 
-def predict_rate(model: str | None, texts: list[str]) -> float:
-    """Articles/s of `qism predict --jobs -1` on `texts` (over and over), without its start-up."""
+def predict_rate(model: str | None, texts: list[str]) -> dict:
+    """Articles/s and CPU ms per article of `qism predict --jobs -1` on `texts` (over and over),
+    without its start-up."""
     repeats = -(-PREDICT_ARTICLES // len(texts))
     with tempfile.TemporaryDirectory(prefix="qism-bench-") as folder:
         folder = Path(folder)
 
-        def timed(records: list[str]) -> float:
+        def timed(records: list[str]) -> tuple[float, float]:
             source = folder / "articles.jsonl"
             source.write_text("".join(json.dumps({"text": text}, ensure_ascii=False) + "\n" for text in records),
                               encoding="utf-8")
             args = ["predict", "--input", str(source), "--format", "jsonl", "--output", str(folder / "out.jsonl"),
                     "--quiet", "--jobs", "-1"] + (["--model", model] if model else [])
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.perf_counter()
             subprocess.run([*QISM, *args], check=True)
-            return time.perf_counter() - started
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            return time.perf_counter() - started, cpu
 
-        start_up = timed(texts[:1])
-        total = timed(texts * repeats)
-        return len(texts) * repeats / (total - start_up)
+        start_up, start_up_cpu = timed(texts[:1])
+        total, total_cpu = timed(texts * repeats)
+        articles = len(texts) * repeats
+        return {"articles_per_s": articles / (total - start_up),
+                "cpu_ms_per_article": 1000 * (total_cpu - start_up_cpu) / articles}
 
 
-def print_table(rows: list[dict], predict: float | None) -> None:
-    print("| requests | concurrency | requests/s | articles/s | p50 ms | p99 ms | errors | RSS MB start | RSS MB end |")
-    print("|---|---|---|---|---|---|---|---|---|")
+def print_table(rows: list[dict], predict: dict | None) -> None:
+    print("| requests | concurrency | requests/s | articles/s | p50 ms | p99 ms | errors | server CPU ms/article "
+          "| RSS MB start | RSS MB end |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         kind = "1 article" if row["per_request"] == 1 else f"batch of {row['per_request']}"
         p50 = f"{row['p50_ms']:.1f}" if row["p50_ms"] is not None else "-"
         p99 = f"{row['p99_ms']:.1f}" if row["p99_ms"] is not None else "-"
         print(f"| {kind} | {row['concurrency']} | {row['requests_per_s']:,.0f} | {row['articles_per_s']:,.0f} | "
-              f"{p50} | {p99} | {row['errors']} | {row['rss_mb_start']:.0f} | {row['rss_mb_end']:.0f} |")
+              f"{p50} | {p99} | {row['errors']} | {row['cpu_ms_per_article']:.2f} | {row['rss_mb_start']:.0f} | "
+              f"{row['rss_mb_end']:.0f} |")
     if predict:
         best = max(row["articles_per_s"] for row in rows if row["per_request"] > 1)
-        print(f"\nqism predict --jobs -1: {predict:,.0f} articles/s; batched server at its best: "
-              f"{best:,.0f} articles/s ({best / predict:.0%})")
+        print(f"\nqism predict --jobs -1: {predict['articles_per_s']:,.0f} articles/s, "
+              f"{predict['cpu_ms_per_article']:.2f} CPU ms/article; batched server at its best: "
+              f"{best:,.0f} articles/s ({best / predict['articles_per_s']:.0%})")
 
 
 def main() -> None:
@@ -210,13 +240,16 @@ def main() -> None:
     server = Server(args.model, args.workers)
     rows = []
     try:
+        server.settle(request_bodies(texts, BATCH), args.workers)
         for per_request in (1, BATCH):
             bodies = request_bodies(texts, per_request)
             for concurrency in CONCURRENCY:
-                rss_start = server.rss_mb()
+                rss_start, cpu_start = server.rss_mb(), server.cpu_seconds()
                 step = load_step(server.port, bodies, concurrency, args.seconds)
+                cpu = server.cpu_seconds() - cpu_start
                 rows.append({"per_request": per_request, "concurrency": concurrency, **step,
                              "articles_per_s": step["requests_per_s"] * per_request,
+                             "cpu_ms_per_article": 1000 * cpu / max(1, step["ok"] * per_request),
                              "rss_mb_start": rss_start, "rss_mb_end": server.rss_mb()})
                 print(f"done: {per_request} per request, concurrency {concurrency}", file=sys.stderr)
     finally:
@@ -224,7 +257,7 @@ def main() -> None:
     predict = None if args.skip_predict else predict_rate(args.model, texts)
     if args.json:
         print(json.dumps({"texts": len(texts), "workers": args.workers, "seconds": args.seconds, "steps": rows,
-                          "predict_articles_per_s": predict}, indent=2))
+                          "predict": predict}, indent=2))
     else:
         print(f"{len(texts):,} texts, {args.workers} workers, {args.seconds:g} s per step\n")
         print_table(rows, predict)
