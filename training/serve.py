@@ -15,7 +15,7 @@ import os
 import socket
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Any, Union
 
 from .errors import QismError
 
@@ -46,10 +46,13 @@ MAX_BODY_BYTES = 2 * 1024 * 1024
 MAX_BATCH = 256
 #: Requests one worker holds at once, labeling or waiting for a thread; past it, 503.
 MAX_PENDING = 64
-#: Threads per worker that label: scoring is mostly under the GIL, so more would only queue.
+#: Threads per worker that label: two, so one article need not wait for a batch to finish;
+#: featurizing holds the GIL most of the time, so more would only queue.
 LABELING_THREADS = 2
 #: Longest `unknown_label`: it is copied into every record, so it must not multiply a body's size.
 MAX_LABEL_CHARS = 200
+#: Connections (open, idle or not) one worker keeps at once; uvicorn answers 503 past it.
+MAX_CONNECTIONS = 1000
 #: Seconds a stopping server waits for requests in flight.
 GRACEFUL_SHUTDOWN_SECONDS = 30
 #: How `qism serve` tells each uvicorn worker process which model to load (absent: the default model).
@@ -73,11 +76,11 @@ class Parameters(BaseModel):
     """How to label, as `qism predict`'s options of the same names."""
 
     model_config = ConfigDict(extra="forbid")
-    top_k: StrictInt = Field(1, description="How many labels to give per article, best first")
-    threshold: Union[StrictInt, StrictFloat] = Field(0.0, description="Below this best probability the label is unknown_label")
-    unknown_label: StrictStr = Field("unknown", max_length=MAX_LABEL_CHARS,
+    top_k: StrictInt = Field(LabelOptions.top_k, description="How many labels to give per article, best first")
+    threshold: Union[StrictInt, StrictFloat] = Field(LabelOptions.threshold, description="Below this best probability the label is unknown_label")
+    unknown_label: StrictStr = Field(LabelOptions.unknown_label, max_length=MAX_LABEL_CHARS,
                                      description="The label of articles below threshold, or without text")
-    explain: StrictInt = Field(0, description="How many terms that pushed each article towards its label to list")
+    explain: StrictInt = Field(LabelOptions.explain, description="How many terms that pushed each article towards its label to list")
 
 
 class PredictRequest(BaseModel):
@@ -166,9 +169,10 @@ def error_response(status: int, message: str, details: list | None = None, heade
 
 
 def _validation_details(err: RequestValidationError) -> list[dict]:
-    """Where and why the body does not fit, without echoing its content back."""
-    return [{"location": ".".join(str(part) for part in error.get("loc", ())), "message": str(error.get("msg", ""))}
-            for error in err.errors()[:20]]
+    """Where and why the body does not fit, without echoing its content back (a location can name
+    a key of the body, so lone surrogates become U+FFFD)."""
+    return [{"location": replace_lone_surrogates(".".join(str(part) for part in error.get("loc", ()))),
+             "message": replace_lone_surrogates(str(error.get("msg", "")))} for error in err.errors()[:20]]
 
 
 async def _on_validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
@@ -321,7 +325,7 @@ def serve(model_dir: str | os.PathLike | None = None, host: str = "127.0.0.1", p
         raise QismError("--max-pending must be at least 1")
     model = load_model(model_dir)
     settings = dict(host=host, port=port, access_log=access_log, http=NoDelayHTTPProtocol,
-                    timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
+                    limit_concurrency=MAX_CONNECTIONS, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
     if workers == 1:
         uvicorn.run(create_app(model, max_pending), **settings)
         return
