@@ -2,11 +2,32 @@ import os
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 SAMPLE = ROOT / "data" / "sample"
 CORPORA = Path(os.environ.get("QISM_CORPORA", ROOT.parent / "shared" / "corpora"))
+
+
+#: Two short articles every test can label: a sports story and an economy story.
+SPORTS = "فاز الفريق بالمباراة وسجل اللاعب هدفين في الدوري"
+ECONOMY = "ارتفعت أسعار الأسهم في البورصة وتراجع التضخم"
+
+
+def run(*args, input=None):
+    """`qism ARGS...` in this process, as typer's test runner gives it (stdout and stderr apart)."""
+    from training.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], input=input)
+
+
+def assert_user_error(result, fragment):
+    """A user mistake: exit status 1 and one line on stderr that says `fragment`, no traceback."""
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], result.stderr
+    assert "Traceback" not in result.output + result.stderr
 
 
 def corpus(name: str) -> Path:

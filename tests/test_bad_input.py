@@ -20,11 +20,8 @@ from training import QismError, ReadOptions, TrainConfig, clean_text, read_sourc
 from training import corpus
 from training.features import MAX_ARTICLE_CHARS
 
-from conftest import FIXTURES
-from test_cli import assert_user_error, run
+from conftest import ECONOMY, FIXTURES, SPORTS, assert_user_error, run
 
-SPORTS = "فاز الفريق بالمباراة وسجل اللاعب هدفين في الدوري"
-ECONOMY = "ارتفعت أسعار الأسهم في البورصة وتراجع التضخم"
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00" + bytes(range(256)) * 8
 
 

@@ -5,26 +5,9 @@ import subprocess
 import sys
 
 import pytest
-from typer.testing import CliRunner
-
-from training.cli import app
-
-from conftest import ROOT
-
-runner = CliRunner()
-SPORTS = "فاز الفريق بالمباراة وسجل اللاعب هدفين في الدوري"
-ECONOMY = "ارتفعت أسعار الأسهم في البورصة وتراجع التضخم"
 
 
-def run(*args, input=None):
-    return runner.invoke(app, [str(a) for a in args], input=input)
-
-
-def assert_user_error(result, fragment):
-    assert result.exit_code == 1, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and fragment in lines[0], result.stderr
-    assert "Traceback" not in result.output + result.stderr
+from conftest import ECONOMY, ROOT, SPORTS, assert_user_error, run
 
 
 def test_help_documents_every_command():

@@ -11,9 +11,8 @@ from sklearn.pipeline import Pipeline
 from training import (LabelMap, LinearClassifier, QismError, TextCleaner, TfidfFeaturizer, TrainConfig, build_pipeline,
                       evaluate, load_model, read_source, train)
 
-from conftest import write_label_map
+from conftest import SPORTS, write_label_map
 
-SPORTS = "فاز الفريق بالمباراة وسجل اللاعب هدفين في الدوري"
 
 
 @pytest.fixture(scope="module")

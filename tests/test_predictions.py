@@ -6,22 +6,14 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 import training.progress
 from training import Document, LabelOptions, TfidfFeaturizer, load_model
-from training.cli import app
 from training.explain import _term_of_column
 from training.predict import label_documents
 from training.progress import ProgressMeter, count_documents
 
-runner = CliRunner()
-SPORTS = "فاز الفريق بالمباراة وسجل اللاعب هدفين في الدوري"
-ECONOMY = "ارتفعت أسعار الأسهم في البورصة وتراجع التضخم"
-
-
-def run(*args, input=None):
-    return runner.invoke(app, [str(a) for a in args], input=input)
+from conftest import ECONOMY, SPORTS, run
 
 
 # --- --threshold and --unknown-label ----------------------------------------------------------
