@@ -75,11 +75,12 @@ class Server:
         self.port = free_port()
         args = ["serve", "--port", str(self.port), "--workers", str(workers), "--no-access-log"]
         args += ["--model", model] if model else []
-        self.process = subprocess.Popen([*QISM, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.log = tempfile.TemporaryFile("a+b")  # appending: reading it back never moves where the server writes
+        self.process = subprocess.Popen([*QISM, *args], stdout=subprocess.DEVNULL, stderr=self.log)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise SystemExit(f"qism serve exited: {self.process.stderr.read().decode(errors='replace')}")
+                raise SystemExit(f"qism serve exited: {self.log_text()}")
             try:
                 connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
                 connection.request("GET", "/readyz")
@@ -100,6 +101,14 @@ class Server:
                 return
             previous = self.rss_mb()
             load_step(self.port, bodies, 2 * workers, 2)
+
+    def log_text(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def worker_starts(self) -> int:
+        """Worker processes started so far: more than --workers means the supervisor restarted some."""
+        return self.log_text().count("Started server process")
 
     def _processes(self) -> list[psutil.Process]:
         root = psutil.Process(self.process.pid)
@@ -277,15 +286,17 @@ def main() -> None:
                              "cpu_ms_per_article": 1000 * cpu / max(1, step["ok"] * per_request),
                              "rss_mb_start": rss_start, "rss_mb_end": server.rss_mb()})
                 print(f"done: {per_request} per request, concurrency {concurrency}", file=sys.stderr)
+        restarts = server.worker_starts() - args.workers
     finally:
         server.stop()
     predict = None if args.skip_predict else predict_rate(args.model, texts)
     scoring = scoring_ms(args.model, texts[0])
     if args.json:
-        print(json.dumps({"texts": len(texts), "workers": args.workers, "seconds": args.seconds, "steps": rows,
+        print(json.dumps({"texts": len(texts), "workers": args.workers, "worker_restarts": restarts,
+                          "seconds": args.seconds, "steps": rows,
                           "predict": predict, "scoring": scoring}, indent=2))
     else:
-        print(f"{len(texts):,} texts, {args.workers} workers, {args.seconds:g} s per step\n")
+        print(f"{len(texts):,} texts, {args.workers} workers ({restarts} restarted), {args.seconds:g} s per step\n")
         print_table(rows, predict, scoring)
 
 

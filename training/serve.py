@@ -53,6 +53,9 @@ LABELING_THREADS = 2
 MAX_LABEL_CHARS = 200
 #: Connections (open, idle or not) one worker keeps at once; uvicorn answers 503 past it.
 MAX_CONNECTIONS = 1000
+#: Seconds the supervisor of `--workers` waits for a worker to answer before it restarts it: a worker
+#: on a busy machine can take longer than uvicorn's 5 s to import its packages and load the model.
+WORKER_HEALTHCHECK_SECONDS = 60
 #: Seconds a stopping server waits for requests in flight.
 GRACEFUL_SHUTDOWN_SECONDS = 30
 #: How `qism serve` tells each uvicorn worker process which model to load (absent: the default model).
@@ -324,8 +327,10 @@ def serve(model_dir: str | os.PathLike | None = None, host: str = "127.0.0.1", p
     if max_pending < 1:
         raise QismError("--max-pending must be at least 1")
     model = load_model(model_dir)
-    settings = dict(host=host, port=port, access_log=access_log, http=NoDelayHTTPProtocol,
-                    limit_concurrency=MAX_CONNECTIONS, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
+    # the protocol by name: a worker imports it once it answers the supervisor's health checks
+    settings = dict(host=host, port=port, access_log=access_log, http=f"{__name__}:{NoDelayHTTPProtocol.__name__}",
+                    limit_concurrency=MAX_CONNECTIONS, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+                    timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS)
     if workers == 1:
         uvicorn.run(create_app(model, max_pending), **settings)
         return
