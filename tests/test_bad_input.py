@@ -246,7 +246,7 @@ TABLE_DEFECTS = {
     "row with too few fields": ("text,label\nنص,a\nنص\n", "line 3: 1 fields, the header has 2"),
     "row with a line break and too many fields": ('text,label\n"نص\nثان",a,x\n', "lines 2-3: 3 fields, the header has 2; a quote may be unbalanced"),
     "empty file": ("", "empty file, expected a header row"),
-    "no text column": ("a,b\n1,2\n", "no a text column"),
+    "no text column": ("a,b\n1,2\n", "no text column \\(looked for text, content"),
 }
 
 
