@@ -279,7 +279,7 @@ def serve_command(
     port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on")] = 8000,
     workers: Annotated[int, typer.Option(metavar="N", help="Worker processes, each with the model loaded once")] = 1,
     max_pending: Annotated[Optional[int], typer.Option(metavar="N", help="Requests a worker holds at once, labeling or waiting; past it, 503 [default: 64]")] = None,
-    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log each request on stderr")] = True,
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help=f"Log each request on stderr {_switch('access-log', True)}", show_default=False)] = True,
 ):
     """Label articles over HTTP: POST /v1/predict, GET /v1/model, /healthz, /readyz, /docs (needs qism[serve])."""
     from .serve import serve  # FastAPI and uvicorn are an extra: imported only for this command
