@@ -253,9 +253,24 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
         self.intercept_ = (intercept * scale + self.temperature_ * bias).astype(np.float32)
         return self
 
+    def _weights_by_feature(self) -> np.ndarray:
+        """`coef_.T` as a C-contiguous array, made once per `coef_`: a sparse matrix times the plain
+        transpose copies all the weights on every call (milliseconds for one article on a large model).
+        Derived, so never saved: the leading underscore keeps it out of model files and pickles."""
+        cached = getattr(self, "_coef_by_feature", None)
+        if cached is None or cached[0] is not self.coef_:
+            cached = (self.coef_, np.ascontiguousarray(self.coef_.T))
+            self._coef_by_feature = cached
+        return cached[1]
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_coef_by_feature", None)
+        return state
+
     def decision_function(self, X) -> np.ndarray:
         check_is_fitted(self, "coef_")
-        return np.asarray(X @ self.coef_.T) + self.intercept_
+        return np.asarray(X @ self._weights_by_feature()) + self.intercept_
 
     def predict_proba(self, X) -> np.ndarray:
         return softmax(self.decision_function(X) / self.temperature_, axis=1)

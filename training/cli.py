@@ -284,6 +284,22 @@ def _labeled(counts: dict, meter: ProgressMeter, output: Path | None) -> None:
         _note(f"{counts['replaced_characters']:,} undecodable characters were replaced by U+FFFD")
 
 
+@app.command("serve", short_help="Label articles over HTTP (needs qism[serve]).")
+@_user_errors
+def serve_command(
+    model: Annotated[Optional[Path], typer.Option("--model", "-m", metavar="DIR", help="Model folder [default: the shipped default model]")] = None,
+    host: Annotated[str, typer.Option(metavar="ADDRESS", help="Address to listen on; 0.0.0.0 for every interface")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(metavar="N", help="Worker processes, each with the model loaded once")] = 1,
+    max_pending: Annotated[Optional[int], typer.Option(metavar="N", help="Requests a worker holds at once, labeling or waiting; past it, 503 [default: 64]")] = None,
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help=f"Log each request on stderr {_switch('access-log', True)}", show_default=False)] = True,
+):
+    """Label articles over HTTP: POST /v1/predict, GET /v1/model, /healthz, /readyz, /docs (needs qism[serve])."""
+    from .serve import serve  # FastAPI and uvicorn are an extra: imported only for this command
+
+    serve(model, host=host, port=port, workers=workers, max_pending=max_pending, access_log=access_log)
+
+
 def _note(message: str) -> None:
     typer.echo(f"qism: note: {printable(message)}", err=True)
 

@@ -535,7 +535,7 @@ def _read_stdin(options: ReadOptions, lines: bool) -> Iterator[Document]:
 def _names_a_path(text: str) -> bool:
     """Whether an article argument is really the name of an existing file or folder (no article is
     one word that is also a path)."""
-    if len(text) > 1024 or "\0" in text or any(char.isspace() for char in text):
+    if not text or len(text) > 1024 or "\0" in text or any(char.isspace() for char in text):
         return False
     try:
         return Path(text).exists()
