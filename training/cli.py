@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import sys
 from collections import Counter
@@ -55,6 +56,8 @@ def _user_errors(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        if sys.stderr is None:  # started with stderr closed (2>&-): the work is still done, silently
+            sys.stderr = open(os.devnull, "w")
         try:
             return command(*args, **kwargs)
         except QismError as err:
@@ -63,14 +66,30 @@ def _user_errors(command):
         except KeyboardInterrupt:
             typer.echo("qism: interrupted; nothing was written", err=True)
             raise typer.Exit(130) from None
-        except BrokenPipeError:
-            sys.stderr.close()
+        except BrokenPipeError:  # the reader went away (| head): not an error
+            _discard_stdout()
             raise typer.Exit(0) from None
         except OSError as err:  # a full disk, a folder that cannot be written: outputs stay as they were
+            _discard_stdout()
             typer.echo(f"qism: error: {err}; nothing was written", err=True)
+            raise typer.Exit(1) from None
+        except MemoryError:
+            typer.echo("qism: error: out of memory; give smaller inputs, use fewer --jobs, or free memory", err=True)
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null once writing to it failed, so that the flush at exit, with the
+    same records still buffered, neither fails again nor prints a second message."""
+    try:
+        stdout = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # closed, or not a file (tests capture it)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, stdout)
+    os.close(devnull)
 
 
 def _ngrams(value: str | None, option: str) -> tuple[int, int] | None:
@@ -298,6 +317,8 @@ def predict_command(
     """Label articles given as arguments, in a file or folder, or on standard input."""
     if output_format not in OUTPUT_FORMATS:
         raise QismError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}; got {output_format!r}")
+    if output is None and sys.stdout is None:  # started with >&-
+        raise QismError("standard output is closed; write the records to a file with --output")
     if top_k < 1:
         raise QismError("--top-k must be at least 1")
     if not 0 <= threshold <= 1:
