@@ -7,7 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from training import QismError, TfidfFeaturizer, TrainConfig, read_source, train
-from training.autotune import best_trial, classifier_candidates, estimated_seconds, knobs_of, parse_duration
+from training.autotune import best_trial, classifier_candidates, estimated_seconds, knobs_of
+from training.config import parse_duration
 from training.cli import app
 from training.trainer import autotune_on_training_split, prepare, split
 

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from training import LinearClassifier, TrainConfig, train
 from training.classifier import fit_class_scaling, fit_temperature
 from training.cli import app
-from training.evaluation import accuracy_by_coverage, expected_calibration_error, reliability, threshold_for_coverage
+from training.scores import accuracy_by_coverage, expected_calibration_error, reliability, threshold_for_coverage
 
 from conftest import SAMPLE
 

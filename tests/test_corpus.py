@@ -59,7 +59,7 @@ def test_jsonl_gz_with_title_and_id(tmp_path):
     with gzip.open(path, "wt", encoding="utf-8") as handle:
         handle.write(json.dumps({"id": 5, "source": "BBC", "label": "sport", "title": "عنوان", "text": ARTICLE}, ensure_ascii=False) + "\n\n")
     [doc] = read_source(path)
-    assert (doc.id, doc.label, doc.source, doc.text) == ("5", "sport", "BBC", f"عنوان\n{ARTICLE}")
+    assert (doc.id, doc.label, doc.outlet, doc.text) == ("5", "sport", "BBC", f"عنوان\n{ARTICLE}")
 
 
 def test_jsonl_broken_line_is_named(tmp_path):

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from .config import ReadOptions
 from .errors import QismError
 
 TEXT_COLUMNS = ("text", "content", "body", "article")
@@ -41,8 +42,6 @@ TITLE_COLUMNS = ("title", "headline")
 
 #: Formats a user can name with --format where the path alone does not say.
 FORMATS = ("folder", "zip", "csv", "tsv", "jsonl", "txt", "lines")
-#: What to do with bytes the encoding cannot decode: stop with an error, or put U+FFFD in their place.
-DECODE_ERRORS = ("strict", "replace")
 
 #: The `problem` of a file that holds binary data (an image renamed .txt): passed on without text.
 BINARY_FILE = "binary file"
@@ -63,27 +62,11 @@ class Document:
     text: str
     label: str | None = None
     id: str | None = None
-    #: Where the document came from: the outlet named in the record, else the file it was read from.
-    source: str | None = None
+    #: Where the document came from: the outlet its record names, else the file it was read from.
+    outlet: str | None = None
     #: Why the entry has no text to use (`BINARY_FILE`, `EMPTY_LABEL_FOLDER`), so that training can
     #: count it and prediction can still give it a record.
     problem: str | None = None
-
-
-@dataclass(frozen=True)
-class ReadOptions:
-    """How to read sources: column names, encoding, what to do with undecodable bytes (`errors`,
-    one of `DECODE_ERRORS`), and whether labels are required."""
-
-    text_column: str | None = None
-    label_column: str | None = None
-    encoding: str | None = None
-    require_labels: bool = True
-    errors: str = "strict"
-
-    def __post_init__(self):
-        if self.errors not in DECODE_ERRORS:
-            raise QismError(f"--errors must be one of {', '.join(DECODE_ERRORS)}; got {self.errors!r}")
 
 
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
@@ -255,13 +238,13 @@ def _label_of(parts: tuple[str, ...], options: ReadOptions, where: str) -> str |
     return None
 
 
-def _article(data: bytes, name: str, relative: str, options: ReadOptions, source: str) -> Document:
+def _article(data: bytes, name: str, relative: str, options: ReadOptions, outlet: str) -> Document:
     """One article file (at `relative`, its id) as a document; a binary file gives one without text."""
     relative = replace_lone_surrogates(relative)  # a file name that is not UTF-8
     label = _label_of(PurePosixPath(relative).parts, options, name)
     if looks_binary(data):
-        return Document(text="", label=label, id=relative, source=source, problem=BINARY_FILE)
-    return Document(decode(data, name, options.encoding, options.errors), label, relative, source)
+        return Document(text="", label=label, id=relative, outlet=outlet, problem=BINARY_FILE)
+    return Document(decode(data, name, options.encoding, options.errors), label, relative, outlet)
 
 
 def _too_big(name: str, size: int | None = None) -> str:
@@ -347,7 +330,7 @@ def _outside(path: Path, root: Path, is_dir: bool) -> Document:
     relative = replace_lone_surrogates(path.relative_to(root).as_posix())
     parts = PurePosixPath(relative).parts
     label = parts[-1] if is_dir else parts[-2] if len(parts) >= 2 else None
-    return Document(text="", label=label, id=f"{relative}/" if is_dir else relative, source=root.name,
+    return Document(text="", label=label, id=f"{relative}/" if is_dir else relative, outlet=root.name,
                     problem=OUTSIDE_CORPUS)
 
 
@@ -363,7 +346,7 @@ def _read_folder(root: Path, options: ReadOptions) -> Iterator[Document]:
     if options.require_labels:
         for folder in tree.empty_folders:
             relative = replace_lone_surrogates(folder.relative_to(root).as_posix())
-            yield Document(text="", label=PurePosixPath(relative).name, id=f"{relative}/", source=root.name,
+            yield Document(text="", label=PurePosixPath(relative).name, id=f"{relative}/", outlet=root.name,
                            problem=EMPTY_LABEL_FOLDER)
 
 
@@ -567,7 +550,7 @@ def _read_table(path: Path, options: ReadOptions) -> Iterator[Document]:
             text=text,
             label=row[label_at] if label_at is not None else None,
             id=row[id_at] if id_at is not None else None,
-            source=path.name,
+            outlet=path.name,
         )
 
 
@@ -603,7 +586,7 @@ def _read_jsonl(path: Path, options: ReadOptions) -> Iterator[Document]:
             text=text,
             label=label if isinstance(label, str) else None,
             id=str(record["id"]) if record.get("id") is not None else None,
-            source=str(record["source"]) if record.get("source") else path.name,
+            outlet=str(record["source"]) if record.get("source") else path.name,
         )
         yield _without_lone_surrogates(document) if "\\u" in line else document
 
@@ -618,7 +601,7 @@ def _read_text_file(path: Path, options: ReadOptions) -> Iterator[Document]:
 
 def _read_lines_file(path: Path, options: ReadOptions) -> Iterator[Document]:
     for number, line in enumerate(_text_lines(path, options), 1):
-        yield Document(text=line.rstrip("\r\n"), id=str(number), source=path.name)
+        yield Document(text=line.rstrip("\r\n"), id=str(number), outlet=path.name)
 
 
 def _read_stdin(path: str, options: ReadOptions, lines: bool) -> Iterator[Document]:
@@ -627,10 +610,39 @@ def _read_stdin(path: str, options: ReadOptions, lines: bool) -> Iterator[Docume
         raise QismError("standard input is closed; give the articles as arguments or with --input")
     if lines:
         for number, line in enumerate(_stream_lines(sys.stdin.buffer, "<stdin>", options), 1):
-            yield Document(text=line.rstrip("\r\n"), id=str(number), source="<stdin>")
+            yield Document(text=line.rstrip("\r\n"), id=str(number), outlet="<stdin>")
     else:
         data = _bounded_bytes(sys.stdin.buffer, "<stdin>")
-        yield Document(text=decode(data, "<stdin>", options.encoding, options.errors), id="1", source="<stdin>")
+        yield Document(text=decode(data, "<stdin>", options.encoding, options.errors), id="1", outlet="<stdin>")
+
+
+def _names_a_path(text: str) -> bool:
+    """Whether an article argument is really the name of an existing file or folder (no article is
+    one word that is also a path)."""
+    if len(text) > 1024 or "\0" in text or any(char.isspace() for char in text):
+        return False
+    try:
+        return Path(text).exists()
+    except OSError:
+        return False
+
+
+def read_inputs(texts: Iterable[str] = (), input_path: str | None = None, fmt: str | None = None,
+                lines: bool = False, options: ReadOptions = ReadOptions(require_labels=False)) -> Iterator[Document]:
+    """What `qism predict` labels: articles given as `texts`, `["-"]` for standard input, or the
+    file or folder `input_path`; `lines` reads one article per line."""
+    texts = list(texts)
+    fmt = "lines" if lines else fmt
+    if input_path is not None:
+        return read_sources([input_path], options, fmt)
+    if texts == ["-"]:
+        return read_sources(["-"], options, "lines" if lines else None)
+    if not texts:
+        raise QismError("give articles as arguments, --input PATH, or '-' to read standard input")
+    named = next((text for text in texts if _names_a_path(text)), None)
+    if named is not None:
+        raise QismError(f"{named!r} is a file or folder, not an article; to label what it holds, use --input {named}")
+    return (Document(text=replace_lone_surrogates(text)) for text in texts)
 
 
 _READERS = {

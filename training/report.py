@@ -15,15 +15,15 @@ import csv
 import html
 import io
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .errors import QismError
-from .evaluation import Evaluation, reliability
-from .explain import explain
-from .files import make_like_new
+from .evaluation import Evaluation
+from .scores import reliability
+from .card import per_label_rows
+from .files import write_atomically
 
 #: import name -> package to install, for matplotlib versions that cannot lay out Arabic themselves
 SHAPING_PACKAGES = {"arabic_reshaper": "arabic-reshaper", "bidi": "python-bidi"}
@@ -178,7 +178,7 @@ def _mistakes(model, evaluation: Evaluation, names: list[str]) -> list[dict]:
     predicted = evaluation.proba.argmax(axis=1)
     wrong = np.flatnonzero(predicted != evaluation.y_index)
     chosen = wrong[np.argsort(-confidence[wrong], kind="stable")][:MISTAKES_SHOWN]
-    _, terms = explain(model, [evaluation.documents[i].text for i in chosen], TERMS_SHOWN)
+    _, terms = model.explain([evaluation.documents[i].text for i in chosen], TERMS_SHOWN)
     return [
         {"id": evaluation.documents[i].id or str(i + 1), "true": names[evaluation.y_index[i]],
          "predicted": names[predicted[i]], "confidence": float(confidence[i]),
@@ -194,9 +194,8 @@ def _page(title: str, evaluation: Evaluation, names: list[str], pictures: dict[s
         + _cell(f"{scores['macro_f1']:.1%}", True) + _cell(f"{scores['expected_calibration_error']:.3f}", True)
     ])
     per_label = _table(["label", "precision", "recall", "F1", "support"], [
-        _cell(name) + "".join(_cell(f"{row[key]:.1%}", True) for key in ("precision", "recall", "f1"))
-        + _cell(f"{row['support']:,}", True)
-        for name, row in zip(names, scores["per_label"].values())
+        _cell(name) + "".join(_cell(f"{value:.1%}", True) for value in (precision, recall, f1)) + _cell(f"{support:,}", True)
+        for name, (_, precision, recall, f1, support) in zip(names, per_label_rows(scores))
     ])
     thresholds = _table(["threshold (--threshold)", "coverage", "accuracy"], [
         _cell(f"{row['threshold']:.3f}", True) + _cell(f"{row['coverage']:.1%}", True) + _cell(f"{row['accuracy']:.1%}", True)
@@ -237,22 +236,9 @@ def _per_label_csv(evaluation: Evaluation, names: list[str]) -> bytes:
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer)
     writer.writerow(["label", "name", "precision", "recall", "f1", "support"])
-    for (label, row), name in zip(evaluation.scores["per_label"].items(), names):
-        writer.writerow([label, name, f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"{row['f1']:.4f}", row["support"]])
+    for (label, precision, recall, f1, support), name in zip(per_label_rows(evaluation.scores), names):
+        writer.writerow([label, name, f"{precision:.4f}", f"{recall:.4f}", f"{f1:.4f}", support])
     return buffer.getvalue().encode("utf-8-sig")  # with a BOM, so spreadsheets read it as UTF-8
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """`path` holds `data` whole or is untouched, readable as any new file (temporary files are private)."""
-    handle = tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=f".{path.name}.", suffix=".part", delete=False)
-    try:
-        with handle:
-            handle.write(data)
-        make_like_new(handle.name)
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
 
 
 def write_report(directory: str | os.PathLike, model, evaluation: Evaluation, title: str = "qism evaluation") -> Path:
@@ -273,7 +259,7 @@ def write_report(directory: str | os.PathLike, model, evaluation: Evaluation, ti
     }
     page = _page(title, evaluation, names, pictures, _mistakes(model, evaluation, names))
     directory.mkdir(parents=True, exist_ok=True)
-    _write_atomically(directory / "confusion_matrix.png", pictures["confusion"])
-    _write_atomically(directory / "per_label.csv", _per_label_csv(evaluation, names))
-    _write_atomically(directory / "report.html", page.encode("utf-8"))
+    write_atomically(directory / "confusion_matrix.png", pictures["confusion"])
+    write_atomically(directory / "per_label.csv", _per_label_csv(evaluation, names))
+    write_atomically(directory / "report.html", page.encode("utf-8"))
     return directory / "report.html"
