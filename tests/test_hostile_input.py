@@ -8,7 +8,6 @@ import os
 import resource
 import shlex
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -178,8 +177,10 @@ def test_lines_and_fields_past_the_article_limit_are_refused_by_line(tmp_path, m
     long = SPORTS * 40
     (tmp_path / "t.jsonl").write_bytes(jsonl_line(SPORTS) + b"\n" + jsonl_line(long) + b"\n")
     (tmp_path / "t.csv").write_text(f'text,label\n{SPORTS},x\n"{long}\n{long}",x\n', encoding="utf-8")
+    (tmp_path / "field.csv").write_text(f'text,label\n{SPORTS},x\n"{(SPORTS + chr(10)) * 40}",x\n', encoding="utf-8")
     (tmp_path / "t.txt").write_text(f"{SPORTS}\n{long}\n", encoding="utf-8")
-    for name, fmt, where in (("t.jsonl", None, "line 2"), ("t.csv", None, "line 3"), ("t.txt", "lines", "line 2")):
+    for name, fmt, where in (("t.jsonl", None, "line 2"), ("t.csv", None, "line 3"), ("field.csv", None, "line 3"),
+                             ("t.txt", "lines", "line 2")):
         options = ReadOptions(require_labels=fmt is None)
         with pytest.raises(QismError, match=f"{name}: {where}: .*more than the 1,000 .*split it into articles"):
             list(read_source(tmp_path / name, options, fmt))
