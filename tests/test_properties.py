@@ -37,6 +37,7 @@ MARKS = set(TATWEEL) | {chr(c) for c in range(0x64B, 0x660)} | {"\u0670"}
 @given(ANY_TEXT, CLEANERS)
 @example("##0", TextCleaner())  # found by this test: left "#0" for the next pass
 @example("@0@0 @a:@b", TextCleaner())  # found by this test: left "@0" and "@b"
+@example("\u0671\u0653", TextCleaner(diacritics=False))  # found by this test (5,000 examples): ٱ to ا, then ا + madda composed to آ
 def test_any_cleaner_never_raises_and_is_idempotent(text, cleaner):
     once = cleaner(text)
     assert cleaner(once) == once

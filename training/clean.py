@@ -324,8 +324,8 @@ class TextCleaner(BaseEstimator):
         char_map, text_steps, line_steps = self._compiled()
         normalized = normalize_unicode(text)
         text = char_map(normalized)
-        # deleting marks can uncover new pairs to compose
-        if len(text) != len(normalized) and not unicodedata.is_normalized("NFKC", text):
+        # deleting marks, or mapping a letter (ٱ to ا before a madda), can uncover new pairs to compose
+        if text != normalized and not unicodedata.is_normalized("NFKC", text):
             text = char_map(unicodedata.normalize("NFKC", text))
         for step in text_steps:
             text = step(text)

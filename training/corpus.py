@@ -19,6 +19,7 @@ from __future__ import annotations
 import codecs
 import csv
 import dataclasses
+import errno
 import functools
 import gzip
 import io
@@ -217,6 +218,9 @@ def read_source(path: str | os.PathLike, options: ReadOptions = ReadOptions(), f
         raise QismError(f"{path}: out of memory while reading it; split it into smaller files, "
                         "or run with fewer --jobs") from None
     except OSError as err:
+        if err.errno == errno.ENAMETOOLONG:
+            raise QismError(f"{path}: folders nested too deep to read ({err.strerror}: a path in it is longer than "
+                            "the system allows); move the articles up into <label>/") from None
         raise QismError(f"{path}: {err.strerror or err}") from None
     except (EOFError, zlib.error) as err:
         raise QismError(f"{path}: damaged compressed data ({err})") from None
