@@ -20,11 +20,8 @@ from training import QismError, ReadOptions, TrainConfig, clean_text, read_sourc
 from training import corpus
 from training.features import MAX_ARTICLE_CHARS
 
-from conftest import FIXTURES
-from test_cli import assert_user_error, run
+from conftest import ECONOMY, FIXTURES, SPORTS, assert_user_error, run
 
-SPORTS = "فاز الفريق بالمباراة وسجل اللاعب هدفين في الدوري"
-ECONOMY = "ارتفعت أسعار الأسهم في البورصة وتراجع التضخم"
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00" + bytes(range(256)) * 8
 
 
@@ -249,7 +246,7 @@ TABLE_DEFECTS = {
     "row with too few fields": ("text,label\nنص,a\nنص\n", "line 3: 1 fields, the header has 2"),
     "row with a line break and too many fields": ('text,label\n"نص\nثان",a,x\n', "lines 2-3: 3 fields, the header has 2; a quote may be unbalanced"),
     "empty file": ("", "empty file, expected a header row"),
-    "no text column": ("a,b\n1,2\n", "no a text column"),
+    "no text column": ("a,b\n1,2\n", "no text column \\(looked for text, content"),
 }
 
 

@@ -50,7 +50,7 @@ def test_csv_named_columns_and_tsv(tmp_path):
 def test_csv_without_the_named_column(tmp_path):
     path = tmp_path / "posts.csv"
     path.write_text("a,b\n1,2\n", encoding="utf-8")
-    with pytest.raises(QismError, match="no column 'story'; columns are: a, b"):
+    with pytest.raises(QismError, match=r"no column 'story' \(--text-column\); the columns are: a, b"):
         list(read_source(path, ReadOptions(text_column="story")))
 
 

@@ -94,3 +94,16 @@ def test_vectorized_words_are_the_regex_words(texts):
     for (_, word), value in zip(expected, hashes.tolist()):
         assert hash_of.setdefault(word, value) == value  # a word hashes the same wherever it stands
     assert len(set(hash_of.values())) == len(hash_of)  # and distinct words apart (no collision here)
+
+
+def test_char_ngrams_add_columns_and_explanations_mark_them():
+    texts = ["القمة العربية في الرياض", "مباراة الفريق في الدوري", "القمة الاقتصادية العالمية"]
+    words_only = TfidfFeaturizer(min_df=1, lead_words=0).fit(texts)
+    with_chars = TfidfFeaturizer(min_df=1, lead_words=0, char_ngrams=(2, 4)).fit(texts)
+    assert with_chars.n_features_out_ > words_only.n_features_out_
+    terms = with_chars.analyze(texts[0])
+    char_terms = [term for term in terms if term.startswith("#")]
+    assert "# ال" in char_terms and len(char_terms) > len(terms) / 2
+    assert (with_chars.term_columns(char_terms) >= 0).all()  # every char term of a training text has its column
+    row = with_chars.transform([texts[0]])
+    assert set(with_chars.term_columns(terms)) >= set(row.indices)

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -7,15 +8,7 @@ from training import QismError, TrainConfig, evaluate, load_model, train
 from training.cli import app
 from training.recipe import LabelMap, load_recipe
 
-LABEL_MAP = """
-[labels.sport]
-name = "رياضة"
-from = ["sports"]
-
-[labels.money]
-name = "اقتصاد"
-from = ["tiny:economy"]
-"""
+from conftest import LABEL_MAP
 
 
 def test_label_map_renames_merges_and_drops(tiny, tmp_path):
@@ -35,18 +28,6 @@ def test_label_map_json_and_source_qualified_labels(tmp_path):
     assert mapping.target("dir/x.csv", "p") == "a"
     assert mapping.target("y.csv", "p") is None
     assert mapping.target("y.csv", " q ") == "a"
-
-
-@pytest.mark.parametrize("text, fragment", [
-    ("[labels.a]\nname = 'x'\n", "non-empty `from`"),
-    ("[labels.a]\nfrom = ['p']\n[labels.b]\nfrom = ['p']\n", "both"),
-    ("labels = [", "cannot parse"),
-])
-def test_bad_label_maps_are_refused(tmp_path, text, fragment):
-    path = tmp_path / "map.toml"
-    path.write_text(text, encoding="utf-8")
-    with pytest.raises(QismError, match=fragment):
-        LabelMap.load(path)
 
 
 def test_recipe_trains_reproducibly_and_predictions_carry_names(tiny, tmp_path):
@@ -101,3 +82,37 @@ def test_recipe_notes_reach_the_card(tiny, tmp_path):
     recipe.write_text(f'sources = ["{tiny}"]\nnotes = "one string"\n', encoding="utf-8")
     with pytest.raises(QismError, match="notes"):
         load_recipe(recipe)
+
+
+@pytest.mark.parametrize("read, text, fragment", [
+    (LabelMap.load, "[labels.a]\nname = 'x'\n", "non-empty `from`"),
+    (LabelMap.load, "[labels.a]\nfrom = ['p']\n[labels.b]\nfrom = ['p']\n", "both"),
+    (LabelMap.load, "labels = [", "cannot parse"),
+    (load_recipe, 'sources = ["x"]\nlabelmap = "map.toml"\n', "unknown key(s) labelmap"),
+    (load_recipe, 'sources = ["x"]\n[trian]\nseed = 1\n', "unknown key(s) trian"),
+    (load_recipe, 'sources = ["x"]\n[train]\ndedupe = "yes"\n', "dedupe"),
+    (load_recipe, 'sources = ["x"]\n[train]\nseed = 1.5\n', "--seed"),
+    (load_recipe, 'sources = ["x"]\n[train]\ncleaning = {teh_marbuta = "no"}\n', "cleaning.teh_marbuta"),
+    (load_recipe, 'sources = ["x"]\n[read]\nencodnig = "utf-8"\n', "encodnig"),
+    (load_recipe, 'sources = ["x"]\n[label_map.labels.a]\nname = "أ"\nfrom = ["b"]\nform = ["c"]\n', "form"),
+])
+def test_bad_label_maps_and_recipes_are_refused_before_reading(tmp_path, read, text, fragment):
+    path = tmp_path / "file.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(QismError, match=re.escape(fragment)):
+        read(path)
+
+
+def test_command_line_options_override_a_recipe_key_by_key(tiny, tmp_path):
+    from training import plan_training
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(f'sources = ["{tiny}"]\n[train]\nseed = 3\nmin_df = 2\ncleaning = {{alef = false}}\n'
+                      '[read]\nencoding = "utf-8"\n', encoding="utf-8")
+    plan = plan_training(recipe=recipe, train_options={"seed": 9, "cleaning": {"teh_marbuta": False}},
+                         read_options={"errors": "replace"})
+    assert (plan.config.seed, plan.config.min_df) == (9, 2)
+    assert plan.config.cleaning == {"alef": False, "teh_marbuta": False}
+    assert (plan.read_options.encoding, plan.read_options.errors) == ("utf-8", "replace")
+    with pytest.raises(QismError, match="not both"):
+        plan_training([tiny], recipe=recipe)

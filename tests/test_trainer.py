@@ -23,7 +23,7 @@ def test_held_out_scores_in_card(tiny):
     model = train([tiny], TrainConfig(test_size=0.34, min_df=1))
     assert model.card["split"] == {"train": 12, "test": 6}
     assert model.card["scores"]["documents"] == 6
-    assert 0 <= model.card["scores"]["macro_f1"] <= 1
+    assert model.card["scores"]["macro_f1"] >= 0.8  # three clearly separate topics
 
 
 def test_single_label_corpus_is_refused(tmp_path):

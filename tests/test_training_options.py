@@ -88,11 +88,21 @@ def test_class_weight_balanced_favours_a_rare_label(tiny):
     assert balanced.intercept_[economy] > plain.intercept_[economy]
 
 
-def test_per_source_scores_in_the_card_and_sample_weights_reach_the_learner(tiny):
+def test_per_outlet_scores_in_the_card_and_sample_weights_reach_the_learner(tiny, monkeypatch):
     docs = list(read_source(tiny))
-    prepared = Prepared([d.text for d in docs] * 2, [d.label for d in docs] * 2, [], {},
-                        outlets=["one"] * len(docs) + ["two"] * len(docs))
-    pipeline, _, _, scores = fit(prepared, TrainConfig(min_df=1, test_size=0.5, balance_outlets=True))
+    # outlet "one" has every article, outlet "two" only the sports ones: balancing must weigh them apart
+    texts = [d.text for d in docs] + [d.text + " " for d in docs if d.label == "sports"]
+    labels = [d.label for d in docs] + [d.label for d in docs if d.label == "sports"]
+    outlets = ["one"] * len(docs) + ["two"] * (len(texts) - len(docs))
+    received = []
+    original = LinearClassifier.fit
+    monkeypatch.setattr(LinearClassifier, "fit", lambda self, X, y, sample_weight=None, outlets=None:
+                        received.append((list(y), sample_weight)) or original(self, X, y, sample_weight, outlets))
+    pipeline, _, _, scores = fit(Prepared(texts, labels, [], {}, outlets=outlets),
+                                 TrainConfig(test_size=0.3, balance_outlets=True))
+    y, weights = received[0]
+    assert weights is not None and len(weights) == len(y)
+    assert len(set(np.round(weights, 6))) > 1  # sports articles of "two" weigh apart from the others
     assert set(scores["by_outlet"]) == {"one", "two"}
     assert sum(row["documents"] for row in scores["by_outlet"].values()) == scores["documents"]
 

@@ -190,7 +190,7 @@ def card_summary(card: dict, name: str) -> str:
              f"created   {card.get('created')} (qism {card.get('versions', {}).get('qism')})",
              "labels    " + ", ".join(f"{label} ({count:,})" for label, count in card.get("labels", {}).items()),
              "sources   " + ", ".join(f"{s['path']} ({s['documents']:,})" for s in card.get("sources", [])),
-             f"config    {config.get('classifier')} C={config.get('C')} word n-grams {config.get('word_ngrams')}"]
+             f"config    {config.get('classifier')} C={config.get('C')} word n-grams {','.join(map(str, config.get('word_ngrams') or ()))}"]
     lines += [autotune_summary(card["autotune"])] if "autotune" in card else []
     lines += ["", scores_text(card["scores"])] if card.get("scores") else []
     return "\n".join(lines)

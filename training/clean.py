@@ -59,13 +59,19 @@ class CharMap:
         return text
 
 
-_DIACRITICS = CharMap(DIACRITICS_MAP)
-_TATWEEL = CharMap(TATWEEL_MAP)
-_INVISIBLES = CharMap(INVISIBLES_MAP)
-_ALEF = CharMap(ALEF_MAP)
-_YEH = CharMap(YEH_MAP)
-_TEH_MARBUTA = CharMap(TEH_MARBUTA_MAP)
-_DIGITS_TO_ASCII = CharMap(DIGITS_MAP)
+def _char_step(char_map: tuple[str, dict[str, str]], doc: str) -> CharMap:
+    step = CharMap(char_map)
+    step.__doc__ = doc
+    return step
+
+
+remove_diacritics = _char_step(DIACRITICS_MAP, "Drop tashkeel: most news text has none, so marked words would otherwise be new words.")
+remove_tatweel = _char_step(TATWEEL_MAP, "Drop the kashida used to stretch words (كـــبير -> كبير).")
+normalize_alef = _char_step(ALEF_MAP, "Hamzated and wasla alef forms (أ إ آ ٱ) to bare alef, as writers use them inconsistently.")
+normalize_yeh = _char_step(YEH_MAP, "Alef maqsura ى to yeh ي (and Persian yeh/kaf to Arabic), a common final-letter variation.")
+normalize_teh_marbuta = _char_step(TEH_MARBUTA_MAP, "Teh marbuta ة to heh ه, often interchanged at word ends.")
+normalize_digits = _char_step(DIGITS_MAP, "Arabic-Indic (٣) and Persian (۳) digits to ASCII digits.")
+remove_invisibles = _char_step(INVISIBLES_MAP, "Zero-width, bidi-control and C0 control characters (NUL included).")
 
 
 def normalize_unicode(text: str) -> str:
@@ -73,41 +79,6 @@ def normalize_unicode(text: str) -> str:
     if "\xa0" in text:  # the no-break space, by far the commonest reason a page is not NFKC
         text = text.replace("\xa0", " ")
     return text if unicodedata.is_normalized("NFKC", text) else unicodedata.normalize("NFKC", text)
-
-
-def remove_diacritics(text: str) -> str:
-    """Drop tashkeel: most news text has none, so marked words would otherwise be new words."""
-    return _DIACRITICS(text)
-
-
-def remove_tatweel(text: str) -> str:
-    """Drop the kashida used to stretch words (كـــبير -> كبير)."""
-    return _TATWEEL(text)
-
-
-def normalize_alef(text: str) -> str:
-    """Hamzated and wasla alef forms (أ إ آ ٱ) to bare alef, as writers use them inconsistently."""
-    return _ALEF(text)
-
-
-def normalize_yeh(text: str) -> str:
-    """Alef maqsura ى to yeh ي (and Persian yeh/kaf to Arabic), a common final-letter variation."""
-    return _YEH(text)
-
-
-def normalize_teh_marbuta(text: str) -> str:
-    """Teh marbuta ة to heh ه, often interchanged at word ends."""
-    return _TEH_MARBUTA(text)
-
-
-def normalize_digits(text: str) -> str:
-    """Arabic-Indic (٣) and Persian (۳) digits to ASCII digits."""
-    return _DIGITS_TO_ASCII(text)
-
-
-def remove_invisibles(text: str) -> str:
-    """Zero-width, bidi-control and C0 control characters (NUL included)."""
-    return _INVISIBLES(text)
 
 
 # --- web residue ------------------------------------------------------------------------------

@@ -1,29 +1,55 @@
-"""The `qism` command line: thin typer commands over the library, output for people or `--json`."""
+"""The `qism` command line: thin typer commands over the library, output for people or `--json`.
+
+The commands import the heavy parts of the library (scikit-learn, NumPy) when they run, so that
+`qism --help` and `qism --version` answer at once.
+"""
 
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import os
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
-from .card import autotune_summary, card_summary, comparison_text, data_notes, scores_text
-from .config import CLASSIFIERS, DEFAULT, LabelOptions, ReadOptions, parse_duration, parse_ngram_range
-from .corpus import FORMATS, read_inputs
-from .errors import QismError
-from .evaluation import evaluate_models
-from .model import load_model
-from .output import OUTPUT_FORMATS, label_to_output
+from .card import autotune_summary, card_summary, comparison_text, data_notes, qism_version, scores_text
+from .config import CLASSIFIERS, DEFAULT, OUTPUT_FORMATS, LabelOptions, ReadOptions, parse_columns, parse_duration
+from .corpus import FORMATS, ID_COLUMNS, LABEL_COLUMNS, TEXT_COLUMNS, read_inputs
+from .errors import QismError, printable
 from .progress import ProgressMeter, count_documents
-from .report import require_picture_packages, write_report
-from .trainer import train_and_save
+
+
+
+def _when_called(module: str, name: str) -> Callable:
+    """The library function `name` of `module`, imported when first called: scikit-learn and NumPy
+    load only for a command that uses them."""
+
+    def call(*args, **kwargs):
+        return getattr(importlib.import_module(f".{module}", __package__), name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
+evaluate_models = _when_called("evaluation", "evaluate_models")
+load_model = _when_called("model", "load_model")
+label_to_output = _when_called("output", "label_to_output")
+require_picture_packages = _when_called("report", "require_picture_packages")
+write_report = _when_called("report", "write_report")
+train_and_save = _when_called("trainer", "train_and_save")
+
+
+def _status(text: str):
+    """A spinner on stderr while a long step runs."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False).status(text)
+
 
 app = typer.Typer(
     help="Train topic classifiers for Arabic news and label articles.",
@@ -31,23 +57,41 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-stderr = Console(stderr=True, highlight=False)
 
-TextColumn = Annotated[Optional[str], typer.Option(help="Column (CSV) or key (JSONL) holding the text [default: text, content, body]")]
-LabelColumn = Annotated[Optional[str], typer.Option(help="Column (CSV) or key (JSONL) holding the label [default: label, class, category]")]
+
+def _show_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"qism {qism_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Show qism's version and exit")] = False,
+):
+    """Train topic classifiers for Arabic news and label articles."""
+
+
+def _candidates(names: tuple[str, ...]) -> str:
+    return f"the first there of {', '.join(names[:-1])} or {names[-1]}"
+
+
+def _range(ngrams: tuple[int, int] | None) -> str:
+    return ",".join(map(str, ngrams)) if ngrams else "0"
+
+
+def _switch(name: str, on: bool) -> str:
+    return f"[default: --{'' if on else 'no-'}{name}]"
+
+
+TextColumn = Annotated[Optional[str], typer.Option(help=f"Column (CSV) or key (JSONL) holding the text [default: {_candidates(TEXT_COLUMNS)}]")]
+LabelColumn = Annotated[Optional[str], typer.Option(help=f"Column (CSV) or key (JSONL) holding the label [default: {_candidates(LABEL_COLUMNS)}]")]
 Encoding = Annotated[Optional[str], typer.Option(help="Encoding of the input files [default: detected: UTF-8, UTF-16 with BOM, or Windows-1256]")]
 Errors = Annotated[Optional[str], typer.Option("--errors", help="Undecodable bytes: 'strict' stops with the file and byte offset, 'replace' puts U+FFFD in their place and counts them [default: strict]")]
 Jobs = Annotated[int, typer.Option("--jobs", "-j", help="Processes for featurizing; -1 uses every core")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON for programs")]
-
-
-_LINE_BREAK_RE = re.compile("[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
-
-
-def _one_line(message: str) -> str:
-    """A message that quotes the user's data (a CSV header, a file name) still takes one line."""
-    return _LINE_BREAK_RE.sub(lambda match: repr(match.group())[1:-1], message)
 
 
 def _user_errors(command):
@@ -60,7 +104,7 @@ def _user_errors(command):
         try:
             return command(*args, **kwargs)
         except QismError as err:
-            typer.echo(f"qism: error: {_one_line(str(err))}", err=True)
+            typer.echo(f"qism: error: {printable(str(err))}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             typer.echo("qism: interrupted; nothing was written", err=True)
@@ -70,7 +114,7 @@ def _user_errors(command):
             raise typer.Exit(0) from None
         except OSError as err:  # a full disk, a folder that cannot be written: outputs stay as they were
             _discard_stdout()
-            typer.echo(f"qism: error: {err}; nothing was written", err=True)
+            typer.echo(f"qism: error: {printable(str(err))}; nothing was written", err=True)
             raise typer.Exit(1) from None
         except MemoryError:
             typer.echo("qism: error: out of memory; give smaller inputs, use fewer --jobs, or free memory", err=True)
@@ -119,31 +163,31 @@ def _progress_done(meter: ProgressMeter) -> None:
         sys.stderr.write(f"\r{summary}\x1b[K\n" if sys.stderr.isatty() else f"{summary}\n")
 
 
-@app.command("train")
+@app.command("train", short_help="Train a classifier on labeled sources and save it with its card.")
 @_user_errors
 def train_command(
-    sources: Annotated[Optional[list[str]], typer.Argument(help="Labeled corpora: folders of <label>/*.txt, .zip, .csv/.tsv, .jsonl(.gz)")] = None,
+    sources: Annotated[Optional[list[str]], typer.Argument(metavar="SOURCE", help="Labeled corpora: folders of <label>/*.txt, .zip, .csv/.tsv, .jsonl(.gz)")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to save the model in")] = ...,
     recipe: Annotated[Optional[Path], typer.Option(help="A recipe (TOML/JSON) naming sources, label map and options; options given here override it")] = None,
     label_map: Annotated[Optional[Path], typer.Option(help="Rename/merge labels (TOML/JSON); labels it does not list are dropped")] = None,
     classifier: Annotated[Optional[str], typer.Option(help=f"One of: {', '.join(CLASSIFIERS)} [default: {DEFAULT.classifier}]")] = None,
     c: Annotated[Optional[float], typer.Option("--C", help=f"Inverse regularization strength [default: {DEFAULT.C}]")] = None,
-    word_ngrams: Annotated[Optional[str], typer.Option(help="Word n-gram range LOW,HIGH [default: 1,2]")] = None,
-    char_ngrams: Annotated[Optional[str], typer.Option(help="Char n-gram range LOW,HIGH, or 0 for none [default: 0]")] = None,
+    word_ngrams: Annotated[Optional[str], typer.Option(metavar="LOW,HIGH", help=f"Word n-gram range [default: {_range(DEFAULT.word_ngrams)}]")] = None,
+    char_ngrams: Annotated[Optional[str], typer.Option(metavar="LOW,HIGH", help=f"Char n-gram range, or 0 for none [default: {_range(DEFAULT.char_ngrams)}]")] = None,
     min_df: Annotated[Optional[int], typer.Option(help=f"Keep terms found in at least this many documents [default: {DEFAULT.min_df}]")] = None,
-    max_features: Annotated[Optional[int], typer.Option(help="Keep at most this many terms, most frequent first [default: all]")] = None,
+    max_features: Annotated[Optional[int], typer.Option(help="Keep at most this many terms, most frequent first [default: no limit]")] = None,
     test_size: Annotated[Optional[float], typer.Option(help=f"Share held out for the card's scores; 0 trains on all [default: {DEFAULT.test_size}]")] = None,
     seed: Annotated[Optional[int], typer.Option(help=f"Seed of the split and the learners [default: {DEFAULT.seed}]")] = None,
-    class_weight: Annotated[Optional[str], typer.Option(help="'balanced' weighs labels inversely to their frequency, 'none' does not [default: balanced]")] = None,
+    class_weight: Annotated[Optional[str], typer.Option(help=f"'balanced' weighs labels inversely to their frequency, 'none' does not [default: {DEFAULT.class_weight or 'none'}]")] = None,
     nb_scaling: Annotated[Optional[float], typer.Option(help=f"Scale features by naive Bayes log-count ratios (NB-SVM) for linear_svc and sgd, with this smoothing; 0 turns it off [default: {DEFAULT.nb_scaling}]")] = None,
-    class_scaling: Annotated[Optional[bool], typer.Option("--class-scaling/--no-class-scaling", help="Calibrate with a scale and bias per label besides the temperature [default: no]", show_default=False)] = None,
+    class_scaling: Annotated[Optional[bool], typer.Option("--class-scaling/--no-class-scaling", help=f"Calibrate with a scale and bias per label besides the temperature {_switch('class-scaling', DEFAULT.class_scaling)}", show_default=False)] = None,
     boilerplate_min_docs: Annotated[Optional[int], typer.Option(help=f"Drop first/last sentences found in this many training articles (outlet notices); 0 keeps them [default: {DEFAULT.boilerplate_min_docs}]")] = None,
-    balance_outlets: Annotated[Optional[bool], typer.Option("--balance-outlets/--no-balance-outlets", help="Give every outlet the same weight within each label [default: no]", show_default=False)] = None,
+    balance_outlets: Annotated[Optional[bool], typer.Option("--balance-outlets/--no-balance-outlets", help=f"Give every outlet the same weight within each label {_switch('balance-outlets', DEFAULT.balance_outlets)}", show_default=False)] = None,
     lead_words: Annotated[Optional[int], typer.Option(help=f"Also count the word n-grams of each article's first N words as lead terms; 0 turns it off [default: {DEFAULT.lead_words}]")] = None,
-    outlet_label_sets: Annotated[Optional[bool], typer.Option("--outlet-label-sets/--no-outlet-label-sets", help="Count an outlet's articles against a label only if that outlet uses the label (corpora mixing outlets with different sections) [default: no]", show_default=False)] = None,
+    outlet_label_sets: Annotated[Optional[bool], typer.Option("--outlet-label-sets/--no-outlet-label-sets", help="Count an outlet's articles against a label only if that outlet uses the label (corpora mixing outlets with different sections) {_switch('outlet-label-sets', DEFAULT.outlet_label_sets)}", show_default=False)] = None,
     autotune: Annotated[Optional[str], typer.Option(metavar="DURATION", help="Choose classifier, C, class weight and word n-grams by cross-validation on the training split within this time (90s, 5m, 1h, or seconds), starting from the options given")] = None,
-    teh_marbuta: Annotated[Optional[bool], typer.Option("--teh-marbuta/--no-teh-marbuta", help="Normalize ة to ه [default: yes]", show_default=False)] = None,
-    dedupe: Annotated[Optional[bool], typer.Option("--dedupe/--no-dedupe", help="Drop duplicate texts and texts found under two labels [default: yes]", show_default=False)] = None,
+    teh_marbuta: Annotated[Optional[bool], typer.Option("--teh-marbuta/--no-teh-marbuta", help=f"Normalize ة to ه {_switch('teh-marbuta', True)}", show_default=False)] = None,
+    dedupe: Annotated[Optional[bool], typer.Option("--dedupe/--no-dedupe", help=f"Drop duplicate texts and texts found under two labels {_switch('dedupe', DEFAULT.dedupe)}", show_default=False)] = None,
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
     encoding: Encoding = None,
@@ -155,16 +199,11 @@ def train_command(
     options = _given(classifier=classifier, C=c, min_df=min_df, max_features=max_features, test_size=test_size,
                      seed=seed, nb_scaling=nb_scaling, class_scaling=class_scaling, lead_words=lead_words,
                      boilerplate_min_docs=boilerplate_min_docs, balance_outlets=balance_outlets,
-                     outlet_label_sets=outlet_label_sets, dedupe=dedupe,
-                     word_ngrams=word_ngrams and parse_ngram_range(word_ngrams, "--word-ngrams"))
-    if class_weight is not None:
-        options["class_weight"] = None if class_weight.lower() == "none" else class_weight
-    if char_ngrams is not None:  # "0" turns char n-grams off, even when a recipe turns them on
-        options["char_ngrams"] = parse_ngram_range(char_ngrams, "--char-ngrams")
-    if teh_marbuta is not None:
-        options["cleaning"] = {"teh_marbuta": teh_marbuta}
+                     outlet_label_sets=outlet_label_sets, dedupe=dedupe, word_ngrams=word_ngrams,
+                     char_ngrams=char_ngrams, class_weight=class_weight,  # "0" and "none": off, whatever a recipe says
+                     cleaning=None if teh_marbuta is None else {"teh_marbuta": teh_marbuta})
     read = _given(text_column=text_column, label_column=label_column, encoding=encoding, errors=errors)
-    with stderr.status("training") as status:
+    with _status("training") as status:
         model = train_and_save(out, sources or [], recipe=recipe, label_map=label_map, train_options=options,
                                read_options=read, n_jobs=jobs, autotune=autotune and parse_duration(autotune),
                                report=status.update)
@@ -180,19 +219,19 @@ def _training_summary(out: Path, card: dict) -> str:
     return "\n".join(lines)
 
 
-@app.command("evaluate")
+@app.command("evaluate", short_help="Score a model on labeled data (--report: a page for people).")
 @_user_errors
 def evaluate_command(
-    model: Annotated[Path, typer.Argument(help="Model folder")],
-    sources: Annotated[list[str], typer.Argument(help="Labeled corpora to score the model on")],
+    model: Annotated[Path, typer.Argument(metavar="MODEL", help="Model folder")],
+    sources: Annotated[list[str], typer.Argument(metavar="SOURCE", help="Labeled corpora to score the model on")],
     report: Annotated[Optional[Path], typer.Option(help="Write report.html (self-contained), confusion_matrix.png and per_label.csv into this folder")] = None,
     against: Annotated[Optional[Path], typer.Option(help="A second model folder to compare with, side by side on the same documents")] = None,
+    as_json: AsJson = False,
+    jobs: Jobs = -1,
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
     encoding: Encoding = None,
     errors: Errors = None,
-    jobs: Jobs = -1,
-    as_json: AsJson = False,
 ):
     """Score a model on labeled data: accuracy, macro-F1 (over the labels the data has), per-label
     scores, confusion matrix, calibration, and accuracy against coverage by --threshold."""
@@ -210,22 +249,25 @@ def evaluate_command(
     _print_json(shown) if as_json else typer.echo(comparison_text(shown) if comparison is not None else scores_text(shown))
 
 
-@app.command("predict", context_settings={"ignore_unknown_options": True})
+@app.command("predict", context_settings={"ignore_unknown_options": True},
+             short_help="Label articles: arguments, a file or folder, or standard input.")
 @_user_errors
 def predict_command(
-    texts: Annotated[Optional[list[str]], typer.Argument(help="Articles to label ('-' reads standard input; '--' ends the options, for an article that starts with '-')")] = None,
-    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="Model folder [default: the shipped default model]")] = None,
-    input_path: Annotated[Optional[str], typer.Option("--input", "-i", help="A file or folder of articles (any supported format; labels not needed)")] = None,
-    input_format: Annotated[Optional[str], typer.Option("--input-format", help=f"Format of --input when its name does not say: {', '.join(FORMATS)}")] = None,
+    texts: Annotated[Optional[list[str]], typer.Argument(metavar="ARTICLE", help="Articles to label ('-' reads standard input; '--' ends the options, for an article that starts with '-')")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", "-m", metavar="DIR", help="Model folder [default: the shipped default model]")] = None,
+    input_path: Annotated[Optional[str], typer.Option("--input", "-i", metavar="PATH", help="A file or folder of articles (any supported format; labels not needed)")] = None,
+    input_format: Annotated[Optional[str], typer.Option("--input-format", metavar="FORMAT", help=f"Format of --input when its name does not say: {', '.join(FORMATS)}")] = None,
     lines: Annotated[bool, typer.Option("--lines", help="One article per line (standard input or a .txt file)")] = False,
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="How many labels to give per article, best first")] = 1,
-    output_format: Annotated[str, typer.Option("--format", "-f", help=f"One of: {', '.join(OUTPUT_FORMATS)}")] = "table",
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write results to this file (atomically) instead of stdout")] = None,
+    output_format: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help=f"One of: {', '.join(OUTPUT_FORMATS)}")] = "table",
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE", help="Write results to this file (atomically) instead of stdout")] = None,
     threshold: Annotated[float, typer.Option(help="Below this best probability the label is --unknown-label (see `qism evaluate` for coverage and accuracy)")] = 0.0,
-    unknown_label: Annotated[str, typer.Option(help="The label of articles below --threshold, or without text")] = "unknown",
-    explain: Annotated[int, typer.Option(help="Show the N terms that pushed each article most towards its label")] = 0,
+    unknown_label: Annotated[str, typer.Option(metavar="NAME", help="The label of articles below --threshold, or without text")] = "unknown",
+    explain: Annotated[int, typer.Option(metavar="N", help="Show the N terms that pushed each article most towards its label")] = 0,
+    id_column: Annotated[Optional[str], typer.Option(metavar="NAME", help=f"Column (CSV) or key (JSONL) holding the ids [default: {_candidates(ID_COLUMNS)}]")] = None,
+    keep_columns: Annotated[Optional[str], typer.Option(metavar="A,B,...", help="Input columns (CSV) or keys (JSONL) to carry to every output, such as title,url")] = None,
     bom: Annotated[bool, typer.Option("--bom", help="Start CSV output with a UTF-8 byte order mark, so Excel reads the Arabic")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr (there is none either when the results go to the terminal)")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an --output (jsonl, csv) that an interrupted run left, without labeling its records again")] = False,
     text_column: TextColumn = None,
     encoding: Encoding = None,
@@ -236,19 +278,25 @@ def predict_command(
     if output is None and sys.stdout is None:  # started with >&-
         raise QismError("standard output is closed; write the records to a file with --output")
     options = LabelOptions(top_k=top_k, threshold=threshold, unknown_label=unknown_label, explain=explain)
-    read = ReadOptions(require_labels=False, **_given(text_column=text_column, encoding=encoding, errors=errors))
-    documents = read_inputs(texts or [], input_path, input_format, lines, read)
-    total = len(texts) if texts and texts != ["-"] else count_documents(input_path, "lines" if lines else input_format) if input_path and not quiet else None
+    read = ReadOptions(require_labels=False, **_given(text_column=text_column, id_column=id_column, encoding=encoding,
+                                                      errors=errors, keep_columns=keep_columns and parse_columns(keep_columns)))
+    documents = read_inputs(texts or [], input_path, input_format, lines, read, note=_note)
+    loaded = load_model(model)
+    shown = not quiet and (output is not None or not sys.stdout.isatty())  # not into results on the screen
+    total = len(texts) if texts and texts != ["-"] else count_documents(input_path, "lines" if lines else input_format) if input_path and shown else None
     meter = ProgressMeter(total)
-    counts = label_to_output(load_model(model), documents, options, fmt=output_format, output=output, resume=resume,
-                             bom=bom, n_jobs=jobs, on_batch=(lambda n: None) if quiet else _progress(meter))
-    if not quiet:
-        _progress_done(meter)
+    counts = label_to_output(loaded, documents, options, fmt=output_format, output=output, resume=resume,
+                             bom=bom, n_jobs=jobs, on_batch=_progress(meter) if shown else lambda n: None)
+    _progress_done(meter)
     if counts["replaced_characters"]:
-        typer.echo(f"qism: note: {counts['replaced_characters']:,} undecodable characters were replaced by U+FFFD", err=True)
+        _note(f"{counts['replaced_characters']:,} undecodable characters were replaced by U+FFFD")
 
 
-@app.command("info")
+def _note(message: str) -> None:
+    typer.echo(f"qism: note: {printable(message)}", err=True)
+
+
+@app.command("info", short_help="Show a model's card.")
 @_user_errors
 def info_command(
     model: Annotated[Optional[Path], typer.Argument(help="Model folder [default: the shipped default model]")] = None,

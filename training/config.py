@@ -33,6 +33,12 @@ MIN_BUCKETS, MAX_BUCKETS = 2**10, 2**24
 #: Labels a record lists at most, and terms an explanation gives at most.
 MAX_TOP_K = 1000
 MAX_EXPLAIN_TERMS = 100
+#: What `qism predict --format` writes (see `output.py`).
+OUTPUT_FORMATS = ("table", "json", "jsonl", "csv")
+#: Keys of a labeled record and columns of a CSV output (see `predict.label_documents` and
+#: `output.py`): an input column kept with --keep-columns cannot take one of these names.
+RECORD_KEYS = ("id", "label", "label_ar", "score", "top", "terms", "reason")
+_RANKED_COLUMN_RE = re.compile(r"(?:label|label_ar|score)_\d+")
 
 
 def _integer(value, name: str, low: int, high: int | None = None) -> int:
@@ -49,8 +55,11 @@ def _number(value, name: str, low: float, high: float | None = None, *, low_open
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise QismError(f"{name} takes a finite number; got {value!r}")
     if value < low or (low_open and value == low) or (high is not None and (value > high or (high_open and value == high))):
-        left, right = "(" if low_open else "[", ")" if high_open else "]"
-        raise QismError(f"{name} takes a number in {left}{low:g}, {'inf' if high is None else f'{high:g}'}{right}; got {value:g}")
+        if high is None:
+            bounds = f"above {low:g}" if low_open else f"of {low:g} or more"
+        else:
+            bounds = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise QismError(f"{name} takes a number {bounds}; got {value:g}")
     return float(value)
 
 
@@ -67,13 +76,20 @@ def _choice(value, name: str, choices: tuple) -> object:
 
 
 def _ngram_range(value, name: str, high: int, optional: bool = False) -> tuple[int, int] | None:
+    if isinstance(value, str):  # as the command line gives it
+        value = parse_ngram_range(value, name)
     if value is None and optional:
         return None
-    if isinstance(value, (list, tuple)) and len(value) == 2:
-        low_n, high_n = (_integer(v, name, 1, high) for v in value)
-        if low_n <= high_n:
-            return (low_n, high_n)
-    raise QismError(f"{name} takes LOW,HIGH with 1 <= LOW <= HIGH <= {high}; got {value!r}")
+    whole = isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    if whole and len(value) == 2 and 1 <= value[0] <= value[1] <= high:
+        return (value[0], value[1])
+    shown = ",".join(map(str, value)) if whole else repr(value)  # as the option takes it: 3,1
+    raise QismError(f"{name} takes LOW,HIGH with 1 <= LOW <= HIGH <= {high}{', or 0 for none' if optional else ''}; got {shown}")
+
+
+def parse_columns(text: str) -> tuple[str, ...]:
+    """`title,url` as the column names (title, url)."""
+    return tuple(name.strip() for name in text.split(","))
 
 
 def parse_ngram_range(text: str, name: str) -> tuple[int, int] | None:
@@ -152,6 +168,8 @@ class TrainConfig:
     def __post_init__(self):
         self.classifier = _choice(self.classifier, "--classifier", CLASSIFIERS)
         self.C = _number(self.C, "--C", 0, low_open=True)
+        if isinstance(self.class_weight, str) and self.class_weight.lower() == "none":
+            self.class_weight = None
         self.class_weight = _choice(self.class_weight, "--class-weight", CLASS_WEIGHTS)
         self.nb_scaling = _number(self.nb_scaling, "--nb-scaling", 0)
         self.word_ngrams = _ngram_range(self.word_ngrams, "--word-ngrams", MAX_WORD_NGRAM)
@@ -196,22 +214,33 @@ DEFAULT = TrainConfig()
 @dataclass(frozen=True)
 class ReadOptions:
     """How to read sources: column names, encoding, what to do with undecodable bytes (`errors`,
-    one of `DECODE_ERRORS`), and whether labels are required."""
+    one of `DECODE_ERRORS`), and whether labels are required. `id_column` names the column (CSV)
+    or key (JSON Lines) of the ids; `keep_columns` are input columns that every record carries
+    through to the output (a title, a URL)."""
 
     text_column: str | None = None
     label_column: str | None = None
     encoding: str | None = None
     require_labels: bool = True
     errors: str = "strict"
+    id_column: str | None = None
+    keep_columns: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.errors not in DECODE_ERRORS:
             raise QismError(f"--errors must be one of {', '.join(DECODE_ERRORS)}; got {self.errors!r}")
-        for name in ("text_column", "label_column", "encoding"):
+        for name in ("text_column", "label_column", "id_column", "encoding"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise QismError(f"{name.replace('_', '-')} names a column, key or encoding; got {value!r}")
+                raise QismError(f"--{name.replace('_', '-')} names {'an encoding' if name == 'encoding' else 'a column or key'}; "
+                                f"got {value!r}")
         _flag(self.require_labels, "require_labels")
+        object.__setattr__(self, "keep_columns", _kept_columns(self.keep_columns))
+
+    @property
+    def names_table_columns(self) -> bool:
+        """Whether these options name columns only a table or JSON Lines source has."""
+        return self.id_column is not None or bool(self.keep_columns)
 
     @classmethod
     def from_dict(cls, options: dict, where: str = "read options") -> ReadOptions:
@@ -220,6 +249,20 @@ class ReadOptions:
         if unknown:
             raise QismError(f"{where}: unknown option(s) {', '.join(unknown)}; known: {', '.join(known)}")
         return cls(**options)
+
+
+def _kept_columns(names) -> tuple[str, ...]:
+    if isinstance(names, str) or not all(isinstance(name, str) and name.strip() for name in names):
+        raise QismError(f"--keep-columns takes column names separated by commas, such as title,url; got {names!r}")
+    names = tuple(names)
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise QismError(f"--keep-columns names {', '.join(map(repr, twice))} twice")
+    taken = [name for name in names if name.lower() in RECORD_KEYS or _RANKED_COLUMN_RE.fullmatch(name.lower())]
+    if taken:
+        raise QismError(f"--keep-columns: {', '.join(map(repr, taken))} is a name qism's records use "
+                        f"({', '.join(RECORD_KEYS)}, label_2, score_2, ...); rename the column in the input")
+    return names
 
 
 @dataclass(frozen=True)

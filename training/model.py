@@ -24,6 +24,7 @@ from sklearn.pipeline import Pipeline
 
 from .card import card_markdown, package_versions, qism_version
 from .classifier import LinearClassifier
+from .config import resolve_jobs
 from .clean import TextCleaner
 from .errors import QismError
 from .explain import explain
@@ -162,6 +163,7 @@ class Model:
 
     def set_jobs(self, n_jobs: int | None) -> None:
         """How many processes featurize text when this model labels many articles (-1: every core)."""
+        n_jobs = resolve_jobs(n_jobs)
         self.pipeline.set_params(features__n_jobs=n_jobs, classifier__n_jobs=n_jobs)
 
     def save(self, directory: str | os.PathLike) -> Path:

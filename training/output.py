@@ -13,47 +13,171 @@ import itertools
 import json
 import os
 import sys
+import unicodedata
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from .config import LabelOptions
+from .config import OUTPUT_FORMATS, RECORD_KEYS, LabelOptions
 from .corpus import Document
-from .errors import QismError
+from .errors import QismError, printable
 from .files import atomic_file
 from .model import Model
 from .predict import batch_size_for, label_documents
 
-OUTPUT_FORMATS = ("table", "json", "jsonl", "csv")
+#: How many records the table reads before it sets its column widths (later rows keep them), and
+#: the most cells a kept input column takes in it (longer values are cut there; CSV and JSON keep them whole).
+TABLE_BLOCK = 1000
+TABLE_KEPT_CELLS = 40
 
 
-def _with_terms(records: Iterable[dict]) -> tuple[bool, Iterator[dict]]:
-    """Whether the records carry explaining terms (judged by the first, for the header), and all the records."""
+def _with_first(records: Iterable[dict]) -> tuple[dict | None, Iterator[dict]]:
+    """The first record (whose keys say what every record carries) and all the records."""
     records = iter(records)
     first = next(records, None)
-    if first is None:
-        return False, records
-    return "terms" in first, itertools.chain([first], records)
+    return first, (itertools.chain([first], records) if first is not None else records)
 
 
-def _write_table(records: Iterable[dict], out: IO[str]) -> None:
-    explained, records = _with_terms(records)
-    out.write("id\tlabel\tscore\talternatives" + ("\tterms" if explained else "") + "\n")
+@dataclass(frozen=True)
+class _Layout:
+    """The columns of a CSV or table output, the same for every run with the same model and options
+    (so `--resume` continues under the same header): the ranks of `top`, the display names when the
+    model has them, the explaining terms, and the input columns kept."""
+
+    top_k: int
+    names: bool
+    explained: bool
+    kept: tuple[str, ...]
+
+    @classmethod
+    def of(cls, first: dict | None, top_k: int) -> _Layout:
+        if first is None:
+            return cls(top_k, False, False, ())
+        kept = tuple(key for key in first if key not in RECORD_KEYS)
+        return cls(top_k, "label_ar" in first, "terms" in first, kept)
+
+    def header(self) -> list[str]:
+        names = ["label_ar"] if self.names else []
+        columns = ["id", "label", *names, "score"]
+        for rank in range(2, self.top_k + 1):
+            columns += [f"label_{rank}", *(f"{name}_{rank}" for name in names), f"score_{rank}"]
+        return columns + ["reason", *self.kept] + (["terms"] if self.explained else [])
+
+    def cells(self, record: dict, score: Callable[[float], object], terms: Callable[[list[dict]], str]) -> list:
+        """The record's cells in `header` order; `score` and `terms` format those for the output."""
+        ranked = record["top"][:self.top_k]
+        best = ranked[0]["score"] if ranked else None
+        cells = [record.get("id", ""), record["label"], *([record["label_ar"]] if self.names else []),
+                 "" if best is None else score(best)]
+        for rank in range(1, self.top_k):
+            item = ranked[rank] if rank < len(ranked) else None
+            cells += [item["label"] if item else ""] + ([item["label_ar"] if item else ""] if self.names else [])
+            cells.append(score(item["score"]) if item else "")
+        cells += [record.get("reason", ""), *(record.get(name, "") for name in self.kept)]
+        return cells + ([terms(record["terms"])] if self.explained else [])
+
+
+# --- CSV --------------------------------------------------------------------------------------
+
+#: What a spreadsheet takes for the start of a formula (OWASP, CSV injection): a cell starting with
+#: one of these is written with a `'` first, which spreadsheets read as "this is text".
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
+
+
+def spreadsheet_cell(value):
+    """A cell a spreadsheet shows as text and never runs as a formula (numbers pass as they are)."""
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
+
+
+def _write_csv(records: Iterable[dict], out: IO[str], header: bool = True, top_k: int = 1) -> None:
+    first, records = _with_first(records)
+    layout = _Layout.of(first, top_k)
+    writer = csv.writer(out)
+    if header:
+        writer.writerow(layout.header())
+    terms = lambda items: ";".join(f"{item['term']}:{item['weight']}" for item in items)
+    for record in records:
+        writer.writerow([spreadsheet_cell(cell) for cell in layout.cells(record, lambda p: p, terms)])
+
+
+# --- table ------------------------------------------------------------------------------------
+
+_ZERO_WIDTH_CATEGORIES = ("Mn", "Me", "Cf")
+
+
+def display_width(text: str) -> int:
+    """The terminal cells `text` takes: one a letter (Arabic or Latin), two a wide East Asian
+    character, none a combining mark (Arabic vowel signs) or a format character."""
+    return sum(0 if unicodedata.category(char) in _ZERO_WIDTH_CATEGORIES
+               else 2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+
+
+def _right_to_left(text: str) -> bool:
+    return any(unicodedata.bidirectional(char) in ("R", "AL") for char in text)
+
+
+def _fit(text: str, cells: int) -> str:
+    """`text` cut to `cells` terminal cells, with … where it was cut."""
+    if display_width(text) <= cells:
+        return text
+    kept, width = [], 0
+    for char in text:
+        width += display_width(char)
+        if width > cells - 1:
+            break
+        kept.append(char)
+    return "".join(kept) + "…"
+
+
+def _isolated(text: str) -> str:
+    """Arabic in a table cell between FSI and PDI, so a terminal that reorders right-to-left text
+    keeps the columns in place (a terminal that does not gives the two no width)."""
+    return f"\u2068{text}\u2069" if _right_to_left(text) else text
+
+
+def _table_rows(layout: _Layout, records: Iterable[dict]) -> Iterator[list[str]]:
+    """Each record's cells as the terminal shows them: control characters escaped (see
+    `errors.printable`), kept input columns cut to `TABLE_KEPT_CELLS`, and no display name where a
+    label has none (the unknown label)."""
+    header = layout.header()
+    terms = lambda items: ", ".join(f"{item['term']} {item['weight']:.2f}" for item in items)
+    kept_at = {header.index(name) for name in layout.kept}
+    names_at = [i for i, name in enumerate(header[:header.index("reason")]) if name.startswith("label_ar")]
     for number, record in enumerate(records, 1):
-        best, *rest = record["top"] or [None]
-        score = f"{best['score']:.2f}" if best else "-"
-        others = record.get("reason") or "  ".join(f"{_shown(item)} {item['score']:.2f}" for item in rest)
-        terms = "\t" + ", ".join(f"{item['term']} {item['weight']:.2f}" for item in record["terms"]) if explained else ""
-        out.write(f"{record.get('id', number)}\t{_shown(record)}\t{score}\t{others}{terms}\n")
+        cells = [printable(str(cell)) for cell in layout.cells({"id": number, **record}, lambda p: f"{p:.2f}", terms)]
+        for i in names_at:
+            if cells[i] == cells[i - 1]:
+                cells[i] = ""
+        yield [_fit(cell, TABLE_KEPT_CELLS) if i in kept_at else cell for i, cell in enumerate(cells)]
 
 
-def _shown(item: dict) -> str:
-    """A label for people: its display name too, when the model has one."""
-    return f"{item['label']} ({item['label_ar']})" if item.get("label_ar") else item["label"]
+def _write_table(records: Iterable[dict], out: IO[str], top_k: int = 1) -> None:
+    """Columns aligned by display width, for Arabic and Latin alike, two spaces apart. Widths are set
+    by the first `TABLE_BLOCK` records, so a table of any length streams; the reason column appears
+    when one of them has a reason (a later reason ends its row)."""
+    first, records = _with_first(records)
+    layout = _Layout.of(first, top_k)
+    header = [printable(name) for name in layout.header()]
+    rows = _table_rows(layout, records)
+    block = list(itertools.islice(rows, TABLE_BLOCK))
+    reason_at = header.index("reason")
+    late_reasons = not any(row[reason_at] for row in block)
+    shown = [i for i in range(len(header)) if not (i == reason_at and late_reasons)]
+    widths = {i: max([display_width(header[i])] + [display_width(row[i]) for row in block]) for i in shown}
 
+    def line(cells: list[str], after: str = "") -> str:
+        parts = [_isolated(cells[i]) + " " * (widths[i] - display_width(cells[i])) for i in shown]
+        return "  ".join(parts + ([_isolated(after)] if after else [])).rstrip() + "\n"
+
+    out.write(line(header))
+    for row in itertools.chain(block, rows):
+        out.write(line(row, row[reason_at] if late_reasons else ""))
+
+
+# --- JSON -------------------------------------------------------------------------------------
 
 def _write_json(records: Iterable[dict], out: IO[str]) -> None:
     out.write("[")
@@ -67,30 +191,19 @@ def _write_jsonl(records: Iterable[dict], out: IO[str]) -> None:
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-def _write_csv(records: Iterable[dict], out: IO[str], header: bool = True) -> None:
-    explained, records = _with_terms(records)
-    writer = csv.writer(out)
-    if header:
-        writer.writerow(["id", "label", "score", "top", "reason"] + (["terms"] if explained else []))
-    for record in records:
-        top = ";".join(f"{item['label']}:{item['score']}" for item in record["top"])
-        score = record["top"][0]["score"] if record["top"] else ""
-        terms = [";".join(f"{item['term']}:{item['weight']}" for item in record["terms"])] if explained else []
-        writer.writerow([record.get("id", ""), record["label"], score, top, record.get("reason", ""), *terms])
-
-
-WRITERS = {"table": _write_table, "json": _write_json, "jsonl": _write_jsonl, "csv": _write_csv}
-
-
-def write_records(records: Iterable[dict], fmt: str, out: IO[str], bom: bool = False, header: bool = True) -> None:
+def write_records(records: Iterable[dict], fmt: str, out: IO[str], bom: bool = False, header: bool = True,
+                  top_k: int = 1) -> None:
     """Write `records` in format `fmt`; `bom` starts with a UTF-8 byte order mark, which Excel needs
-    to read a CSV file as UTF-8. `header=False` continues an output that has its start already."""
+    to read a CSV file as UTF-8. `header=False` continues an output that has its start already.
+    `top_k` is how many ranked labels the CSV and table have columns for."""
     if bom and header:
         out.write("\ufeff")
     if fmt == "csv":
-        _write_csv(records, out, header)
+        _write_csv(records, out, header, top_k)
+    elif fmt == "table":
+        _write_table(records, out, top_k)
     else:
-        WRITERS[fmt](records, out)
+        {"json": _write_json, "jsonl": _write_jsonl}[fmt](records, out)
     out.flush()
 
 
@@ -235,5 +348,6 @@ def label_to_output(model: Model, documents: Iterable[Document], options: LabelO
     with output_for(output, fmt, resume, newline="" if fmt == "csv" else None) as target:
         records = label_documents(model, _counting_replaced(skip_done(documents, target), replaced), options,
                                   batch_size=batch_size_for(n_jobs), on_batch=counted)
-        write_records(records, fmt, target.out, bom=bom, header=not target.has_header)
+        write_records(records, fmt, target.out, bom=bom, header=not target.has_header,
+                      top_k=min(options.top_k, len(model.labels)))
     return {"documents": labeled[0], "replaced_characters": replaced[0]}

@@ -23,13 +23,14 @@ def batch_size_for(n_jobs: int | None) -> int:
 def label_documents(model: Model, documents: Iterable[Document], options: LabelOptions = LabelOptions(),
                     batch_size: int = 1000, on_batch: Callable[[int], None] = lambda n: None) -> Iterator[dict]:
     """One record per document: `id` (when known), `label`, `label_ar` (when the model has display
-    names), `top` (the best `options.top_k` labels) and, with `options.explain`, `terms`: that many
-    terms that pushed it most towards its best label.
+    names), `top` (the best `options.top_k` labels), with `options.explain` `terms` (that many terms
+    that pushed it most towards its best label), and last the document's kept input columns
+    (`Document.fields`).
 
     `label` is `options.unknown_label` when the best probability is below `options.threshold`, so
-    unsure articles can go to a person; `top` still lists the model's labels. A document without text
-    (empty, or a binary file) is not sent to the model: its record has the unknown label, an empty
-    `top` and a `reason`.
+    unsure articles can go to a person; `top` still lists the model's labels and a `reason` names the
+    best. A document without text (empty, or a binary file) is not sent to the model: its record has
+    the unknown label, an empty `top` and a `reason`.
     """
     options.check_against(model.labels)
     names = model.label_names
@@ -48,6 +49,9 @@ def label_documents(model: Model, documents: Iterable[Document], options: LabelO
                 record["top"] = [_scored(label, p, names) for label, p in top]
                 if terms is not None:
                     record["terms"] = terms[i]
+                if record["label"] == options.unknown_label:
+                    record["reason"] = f"below the threshold {options.threshold:g}; the best label is {top[0][0]} ({top[0][1]:.2f})"
+                record.update(batch[position].fields)
                 records[position] = record
         yield from records
         on_batch(len(batch))
@@ -67,6 +71,7 @@ def _unlabeled(doc: Document, reason: str, options: LabelOptions, names: dict[st
     if options.explain:
         record["terms"] = []
     record["reason"] = reason
+    record.update(doc.fields)
     return record
 
 

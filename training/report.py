@@ -24,6 +24,7 @@ from .evaluation import Evaluation
 from .scores import reliability
 from .card import per_label_rows
 from .files import write_atomically
+from .output import spreadsheet_cell
 
 #: import name -> package to install, for matplotlib versions that cannot lay out Arabic themselves
 SHAPING_PACKAGES = {"arabic_reshaper": "arabic-reshaper", "bidi": "python-bidi"}
@@ -237,7 +238,7 @@ def _per_label_csv(evaluation: Evaluation, names: list[str]) -> bytes:
     writer = csv.writer(buffer)
     writer.writerow(["label", "name", "precision", "recall", "f1", "support"])
     for (label, precision, recall, f1, support), name in zip(per_label_rows(evaluation.scores), names):
-        writer.writerow([label, name, f"{precision:.4f}", f"{recall:.4f}", f"{f1:.4f}", support])
+        writer.writerow([spreadsheet_cell(label), spreadsheet_cell(name), f"{precision:.4f}", f"{recall:.4f}", f"{f1:.4f}", support])
     return buffer.getvalue().encode("utf-8-sig")  # with a BOM, so spreadsheets read it as UTF-8
 
 

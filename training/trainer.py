@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline
 from .autotune import choose_config
 from .card import new_card
 from .classifier import classifier_for
-from .config import ReadOptions, TrainConfig, check_budget
+from .config import ReadOptions, TrainConfig, check_budget, resolve_jobs
 from .corpus import EMPTY_LABEL_FOLDER, Document, label_key, read_source
 from .errors import QismError
 from .scores import score
@@ -307,6 +307,7 @@ def train_and_save(out: str | os.PathLike, sources=(), *, recipe: str | os.PathL
     save the model in `out`. Every option is checked before any corpus is read."""
     plan: TrainingPlan = plan_training(sources, recipe=recipe, label_map=label_map, train_options=train_options,
                                        read_options=read_options)
+    n_jobs = resolve_jobs(n_jobs)
     model = train(plan.sources, plan.config, read_options=plan.read_options, label_map=plan.label_map,
                   n_jobs=n_jobs, name=Path(out).name, autotune=autotune, notes=plan.notes, report=report)
     report(f"saving to {out}")
