@@ -126,7 +126,7 @@ def _is_utf8(line: bytes) -> bool:
 
 
 def _mixed_encodings(name: str) -> str:
-    return (f"{name}: UTF-8 in a file read as windows-1256 (as its start is); a file must be in one "
+    return (f"{name}: UTF-8 in a file read as windows-1256 (the encoding of its start); a file must be in one "
             "encoding: convert it to UTF-8 (iconv -f cp1256 -t utf-8 on its Windows-1256 part), or name one with --encoding")
 
 
