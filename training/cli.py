@@ -18,7 +18,8 @@ from typing import Annotated, Optional
 import typer
 
 from .card import autotune_summary, card_summary, comparison_text, data_notes, qism_version, scores_text
-from .config import CLASSIFIERS, DEFAULT, OUTPUT_FORMATS, LabelOptions, ReadOptions, parse_columns, parse_duration
+from .config import (CLASSIFIERS, DEFAULT, OUTPUT_FORMATS, REPORT_LANGUAGES, LabelOptions, ReadOptions,
+                     check_report_language, parse_columns, parse_duration)
 from .corpus import FORMATS, ID_COLUMNS, LABEL_COLUMNS, TEXT_COLUMNS, read_inputs
 from .errors import QismError, printable
 from .progress import ProgressMeter, count_documents
@@ -224,7 +225,8 @@ def _training_summary(out: Path, card: dict) -> str:
 def evaluate_command(
     model: Annotated[Path, typer.Argument(metavar="MODEL", help="Model folder")],
     sources: Annotated[list[str], typer.Argument(metavar="SOURCE", help="Labeled corpora to score the model on")],
-    report: Annotated[Optional[Path], typer.Option(help="Write report.html (self-contained), confusion_matrix.png and per_label.csv into this folder")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Write report.html (self-contained), confusion_matrix.png, per_label.csv and mistakes.csv into this folder")] = None,
+    lang: Annotated[str, typer.Option("--lang", help=f"Language of the --report page: {', '.join(REPORT_LANGUAGES)} (ar: right to left, labels by their display names)")] = "en",
     against: Annotated[Optional[Path], typer.Option(help="A second model folder to compare with, side by side on the same documents")] = None,
     as_json: AsJson = False,
     jobs: Jobs = -1,
@@ -235,15 +237,16 @@ def evaluate_command(
 ):
     """Score a model on labeled data: accuracy, macro-F1 (over the labels the data has), per-label
     scores, confusion matrix, calibration, and accuracy against coverage by --threshold."""
+    check_report_language(lang)  # before the slow part, as the packages
     if report is not None:
-        require_picture_packages()  # before the slow part
+        require_picture_packages()
     loaded, other = load_model(model), (load_model(against) if against is not None else None)
     for each in (loaded, other):
         each and each.set_jobs(jobs)
     options = ReadOptions(**_given(text_column=text_column, label_column=label_column, encoding=encoding, errors=errors))
     result, comparison = evaluate_models(loaded, sources, options, other, names=[str(model), str(against)])
     if report is not None:
-        page = write_report(report, loaded, result, title=f"qism evaluation: {model.name} on {', '.join(sources)}")
+        page = write_report(report, loaded, result, sources=sources, lang=lang, model_name=model.name)
         typer.echo(f"report: {page}", err=True)
     shown = comparison if comparison is not None else result.scores
     _print_json(shown) if as_json else typer.echo(comparison_text(shown) if comparison is not None else scores_text(shown))

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
@@ -22,7 +21,7 @@ from .classifier import classifier_for
 from .config import ReadOptions, TrainConfig, check_budget, resolve_jobs
 from .corpus import EMPTY_LABEL_FOLDER, Document, label_key, read_source
 from .errors import QismError
-from .scores import score
+from .scores import score, scores_by_outlet
 from .features import MAX_ARTICLE_CHARS, featurizer_for
 from .model import Model
 from .recipe import LabelMap, TrainingPlan, plan_training
@@ -193,21 +192,6 @@ def outlet_balancing_weights(labels: np.ndarray, outlets: np.ndarray) -> np.ndar
     label_sizes = Counter(labels)
     weights = [label_sizes[label] / (outlets_per_label[label] * groups[label, outlet]) for label, outlet in zip(labels, outlets)]
     return np.asarray(weights, dtype=np.float64)
-
-
-def scores_by_outlet(truth: np.ndarray, predicted: np.ndarray, outlets: np.ndarray) -> dict:
-    """Held-out accuracy and macro-F1 per outlet: a model that learned an outlet's style instead of
-    the topic scores well on one outlet and badly on another."""
-    result = {}
-    for outlet in sorted(set(outlets)):
-        rows = outlets == outlet
-        present = sorted(set(truth[rows]))
-        result[outlet] = {
-            "documents": int(rows.sum()),
-            "accuracy": float(accuracy_score(truth[rows], predicted[rows])),
-            "macro_f1": float(f1_score(truth[rows], predicted[rows], labels=present, average="macro", zero_division=0)),
-        }
-    return result
 
 
 def check_trainable(prepared: Prepared) -> Counter:
