@@ -457,24 +457,20 @@ def test_killed_predict_leaves_no_half_file_and_resume_finishes_it(tmp_path, tin
     assert finished.returncode == 0, finished.stderr
     assert read_ids(out) == [f"d{i}" for i in range(n)]
     assert json.loads(out.read_text(encoding="utf-8").splitlines()[0])["label"] == "carried over"  # not redone
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.jsonl.qism-run.json", "in.jsonl", "out.jsonl"]
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
 def test_resume_appends_only_what_is_missing(tmp_path, tiny_model_dir, fmt):
     source = big_input(tmp_path / "in.jsonl", 30)
     out = tmp_path / f"out.{fmt}"
-    first = source.read_text(encoding="utf-8").splitlines(keepends=True)
-    (tmp_path / "head.jsonl").write_text("".join(first[:10]), encoding="utf-8")
-    assert run("predict", "--model", tiny_model_dir, "--input", tmp_path / "head.jsonl", "--format", fmt,
-               "--output", out).exit_code == 0
-    cut = out.read_text(encoding="utf-8")
-    out.write_text(cut[: cut.rindex("d9") + 3], encoding="utf-8")  # the last record cut off mid-way
-    result = run("predict", "--model", tiny_model_dir, "--input", source, "--format", fmt, "--output", out, "--resume")
+    args = ("predict", "--model", tiny_model_dir, "--input", source, "--format", fmt, "--output", out)
+    assert run(*args).exit_code == 0
+    whole = out.read_text(encoding="utf-8")
+    out.write_text(whole[: whole.index("d9") + 3], encoding="utf-8")  # the last record cut off mid-way
+    result = run(*args, "--resume")
     assert result.exit_code == 0, result.output
-    text = out.read_text(encoding="utf-8")
-    ids = read_ids(out) if fmt == "jsonl" else [row["id"] for row in csv.DictReader(io.StringIO(text))]
-    assert ids == [f"d{i}" for i in range(30)]
+    assert out.read_text(encoding="utf-8") == whole
 
 
 def test_resume_refuses_another_input_and_other_formats(tmp_path, tiny_model_dir):
@@ -483,12 +479,21 @@ def test_resume_refuses_another_input_and_other_formats(tmp_path, tiny_model_dir
     other = tmp_path / "b.jsonl"
     other.write_text("\n".join(json.dumps({"id": f"x{i}", "text": SPORTS}) for i in range(9)), encoding="utf-8")
     assert_user_error(run("predict", "--model", tiny_model_dir, "--input", other, "--format", "jsonl", "--output", out,
-                          "--resume"), "ends with id 'd4' where the input has 'x4'")
-    assert_user_error(run("predict", "--model", tiny_model_dir, "--input", big_input(tmp_path / "c.jsonl", 3),
-                          "--format", "jsonl", "--output", out, "--resume"), "more records than the input has")
+                          "--resume"), "was written with another input")
     assert_user_error(run("predict", "--model", tiny_model_dir, "--input", other, "--format", "table", "--output", out,
                           "--resume"), "--resume continues an --output file")
     assert read_ids(out) == [f"d{i}" for i in range(5)]  # untouched
+    # a folder is known by its path: the ids of the records already written are checked
+    folder = write_tree(tmp_path / "in", {f"{i}.txt": SPORTS for i in range(6)})
+    args = ("predict", "--model", tiny_model_dir, "--input", folder, "--format", "jsonl", "--output", out)
+    assert run(*args).exit_code == 0
+    lines = out.read_text(encoding="utf-8").splitlines(keepends=True)
+    out.write_text("".join(lines[:4]), encoding="utf-8")
+    (folder / "3.txt").rename(folder / "3b.txt")
+    assert_user_error(run(*args, "--resume"), "ends with id '3.txt' where the input has '3b.txt'")
+    for name in ("0.txt", "1.txt", "2.txt"):
+        (folder / name).unlink()
+    assert_user_error(run(*args, "--resume"), "more records than the input has")
 
 
 def test_errors_quoting_the_users_data_stay_one_line(tmp_path):

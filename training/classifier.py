@@ -23,7 +23,7 @@ from sklearn.naive_bayes import ComplementNB
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
-from .config import CLASSIFIERS, DEFAULT, TrainConfig
+from .config import CLASSIFIERS, DEFAULT, TrainConfig, estimator_jobs
 
 #: Fewer held-out documents than this fit a temperature that is mostly noise; keep T = 1 then.
 MIN_CALIBRATION_DOCS = 100
@@ -125,7 +125,7 @@ def _one_vs_rest(make, X, y_index, n_classes, sample_weight, ratios, masks, n_jo
         weights = [masks[k] if sample_weight is None else sample_weight * masks[k] for k in range(n_classes)]
     else:
         weights = [sample_weight] * n_classes
-    fitted = Parallel(n_jobs=n_jobs, prefer="threads")(
+    fitted = Parallel(n_jobs=estimator_jobs(n_jobs), prefer="threads")(
         delayed(_fit_binary)(make, X, y_index == k, weights[k], None if ratios is None else ratios[k])
         for k in range(n_classes)
     )

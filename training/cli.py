@@ -107,8 +107,8 @@ def _user_errors(command):
         except QismError as err:
             typer.echo(f"qism: error: {printable(str(err))}", err=True)
             raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            typer.echo("qism: interrupted; nothing was written", err=True)
+        except KeyboardInterrupt as err:  # an `Interrupted` says what was kept
+            typer.echo(f"qism: interrupted; {str(err) or 'nothing was written'}", err=True)
             raise typer.Exit(130) from None
         except BrokenPipeError:  # the reader went away (| head): not an error
             _discard_stdout()
@@ -289,8 +289,18 @@ def predict_command(
     total = len(texts) if texts and texts != ["-"] else count_documents(input_path, "lines" if lines else input_format) if input_path and shown else None
     meter = ProgressMeter(total)
     counts = label_to_output(loaded, documents, options, fmt=output_format, output=output, resume=resume,
-                             bom=bom, n_jobs=jobs, on_batch=_progress(meter) if shown else lambda n: None)
-    _progress_done(meter)
+                             bom=bom, n_jobs=jobs, input_path=input_path, read_options=read,
+                             on_batch=_progress(meter) if shown else lambda n: None)
+    _labeled(counts, meter, output)
+
+
+def _labeled(counts: dict, meter: ProgressMeter, output: Path | None) -> None:
+    """What predict says when it is done: its progress summary (or that the output to resume was
+    complete already), and how many undecodable characters were replaced."""
+    if "already_complete" in counts:
+        _note(f"{output} is already complete ({counts['already_complete']:,} records); nothing to resume")
+    else:
+        _progress_done(meter)
     if counts["replaced_characters"]:
         _note(f"{counts['replaced_characters']:,} undecodable characters were replaced by U+FFFD")
 

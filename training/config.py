@@ -139,6 +139,11 @@ def resolve_jobs(n_jobs: int | None) -> int:
     return min(n_jobs, cores)
 
 
+def estimator_jobs(n_jobs: int | None) -> int:
+    """An estimator's `n_jobs` as scikit-learn reads it (None: one process), bounded like `resolve_jobs`."""
+    return 1 if n_jobs is None else resolve_jobs(n_jobs)
+
+
 @dataclass
 class TrainConfig:
     """Everything that decides the model; stored whole in the model card. Checked when made."""

@@ -162,7 +162,8 @@ class Model:
         return explain(self.pipeline, _as_texts(texts), n)
 
     def set_jobs(self, n_jobs: int | None) -> None:
-        """How many processes featurize text when this model labels many articles (-1: every core)."""
+        """How many processes featurize text when this model labels many articles (-1: every core;
+        never more than the cores, see `config.resolve_jobs`, which refuses 0)."""
         n_jobs = resolve_jobs(n_jobs)
         self.pipeline.set_params(features__n_jobs=n_jobs, classifier__n_jobs=n_jobs)
 

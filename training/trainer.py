@@ -260,6 +260,7 @@ def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptio
     """
     config = config if config is not None else TrainConfig()
     budget = check_budget(autotune) if autotune is not None else None
+    resolve_jobs(n_jobs)  # refuses 0 and below -1 before the corpus is read
     started = time.perf_counter()
     sources = [str(source) for source in sources]
     if not sources:
