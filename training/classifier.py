@@ -35,6 +35,9 @@ CLASS_SCALING_PRIOR = 2.0
 SGD_EPOCHS = 15
 #: Learners fitted as one binary problem per label, which NB scaling applies to.
 ONE_VS_REST = ("linear_svc", "sgd")
+#: Of those, the ones whose binary problems may run on threads at once: liblinear (LinearSVC) draws
+#: from one process-wide random generator, so threads would make its weights differ run to run.
+THREAD_SAFE = ("sgd",)
 
 
 def _make_estimator(kind: str, C: float, random_state: int):
@@ -210,7 +213,8 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
         make = functools.partial(_make_estimator, self.kind, self.C, self.random_state)
         if self.kind in ONE_VS_REST:
             ratios = nb_log_count_ratios(X, y_index, n_classes, self.nb_scaling) if self.nb_scaling else None
-            return _one_vs_rest(make, X, y_index, n_classes, sample_weight, ratios, masks, self.n_jobs)
+            n_jobs = self.n_jobs if self.kind in THREAD_SAFE else 1
+            return _one_vs_rest(make, X, y_index, n_classes, sample_weight, ratios, masks, n_jobs)
         return _linear_weights(make().fit(X, y_index, sample_weight=sample_weight), n_classes)
 
     def fit(self, X, y, sample_weight=None, outlets=None):
