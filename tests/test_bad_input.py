@@ -89,7 +89,7 @@ def test_named_encoding_is_used_and_a_wrong_or_unknown_one_is_explained(tmp_path
     write_tree(tmp_path / "c", {"sports/1.txt": SPORTS.encode("cp1256")})
     [doc] = read_source(tmp_path / "c", ReadOptions(encoding="cp1256"))
     assert doc.text == SPORTS
-    with pytest.raises(QismError, match=r"sports/1.txt: not valid utf-8 at byte 0; name the encoding"):
+    with pytest.raises(QismError, match=r"sports/1.txt: line 1: not valid utf-8 at byte 0; name the encoding"):
         list(read_source(tmp_path / "c", ReadOptions(encoding="utf-8")))
     with pytest.raises(QismError, match="unknown encoding 'klingon'"):
         list(read_source(tmp_path / "c", ReadOptions(encoding="klingon")))
@@ -108,7 +108,7 @@ def test_undecodable_byte_is_named_by_file_and_offset_in_every_format(tmp_path):
     header, first_record = b"text,label\n", b'{"text": "a", "label": "b"}\n{"text": "'
     (tmp_path / "t.csv").write_bytes(header + body + b",sports\n")
     (tmp_path / "t.jsonl").write_bytes(first_record + body + b'", "label": "b"}\n')
-    cases = {"folder": f"sports/1.txt: not valid utf-8 at byte {at:,}; name the encoding with --encoding, or use --errors replace",
+    cases = {"folder": f"sports/1.txt: line 1: not valid utf-8 at byte {at:,}; name the encoding with --encoding, or use --errors replace",
              "t.csv": f"t.csv: line 2: not valid utf-8 at byte {len(header) + at:,}",
              "t.jsonl": f"t.jsonl: line 2: not valid utf-8 at byte {len(first_record) + at:,}"}
     for source, message in cases.items():
@@ -122,7 +122,7 @@ def test_errors_replace_reads_and_counts_replaced_characters(tmp_path, tiny_mode
     assert bad.text.count("\ufffd") == 1 and SPORTS in bad.text
     card = train([corpus_dir], TrainConfig(test_size=0, min_df=1), read_options=ReadOptions(errors="replace")).card
     assert card["repaired"]["replaced_characters"] == 1
-    assert_user_error(run("evaluate", tiny_model_dir, corpus_dir), "bad.txt: not valid utf-8 at byte")
+    assert_user_error(run("evaluate", tiny_model_dir, corpus_dir), "bad.txt: line 1: not valid utf-8 at byte")
     assert json.loads(run("evaluate", tiny_model_dir, corpus_dir, "--errors", "replace", "--json").output)["documents"] == 19
     with pytest.raises(QismError, match="--errors must be one of strict, replace"):
         ReadOptions(errors="ignore")
@@ -351,12 +351,11 @@ def test_oversized_article_file_is_refused(tmp_path, monkeypatch):
 
 
 def test_symlink_loops_end_and_linked_label_folders_are_read_once(tmp_path):
-    outside = write_tree(tmp_path / "elsewhere", {"economy/1.txt": ECONOMY})
-    root = write_tree(tmp_path / "c", {"sports/1.txt": SPORTS})
+    root = write_tree(tmp_path / "c", {"sports/1.txt": SPORTS, "store/economy/1.txt": ECONOMY})
     os.symlink(root, root / "sports" / "loop")          # a loop back to the top
     os.symlink(root / "sports", root / "sports" / "self")  # a loop onto itself
-    os.symlink(outside / "economy", root / "economy")    # a label folder kept elsewhere
-    os.symlink(outside / "economy", root / "again")      # the same folder twice
+    os.symlink(root / "store" / "economy", root / "economy")  # a label folder kept elsewhere in the corpus
+    os.symlink(root / "store" / "economy", root / "again")    # the same folder twice
     os.symlink(root / "missing", root / "dangling.txt")  # a link to nothing
     assert [doc.id for doc in read_source(root)] == ["again/1.txt", "sports/1.txt"]
 
