@@ -1,3 +1,5 @@
+import pickle
+
 import numpy as np
 import pytest
 
@@ -42,3 +44,25 @@ def test_temperature_fits_overconfident_scores():
     decision = rng.normal(size=(2000, 3))
     decision[np.arange(2000), y] += 1.0
     assert fit_temperature(decision * 10, y) == pytest.approx(10 * fit_temperature(decision, y), rel=0.05)
+
+
+@pytest.mark.parametrize("kind", ["linear_svc", "sgd"])
+def test_threads_give_the_same_weights_every_time(data, kind):
+    X, y = data
+    X = X[np.tile(np.arange(X.shape[0]), 20)]  # enough work for the threads to overlap
+    y = np.tile(y, 20)
+    fits = [LinearClassifier(kind, calibration_size=0, n_jobs=2).fit(X, y).coef_ for _ in range(4)]
+    for coef in fits[1:]:
+        np.testing.assert_array_equal(coef, fits[0])
+
+
+def test_contiguous_weights_follow_coef_and_stay_out_of_saved_state(data):
+    X, y = data
+    model = LinearClassifier(calibration_size=0).fit(X, y)
+    np.testing.assert_array_equal(model.decision_function(X), np.asarray(X @ model.coef_.T) + model.intercept_)
+    model.coef_ = model.coef_ * 2  # new weights (as fit sets them) are used, not the copy of the old ones
+    np.testing.assert_array_equal(model.decision_function(X), np.asarray(X @ model.coef_.T) + model.intercept_)
+    assert "_coef_by_feature" in vars(model)
+    assert "_coef_by_feature" not in model.__getstate__()
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(restored.decision_function(X), model.decision_function(X))

@@ -64,7 +64,7 @@ def test_predict_input_file_csv_output(tiny_model_dir, tmp_path):
     assert result.exit_code == 0 and result.output == ""
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     assert [(r["id"], r["label"]) for r in rows] == [("a0", "sports"), ("a1", "economy")]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.csv.qism-run.json", "in.jsonl", "out.csv"]  # no temporary file
 
 
 def test_user_mistakes_are_one_line_and_write_nothing(tiny, tiny_model_dir, tmp_path):

@@ -23,7 +23,7 @@ from sklearn.naive_bayes import ComplementNB
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
-from .config import CLASSIFIERS, DEFAULT, TrainConfig
+from .config import CLASSIFIERS, DEFAULT, TrainConfig, estimator_jobs
 
 #: Fewer held-out documents than this fit a temperature that is mostly noise; keep T = 1 then.
 MIN_CALIBRATION_DOCS = 100
@@ -31,10 +31,17 @@ MIN_CALIBRATION_DOCS = 100
 #: held-out set then moves them little, a large one as far as its data says.
 CLASS_SCALING_PRIOR = 2.0
 
+#: The natural logarithms of the lowest and highest softmax temperature calibration fits (a loaded
+#: model's temperature must lie between them too).
+LOG_TEMPERATURE_BOUNDS = (-7.0, 5.0)
+
 #: Passes over the data for SGD: its scores stop improving well before it formally converges.
 SGD_EPOCHS = 15
 #: Learners fitted as one binary problem per label, which NB scaling applies to.
 ONE_VS_REST = ("linear_svc", "sgd")
+#: Of those, the ones whose binary problems may run on threads at once: liblinear (LinearSVC) draws
+#: from one process-wide random generator, so threads would make its weights differ run to run.
+THREAD_SAFE = ("sgd",)
 
 
 def _make_estimator(kind: str, C: float, random_state: int):
@@ -134,7 +141,7 @@ def _one_vs_rest(make, X, y_index, n_classes, sample_weight, ratios, masks, n_jo
         weights = [masks[k] if sample_weight is None else sample_weight * masks[k] for k in range(n_classes)]
     else:
         weights = [sample_weight] * n_classes
-    fitted = Parallel(n_jobs=n_jobs, prefer="threads")(
+    fitted = Parallel(n_jobs=estimator_jobs(n_jobs), prefer="threads")(
         delayed(_fit_binary)(make, X, y_index == k, weights[k], None if ratios is None else ratios[k])
         for k in range(n_classes)
     )
@@ -148,7 +155,7 @@ def fit_temperature(decision: np.ndarray, y_index: np.ndarray) -> float:
     def log_loss(log_t: float) -> float:
         return -log_softmax(decision / np.exp(log_t), axis=1)[np.arange(len(y_index)), y_index].mean()
 
-    return float(np.exp(minimize_scalar(log_loss, bounds=(-7.0, 5.0), method="bounded").x))
+    return float(np.exp(minimize_scalar(log_loss, bounds=LOG_TEMPERATURE_BOUNDS, method="bounded").x))
 
 
 def fit_class_scaling(logits: np.ndarray, y_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -222,7 +229,8 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
         if self.kind in ONE_VS_REST:
             if ratios is None and self.nb_scaling:
                 ratios = nb_log_count_ratios(X, y_index, n_classes, self.nb_scaling)
-            return _one_vs_rest(make, X, y_index, n_classes, sample_weight, ratios, masks, self.n_jobs)
+            n_jobs = self.n_jobs if self.kind in THREAD_SAFE else 1
+            return _one_vs_rest(make, X, y_index, n_classes, sample_weight, ratios, masks, n_jobs)
         return _linear_weights(make().fit(X, y_index, sample_weight=sample_weight), n_classes)
 
     def fit(self, X, y, sample_weight=None, outlets=None):
@@ -257,9 +265,24 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
         self.intercept_ = (intercept * scale + self.temperature_ * bias).astype(np.float32)
         return self
 
+    def _weights_by_feature(self) -> np.ndarray:
+        """`coef_.T` as a C-contiguous array, made once per `coef_`: a sparse matrix times the plain
+        transpose copies all the weights on every call (milliseconds for one article on a large model).
+        Derived, so never saved: the leading underscore keeps it out of model files and pickles."""
+        cached = getattr(self, "_coef_by_feature", None)
+        if cached is None or cached[0] is not self.coef_:
+            cached = (self.coef_, np.ascontiguousarray(self.coef_.T))
+            self._coef_by_feature = cached
+        return cached[1]
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_coef_by_feature", None)
+        return state
+
     def decision_function(self, X) -> np.ndarray:
         check_is_fitted(self, "coef_")
-        return np.asarray(X @ self.coef_.T) + self.intercept_
+        return np.asarray(X @ self._weights_by_feature()) + self.intercept_
 
     def predict_proba(self, X) -> np.ndarray:
         return softmax(self.decision_function(X) / self.temperature_, axis=1)

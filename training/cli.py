@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,8 +18,8 @@ from typing import Annotated, Optional
 import typer
 
 from .card import autotune_summary, card_summary, comparison_text, data_notes, qism_version, scores_text
-from .config import (CLASSIFIERS, DEFAULT, OUTPUT_FORMATS, LabelOptions, ReadOptions, check_engine, parse_columns,
-                     parse_duration)
+from .config import (CLASSIFIERS, DEFAULT, OUTPUT_FORMATS, REPORT_LANGUAGES, LabelOptions, ReadOptions, check_engine,
+                     check_report_language, parse_columns, parse_duration)
 from .corpus import FORMATS, ID_COLUMNS, LABEL_COLUMNS, TEXT_COLUMNS, read_inputs
 from .errors import QismError, printable
 from .progress import ProgressMeter, count_documents
@@ -101,22 +102,40 @@ def _user_errors(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        if sys.stderr is None:  # started with stderr closed (2>&-): the work is still done, silently
+            sys.stderr = open(os.devnull, "w")
         try:
             return command(*args, **kwargs)
         except QismError as err:
             typer.echo(f"qism: error: {printable(str(err))}", err=True)
             raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            typer.echo("qism: interrupted; nothing was written", err=True)
+        except KeyboardInterrupt as err:  # an `Interrupted` says what was kept
+            typer.echo(f"qism: interrupted; {str(err) or 'nothing was written'}", err=True)
             raise typer.Exit(130) from None
-        except BrokenPipeError:
-            sys.stderr.close()
+        except BrokenPipeError:  # the reader went away (| head): not an error
+            _discard_stdout()
             raise typer.Exit(0) from None
         except OSError as err:  # a full disk, a folder that cannot be written: outputs stay as they were
+            _discard_stdout()
             typer.echo(f"qism: error: {printable(str(err))}; nothing was written", err=True)
+            raise typer.Exit(1) from None
+        except MemoryError:
+            typer.echo("qism: error: out of memory; give smaller inputs, use fewer --jobs, or free memory", err=True)
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null once writing to it failed, so that the flush at exit, with the
+    same records still buffered, neither fails again nor prints a second message."""
+    try:
+        stdout = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # closed, or not a file (tests capture it)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, stdout)
+    os.close(devnull)
 
 
 def _print_json(data) -> None:
@@ -215,7 +234,8 @@ def _training_summary(out: Path, card: dict) -> str:
 def evaluate_command(
     model: Annotated[Path, typer.Argument(metavar="MODEL", help="Model folder")],
     sources: Annotated[list[str], typer.Argument(metavar="SOURCE", help="Labeled corpora to score the model on")],
-    report: Annotated[Optional[Path], typer.Option(help="Write report.html (self-contained), confusion_matrix.png and per_label.csv into this folder")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Write report.html (self-contained), confusion_matrix.png, per_label.csv and mistakes.csv into this folder")] = None,
+    lang: Annotated[str, typer.Option("--lang", help=f"Language of the --report page: {', '.join(REPORT_LANGUAGES)} (ar: right to left, labels by their display names)")] = "en",
     against: Annotated[Optional[Path], typer.Option(help="A second model folder to compare with, side by side on the same documents")] = None,
     as_json: AsJson = False,
     jobs: Jobs = -1,
@@ -226,15 +246,16 @@ def evaluate_command(
 ):
     """Score a model on labeled data: accuracy, macro-F1 (over the labels the data has), per-label
     scores, confusion matrix, calibration, and accuracy against coverage by --threshold."""
+    check_report_language(lang)  # before the slow part, as the packages
     if report is not None:
-        require_picture_packages()  # before the slow part
+        require_picture_packages()
     loaded, other = load_model(model), (load_model(against) if against is not None else None)
     for each in (loaded, other):
         each and each.set_jobs(jobs)
     options = ReadOptions(**_given(text_column=text_column, label_column=label_column, encoding=encoding, errors=errors))
     result, comparison = evaluate_models(loaded, sources, options, other, names=[str(model), str(against)])
     if report is not None:
-        page = write_report(report, loaded, result, title=f"qism evaluation: {model.name} on {', '.join(sources)}")
+        page = write_report(report, loaded, result, sources=sources, lang=lang, model_name=model.name)
         typer.echo(f"report: {page}", err=True)
     shown = comparison if comparison is not None else result.scores
     _print_json(shown) if as_json else typer.echo(comparison_text(shown) if comparison is not None else scores_text(shown))
@@ -270,19 +291,36 @@ def predict_command(
 ):
     """Label articles given as arguments, in a file or folder, or on standard input; with --engine
     dask, every file of --input on a cluster, each into <input name>.labels.jsonl in --output."""
+    if output is None and sys.stdout is None:  # started with >&-
+        raise QismError("standard output is closed; write the records to a file with --output")
     options = LabelOptions(top_k=top_k, threshold=threshold, unknown_label=unknown_label, explain=explain)
-    read = ReadOptions(require_labels=False, **_given(text_column=text_column, id_column=id_column, encoding=encoding,
-                                                      errors=errors, keep_columns=keep_columns and parse_columns(keep_columns)))
+    read = _input_options(text_column, id_column, encoding, errors, keep_columns)
     if check_engine(engine, scheduler) == "dask":
         return _on_cluster(texts, input_path, output, model, scheduler, resume, output_format, gzip_output, jobs, options, read, quiet)
     documents = read_inputs(texts or [], input_path, input_format, lines, read, note=_note)
     loaded = load_model(model)
     shown = not quiet and (output is not None or not sys.stdout.isatty())  # not into results on the screen
-    total = len(texts) if texts and texts != ["-"] else count_documents(input_path, input_format) if input_path and shown else None
+    total = len(texts) if texts and texts != ["-"] else count_documents(input_path, "lines" if lines else input_format) if input_path and shown else None
     meter = ProgressMeter(total)
     counts = label_to_output(loaded, documents, options, fmt=output_format, output=output, resume=resume,
-                             bom=bom, n_jobs=jobs, on_batch=_progress(meter) if shown else lambda n: None)
-    _progress_done(meter)
+                             bom=bom, n_jobs=jobs, input_path=input_path, read_options=read,
+                             on_batch=_progress(meter) if shown else lambda n: None)
+    _labeled(counts, meter, output)
+
+
+def _input_options(text_column, id_column, encoding, errors, keep_columns) -> ReadOptions:
+    """How `predict` reads its input: labels not needed; the columns and encoding given."""
+    return ReadOptions(require_labels=False, **_given(text_column=text_column, id_column=id_column, encoding=encoding,
+                                                      errors=errors, keep_columns=keep_columns and parse_columns(keep_columns)))
+
+
+def _labeled(counts: dict, meter: ProgressMeter, output: Path | None) -> None:
+    """What predict says when it is done: its progress summary (or that the output to resume was
+    complete already), and how many undecodable characters were replaced."""
+    if "already_complete" in counts:
+        _note(f"{output} is already complete ({counts['already_complete']:,} records); nothing to resume")
+    else:
+        _progress_done(meter)
     if counts["replaced_characters"]:
         _note(f"{counts['replaced_characters']:,} undecodable characters were replaced by U+FFFD")
 
@@ -297,6 +335,22 @@ def _on_cluster(texts, input_path, output, model, scheduler, resume, output_form
                                      report=(lambda message: None) if quiet else _note)
     typer.echo(f"labeled {summary['labeled']} files ({summary['records']:,} records), skipped {summary['skipped']} "
                f"already labeled, into {summary['output']}")
+
+
+@app.command("serve", short_help="Label articles over HTTP (needs qism[serve]).")
+@_user_errors
+def serve_command(
+    model: Annotated[Optional[Path], typer.Option("--model", "-m", metavar="DIR", help="Model folder [default: the shipped default model]")] = None,
+    host: Annotated[str, typer.Option(metavar="ADDRESS", help="Address to listen on; 0.0.0.0 for every interface")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(metavar="N", help="Worker processes, each with the model loaded once")] = 1,
+    max_pending: Annotated[Optional[int], typer.Option(metavar="N", help="Requests a worker holds at once, labeling or waiting; past it, 503 [default: 64]")] = None,
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help=f"Log each request on stderr {_switch('access-log', True)}", show_default=False)] = True,
+):
+    """Label articles over HTTP: POST /v1/predict, GET /v1/model, /healthz, /readyz, /docs (needs qism[serve])."""
+    from .serve import serve  # FastAPI and uvicorn are an extra: imported only for this command
+
+    serve(model, host=host, port=port, workers=workers, max_pending=max_pending, access_log=access_log)
 
 
 def _note(message: str) -> None:

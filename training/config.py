@@ -39,6 +39,8 @@ OUTPUT_FORMATS = ("table", "json", "jsonl", "csv")
 #: `output.py`): an input column kept with --keep-columns cannot take one of these names.
 RECORD_KEYS = ("id", "label", "label_ar", "score", "top", "terms", "reason")
 _RANKED_COLUMN_RE = re.compile(r"(?:label|label_ar|score)_\d+")
+#: Languages `qism evaluate --report` writes its page in (`report.STRINGS` has a table for each).
+REPORT_LANGUAGES = ("en", "ar")
 
 
 def _integer(value, name: str, low: int, high: int | None = None) -> int:
@@ -73,6 +75,11 @@ def _choice(value, name: str, choices: tuple) -> object:
     if value not in choices:
         raise QismError(f"{name} is one of {', '.join(str(c).lower() for c in choices)}; got {value!r}")
     return value
+
+
+def check_report_language(lang: str) -> str:
+    """`qism evaluate --lang`: a language the report is written in."""
+    return _choice(lang, "--lang", REPORT_LANGUAGES)
 
 
 def _ngram_range(value, name: str, high: int, optional: bool = False) -> tuple[int, int] | None:
@@ -165,6 +172,11 @@ def resolve_jobs(n_jobs: int | None) -> int:
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
         raise QismError(f"--jobs takes a number of processes from 1, or -1 for every core; got {n_jobs!r}")
     return min(n_jobs, cores)
+
+
+def estimator_jobs(n_jobs: int | None) -> int:
+    """An estimator's `n_jobs` as scikit-learn reads it (None: one process), bounded like `resolve_jobs`."""
+    return 1 if n_jobs is None else resolve_jobs(n_jobs)
 
 
 @dataclass

@@ -1,12 +1,16 @@
-"""The one exception type for mistakes a user can fix, and how text from users' files reaches a terminal."""
+"""The exceptions the CLI turns into one line (mistakes a user can fix, a Ctrl-C that kept work),
+and how text from users' files reaches a terminal."""
 
 from __future__ import annotations
 
 import re
 
-
 class QismError(Exception):
     """A problem with the user's input, options or files, with a message that says what to do."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C after part of the work was kept; the message says what was kept and how to go on."""
 
 
 #: What a terminal would act on instead of showing: C0 and C1 controls (ESC starts colour and

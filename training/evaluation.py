@@ -13,7 +13,7 @@ from .config import ReadOptions
 from .corpus import Document, label_key, read_source
 from .errors import QismError
 from .recipe import LabelMap
-from .scores import label_indices, score
+from .scores import label_indices, score, scores_by_outlet
 
 
 @dataclass
@@ -60,7 +60,8 @@ def model_label_map(model) -> LabelMap | None:
 
 def evaluate_documents(model, documents: Sequence[Document]) -> Evaluation:
     """Score `model` on labeled documents; labels the model does not know count as errors, and a
-    corpus whose documents mostly have such labels is refused."""
+    corpus whose documents mostly have such labels is refused. Documents from several outlets are
+    also scored per outlet (`by_outlet`)."""
     # `Sports ` is the model's `sports`, and a display name (`رياضة`) is the label it names
     spelled = {label_key(name): label for label, name in model.label_names.items()}
     spelled.update({label_key(label): label for label in model.labels})
@@ -79,6 +80,9 @@ def evaluate_documents(model, documents: Sequence[Document]) -> Evaluation:
     padded = np.hstack([proba, np.zeros((len(proba), len(unknown)))]) if unknown else proba
     result = score(y_true, y_pred, labels, proba=padded)
     result["labels_unknown_to_model"] = unknown
+    outlets = np.asarray([doc.outlet or "" for doc in documents], dtype=object)
+    if len(set(outlets)) > 1:
+        result["by_outlet"] = scores_by_outlet(np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object), outlets)
     return Evaluation(list(documents), labels, label_indices(labels, y_true), padded, result)
 
 

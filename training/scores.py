@@ -90,3 +90,18 @@ def accuracy_by_coverage(proba: np.ndarray, y_index: np.ndarray, coverages: Sequ
         rows.append({"target_coverage": target, "threshold": threshold, "coverage": float(kept.mean()),
                      "accuracy": float(correct[kept].mean())})
     return rows
+
+
+def scores_by_outlet(truth: np.ndarray, predicted: np.ndarray, outlets: np.ndarray) -> dict:
+    """Accuracy and macro-F1 per outlet: a model that learned an outlet's style instead of
+    the topic scores well on one outlet and badly on another."""
+    result = {}
+    for outlet in sorted(set(outlets)):
+        rows = outlets == outlet
+        present = sorted(set(truth[rows]))
+        result[outlet] = {
+            "documents": int(rows.sum()),
+            "accuracy": float(accuracy_score(truth[rows], predicted[rows])),
+            "macro_f1": float(f1_score(truth[rows], predicted[rows], labels=present, average="macro", zero_division=0)),
+        }
+    return result

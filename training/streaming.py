@@ -41,6 +41,7 @@ from sklearn.model_selection import train_test_split
 
 from .classifier import (MIN_CALIBRATION_DOCS, ONE_VS_REST, SGD_EPOCHS, _make_estimator, balanced_weights, documents_per_label, fit_class_scaling,
                          fit_temperature, nb_ratios_from_counts, outlet_label_masks)
+from .features import clean_all
 from .features.boilerplate import count_edge_segments, frequent_segments
 from .corpus import Document
 from .config import parse_size
@@ -153,7 +154,7 @@ def _chunks(documents: Iterator[tuple[str, Document]], positions: np.ndarray) ->
 
 def clean_chunk(featurizer, indices: np.ndarray, texts: list[str], training: np.ndarray, count_segments: bool):
     """A chunk's cleaned texts, and the edge segments of its training documents (for boilerplate)."""
-    cleaned = featurizer.clean_all(texts)
+    cleaned = clean_all(featurizer, texts)
     segments = count_edge_segments(t for t, keep in zip(cleaned, training) if keep) if count_segments else Counter()
     return indices, cleaned, segments
 

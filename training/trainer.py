@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
@@ -22,9 +21,9 @@ from .classifier import classifier_for
 from .config import ReadOptions, TrainConfig, check_budget, resolve_jobs
 from .corpus import EMPTY_LABEL_FOLDER, Document, label_key, read_source
 from .errors import QismError
-from .scores import score
+from .scores import score, scores_by_outlet
 from .features import MAX_ARTICLE_CHARS, featurizer_for
-from .model import Model
+from .model import Model, check_model_folder
 from .recipe import LabelMap, TrainingPlan, plan_training
 from .streaming import ChunkEngine, check_streaming_config, choose_streaming, fit_streaming
 
@@ -199,21 +198,6 @@ def outlet_balancing_weights(labels: np.ndarray, outlets: np.ndarray) -> np.ndar
     return np.asarray(weights, dtype=np.float64)
 
 
-def scores_by_outlet(truth: np.ndarray, predicted: np.ndarray, outlets: np.ndarray) -> dict:
-    """Held-out accuracy and macro-F1 per outlet: a model that learned an outlet's style instead of
-    the topic scores well on one outlet and badly on another."""
-    result = {}
-    for outlet in sorted(set(outlets)):
-        rows = outlets == outlet
-        present = sorted(set(truth[rows]))
-        result[outlet] = {
-            "documents": int(rows.sum()),
-            "accuracy": float(accuracy_score(truth[rows], predicted[rows])),
-            "macro_f1": float(f1_score(truth[rows], predicted[rows], labels=present, average="macro", zero_division=0)),
-        }
-    return result
-
-
 def check_trainable(prepared: Prepared) -> Counter:
     """The documents per label, once it is clear that there are documents of two labels or more."""
     label_counts = Counter(prepared.labels)
@@ -306,6 +290,7 @@ def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptio
     """
     config = config if config is not None else TrainConfig()
     budget = check_budget(autotune) if autotune is not None else None
+    resolve_jobs(n_jobs)  # refuses 0 and below -1 before the corpus is read
     started = time.perf_counter()
     sources = [str(source) for source in sources]
     if not sources:
@@ -354,6 +339,7 @@ def train_and_save(out: str | os.PathLike, sources=(), *, recipe: str | os.PathL
     save the model in `out`. Every option is checked before any corpus is read."""
     plan: TrainingPlan = plan_training(sources, recipe=recipe, label_map=label_map, train_options=train_options,
                                        read_options=read_options)
+    check_model_folder(out, plan.sources)  # before hours of training, not after
     n_jobs = resolve_jobs(n_jobs)
     model = train(plan.sources, plan.config, read_options=plan.read_options, label_map=plan.label_map,
                   n_jobs=n_jobs, name=Path(out).name, autotune=autotune, notes=plan.notes, streaming=streaming,

@@ -87,8 +87,7 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
 
     def term_columns(self, terms: Sequence[str]) -> np.ndarray:
         """The feature column of each term of `analyze` (-1 where its bucket was not kept)."""
-        buckets = [hashing.term_bucket(term, self.n_buckets) for term in terms]
-        return self._lookup_table()[np.asarray(buckets, dtype=np.int64)]
+        return self._lookup_table()[hashing.term_buckets(terms, self.n_buckets)]
 
     def _count_chunk(self, texts: Sequence[str], cleaned: bool = False) -> sp.csr_matrix:
         return hashing.term_counts([self._prepared(text, cleaned) for text in texts], self.word_ngrams,
@@ -96,10 +95,6 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
 
     def _clean_chunk(self, texts: Sequence[str]) -> list[str]:
         return [self.clean(text) for text in texts]
-
-    def clean_all(self, texts: Sequence[str]) -> list[str]:
-        """`clean` of each text, in parallel chunks when `n_jobs` allows."""
-        return [text for part in pool.map_chunks(self._clean_chunk, list(texts), self.n_jobs) for text in part]
 
     def count(self, texts: Sequence[str], cleaned: bool = False) -> sp.csr_matrix:
         """Term counts per hashed bucket, computed in parallel chunks when `n_jobs` allows."""
@@ -116,7 +111,7 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
         self._boilerplate_set = self._lookup = None  # a refit starts from nothing
         if self.boilerplate_min_docs:
             # clean once, learn the boilerplate from the cleaned texts, then count without it
-            texts = self.clean_all(texts)
+            texts = clean_all(self, texts)
             self.boilerplate_ = boilerplate.learn_edge_boilerplate(texts, self.boilerplate_min_docs)
             counts = self.count(texts, cleaned=True)
         else:
@@ -144,13 +139,17 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
             self._lookup = weights.column_lookup(self.columns_, self.n_buckets)
         return self._lookup
 
-    def weigh(self, counts: sp.csr_matrix) -> sp.csr_matrix:
-        """TF-IDF rows over the kept columns from bucket counts (`count`'s, possibly of another run)."""
+    def weigh(self, counts: sp.csr_matrix) -> sp.csr_matrix:  # counts as `count` makes them, here or elsewhere
         return weights.tfidf(counts, self._lookup_table(), self.idf_, self.sublinear_tf, self.dtype)
 
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self, "columns_")
         return np.asarray([f"bucket{b}" for b in self.columns_], dtype=object)
+
+
+def clean_all(featurizer: TfidfFeaturizer, texts: Sequence[str]) -> list[str]:
+    """The featurizer's `clean` of each text, in parallel chunks when its `n_jobs` allows."""
+    return [text for part in pool.map_chunks(featurizer._clean_chunk, list(texts), featurizer.n_jobs) for text in part]
 
 
 def featurizer_for(config: TrainConfig, n_jobs: int | None = None) -> TfidfFeaturizer:
