@@ -93,8 +93,8 @@ def input_bytes(sources: Iterable[str]) -> int:
                     total += sum(info.file_size for info in archive.infolist())
             elif path.is_file():
                 total += path.stat().st_size
-        except (OSError, zipfile.BadZipFile):
-            continue  # reading it will say what is wrong
+        except (OSError, zipfile.BadZipFile, RecursionError, ValueError):
+            continue  # too deep, unreadable or damaged: reading it will say what is wrong
     return total
 
 
