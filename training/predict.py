@@ -23,6 +23,7 @@ from typing import IO
 import numpy as np
 from joblib import effective_n_jobs
 
+from .clean import has_arabic_word
 from .corpus import Document
 from .errors import QismError
 from .explain import explain
@@ -44,8 +45,9 @@ def label_documents(model, documents: Iterable[Document], top_k: int = 1, batch_
     `explain_terms` > 0, `terms`: that many terms that pushed it most towards its best label.
 
     `label` is `unknown_label` when the best probability is below `threshold`, so unsure articles can
-    go to a person; `top` still lists the model's labels. A document without text (empty, or a binary
-    file) is not sent to the model: its record has `unknown_label`, an empty `top` and a `reason`.
+    go to a person; `top` still lists the model's labels. A document without usable text (empty, a
+    binary file, no Arabic word) is not sent to the model: its record has `unknown_label`, an empty
+    `top` and a `reason`.
     """
     labels = model.labels
     names = model.label_names
@@ -74,8 +76,13 @@ def label_documents(model, documents: Iterable[Document], top_k: int = 1, batch_
 
 
 def unusable(doc: Document) -> str | None:
-    """Why a document cannot be labeled: it has no text, or it was a binary file."""
-    return doc.problem or ("empty text" if not doc.text or doc.text.isspace() else None)
+    """Why a document cannot be labeled: it was a binary file, it has no text, or no Arabic word in
+    it (English, numbers only), where a model of Arabic news would give a label at random."""
+    if doc.problem:
+        return doc.problem
+    if not doc.text or doc.text.isspace():
+        return "empty text"
+    return None if has_arabic_word(doc.text) else "no Arabic words"
 
 
 def _unlabeled(doc: Document, reason: str, unknown_label: str, names: dict[str, str], explain_terms: int) -> dict:

@@ -17,7 +17,7 @@ from sklearn.pipeline import Pipeline
 
 from .autotune import check_budget, choose_config
 from .classifier import CLASSIFIERS, LinearClassifier
-from .clean import TextCleaner
+from .clean import ARABIC_LETTER_RE, TextCleaner
 from .corpus import EMPTY_LABEL_FOLDER, Document, ReadOptions, label_key, read_source
 from .errors import QismError
 from .evaluation import score
@@ -126,8 +126,6 @@ class Prepared:
 
 
 _WHITESPACE_RE = re.compile(r"\s+")
-#: Letters of the Arabic script (Arabic, Persian and Urdu additions, presentation forms).
-_ARABIC_LETTER_RE = re.compile("[\u0620-\u064a\u066e-\u06d3\u06fa-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufefc]")
 
 
 def _dedupe_key(text: str) -> bytes:
@@ -195,7 +193,7 @@ def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True) -> P
         if doc.id is not None:
             flagged["duplicate_id"] += (source_path, doc.id) in ids_seen
             ids_seen.add((source_path, doc.id))
-        flagged["not_arabic"] += not _ARABIC_LETTER_RE.search(doc.text)
+        flagged["not_arabic"] += not ARABIC_LETTER_RE.search(doc.text)
         repaired["replaced_characters"] += doc.text.count("\ufffd")
         repaired["truncated"] += len(doc.text) > MAX_ARTICLE_CHARS
         text = doc.text[:MAX_ARTICLE_CHARS]  # all the featurizer reads; a huge file is not kept whole
