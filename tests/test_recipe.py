@@ -3,7 +3,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from training import QismError, TrainConfig, evaluate, load_model, train
+from training import QismError, TrainConfig, evaluate, load_model, read_source, train
 from training.cli import app
 from training.recipe import LabelMap, load_recipe
 
@@ -100,4 +100,39 @@ def test_recipe_notes_reach_the_card(tiny, tmp_path):
     assert "- security is learned from posts only" in (tmp_path / "m" / "card.md").read_text(encoding="utf-8")
     recipe.write_text(f'sources = ["{tiny}"]\nnotes = "one string"\n', encoding="utf-8")
     with pytest.raises(QismError, match="notes"):
+        load_recipe(recipe)
+
+
+def test_recipe_sources_with_their_own_columns_and_outlet(tiny, tmp_path):
+    """A table with other column names and a title is read by its own options; its articles count as
+    the named outlet, and no other column (a date, an author) reaches the text."""
+    import csv
+    rows = [(str(i), f"عنوان {i}", "2020-01-01", "AUTHOR_NAME", (tiny / label / f"0{i}.txt").read_text(encoding="utf-8"), label)
+            for label in ("sports", "economy") for i in range(1, 7)]
+    table = tmp_path / "stories.csv"
+    with table.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["", "id", "title", "date", "author", "story", "topic"])
+        writer.writerows([(n, *row) for n, row in enumerate(rows)])
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(f'sources = ["{tiny}", {{path = "{table}", text_column = "story", label_column = "topic", '
+                      f'outlet = "paper"}}]\n[read]\nencoding = "utf-8"\n[train]\ntest_size = 0.5\n', encoding="utf-8")
+    plan = load_recipe(recipe)
+    assert plan.sources == [str(tiny), str(table)]
+    assert plan.source_options[str(table)].text_column == "story"
+    assert plan.source_options[str(table)].encoding == "utf-8"  # [read] applies beneath
+    model = train(plan.sources, TrainConfig(**plan.options), read_options=plan.read_options,
+                  source_options=plan.source_options)
+    assert model.card["sources"][1]["documents"] == 12
+    assert set(model.card["scores"]["by_source"]) == {"tiny", "paper"}
+    docs = list(read_source(table, plan.source_options[str(table)]))
+    assert docs[0].text.startswith("عنوان 1\n") and docs[0].source == "paper" and docs[0].label == "sports"
+    assert not any("AUTHOR_NAME" in doc.text or "2020-01-01" in doc.text for doc in docs)
+    result = CliRunner().invoke(app, ["train", "--recipe", str(recipe), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output + result.stderr
+    recipe.write_text(f'sources = [{{path = "{table}", text_colum = "story"}}]\n', encoding="utf-8")
+    with pytest.raises(QismError, match="text_colum"):
+        load_recipe(recipe)
+    recipe.write_text('sources = [{text_column = "story"}]\n', encoding="utf-8")
+    with pytest.raises(QismError, match="a path or a table"):
         load_recipe(recipe)

@@ -205,11 +205,13 @@ def train_command(
         overrides["dedupe"] = False
     config = TrainConfig(**{**(plan.options if plan else {}), **overrides})
     options = ReadOptions(text_column=text_column, label_column=label_column, encoding=encoding, errors=errors)
-    if plan:
-        options = plan.read_options if options == ReadOptions() else options
+    per_source = {}
+    if plan and options == ReadOptions():  # read options given here replace all of the recipe's
+        options, per_source = plan.read_options, plan.source_options
     mapping = LabelMap.load(label_map) if label_map else plan.label_map if plan else None
     with stderr.status("training") as status:
-        model = train(plan.sources if plan else sources or [], config, read_options=options, label_map=mapping,
+        model = train(plan.sources if plan else sources or [], config, read_options=options,
+                      source_options=per_source, label_map=mapping,
                       n_jobs=jobs, name=out.name, autotune=budget_seconds, report=lambda message: status.update(message))
         if plan and plan.notes:
             model.card["notes"] = plan.notes

@@ -26,7 +26,7 @@ import sys
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from .errors import QismError
@@ -74,6 +74,9 @@ class ReadOptions:
     encoding: str | None = None
     require_labels: bool = True
     errors: str = "strict"
+    #: The outlet of documents whose record names none (default: the file or folder they came from),
+    #: so that the files of one outlet count as one in per-outlet scores and weights.
+    outlet: str | None = None
 
     def __post_init__(self):
         if self.errors not in DECODE_ERRORS:
@@ -204,7 +207,11 @@ def read_source(path: str | os.PathLike, options: ReadOptions = ReadOptions(), f
         "lines": _read_lines_file,
     }[fmt]
     try:
-        yield from reader(path, options)
+        if options.outlet:
+            for doc in reader(path, options):
+                yield replace(doc, source=options.outlet) if doc.source == path.name else doc
+        else:
+            yield from reader(path, options)
     except UnicodeDecodeError as err:
         raise QismError(f"{path}: undecodable bytes ({err.reason}); name the encoding with --encoding") from None
     except OSError as err:

@@ -105,11 +105,39 @@ class Recipe:
     read_options: ReadOptions
     #: What a reader of the model card should know about the model (caveats, data choices).
     notes: list[str] = field(default_factory=list)
+    #: How to read the sources that need more than `read_options` (their own columns, outlet name).
+    source_options: dict[str, ReadOptions] = field(default_factory=dict)
+
+
+def _recipe_sources(sources: list, read: dict, where: Path) -> tuple[list[str], dict[str, ReadOptions]]:
+    """Source paths, and the read options of those given as a table: `{path = "...", text_column =
+    "story", outlet = "hespress"}` reads that source with these options on top of `[read]`."""
+    paths, options = [], {}
+    for entry in sources:
+        if isinstance(entry, str):
+            paths.append(entry)
+            continue
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            raise QismError(f"{where}: each source is a path or a table with `path` and read options; got {entry!r}")
+        path = entry["path"]
+        own = {key: value for key, value in entry.items() if key != "path"}
+        options[path] = _read_options({**read, **own}, f"{where}: source {path}")
+        paths.append(path)
+    return paths, options
+
+
+def _read_options(values: dict, where: str) -> ReadOptions:
+    known = {f.name for f in fields(ReadOptions)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise QismError(f"{where}: unknown read option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return ReadOptions(**values)
 
 
 def load_recipe(path: str | Path) -> Recipe:
-    """Read a recipe: `sources` (paths, relative to the current folder), an optional `label_map`
-    (inline tables or a file path, relative to the recipe), `[train]` options and `[read]` options."""
+    """Read a recipe: `sources` (paths, relative to the current folder, or tables of a path and its
+    own read options), an optional `label_map` (inline tables or a file path, relative to the recipe),
+    `[train]` options and `[read]` options."""
     path = Path(path)
     data = read_config_file(path)
     sources = data.get("sources")
@@ -126,11 +154,9 @@ def load_recipe(path: str | Path) -> Recipe:
     if unknown:
         raise QismError(f"{path}: unknown [train] option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     read = data.get("read", {})
-    try:
-        read_options = ReadOptions(**read)
-    except TypeError:
-        raise QismError(f"{path}: unknown [read] option in {sorted(read)}") from None
+    read_options = _read_options(read, f"{path}: [read]")
+    paths, source_options = _recipe_sources(sources, read, path)
     notes = data.get("notes", [])
     if not isinstance(notes, list) or not all(isinstance(note, str) for note in notes):
         raise QismError(f"{path}: `notes` is a list of strings")
-    return Recipe([str(s) for s in sources], label_map, options, read_options, notes)
+    return Recipe(paths, label_map, options, read_options, notes, source_options)

@@ -330,10 +330,11 @@ def fit(prepared: Prepared, config: TrainConfig, n_jobs: int | None = None,
 
 
 def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptions = ReadOptions(),
-          label_map=None, n_jobs: int | None = None, name: str = "", autotune: float | None = None,
+          source_options: dict[str, ReadOptions] | None = None, label_map=None, n_jobs: int | None = None, name: str = "", autotune: float | None = None,
           report: Callable[[str], None] = lambda message: None) -> Model:
     """Read labeled sources, fit a classifier and return the model with its card (not yet saved).
 
+    `source_options` reads the sources it names with their own options instead of `read_options`.
     `label_map` (a `recipe.LabelMap`) renames and merges labels and drops the ones it does not list.
     `autotune` (seconds) first chooses the classifier, C, class weight and word n-grams by
     cross-validation on the training split, starting from `config`; the card records the search.
@@ -347,7 +348,8 @@ def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptio
     if not sources:
         raise QismError("no training sources given")
     report(f"reading {', '.join(sources)}")
-    documents = ((path, doc) for path in sources for doc in read_source(path, read_options))
+    source_options = source_options or {}
+    documents = ((path, doc) for path in sources for doc in read_source(path, source_options.get(path, read_options)))
     if label_map is not None:
         documents = label_map.apply(documents)
     prepared = prepare(documents, config.dedupe)
