@@ -95,6 +95,9 @@ def test_per_source_scores_in_the_card_and_sample_weights_reach_the_learner(tiny
     pipeline, _, _, scores = fit(prepared, TrainConfig(min_df=1, test_size=0.5, balance_sources=True))
     assert set(scores["by_source"]) == {"one", "two"}
     assert sum(row["documents"] for row in scores["by_source"].values()) == scores["documents"]
+    for row in scores["by_source"].values():  # F1 per label too, over the labels the source has
+        assert set(row["f1"]) <= set(pipeline.classes_)
+        assert row["macro_f1"] == pytest.approx(sum(row["f1"].values()) / len(row["f1"]))
 
 
 def test_cli_training_options_reach_the_card(tiny, tmp_path):
