@@ -10,6 +10,7 @@ saved arrays stay the same: a softmax of the decisions over the temperature.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 
 import numpy as np
 import scipy.sparse as sp
@@ -83,14 +84,16 @@ def nb_log_count_ratios(X, y_index: np.ndarray, n_classes: int, alpha: float) ->
 MIN_DOCS_OF_A_USED_LABEL = 5
 
 
-def source_label_masks(y_index: np.ndarray, n_classes: int, sources: np.ndarray) -> np.ndarray:
+def source_label_masks(y_index: np.ndarray, n_classes: int, sources: np.ndarray,
+                       only: Iterable[int] | None = None) -> np.ndarray:
     """Per label and document, 1 if the document counts in the label's one-vs-rest problem, else 0.
 
     Outlets cover different sections: one without a culture section files no article as culture, so
     its articles say nothing against culture, and counting them as negatives teaches the model which
     outlet wrote an article rather than what it is about. A document is left out of a label's problem
     when its source uses several labels but not that one. Sources of a single label (a file per
-    section) always count, and a label always keeps some negatives.
+    section) always count, and a label always keeps some negatives. With `only` (label indices),
+    the other labels keep every document.
     """
     names, source_index = np.unique(np.asarray(sources, dtype=str), return_inverse=True)
     counts = np.zeros((len(names), n_classes), dtype=np.int64)
@@ -98,7 +101,7 @@ def source_label_masks(y_index: np.ndarray, n_classes: int, sources: np.ndarray)
     uses = counts >= MIN_DOCS_OF_A_USED_LABEL
     several = uses.sum(axis=1) >= 2
     masks = np.ones((n_classes, len(y_index)), dtype=np.float64)
-    for k in range(n_classes):
+    for k in range(n_classes) if only is None else only:
         negative = y_index != k
         silent = (several & ~uses[:, k])[source_index] & negative
         if (negative & ~silent).any():
@@ -186,12 +189,14 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
 
     With `source_label_sets`, `fit` takes the source of each document (`sources`) and leaves a
     source's documents out of the one-vs-rest problems of the labels it does not use (see
-    `source_label_masks`); it applies to the one-vs-rest learners.
+    `source_label_masks`); it applies to the one-vs-rest learners. `label_sets_only` (label names)
+    limits that to these labels' problems.
     """
 
     def __init__(self, kind: str = "linear_svc", C: float = 1.0, class_weight: str | None = None,
                  nb_scaling: float = 0.0, calibration_size: float = 0.1, class_scaling: bool = False,
-                 source_label_sets: bool = False, n_jobs: int | None = None, random_state: int = 42):
+                 source_label_sets: bool = False, label_sets_only: tuple[str, ...] = (), n_jobs: int | None = None,
+                 random_state: int = 42):
         self.kind = kind
         self.C = C
         self.class_weight = class_weight
@@ -199,6 +204,7 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
         self.calibration_size = calibration_size
         self.class_scaling = class_scaling
         self.source_label_sets = source_label_sets
+        self.label_sets_only = label_sets_only
         self.n_jobs = n_jobs
         self.random_state = random_state
 
@@ -220,7 +226,8 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("a classifier needs at least two labels")
         masks = None
         if self.source_label_sets and sources is not None:
-            masks = source_label_masks(y_index, n_classes, sources)
+            only = [k for k, label in enumerate(classes) if label in self.label_sets_only] if self.label_sets_only else None
+            masks = source_label_masks(y_index, n_classes, sources, only)
         self.temperature_ = 1.0
         scale, bias = np.ones(n_classes), np.zeros(n_classes)
         counts = np.bincount(y_index)
