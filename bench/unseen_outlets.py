@@ -77,7 +77,7 @@ def leave_out(prepared, config, group: str, jobs: int | None) -> dict:
     training = Prepared(texts=[prepared.texts[i] for i in keep], labels=[prepared.labels[i] for i in keep],
                         sources=[], dropped={}, origins=list(origins[keep]))
     started = time.perf_counter()
-    pipeline, _, _, _, _ = fit(training, replace(config, test_size=0), n_jobs=jobs)
+    pipeline, _, _, _ = fit(training, replace(config, test_size=0), n_jobs=jobs)
     seconds = time.perf_counter() - started
     known = set(pipeline.classes_)
     rows = [i for i in np.flatnonzero(out) if prepared.labels[i] in known]

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from training import LinearClassifier, QismError, TfidfFeaturizer, TrainConfig, read_source, train
+from training import LinearClassifier, QismError, TfidfFeaturizer, TrainConfig, load_model, read_source, train
 from training.cli import app
 from training.model import render_card
 from training.clean import (edge_segments, learn_edge_boilerplate, peel_edge_boilerplate, segment_key,
@@ -63,6 +63,26 @@ def test_source_label_masks_leave_out_sources_without_the_label():
     assert lonely.all()  # a file per label: every document still counts
 
 
+def test_label_sets_for_some_labels_only_and_with_a_weight():
+    y_index = np.array([0] * 5 + [1] * 5 + [0] * 5 + [2] * 5)
+    sources = np.array(["x"] * 10 + ["y"] * 10)
+    masks = source_label_masks(y_index, 3, sources, only=[2], weight=0.25)
+    assert masks[0].all() and masks[1].all()  # b is not named: y still counts against it
+    assert (masks[2, :10] == 0.25).all() and masks[2, 10:].all()  # x has no c: weak evidence against c
+
+
+def test_label_set_labels_reach_the_learner_and_survive_saving(tiny, tmp_path):
+    config = TrainConfig(min_df=1, test_size=0, label_set_labels=("security",), label_set_weight=0.1)
+    classifier = config.build_classifier()
+    assert (classifier.source_label_sets, classifier.label_sets_only, classifier.label_sets_weight) == (True, ("security",), 0.1)
+    model = train([tiny], config)
+    model.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m").pipeline.named_steps["classifier"]
+    assert tuple(loaded.label_sets_only) == ("security",) and loaded.label_sets_weight == 0.1
+    with pytest.raises(QismError, match="label_set_weight"):
+        TrainConfig(label_set_weight=2).validate()
+
+
 def test_source_label_sets_change_only_multi_source_fits(tiny):
     docs = list(read_source(tiny))
     X = TfidfFeaturizer(min_df=1).fit_transform([d.text for d in docs] * 2)
@@ -92,7 +112,7 @@ def test_per_source_scores_in_the_card_and_sample_weights_reach_the_learner(tiny
     docs = list(read_source(tiny))
     prepared = Prepared([d.text for d in docs] * 2, [d.label for d in docs] * 2, [], {},
                         origins=["one"] * len(docs) + ["two"] * len(docs))
-    pipeline, _, _, scores, _ = fit(prepared, TrainConfig(min_df=1, test_size=0.5, balance_sources=True))
+    pipeline, _, _, scores = fit(prepared, TrainConfig(min_df=1, test_size=0.5, balance_sources=True))
     assert set(scores["by_source"]) == {"one", "two"}
     assert sum(row["documents"] for row in scores["by_source"].values()) == scores["documents"]
     for row in scores["by_source"].values():  # F1 per label too, over the labels the source has
@@ -157,23 +177,3 @@ def test_cli_nb_and_class_scaling_options(tiny, tmp_path):
                                       "--nb-scaling", "0", "--class-scaling"])
     config = json.loads(result.output)["config"]
     assert (config["nb_scaling"], config["class_scaling"]) == (0, True)
-
-
-def test_a_first_model_gives_a_label_to_documents_of_outlets_without_it(tiny):
-    """Outlet b has no security section and files its security stories under economy: a first model,
-    fitted with b's documents not counted against security, moves them; outlet a's labels stay."""
-    docs = list(read_source(tiny))
-    texts = [d.text for d in docs] * 2
-    labels = [d.label for d in docs] + ["economy" if d.label == "security" else d.label for d in docs]
-    origins = ["a"] * len(docs) + ["b"] * len(docs)
-    config = TrainConfig(min_df=1, test_size=0, calibration_size=0, relabel_labels=("security",), relabel_threshold=0.5)
-    prepared = Prepared(texts, labels, [], {}, origins=origins)
-    pipeline, _, counts, _, moved = fit(prepared, config)
-    assert moved == {"security": {"b: economy": 6}}
-    assert counts == {"economy": 12, "security": 12, "sports": 12}
-    plain = fit(prepared, TrainConfig(min_df=1, test_size=0, calibration_size=0))
-    assert plain[2] == {"economy": 18, "security": 6, "sports": 12} and plain[4] == {}
-    with pytest.raises(QismError, match="culture"):
-        fit(prepared, TrainConfig(min_df=1, test_size=0, relabel_labels=("culture",)))
-    with pytest.raises(QismError, match="relabel_threshold"):
-        fit(prepared, TrainConfig(min_df=1, test_size=0, relabel_threshold=0))

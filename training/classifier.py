@@ -85,15 +85,18 @@ MIN_DOCS_OF_A_USED_LABEL = 5
 
 
 def source_label_masks(y_index: np.ndarray, n_classes: int, sources: np.ndarray,
-                       only: Iterable[int] | None = None) -> np.ndarray:
-    """Per label and document, 1 if the document counts in the label's one-vs-rest problem, else 0.
+                       only: Iterable[int] | None = None, weight: float = 0.0) -> np.ndarray:
+    """Per label and document, 1 if the document counts in the label's one-vs-rest problem, else
+    `weight` (0: it is left out).
 
     Outlets cover different sections: one without a culture section files no article as culture, so
     its articles say nothing against culture, and counting them as negatives teaches the model which
     outlet wrote an article rather than what it is about. A document is left out of a label's problem
     when its source uses several labels but not that one. Sources of a single label (a file per
     section) always count, and a label always keeps some negatives. With `only` (label indices),
-    the other labels keep every document.
+    the other labels keep every document whole. A small `weight` instead of 0 suits an outlet that
+    files some of a missing section's stories under its other sections (crime news under
+    international): its documents are weak evidence against the label, not none.
     """
     names, source_index = np.unique(np.asarray(sources, dtype=str), return_inverse=True)
     counts = np.zeros((len(names), n_classes), dtype=np.int64)
@@ -105,7 +108,7 @@ def source_label_masks(y_index: np.ndarray, n_classes: int, sources: np.ndarray,
         negative = y_index != k
         silent = (several & ~uses[:, k])[source_index] & negative
         if (negative & ~silent).any():
-            masks[k, silent] = 0.0
+            masks[k, silent] = weight
     return masks
 
 
@@ -190,13 +193,13 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
     With `source_label_sets`, `fit` takes the source of each document (`sources`) and leaves a
     source's documents out of the one-vs-rest problems of the labels it does not use (see
     `source_label_masks`); it applies to the one-vs-rest learners. `label_sets_only` (label names)
-    limits that to these labels' problems.
+    limits that to these labels' problems, and such documents keep `label_sets_weight` there.
     """
 
     def __init__(self, kind: str = "linear_svc", C: float = 1.0, class_weight: str | None = None,
                  nb_scaling: float = 0.0, calibration_size: float = 0.1, class_scaling: bool = False,
-                 source_label_sets: bool = False, label_sets_only: tuple[str, ...] = (), n_jobs: int | None = None,
-                 random_state: int = 42):
+                 source_label_sets: bool = False, label_sets_only: tuple[str, ...] = (), label_sets_weight: float = 0.0,
+                 n_jobs: int | None = None, random_state: int = 42):
         self.kind = kind
         self.C = C
         self.class_weight = class_weight
@@ -205,6 +208,7 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
         self.class_scaling = class_scaling
         self.source_label_sets = source_label_sets
         self.label_sets_only = label_sets_only
+        self.label_sets_weight = label_sets_weight
         self.n_jobs = n_jobs
         self.random_state = random_state
 
@@ -227,7 +231,7 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
         masks = None
         if self.source_label_sets and sources is not None:
             only = [k for k, label in enumerate(classes) if label in self.label_sets_only] if self.label_sets_only else None
-            masks = source_label_masks(y_index, n_classes, sources, only)
+            masks = source_label_masks(y_index, n_classes, sources, only, self.label_sets_weight)
         self.temperature_ = 1.0
         scale, bias = np.ones(n_classes), np.zeros(n_classes)
         counts = np.bincount(y_index)

@@ -291,8 +291,6 @@ def data_notes(card: dict) -> list[str]:
         notes.append(f"Kept after a fix: {_counts(card['repaired'])}.")
     if card.get("flagged"):
         notes.append(f"Kept, worth a look: {_counts(card['flagged'])}.")
-    for label, moved in card.get("relabeled", {}).items():
-        notes.append(f"Given {label} by a first model (outlet: former label): {_counts(moved) or 'none'}.")
     if card.get("label_merges"):
         merged = ", ".join(f"{spelling!r} → {label!r}" for spelling, label in card["label_merges"].items())
         notes.append(f"Label spellings merged: {merged}.")

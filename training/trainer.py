@@ -16,7 +16,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
 from .autotune import check_budget, choose_config
-from .classifier import CLASSIFIERS, MIN_DOCS_OF_A_USED_LABEL, LinearClassifier
+from .classifier import CLASSIFIERS, LinearClassifier
 from .clean import ARABIC_LETTER_RE, TextCleaner
 from .corpus import EMPTY_LABEL_FOLDER, Document, ReadOptions, label_key, read_source
 from .errors import QismError
@@ -50,11 +50,11 @@ class TrainConfig:
     #: A source's documents count against a label only if the source uses it (for corpora mixing
     #: outlets whose sections differ).
     source_label_sets: bool = False
-    #: Labels that some outlets lack (a security desk, say): a first model, fitted with those outlets'
-    #: documents not counted against these labels, gives such a document one of them when it is at
-    #: least `relabel_threshold` sure; then the model is fitted on the labels so completed.
-    relabel_labels: tuple[str, ...] = ()
-    relabel_threshold: float = 0.8
+    #: Source label sets for these labels only (a section some outlets lack), with or without
+    #: `source_label_sets`.
+    label_set_labels: tuple[str, ...] = ()
+    #: The weight an outlet's documents keep in the problem of a label it lacks (0: left out).
+    label_set_weight: float = 0.0
     calibration_size: float = 0.1
     #: Also fit a scale and bias per label when calibrating (they fit the training label mix).
     class_scaling: bool = False
@@ -74,8 +74,8 @@ class TrainConfig:
             raise QismError(f"NB scaling is a smoothing amount, 0 or more; got {self.nb_scaling}")
         if self.class_weight not in (None, "balanced"):
             raise QismError(f"class weight is 'balanced' or none; got {self.class_weight!r}")
-        if not 0 < self.relabel_threshold <= 1:
-            raise QismError(f"relabel_threshold is a probability in (0, 1]; got {self.relabel_threshold}")
+        if not 0 <= self.label_set_weight <= 1:
+            raise QismError(f"label_set_weight is a weight in [0, 1]; got {self.label_set_weight}")
         if not 0 <= self.test_size < 1:
             raise QismError(f"--test-size must be in [0, 1), got {self.test_size}")
         unknown = set(self.cleaning) - set(TextCleaner().get_params())
@@ -103,7 +103,9 @@ class TrainConfig:
     def build_classifier(self, n_jobs: int | None = None) -> LinearClassifier:
         return LinearClassifier(self.classifier, C=self.C, class_weight=self.class_weight, nb_scaling=self.nb_scaling,
                                 calibration_size=self.calibration_size, class_scaling=self.class_scaling,
-                                source_label_sets=self.source_label_sets, n_jobs=n_jobs, random_state=self.seed)
+                                source_label_sets=self.source_label_sets or bool(self.label_set_labels),
+                                label_sets_only=tuple(self.label_set_labels), label_sets_weight=self.label_set_weight,
+                                n_jobs=n_jobs, random_state=self.seed)
 
 
 # --- corpus preparation -----------------------------------------------------------------------
@@ -313,50 +315,18 @@ def training_weights(prepared: Prepared, config: TrainConfig, rows: np.ndarray) 
     return source_balancing_weights(np.asarray(prepared.labels, dtype=object)[rows], prepared.origin_array()[rows])
 
 
-def relabel_with_first_model(texts: np.ndarray, labels: np.ndarray, origins: np.ndarray, train_rows: np.ndarray,
-                             config: TrainConfig, weights: np.ndarray | None, n_jobs: int | None = None) -> tuple[np.ndarray, dict]:
-    """Labels completed by a first model (see `TrainConfig.relabel_labels`), and what moved, per
-    label and (outlet, former label). The first model is fitted on the training rows only; it
-    relabels held-out rows too, so the held-out scores measure the same taxonomy."""
-    unknown = sorted(set(config.relabel_labels) - set(labels[train_rows]))
-    if unknown:
-        raise QismError(f"relabel_labels names label(s) the training documents do not have: {', '.join(unknown)}")
-    first = config.build_pipeline(n_jobs)
-    first.set_params(classifier__source_label_sets=True, classifier__label_sets_only=tuple(config.relabel_labels))
-    first.fit(texts[train_rows], labels[train_rows], classifier__sample_weight=weights,
-              classifier__sources=origins[train_rows])
-    proba = first.predict_proba(texts)
-    classes = list(first.classes_)
-    used = Counter(zip(origins[train_rows], labels[train_rows]))
-    relabeled, moved = labels.copy(), {}
-    for label in config.relabel_labels:
-        having = [origin for (origin, of), count in used.items() if of == label and count >= MIN_DOCS_OF_A_USED_LABEL]
-        rows = ((proba[:, classes.index(label)] >= config.relabel_threshold) & ~np.isin(origins, having)
-                & (relabeled == labels) & (labels != label))
-        counts = Counter(f"{origin}: {former}" for origin, former in zip(origins[rows], labels[rows]))
-        moved[label] = dict(sorted(counts.items()))
-        relabeled[rows] = label
-    return relabeled, moved
-
-
 def fit(prepared: Prepared, config: TrainConfig, n_jobs: int | None = None,
         report: Callable[[str], None] = lambda message: None):
-    """Fit the pipeline on the train split and score it on the held-out split. Returns the pipeline,
-    the split sizes, the documents per label, the held-out scores and what a first model relabeled."""
+    """Fit the pipeline on the train split and score it on the held-out split."""
     config.validate()
     label_counts = check_trainable(prepared)
     train_rows, test_rows = split(prepared, config.test_size, config.seed)
     texts = np.asarray(prepared.texts, dtype=object)
     labels = np.asarray(prepared.labels, dtype=object)
     origins = prepared.origin_array()
-    weights = training_weights(prepared, config, train_rows)
-    relabeled = {}
-    if config.relabel_labels:
-        report(f"fitting a first model to find {', '.join(config.relabel_labels)} documents of outlets without them")
-        labels, relabeled = relabel_with_first_model(texts, labels, origins, train_rows, config, weights, n_jobs)
-        label_counts = Counter(labels)
     pipeline = config.build_pipeline(n_jobs)
     report(f"fitting on {len(train_rows):,} documents")
+    weights = training_weights(prepared, config, train_rows)
     pipeline.fit(texts[train_rows], labels[train_rows], classifier__sample_weight=weights,
                  classifier__sources=origins[train_rows])
     scores = None
@@ -368,8 +338,7 @@ def fit(prepared: Prepared, config: TrainConfig, n_jobs: int | None = None,
         scores = score(labels[test_rows], predicted, list(classes), proba=proba)
         if len(set(origins[test_rows])) > 1:
             scores["by_source"] = scores_by_source(labels[test_rows], predicted, origins[test_rows])
-    return (pipeline, {"train": len(train_rows), "test": len(test_rows)}, dict(sorted(label_counts.items())), scores,
-            relabeled)
+    return pipeline, {"train": len(train_rows), "test": len(test_rows)}, dict(sorted(label_counts.items())), scores
 
 
 def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptions = ReadOptions(),
@@ -402,7 +371,7 @@ def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptio
     search = None
     if autotune is not None:
         config, search = autotune_on_training_split(prepared, config, autotune, n_jobs, report)
-    pipeline, sizes, label_counts, scores, relabeled = fit(prepared, config, n_jobs, report)
+    pipeline, sizes, label_counts, scores = fit(prepared, config, n_jobs, report)
     card = {
         "name": name,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -422,8 +391,6 @@ def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptio
     if label_map is not None:
         card["label_names"] = {label: label_map.names[label] for label in label_counts}
         card["unmapped_labels"] = dict(sorted(label_map.unmapped.items()))
-    if relabeled:
-        card["relabeled"] = relabeled
     if search is not None:
         card["autotune"] = search
     return Model(pipeline, card)
