@@ -5,6 +5,7 @@ from typer.testing import CliRunner
 
 from training import QismError, TrainConfig, evaluate, load_model, read_source, train
 from training.cli import app
+from training.model import render_card
 from training.recipe import LabelMap, load_recipe
 
 LABEL_MAP = """
@@ -125,6 +126,9 @@ def test_recipe_sources_with_their_own_columns_and_outlet(tiny, tmp_path):
                   source_options=plan.source_options)
     assert model.card["sources"][1]["documents"] == 12
     assert set(model.card["scores"]["by_source"]) == {"tiny", "paper"}
+    assert model.card["documents_by_outlet"] == {"paper": {"economy": 6, "sports": 6},
+                                                 "tiny": {"economy": 6, "security": 6, "sports": 6}}
+    assert "| paper | 6 | – | 6 |" in render_card(model.card)
     docs = list(read_source(table, plan.source_options[str(table)]))
     assert docs[0].text.startswith("عنوان 1\n") and docs[0].source == "paper" and docs[0].label == "sports"
     assert not any("AUTHOR_NAME" in doc.text or "2020-01-01" in doc.text for doc in docs)

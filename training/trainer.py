@@ -286,6 +286,15 @@ def scores_by_source(truth: np.ndarray, predicted: np.ndarray, origins: np.ndarr
     return result
 
 
+def documents_by_outlet(prepared: Prepared) -> dict[str, dict[str, int]]:
+    """Documents per outlet and label: which outlets a label was learned from, and how much of it."""
+    counts = Counter(zip(prepared.origin_array(), prepared.labels))
+    table: dict[str, dict[str, int]] = {}
+    for (outlet, label), count in sorted(counts.items()):
+        table.setdefault(str(outlet), {})[label] = count
+    return table
+
+
 def check_trainable(prepared: Prepared) -> Counter:
     """The documents per label, once it is clear that there are documents of two labels or more."""
     label_counts = Counter(prepared.labels)
@@ -380,6 +389,7 @@ def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptio
         "config": config.to_dict(),
         "split": sizes,
         "sources": prepared.sources,
+        "documents_by_outlet": documents_by_outlet(prepared),
         "dropped": prepared.dropped,
         "repaired": prepared.repaired,
         "flagged": prepared.flagged,
