@@ -1,6 +1,6 @@
 """Score a saved model on labeled data: `python evaluate.py MODEL SOURCE... [--json]`.
 
-The same as `qism evaluate`; the work is done by `training.evaluation.evaluate`.
+The same as `qism evaluate`; the work is done by `training.evaluation.evaluate_models`.
 """
 
 import typer

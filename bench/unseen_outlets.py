@@ -23,7 +23,7 @@ import json
 import sys
 import time
 from collections import Counter
-from dataclasses import fields
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,14 +35,11 @@ RECIPE = ROOT / "data" / "recipes" / "default.toml"
 
 def parse_settings(pairs: list[str]) -> dict:
     """`key=value` pairs as [train] overrides; values are Python literals (true/false accepted)."""
-    from training import TrainConfig
-
-    known = {f.name for f in fields(TrainConfig)}
     settings = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or key not in known:
-            sys.exit(f"--set takes KEY=VALUE with KEY one of {', '.join(sorted(known))}; got {pair!r}")
+        if not sep:
+            sys.exit(f"--set takes KEY=VALUE, a [train] option; got {pair!r}")
         value = {"true": "True", "false": "False", "none": "None"}.get(value.lower(), value)
         try:
             settings[key] = ast.literal_eval(value)
@@ -51,31 +48,29 @@ def parse_settings(pairs: list[str]) -> dict:
     return settings
 
 
-def read_recipe(recipe_path: Path):
-    """The recipe's documents, read, relabeled and deduplicated as `train` does, and its config."""
-    from training.corpus import read_source
-    from training.recipe import load_recipe
+def read_recipe(recipe_path: Path, settings: dict):
+    """The recipe's training plan (with `settings` over its [train]) and its documents, read,
+    relabeled and deduplicated as `qism train` does."""
+    from training import plan_training, read_source
     from training.trainer import prepare
 
-    plan = load_recipe(recipe_path)
+    plan = plan_training(recipe=recipe_path, train_options=settings)
     documents = ((path, doc) for path in plan.sources
                  for doc in read_source(path, plan.source_options.get(path, plan.read_options)))
     if plan.label_map is not None:
-        documents = plan.label_map.apply(documents)
-    return plan, prepare(documents)
+        documents = plan.label_map.apply(documents, Counter())
+    return plan, prepare(documents, plan.config.dedupe)
 
 
 def leave_out(prepared, config, group: str, jobs: int | None) -> dict:
     """Fit on every document not of `group`, score on the group's documents."""
-    from dataclasses import replace
-
     from training.trainer import Prepared, fit
 
-    origins = prepared.origin_array()
-    out = origins == group
+    outlets = prepared.outlet_array()
+    out = outlets == group
     keep = np.flatnonzero(~out)
     training = Prepared(texts=[prepared.texts[i] for i in keep], labels=[prepared.labels[i] for i in keep],
-                        sources=[], dropped={}, origins=list(origins[keep]))
+                        sources=[], dropped={}, outlets=list(outlets[keep]))
     started = time.perf_counter()
     pipeline, _, _, _ = fit(training, replace(config, test_size=0), n_jobs=jobs)
     seconds = time.perf_counter() - started
@@ -125,12 +120,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=-1)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
-    from training import TrainConfig
-
     started = time.perf_counter()
-    plan, prepared = read_recipe(args.recipe)
-    config = TrainConfig(**{**plan.options, **parse_settings(args.settings)})
-    groups = sorted(set(prepared.origins), key=str.lower)
+    settings = parse_settings(args.settings)
+    plan, prepared = read_recipe(args.recipe, settings)
+    config = plan.config
+    groups = sorted(set(prepared.outlets), key=str.lower)
     if args.only:
         missing = sorted(set(args.only) - set(groups))
         if missing:
@@ -141,7 +135,7 @@ def main() -> None:
         results.append(leave_out(prepared, config, group, args.jobs))
         print(f"{group}: macro-F1 {results[-1]['macro_f1']:.3f} ({results[-1]['fit_seconds']} s)", file=sys.stderr)
     labels = sorted(set(prepared.labels))
-    report = {"recipe": str(args.recipe), "settings": parse_settings(args.settings), "results": results,
+    report = {"recipe": str(args.recipe), "settings": settings, "results": results,
               "mean_macro_f1": float(np.mean([r["macro_f1"] for r in results])),
               "seconds": round(time.perf_counter() - started, 1)}
     if args.json:

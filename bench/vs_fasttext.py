@@ -38,7 +38,7 @@ LABELING_PASSES = 3
 def _read(path: Path) -> list[dict]:
     from training import read_source
 
-    return [{"text": d.text, "label": d.label, "source": d.source, "id": d.id} for d in read_source(path)]
+    return [{"text": d.text, "label": d.label, "source": d.outlet, "id": d.id} for d in read_source(path)]
 
 
 def deduplicated(records: list[dict]) -> list[dict]:

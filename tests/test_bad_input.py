@@ -20,11 +20,8 @@ from training import QismError, ReadOptions, TrainConfig, clean_text, read_sourc
 from training import corpus
 from training.features import MAX_ARTICLE_CHARS
 
-from conftest import FIXTURES
-from test_cli import assert_user_error, run
+from conftest import ECONOMY, FIXTURES, SPORTS, assert_user_error, run
 
-SPORTS = "فاز الفريق بالمباراة وسجل اللاعب هدفين في الدوري"
-ECONOMY = "ارتفعت أسعار الأسهم في البورصة وتراجع التضخم"
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00" + bytes(range(256)) * 8
 
 
@@ -249,7 +246,7 @@ TABLE_DEFECTS = {
     "row with too few fields": ("text,label\nنص,a\nنص\n", "line 3: 1 fields, the header has 2"),
     "row with a line break and too many fields": ('text,label\n"نص\nثان",a,x\n', "lines 2-3: 3 fields, the header has 2; a quote may be unbalanced"),
     "empty file": ("", "empty file, expected a header row"),
-    "no text column": ("a,b\n1,2\n", "no a text column"),
+    "no text column": ("a,b\n1,2\n", "no text column \\(looked for text, content"),
 }
 
 
@@ -473,24 +470,20 @@ def test_killed_predict_leaves_no_half_file_and_resume_finishes_it(tmp_path, tin
     assert finished.returncode == 0, finished.stderr
     assert read_ids(out) == [f"d{i}" for i in range(n)]
     assert json.loads(out.read_text(encoding="utf-8").splitlines()[0])["label"] == "carried over"  # not redone
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.jsonl.qism-run.json", "in.jsonl", "out.jsonl"]
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
 def test_resume_appends_only_what_is_missing(tmp_path, tiny_model_dir, fmt):
     source = big_input(tmp_path / "in.jsonl", 30)
     out = tmp_path / f"out.{fmt}"
-    first = source.read_text(encoding="utf-8").splitlines(keepends=True)
-    (tmp_path / "head.jsonl").write_text("".join(first[:10]), encoding="utf-8")
-    assert run("predict", "--model", tiny_model_dir, "--input", tmp_path / "head.jsonl", "--format", fmt,
-               "--output", out).exit_code == 0
-    cut = out.read_text(encoding="utf-8")
-    out.write_text(cut[: cut.rindex("d9") + 3], encoding="utf-8")  # the last record cut off mid-way
-    result = run("predict", "--model", tiny_model_dir, "--input", source, "--format", fmt, "--output", out, "--resume")
+    args = ("predict", "--model", tiny_model_dir, "--input", source, "--format", fmt, "--output", out)
+    assert run(*args).exit_code == 0
+    whole = out.read_text(encoding="utf-8")
+    out.write_text(whole[: whole.index("d9") + 3], encoding="utf-8")  # the last record cut off mid-way
+    result = run(*args, "--resume")
     assert result.exit_code == 0, result.output
-    text = out.read_text(encoding="utf-8")
-    ids = read_ids(out) if fmt == "jsonl" else [row["id"] for row in csv.DictReader(io.StringIO(text))]
-    assert ids == [f"d{i}" for i in range(30)]
+    assert out.read_text(encoding="utf-8") == whole
 
 
 def test_resume_refuses_another_input_and_other_formats(tmp_path, tiny_model_dir):
@@ -499,14 +492,35 @@ def test_resume_refuses_another_input_and_other_formats(tmp_path, tiny_model_dir
     other = tmp_path / "b.jsonl"
     other.write_text("\n".join(json.dumps({"id": f"x{i}", "text": SPORTS}) for i in range(9)), encoding="utf-8")
     assert_user_error(run("predict", "--model", tiny_model_dir, "--input", other, "--format", "jsonl", "--output", out,
-                          "--resume"), "ends with id 'd4' where the input has 'x4'")
-    assert_user_error(run("predict", "--model", tiny_model_dir, "--input", big_input(tmp_path / "c.jsonl", 3),
-                          "--format", "jsonl", "--output", out, "--resume"), "more records than the input has")
+                          "--resume"), "was written with another input")
     assert_user_error(run("predict", "--model", tiny_model_dir, "--input", other, "--format", "table", "--output", out,
                           "--resume"), "--resume continues an --output file")
     assert read_ids(out) == [f"d{i}" for i in range(5)]  # untouched
+    # a folder is known by its path: the ids of the records already written are checked
+    folder = write_tree(tmp_path / "in", {f"{i}.txt": SPORTS for i in range(6)})
+    args = ("predict", "--model", tiny_model_dir, "--input", folder, "--format", "jsonl", "--output", out)
+    assert run(*args).exit_code == 0
+    lines = out.read_text(encoding="utf-8").splitlines(keepends=True)
+    out.write_text("".join(lines[:4]), encoding="utf-8")
+    (folder / "3.txt").rename(folder / "3b.txt")
+    assert_user_error(run(*args, "--resume"), "ends with id '3.txt' where the input has '3b.txt'")
+    for name in ("0.txt", "1.txt", "2.txt"):
+        (folder / name).unlink()
+    assert_user_error(run(*args, "--resume"), "more records than the input has")
 
 
 def test_errors_quoting_the_users_data_stay_one_line(tmp_path):
     (tmp_path / "t.csv").write_text('"first\nsecond",label\nنص,a\n', encoding="utf-8")
     assert_user_error(run("train", tmp_path / "t.csv", "--out", tmp_path / "m"), "columns are: first\\nsecond, label")
+
+
+def test_text_without_arabic_words_is_unknown_with_a_reason(tmp_path, tiny_model_dir):
+    texts = ["Police arrested two suspects on Monday.", "2024 - 15.3% - 0661", "# @ !! ...", "ب 12", SPORTS]
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(json.dumps({"id": f"a{i}", "text": t}) for i, t in enumerate(texts)), encoding="utf-8")
+    result = run("predict", "--model", tiny_model_dir, "--input", path, "--format", "jsonl")
+    records = [json.loads(line) for line in result.output.splitlines()]
+    assert [(r["label"], r["top"], r.get("reason")) for r in records[:4]] == [("unknown", [], "no Arabic words")] * 4
+    assert records[4]["label"] == "sports" and records[4].get("reason") != "no Arabic words"
+    table = run("predict", "--model", tiny_model_dir, "--input", path)
+    assert table.exit_code == 0 and table.output.count("no Arabic words") == 4

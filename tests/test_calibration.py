@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from training import LinearClassifier, TrainConfig, train
 from training.classifier import fit_class_scaling, fit_temperature
 from training.cli import app
-from training.evaluation import accuracy_by_coverage, expected_calibration_error, reliability, threshold_for_coverage
+from training.scores import accuracy_by_coverage, expected_calibration_error, reliability, threshold_for_coverage
 
 from conftest import SAMPLE
 
@@ -74,7 +74,7 @@ def test_card_and_cli_show_calibration_and_thresholds(tmp_path):
     model = train([SAMPLE], TrainConfig(min_df=1, test_size=0.3))
     model.save(tmp_path / "m")
     scores = model.card["scores"]
-    assert 0 <= scores["expected_calibration_error"] <= 1
+    assert 0 < scores["expected_calibration_error"] < 0.35  # 34 held-out articles: a loose but real bound
     assert [row["target_coverage"] for row in scores["by_threshold"]] == [1.0, 0.95, 0.9, 0.8, 0.7, 0.5]
     card = (tmp_path / "m" / "card.md").read_text(encoding="utf-8")
     assert "expected calibration error" in card and "| threshold | coverage | accuracy |" in card
@@ -82,3 +82,33 @@ def test_card_and_cli_show_calibration_and_thresholds(tmp_path):
     assert result.exit_code == 0 and "threshold  coverage  accuracy" in result.stdout
     rows = json.loads(CliRunner().invoke(app, ["evaluate", str(tmp_path / "m"), str(SAMPLE), "--json"]).stdout)["by_threshold"]
     assert rows[-1]["accuracy"] >= rows[0]["accuracy"]  # the surest half is labeled at least as well as all
+
+
+def _many_articles(tiny, n_per_label=400, seed=0):
+    """Articles made of random draws from each tiny label's words: enough for calibration to run."""
+    from training import read_source
+
+    rng = np.random.default_rng(seed)
+    words = {}
+    for doc in read_source(tiny):
+        words.setdefault(doc.label, []).extend(doc.text.split())
+    shared = [w for ws in words.values() for w in ws]
+    texts, labels = [], []
+    for label, own in words.items():
+        for _ in range(n_per_label):
+            texts.append(" ".join(rng.choice(own, 6).tolist() + rng.choice(shared, 6).tolist()))
+            labels.append(label)
+    return texts, np.array(labels)
+
+
+def test_class_scaling_runs_on_a_corpus_large_enough_to_calibrate(tiny):
+    from training import TfidfFeaturizer
+
+    texts, labels = _many_articles(tiny)
+    X = TfidfFeaturizer().fit_transform(texts)
+    tempered = LinearClassifier("linear_svc", class_weight=None).fit(X, labels)
+    scaled = LinearClassifier("linear_svc", class_weight=None, class_scaling=True).fit(X, labels)
+    assert tempered.temperature_ != 1.0  # 120 held-out articles: calibration ran
+    assert scaled.temperature_ == tempered.temperature_
+    assert not np.allclose(scaled.coef_, tempered.coef_)  # per-label scales were fitted and folded in
+    np.testing.assert_allclose(scaled.predict_proba(X).sum(axis=1), 1, rtol=1e-5)

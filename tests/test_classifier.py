@@ -42,3 +42,13 @@ def test_temperature_fits_overconfident_scores():
     decision = rng.normal(size=(2000, 3))
     decision[np.arange(2000), y] += 1.0
     assert fit_temperature(decision * 10, y) == pytest.approx(10 * fit_temperature(decision, y), rel=0.05)
+
+
+@pytest.mark.parametrize("kind", ["linear_svc", "sgd"])
+def test_threads_give_the_same_weights_every_time(data, kind):
+    X, y = data
+    X = X[np.tile(np.arange(X.shape[0]), 20)]  # enough work for the threads to overlap
+    y = np.tile(y, 20)
+    fits = [LinearClassifier(kind, calibration_size=0, n_jobs=2).fit(X, y).coef_ for _ in range(4)]
+    for coef in fits[1:]:
+        np.testing.assert_array_equal(coef, fits[0])

@@ -50,7 +50,7 @@ def test_csv_named_columns_and_tsv(tmp_path):
 def test_csv_without_the_named_column(tmp_path):
     path = tmp_path / "posts.csv"
     path.write_text("a,b\n1,2\n", encoding="utf-8")
-    with pytest.raises(QismError, match="no column 'story'; columns are: a, b"):
+    with pytest.raises(QismError, match=r"no column 'story' \(--text-column\); the columns are: a, b"):
         list(read_source(path, ReadOptions(text_column="story")))
 
 
@@ -59,7 +59,7 @@ def test_jsonl_gz_with_title_and_id(tmp_path):
     with gzip.open(path, "wt", encoding="utf-8") as handle:
         handle.write(json.dumps({"id": 5, "source": "BBC", "label": "sport", "title": "عنوان", "text": ARTICLE}, ensure_ascii=False) + "\n\n")
     [doc] = read_source(path)
-    assert (doc.id, doc.label, doc.source, doc.text) == ("5", "sport", "BBC", f"عنوان\n{ARTICLE}")
+    assert (doc.id, doc.label, doc.outlet, doc.text) == ("5", "sport", "BBC", f"عنوان\n{ARTICLE}")
 
 
 def test_jsonl_broken_line_is_named(tmp_path):

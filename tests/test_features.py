@@ -7,8 +7,8 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
 from training import LinearClassifier, TextCleaner, TfidfFeaturizer, read_source
-from training import features
-from training.features import TOKEN_RE, word_hashes
+from training.features import pool
+from training.features.hashing import TOKEN_RE, word_hashes
 
 DOCS = ["قال الوزير إن القمة العربية", "فاز الفريق بالمباراة", "القمة العربية في الرياض", "الفريق فاز بالكأس"]
 
@@ -25,7 +25,7 @@ def test_min_df_and_max_features_prune_terms():
 
 
 def test_word_bigrams_and_char_ngrams_are_terms():
-    terms = TfidfFeaturizer(word_ngrams=(1, 2), char_ngrams=(2, 3)).analyze("القمة العربية")
+    terms = TfidfFeaturizer(cleaner="passthrough", word_ngrams=(1, 2), char_ngrams=(2, 3)).analyze("القمة العربية")
     assert "القمة العربية" in terms and "# ا" in terms and "القمة" in terms
 
 
@@ -36,15 +36,15 @@ def test_cleaner_is_applied_first():
 
 @pytest.mark.parametrize("fork", [True, False], ids=["forked workers", "joblib workers"])
 def test_parallel_and_serial_features_are_identical(tiny, monkeypatch, fork):
-    monkeypatch.setattr(features, "FORK_WORKERS", fork and features.FORK_WORKERS)
+    monkeypatch.setattr(pool, "FORK_WORKERS", fork and pool.FORK_WORKERS)
     pools = []
 
-    class RecordedPool(features.ProcessPoolExecutor):
+    class RecordedPool(pool.ProcessPoolExecutor):
         def __init__(self, *args, **kwargs):
             pools.append(kwargs["mp_context"].get_start_method())
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(features, "ProcessPoolExecutor", RecordedPool)
+    monkeypatch.setattr(pool, "ProcessPoolExecutor", RecordedPool)
     stories = [doc.text for doc in read_source(tiny)] * 250  # several chunks, each story ending in its own line
     texts = [f"{story}\nالخبر رقم {i} من الأرشيف" for i, story in enumerate(stories)]
     serial = TfidfFeaturizer(n_jobs=1, boilerplate_min_docs=5, lead_words=20)
@@ -53,7 +53,7 @@ def test_parallel_and_serial_features_are_identical(tiny, monkeypatch, fork):
     assert len(parallel.boilerplate_) and np.array_equal(serial.boilerplate_, parallel.boilerplate_)
     unseen = [text[::-1] for text in texts]
     assert (serial.transform(unseen) != parallel.transform(unseen)).nnz == 0
-    assert pools == (["fork"] * 3 if features.FORK_WORKERS else [])  # clean, count, transform
+    assert pools == (["fork"] * 3 if pool.FORK_WORKERS else [])  # clean, count, transform
 
 
 def test_lead_words_are_terms_of_their_own():
@@ -94,3 +94,16 @@ def test_vectorized_words_are_the_regex_words(texts):
     for (_, word), value in zip(expected, hashes.tolist()):
         assert hash_of.setdefault(word, value) == value  # a word hashes the same wherever it stands
     assert len(set(hash_of.values())) == len(hash_of)  # and distinct words apart (no collision here)
+
+
+def test_char_ngrams_add_columns_and_explanations_mark_them():
+    texts = ["القمة العربية في الرياض", "مباراة الفريق في الدوري", "القمة الاقتصادية العالمية"]
+    words_only = TfidfFeaturizer(min_df=1, lead_words=0).fit(texts)
+    with_chars = TfidfFeaturizer(min_df=1, lead_words=0, char_ngrams=(2, 4)).fit(texts)
+    assert with_chars.n_features_out_ > words_only.n_features_out_
+    terms = with_chars.analyze(texts[0])
+    char_terms = [term for term in terms if term.startswith("#")]
+    assert "# ال" in char_terms and len(char_terms) > len(terms) / 2
+    assert (with_chars.term_columns(char_terms) >= 0).all()  # every char term of a training text has its column
+    row = with_chars.transform([texts[0]])
+    assert set(with_chars.term_columns(terms)) >= set(row.indices)

@@ -6,7 +6,7 @@ import pytest
 from training import QismError, TrainConfig, load_model, train
 from training.model import ARRAYS_FILE, CARD_FILE, PIPELINE_FILE
 
-SPORTS = "فاز الفريق بالمباراة وسجل اللاعب هدفين في الدوري"
+from conftest import SPORTS
 
 
 def test_saved_model_predicts_like_the_trained_one(tiny, tmp_path):

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from training import Document, QismError, ReadOptions, TextCleaner, load_model, read_source
+from training import Document, LabelOptions, QismError, ReadOptions, TextCleaner, load_model, read_source
 from training.clean import DIACRITICS, INVISIBLES, TATWEEL, has_arabic_word
 from training.predict import label_documents
 
@@ -120,7 +120,7 @@ def tiny_model(tiny_model_dir):
 @given(texts=st.lists(ANY_TEXT | st.sampled_from(["", " ", "\n\t"]), max_size=12), batch_size=st.integers(1, 5))
 def test_prediction_gives_every_document_one_record_in_order(tiny_model, texts, batch_size):
     documents = [Document(text=text, id=str(i)) for i, text in enumerate(texts)]
-    records = list(label_documents(tiny_model, documents, top_k=2, batch_size=batch_size))
+    records = list(label_documents(tiny_model, documents, LabelOptions(top_k=2), batch_size=batch_size))
     assert [record["id"] for record in records] == [doc.id for doc in documents]
     for record, text in zip(records, texts):
         reason = "empty text" if not text.strip() else None if has_arabic_word(text) else "no Arabic words"

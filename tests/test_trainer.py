@@ -23,7 +23,7 @@ def test_held_out_scores_in_card(tiny):
     model = train([tiny], TrainConfig(test_size=0.34, min_df=1))
     assert model.card["split"] == {"train": 12, "test": 6}
     assert model.card["scores"]["documents"] == 6
-    assert 0 <= model.card["scores"]["macro_f1"] <= 1
+    assert model.card["scores"]["macro_f1"] >= 0.8  # three clearly separate topics
 
 
 def test_single_label_corpus_is_refused(tmp_path):
@@ -42,7 +42,8 @@ def test_label_too_small_to_split(tiny, tmp_path):
     assert train([tiny, tmp_path], TrainConfig(test_size=0, min_df=1)).card["labels"]["rare"] == 1
 
 
-@pytest.mark.parametrize("bad", [TrainConfig(classifier="forest"), TrainConfig(test_size=1.5), TrainConfig(cleaning={"nope": True})])
-def test_bad_config_is_refused(tiny, bad):
-    with pytest.raises(QismError):
-        train([tiny], bad)
+@pytest.mark.parametrize("bad, option", [({"classifier": "forest"}, "--classifier"), ({"test_size": 1.5}, "--test-size"),
+                                         ({"cleaning": {"nope": True}}, "nope")])
+def test_bad_config_is_refused_when_made(bad, option):
+    with pytest.raises(QismError, match=option):
+        TrainConfig(**bad)

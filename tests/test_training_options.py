@@ -11,11 +11,11 @@ from typer.testing import CliRunner
 
 from training import LinearClassifier, QismError, TfidfFeaturizer, TrainConfig, load_model, read_source, train
 from training.cli import app
-from training.model import render_card
-from training.clean import (edge_segments, learn_edge_boilerplate, peel_edge_boilerplate, segment_key,
-                            strip_edge_boilerplate)
-from training.classifier import source_label_masks
-from training.trainer import Prepared, fit, source_balancing_weights
+from training.card import card_markdown
+from training.features.boilerplate import (edge_segments, learn_edge_boilerplate, peel_edge_boilerplate, segment_key,
+                                          strip_edge_boilerplate)
+from training.classifier import classifier_for, outlet_label_masks
+from training.trainer import Prepared, fit, outlet_balancing_weights
 
 NOTICE = "حمل تطبيق الموقع الآن لتصلك الأخبار العاجلة على هاتفك"
 
@@ -35,7 +35,7 @@ def test_recurring_edge_sentences_are_learned_and_stripped():
 
 def test_featurizer_leaves_learned_boilerplate_out_of_the_terms():
     texts = [f"مباراة رقم {i} في الدوري.\n{NOTICE}" for i in range(6)]
-    plain = TfidfFeaturizer(min_df=1).fit(texts)
+    plain = TfidfFeaturizer(min_df=1, boilerplate_min_docs=0).fit(texts)
     learned = TfidfFeaturizer(min_df=1, boilerplate_min_docs=5).fit(texts)
     assert "تطبيق" in plain.analyze(texts[0])
     assert "تطبيق" not in learned.analyze(texts[0]) and "الدوري" in learned.analyze(texts[0])
@@ -45,53 +45,33 @@ def test_featurizer_leaves_learned_boilerplate_out_of_the_terms():
 def test_source_balancing_gives_each_source_the_same_say_within_a_label():
     labels = np.array(["a", "a", "a", "a", "b", "b"])
     origins = np.array(["x", "x", "x", "y", "x", "y"])
-    weights = source_balancing_weights(labels, origins)
+    weights = outlet_balancing_weights(labels, origins)
     assert weights[:3].sum() == pytest.approx(weights[3])
     assert weights.sum() == pytest.approx(len(labels))
 
 
-def test_source_label_masks_leave_out_sources_without_the_label():
+def test_outlet_label_masks_leave_out_sources_without_the_label():
     # outlet x has sections a and b, outlet y has a and c, file z holds only b articles
     y_index = np.array([0] * 5 + [1] * 5 + [0] * 5 + [2] * 5 + [1] * 3)
     sources = np.array(["x"] * 10 + ["y"] * 10 + ["z"] * 3)
-    masks = source_label_masks(y_index, 3, sources)
+    masks = outlet_label_masks(y_index, 3, sources)
     assert masks.shape == (3, 23)
     assert masks[0].all()  # both outlets use a
     assert not masks[1, 10:20].any() and masks[1, :10].all()  # y has no b section: not against b
     assert not masks[2, :10].any() and masks[2, 10:].all()  # x has no c section; z (one label) always counts
-    lonely = source_label_masks(np.array([0] * 5 + [1] * 5), 2, np.array(["x"] * 5 + ["y"] * 5))
+    lonely = outlet_label_masks(np.array([0] * 5 + [1] * 5), 2, np.array(["x"] * 5 + ["y"] * 5))
     assert lonely.all()  # a file per label: every document still counts
 
 
-def test_label_sets_for_some_labels_only_and_with_a_weight():
-    y_index = np.array([0] * 5 + [1] * 5 + [0] * 5 + [2] * 5)
-    sources = np.array(["x"] * 10 + ["y"] * 10)
-    masks = source_label_masks(y_index, 3, sources, only=[2], weight=0.25)
-    assert masks[0].all() and masks[1].all()  # b is not named: y still counts against it
-    assert (masks[2, :10] == 0.25).all() and masks[2, 10:].all()  # x has no c: weak evidence against c
-
-
-def test_label_set_labels_reach_the_learner_and_survive_saving(tiny, tmp_path):
-    config = TrainConfig(min_df=1, test_size=0, label_set_labels=("security",), label_set_weight=0.1)
-    classifier = config.build_classifier()
-    assert (classifier.source_label_sets, classifier.label_sets_only, classifier.label_sets_weight) == (True, ("security",), 0.1)
-    model = train([tiny], config)
-    model.save(tmp_path / "m")
-    loaded = load_model(tmp_path / "m").pipeline.named_steps["classifier"]
-    assert tuple(loaded.label_sets_only) == ("security",) and loaded.label_sets_weight == 0.1
-    with pytest.raises(QismError, match="label_set_weight"):
-        TrainConfig(label_set_weight=2).validate()
-
-
-def test_source_label_sets_change_only_multi_source_fits(tiny):
+def test_outlet_label_sets_change_only_multi_source_fits(tiny):
     docs = list(read_source(tiny))
     X = TfidfFeaturizer(min_df=1).fit_transform([d.text for d in docs] * 2)
     labels = np.array([d.label for d in docs] * 2)
     economy_free = np.array(["x"] * len(docs) + ["y"] * len(docs), dtype=object)
     economy_free[len(docs):][labels[len(docs):] == "economy"] = "x"  # outlet y has no economy section
-    def coef(source_label_sets, sources):
-        return LinearClassifier("sgd", calibration_size=0, source_label_sets=source_label_sets).fit(
-            X, labels, sources=sources).coef_
+    def coef(outlet_label_sets, sources):
+        return LinearClassifier("sgd", calibration_size=0, outlet_label_sets=outlet_label_sets).fit(
+            X, labels, outlets=sources).coef_
     assert not np.array_equal(coef(True, economy_free), coef(False, economy_free))
     one_source = np.array(["x"] * X.shape[0], dtype=object)
     assert np.array_equal(coef(True, one_source), coef(False, one_source))
@@ -102,32 +82,63 @@ def test_class_weight_balanced_favours_a_rare_label(tiny):
     texts = [d.text for d in docs if d.label != "economy"] + [d.text for d in docs if d.label == "economy"][:2]
     labels = [d.label for d in docs if d.label != "economy"] + ["economy"] * 2
     X = TfidfFeaturizer(min_df=1).fit_transform(texts)
-    plain = LinearClassifier("linear_svc", calibration_size=0).fit(X, labels)
+    plain = LinearClassifier("linear_svc", class_weight=None, calibration_size=0).fit(X, labels)
     balanced = LinearClassifier("linear_svc", class_weight="balanced", calibration_size=0).fit(X, labels)
     economy = list(plain.classes_).index("economy")
     assert balanced.intercept_[economy] > plain.intercept_[economy]
 
 
-def test_per_source_scores_in_the_card_and_sample_weights_reach_the_learner(tiny):
+def test_label_sets_for_some_labels_only_and_with_a_weight():
+    y_index = np.array([0] * 5 + [1] * 5 + [0] * 5 + [2] * 5)
+    outlets = np.array(["x"] * 10 + ["y"] * 10)
+    masks = outlet_label_masks(y_index, 3, outlets, only=[2], weight=0.25)
+    assert masks[0].all() and masks[1].all()  # b is not named: y still counts against it
+    assert (masks[2, :10] == 0.25).all() and masks[2, 10:].all()  # x has no c: weak evidence against c
+
+
+def test_label_set_labels_reach_the_learner_and_survive_saving(tiny, tmp_path):
+    config = TrainConfig(test_size=0, label_set_labels=["security"], label_set_weight=0.1)
+    classifier = classifier_for(config)
+    assert (classifier.outlet_label_sets, classifier.label_sets_only, classifier.label_sets_weight) == (True, ("security",), 0.1)
+    model = train([tiny], config)
+    model.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m").pipeline.named_steps["classifier"]
+    assert tuple(loaded.label_sets_only) == ("security",) and loaded.label_sets_weight == 0.1
+    for bad in ({"label_set_weight": 2}, {"label_set_labels": "security"}):
+        with pytest.raises(QismError, match="label_set"):
+            TrainConfig(**bad)
+
+
+def test_per_outlet_scores_in_the_card_and_sample_weights_reach_the_learner(tiny, monkeypatch):
     docs = list(read_source(tiny))
-    prepared = Prepared([d.text for d in docs] * 2, [d.label for d in docs] * 2, [], {},
-                        origins=["one"] * len(docs) + ["two"] * len(docs))
-    pipeline, _, _, scores = fit(prepared, TrainConfig(min_df=1, test_size=0.5, balance_sources=True))
-    assert set(scores["by_source"]) == {"one", "two"}
-    assert sum(row["documents"] for row in scores["by_source"].values()) == scores["documents"]
-    for row in scores["by_source"].values():  # F1 per label too, over the labels the source has
+    # outlet "one" has every article, outlet "two" only the sports ones: balancing must weigh them apart
+    texts = [d.text for d in docs] + [d.text + " " for d in docs if d.label == "sports"]
+    labels = [d.label for d in docs] + [d.label for d in docs if d.label == "sports"]
+    outlets = ["one"] * len(docs) + ["two"] * (len(texts) - len(docs))
+    received = []
+    original = LinearClassifier.fit
+    monkeypatch.setattr(LinearClassifier, "fit", lambda self, X, y, sample_weight=None, outlets=None:
+                        received.append((list(y), sample_weight)) or original(self, X, y, sample_weight, outlets))
+    pipeline, _, _, scores = fit(Prepared(texts, labels, [], {}, outlets=outlets),
+                                 TrainConfig(test_size=0.3, balance_outlets=True))
+    y, weights = received[0]
+    assert weights is not None and len(weights) == len(y)
+    assert len(set(np.round(weights, 6))) > 1  # sports articles of "two" weigh apart from the others
+    assert set(scores["by_outlet"]) == {"one", "two"}
+    assert sum(row["documents"] for row in scores["by_outlet"].values()) == scores["documents"]
+    for row in scores["by_outlet"].values():  # F1 per label too, over the labels the outlet has
         assert set(row["f1"]) <= set(pipeline.classes_)
         assert row["macro_f1"] == pytest.approx(sum(row["f1"].values()) / len(row["f1"]))
 
 
 def test_cli_training_options_reach_the_card(tiny, tmp_path):
     result = CliRunner().invoke(app, ["train", str(tiny), "--out", str(tmp_path / "m"), "--min-df", "1", "--json",
-                                      "--class-weight", "none", "--boilerplate-min-docs", "0", "--balance-sources",
-                                      "--classifier", "linear_svc", "--C", "0.5", "--source-label-sets",
+                                      "--class-weight", "none", "--boilerplate-min-docs", "0", "--balance-outlets",
+                                      "--classifier", "linear_svc", "--C", "0.5", "--outlet-label-sets",
                                       "--lead-words", "30"])
     config = json.loads(result.output)["config"]
-    assert (config["class_weight"], config["boilerplate_min_docs"], config["balance_sources"]) == (None, 0, True)
-    assert config["source_label_sets"] is True and config["lead_words"] == 30
+    assert (config["class_weight"], config["boilerplate_min_docs"], config["balance_outlets"]) == (None, 0, True)
+    assert config["outlet_label_sets"] is True and config["lead_words"] == 30
     assert (config["classifier"], config["C"]) == ("linear_svc", 0.5)
 
 
@@ -136,8 +147,8 @@ def test_outlet_from_jsonl_is_the_origin(tmp_path):
     rows = [{"text": f"نص رقم {i} عن الرياضة والاقتصاد", "label": "ab"[i % 2], "source": "BBC" if i < 10 else "CNN"} for i in range(20)]
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
     model = train([path], TrainConfig(min_df=1, test_size=0.5))
-    assert set(model.card["scores"]["by_source"]) == {"BBC", "CNN"}
-    assert "Held-out scores per source" in render_card(model.card)
+    assert set(model.card["scores"]["by_outlet"]) == {"BBC", "CNN"}
+    assert "Held-out scores per outlet" in card_markdown(model.card)
 
 
 @settings(max_examples=300, deadline=None)
@@ -166,7 +177,7 @@ def test_nb_scaling_is_folded_into_plain_weights(tiny, kind):
     docs = list(read_source(tiny))
     X = TfidfFeaturizer(min_df=1).fit_transform([d.text for d in docs])
     y = [d.label for d in docs]
-    plain = LinearClassifier(kind, calibration_size=0).fit(X, y)
+    plain = LinearClassifier(kind, nb_scaling=0, calibration_size=0).fit(X, y)
     scaled = LinearClassifier(kind, nb_scaling=1.0, calibration_size=0).fit(X, y)
     assert scaled.coef_.shape == plain.coef_.shape and not np.allclose(scaled.coef_, plain.coef_)
     assert (scaled.predict(X) == np.array(y)).mean() > 0.9

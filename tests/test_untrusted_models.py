@@ -19,12 +19,11 @@ import sklearn
 
 from training import QismError, TrainConfig, load_model, train
 from training import model as model_module
-from training.model import ARRAYS_FILE, CARD_FILE, PIPELINE_FILE, qism_version
+from training.card import qism_version
+from training.model import ARRAYS_FILE, CARD_FILE, PIPELINE_FILE
 
-from conftest import FIXTURES
-from test_cli import assert_user_error, run
+from conftest import FIXTURES, SPORTS, assert_user_error, run
 
-SPORTS = "فاز الفريق بالمباراة وسجل اللاعب هدفين في الدوري"
 
 
 @pytest.fixture

@@ -8,20 +8,19 @@ held-out documents score the chosen model, so they must not choose it.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 
+from .card import describe_knobs
+from .classifier import classifier_for
+from .config import TrainConfig
 from .errors import QismError
-
-if TYPE_CHECKING:
-    from .trainer import TrainConfig
+from .features import featurizer_for
 
 FOLDS = 3
 #: Classifier settings after the given configuration, cheap and likely good first: SGD is the default
@@ -35,24 +34,6 @@ WORD_NGRAMS = ((1, 1), (1, 2), (1, 3))
 RELATIVE_COST = {"complement_nb": 0.2, "sgd": 1.0, "linear_svc": 4.0, "logreg": 20.0}
 #: The settings autotune chooses; each trial records them.
 KNOBS = ("classifier", "C", "class_weight", "word_ngrams")
-
-_DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)", re.IGNORECASE)
-_SECONDS_PER_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in `90s`, `5m`, `1h` or a plain number of seconds."""
-    match = _DURATION_RE.fullmatch(text.strip())
-    if not match:
-        raise QismError(f"--autotune takes a duration such as 90s, 5m, 1h or a number of seconds; got {text!r}")
-    return check_budget(float(match.group(1)) * _SECONDS_PER_UNIT[match.group(2).lower()])
-
-
-def check_budget(seconds: float) -> float:
-    if not seconds > 0:
-        raise QismError(f"the autotune budget must be more than 0 seconds; got {seconds:g}")
-    return seconds
-
 
 def classifier_candidates(base: TrainConfig) -> list[dict]:
     """The given configuration's knobs first (always tried), then the grid, each with the given class
@@ -71,11 +52,6 @@ def knobs_of(config: TrainConfig) -> dict:
     return {knob: getattr(config, knob) for knob in KNOBS}
 
 
-def describe(knobs: dict) -> str:
-    low, high = knobs["word_ngrams"]
-    return f"{knobs['classifier']} C={knobs['C']:g} {knobs['class_weight'] or 'unweighted'} words {low}-{high}"
-
-
 def cv_folds(labels: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Stratified folds (fewer than FOLDS when a label has fewer training documents)."""
     folds = min(FOLDS, int(np.unique(labels, return_counts=True)[1].min()))
@@ -84,15 +60,15 @@ def cv_folds(labels: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray
     return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels))
 
 
-def cv_macro_f1(X, labels: np.ndarray, folds, config: TrainConfig, sample_weight, sources, n_jobs) -> float:
+def cv_macro_f1(X, labels: np.ndarray, folds, config: TrainConfig, sample_weight, outlets, n_jobs) -> float:
     """Mean held-out macro-F1 over the folds of the classifier exactly as `train` fits it, calibration
     included: per-label corrections can change which label wins."""
     scores = []
     for fit_rows, check_rows in folds:
-        classifier = config.build_classifier(n_jobs)
+        classifier = classifier_for(config, n_jobs)
         weights = None if sample_weight is None else sample_weight[fit_rows]
         classifier.fit(X[fit_rows], labels[fit_rows], sample_weight=weights,
-                       sources=None if sources is None else sources[fit_rows])
+                       outlets=None if outlets is None else outlets[fit_rows])
         predicted = classifier.predict(X[check_rows])
         scores.append(f1_score(labels[check_rows], predicted, labels=np.unique(labels), average="macro", zero_division=0))
     return float(np.mean(scores))
@@ -109,7 +85,7 @@ def estimated_seconds(kind: str, seconds_by_kind: dict[str, float]) -> float:
 
 
 def choose_config(texts: list[str], labels, base: TrainConfig, budget_seconds: float, *, sample_weight=None,
-                  sources=None, n_jobs: int | None = None,
+                  outlets=None, n_jobs: int | None = None,
                   report: Callable[[str], None] = lambda message: None) -> tuple[TrainConfig, dict]:
     """The best configuration by cross-validated macro-F1 on `texts` (the training split only), and
     the record of the search for the model card.
@@ -127,9 +103,9 @@ def choose_config(texts: list[str], labels, base: TrainConfig, budget_seconds: f
     trials, skipped, seconds_by_kind = [], [], {}
 
     def run(config: TrainConfig, X) -> dict:
-        report(f"autotune {len(trials) + len(skipped) + 1}/{planned}: {describe(knobs_of(config))}")
+        report(f"autotune {len(trials) + len(skipped) + 1}/{planned}: {describe_knobs(knobs_of(config))}")
         trial_started = time.perf_counter()
-        score = cv_macro_f1(X, labels, folds, config, sample_weight, sources, n_jobs)
+        score = cv_macro_f1(X, labels, folds, config, sample_weight, outlets, n_jobs)
         trial = {"config": knobs_of(config), "cv_macro_f1": round(score, 4),
                  "seconds": round(time.perf_counter() - trial_started, 2)}
         trials.append(trial)
@@ -139,7 +115,7 @@ def choose_config(texts: list[str], labels, base: TrainConfig, budget_seconds: f
         return time.perf_counter() - started + estimate <= budget_seconds
 
     featurize_started = time.perf_counter()
-    X = base.build_features(n_jobs).fit_transform(texts)
+    X = featurizer_for(base, n_jobs).fit_transform(texts)
     featurize_seconds = time.perf_counter() - featurize_started
     for knobs in classifier_candidates(base):
         config = replace(base, **knobs)
@@ -154,21 +130,12 @@ def choose_config(texts: list[str], labels, base: TrainConfig, budget_seconds: f
         if not fits(featurize_seconds + best["seconds"]):
             skipped.append(knobs_of(config))
             continue
-        run(config, config.build_features(n_jobs).fit_transform(texts))
+        run(config, featurizer_for(config, n_jobs).fit_transform(texts))
     best = best_trial(trials)
-    report(f"autotune chose {describe(best['config'])} (CV macro-F1 {best['cv_macro_f1']:.4f})")
+    report(f"autotune chose {describe_knobs(best['config'])} (CV macro-F1 {best['cv_macro_f1']:.4f})")
     record = {"budget_seconds": budget_seconds, "seconds": round(time.perf_counter() - started, 2),
               "documents": len(labels), "folds": len(folds), "trials": trials, "skipped": skipped, "chosen": best}
     return replace(base, **best["config"]), record
-
-
-def summary(record: dict) -> str:
-    """One line on a card's search, for `qism train` and `qism info`."""
-    chosen = record["chosen"]
-    skipped = f", {len(record['skipped'])} skipped for time" if record["skipped"] else ""
-    return (f"autotune: {len(record['trials'])} trials in {record['seconds']:.1f} s{skipped}; chose "
-            f"{describe(chosen['config'])} (CV macro-F1 {chosen['cv_macro_f1']:.4f}, {record['folds']} folds "
-            f"of {record['documents']:,} training documents)")
 
 
 def best_trial(trials: list[dict]) -> dict:

@@ -24,19 +24,21 @@ from sklearn.naive_bayes import ComplementNB
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
+from .config import CLASSIFIERS, DEFAULT, TrainConfig, estimator_jobs
+
 #: Fewer held-out documents than this fit a temperature that is mostly noise; keep T = 1 then.
 MIN_CALIBRATION_DOCS = 100
 #: How many documents' worth of evidence keeps per-class corrections at "temperature only"; a small
 #: held-out set then moves them little, a large one as far as its data says.
 CLASS_SCALING_PRIOR = 2.0
 
-CLASSIFIERS = ("linear_svc", "logreg", "sgd", "complement_nb")
-
-
 #: Passes over the data for SGD: its scores stop improving well before it formally converges.
 SGD_EPOCHS = 15
 #: Learners fitted as one binary problem per label, which NB scaling applies to.
 ONE_VS_REST = ("linear_svc", "sgd")
+#: Of those, the ones whose binary problems may run on threads at once: liblinear (LinearSVC) draws
+#: from one process-wide random generator, so threads would make its weights differ run to run.
+THREAD_SAFE = ("sgd",)
 
 
 def _make_estimator(kind: str, C: float, random_state: int):
@@ -71,6 +73,7 @@ def nb_log_count_ratios(X, y_index: np.ndarray, n_classes: int, alpha: float) ->
     """Per label and feature, log of (share of the label's documents with the feature) over (share of
     the other documents with it), smoothed by `alpha`: NB-SVM's scaling (Wang & Manning, 2012), which
     lets a linear learner start from naive Bayes' evidence."""
+    X = sp.csr_matrix(X)
     present = sp.csr_matrix((np.ones_like(X.data), X.indices, X.indptr), shape=X.shape)
     membership = sp.csr_matrix((np.ones(len(y_index), dtype=X.dtype), (y_index, np.arange(len(y_index)))),
                                shape=(n_classes, len(y_index)))
@@ -80,11 +83,11 @@ def nb_log_count_ratios(X, y_index: np.ndarray, n_classes: int, alpha: float) ->
     return (np.log(p / p.sum(axis=1, keepdims=True)) - np.log(q / q.sum(axis=1, keepdims=True))).astype(np.float32)
 
 
-#: A source uses a label when it has at least this many documents with it.
+#: An outlet uses a label when it has at least this many documents with it.
 MIN_DOCS_OF_A_USED_LABEL = 5
 
 
-def source_label_masks(y_index: np.ndarray, n_classes: int, sources: np.ndarray,
+def outlet_label_masks(y_index: np.ndarray, n_classes: int, outlets: np.ndarray,
                        only: Iterable[int] | None = None, weight: float = 0.0) -> np.ndarray:
     """Per label and document, 1 if the document counts in the label's one-vs-rest problem, else
     `weight` (0: it is left out).
@@ -92,21 +95,21 @@ def source_label_masks(y_index: np.ndarray, n_classes: int, sources: np.ndarray,
     Outlets cover different sections: one without a culture section files no article as culture, so
     its articles say nothing against culture, and counting them as negatives teaches the model which
     outlet wrote an article rather than what it is about. A document is left out of a label's problem
-    when its source uses several labels but not that one. Sources of a single label (a file per
+    when its outlet uses several labels but not that one. Outlets of a single label (a file per
     section) always count, and a label always keeps some negatives. With `only` (label indices),
     the other labels keep every document whole. A small `weight` instead of 0 suits an outlet that
     files some of a missing section's stories under its other sections (crime news under
     international): its documents are weak evidence against the label, not none.
     """
-    names, source_index = np.unique(np.asarray(sources, dtype=str), return_inverse=True)
+    names, outlet_index = np.unique(np.asarray(outlets, dtype=str), return_inverse=True)
     counts = np.zeros((len(names), n_classes), dtype=np.int64)
-    np.add.at(counts, (source_index, y_index), 1)
+    np.add.at(counts, (outlet_index, y_index), 1)
     uses = counts >= MIN_DOCS_OF_A_USED_LABEL
     several = uses.sum(axis=1) >= 2
     masks = np.ones((n_classes, len(y_index)), dtype=np.float64)
     for k in range(n_classes) if only is None else only:
         negative = y_index != k
-        silent = (several & ~uses[:, k])[source_index] & negative
+        silent = (several & ~uses[:, k])[outlet_index] & negative
         if (negative & ~silent).any():
             masks[k, silent] = weight
     return masks
@@ -116,7 +119,7 @@ def _fit_binary(make, X, target, sample_weight, ratios):
     """One label against the rest, on features scaled by the label's NB ratios (folded back into
     the weights, so the model still scores plain features)."""
     if ratios is not None:
-        X = X.copy()
+        X = sp.csr_matrix(X, copy=True)
         X.data *= ratios[X.indices]
     estimator = make().fit(X, target, sample_weight=sample_weight)
     coef = estimator.coef_[0] if ratios is None else estimator.coef_[0] * ratios
@@ -125,13 +128,13 @@ def _fit_binary(make, X, target, sample_weight, ratios):
 
 def _one_vs_rest(make, X, y_index, n_classes, sample_weight, ratios, masks, n_jobs) -> tuple[np.ndarray, np.ndarray]:
     """One binary learner per label, on threads (liblinear and SGD release the GIL, and threads share
-    X instead of copying it to each process). `masks` (see `source_label_masks`) weigh each label's
+    X instead of copying it to each process). `masks` (see `outlet_label_masks`) weigh each label's
     documents."""
     if masks is not None:
         weights = [masks[k] if sample_weight is None else sample_weight * masks[k] for k in range(n_classes)]
     else:
         weights = [sample_weight] * n_classes
-    fitted = Parallel(n_jobs=n_jobs, prefer="threads")(
+    fitted = Parallel(n_jobs=estimator_jobs(n_jobs), prefer="threads")(
         delayed(_fit_binary)(make, X, y_index == k, weights[k], None if ratios is None else ratios[k])
         for k in range(n_classes)
     )
@@ -190,23 +193,26 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
     on all rows. Per-label corrections fit the training corpus's label mix, which a new outlet does
     not share, so they are off by default.
 
-    With `source_label_sets`, `fit` takes the source of each document (`sources`) and leaves a
-    source's documents out of the one-vs-rest problems of the labels it does not use (see
-    `source_label_masks`); it applies to the one-vs-rest learners. `label_sets_only` (label names)
+    With `outlet_label_sets`, `fit` takes the outlet of each document (`outlets`) and leaves an
+    outlet's documents out of the one-vs-rest problems of the labels it does not use (see
+    `outlet_label_masks`); it applies to the one-vs-rest learners. `label_sets_only` (label names)
     limits that to these labels' problems, and such documents keep `label_sets_weight` there.
+    Defaults are `qism train`'s.
     """
 
-    def __init__(self, kind: str = "linear_svc", C: float = 1.0, class_weight: str | None = None,
-                 nb_scaling: float = 0.0, calibration_size: float = 0.1, class_scaling: bool = False,
-                 source_label_sets: bool = False, label_sets_only: tuple[str, ...] = (), label_sets_weight: float = 0.0,
-                 n_jobs: int | None = None, random_state: int = 42):
+    def __init__(self, kind: str = DEFAULT.classifier, C: float = DEFAULT.C, class_weight: str | None = DEFAULT.class_weight,
+                 nb_scaling: float = DEFAULT.nb_scaling, calibration_size: float = DEFAULT.calibration_size,
+                 class_scaling: bool = DEFAULT.class_scaling, outlet_label_sets: bool = DEFAULT.outlet_label_sets,
+                 label_sets_only: tuple[str, ...] = DEFAULT.label_set_labels,
+                 label_sets_weight: float = DEFAULT.label_set_weight, n_jobs: int | None = None,
+                 random_state: int = DEFAULT.seed):
         self.kind = kind
         self.C = C
         self.class_weight = class_weight
         self.nb_scaling = nb_scaling
         self.calibration_size = calibration_size
         self.class_scaling = class_scaling
-        self.source_label_sets = source_label_sets
+        self.outlet_label_sets = outlet_label_sets
         self.label_sets_only = label_sets_only
         self.label_sets_weight = label_sets_weight
         self.n_jobs = n_jobs
@@ -219,19 +225,21 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
         make = functools.partial(_make_estimator, self.kind, self.C, self.random_state)
         if self.kind in ONE_VS_REST:
             ratios = nb_log_count_ratios(X, y_index, n_classes, self.nb_scaling) if self.nb_scaling else None
-            return _one_vs_rest(make, X, y_index, n_classes, sample_weight, ratios, masks, self.n_jobs)
+            n_jobs = self.n_jobs if self.kind in THREAD_SAFE else 1
+            return _one_vs_rest(make, X, y_index, n_classes, sample_weight, ratios, masks, n_jobs)
         return _linear_weights(make().fit(X, y_index, sample_weight=sample_weight), n_classes)
 
-    def fit(self, X, y, sample_weight=None, sources=None):
-        classes, y_index = np.unique(np.asarray(y, dtype=str), return_inverse=True)
-        self.classes_ = classes  # a str array: saved without pickle
+    def fit(self, X, y, sample_weight=None, outlets=None):
+        y = np.asarray(y)
+        classes, y_index = np.unique(y.astype(str) if y.dtype == object else y, return_inverse=True)
+        self.classes_ = classes  # numbers stay numbers; text is a str array, saved without pickle
         n_classes = len(self.classes_)
         if n_classes < 2:
             raise ValueError("a classifier needs at least two labels")
         masks = None
-        if self.source_label_sets and sources is not None:
+        if self.outlet_label_sets and outlets is not None:
             only = [k for k, label in enumerate(classes) if label in self.label_sets_only] if self.label_sets_only else None
-            masks = source_label_masks(y_index, n_classes, sources, only, self.label_sets_weight)
+            masks = outlet_label_masks(y_index, n_classes, outlets, only, self.label_sets_weight)
         self.temperature_ = 1.0
         scale, bias = np.ones(n_classes), np.zeros(n_classes)
         counts = np.bincount(y_index)
@@ -263,3 +271,13 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+
+
+def classifier_for(config: TrainConfig, n_jobs: int | None = None) -> LinearClassifier:
+    """The classifier a training configuration asks for."""
+    return LinearClassifier(config.classifier, C=config.C, class_weight=config.class_weight,
+                            nb_scaling=config.nb_scaling, calibration_size=config.calibration_size,
+                            class_scaling=config.class_scaling,
+                            outlet_label_sets=config.outlet_label_sets or bool(config.label_set_labels),
+                            label_sets_only=config.label_set_labels, label_sets_weight=config.label_set_weight,
+                            n_jobs=n_jobs, random_state=config.seed)

@@ -10,13 +10,10 @@ character normalization first, then removal of web residue, then line-level boil
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
-from collections import Counter
 from collections.abc import Iterable
 
-import numpy as np
 from sklearn.base import BaseEstimator
 
 # --- character tables -------------------------------------------------------------------------
@@ -75,13 +72,19 @@ class CharMap:
         return text
 
 
-_DIACRITICS = CharMap(DIACRITICS_MAP)
-_TATWEEL = CharMap(TATWEEL_MAP)
-_INVISIBLES = CharMap(INVISIBLES_MAP)
-_ALEF = CharMap(ALEF_MAP)
-_YEH = CharMap(YEH_MAP)
-_TEH_MARBUTA = CharMap(TEH_MARBUTA_MAP)
-_DIGITS_TO_ASCII = CharMap(DIGITS_MAP)
+def _char_step(char_map: tuple[str, dict[str, str]], doc: str) -> CharMap:
+    step = CharMap(char_map)
+    step.__doc__ = doc
+    return step
+
+
+remove_diacritics = _char_step(DIACRITICS_MAP, "Drop tashkeel: most news text has none, so marked words would otherwise be new words.")
+remove_tatweel = _char_step(TATWEEL_MAP, "Drop the kashida used to stretch words (كـــبير -> كبير).")
+normalize_alef = _char_step(ALEF_MAP, "Hamzated and wasla alef forms (أ إ آ ٱ) to bare alef, as writers use them inconsistently.")
+normalize_yeh = _char_step(YEH_MAP, "Alef maqsura ى to yeh ي (and Persian yeh/kaf to Arabic), a common final-letter variation.")
+normalize_teh_marbuta = _char_step(TEH_MARBUTA_MAP, "Teh marbuta ة to heh ه, often interchanged at word ends.")
+normalize_digits = _char_step(DIGITS_MAP, "Arabic-Indic (٣) and Persian (۳) digits to ASCII digits.")
+remove_invisibles = _char_step(INVISIBLES_MAP, "Zero-width, bidi-control and C0 control characters (NUL included).")
 
 
 def normalize_unicode(text: str) -> str:
@@ -89,41 +92,6 @@ def normalize_unicode(text: str) -> str:
     if "\xa0" in text:  # the no-break space, by far the commonest reason a page is not NFKC
         text = text.replace("\xa0", " ")
     return text if unicodedata.is_normalized("NFKC", text) else unicodedata.normalize("NFKC", text)
-
-
-def remove_diacritics(text: str) -> str:
-    """Drop tashkeel: most news text has none, so marked words would otherwise be new words."""
-    return _DIACRITICS(text)
-
-
-def remove_tatweel(text: str) -> str:
-    """Drop the kashida used to stretch words (كـــبير -> كبير)."""
-    return _TATWEEL(text)
-
-
-def normalize_alef(text: str) -> str:
-    """Hamzated and wasla alef forms (أ إ آ ٱ) to bare alef, as writers use them inconsistently."""
-    return _ALEF(text)
-
-
-def normalize_yeh(text: str) -> str:
-    """Alef maqsura ى to yeh ي (and Persian yeh/kaf to Arabic), a common final-letter variation."""
-    return _YEH(text)
-
-
-def normalize_teh_marbuta(text: str) -> str:
-    """Teh marbuta ة to heh ه, often interchanged at word ends."""
-    return _TEH_MARBUTA(text)
-
-
-def normalize_digits(text: str) -> str:
-    """Arabic-Indic (٣) and Persian (۳) digits to ASCII digits."""
-    return _DIGITS_TO_ASCII(text)
-
-
-def remove_invisibles(text: str) -> str:
-    """Zero-width, bidi-control and C0 control characters (NUL included)."""
-    return _INVISIBLES(text)
 
 
 # --- web residue ------------------------------------------------------------------------------
@@ -233,79 +201,6 @@ def collapse_spaces(line: str) -> str:
 def remove_repeated_lines(lines: list[str]) -> list[str]:
     """Keep each paragraph once: pages often carry the body twice (print view, AMP copy)."""
     return list(dict.fromkeys(lines))
-
-
-# --- boilerplate learned from a corpus ---------------------------------------------------------
-
-#: Segments are lines, or sentences ending in . ! ? ؟
-_SEGMENT_RE = re.compile(r"\n|(?<=[.!?؟]) ")
-#: How many segments at each end of an article are checked for boilerplate.
-EDGE_SEGMENTS = 2
-#: Shorter segments ("الخرطوم:") are too common to call boilerplate.
-MIN_BOILERPLATE_CHARS = 12
-
-
-def segment_key(segment: str) -> int:
-    """A stable 64-bit key of a segment (Python's `hash` changes from run to run)."""
-    return int.from_bytes(hashlib.blake2b(segment.encode(), digest_size=8).digest(), "little")
-
-
-def edge_segments(text: str, k: int = EDGE_SEGMENTS) -> list[str]:
-    """The first and last `k` segments of a cleaned article, where outlets put their notices."""
-    segments = [segment for segment in _SEGMENT_RE.split(text) if segment]
-    return segments if len(segments) <= 2 * k else segments[:k] + segments[-k:]
-
-
-def learn_edge_boilerplate(texts: Iterable[str], min_docs: int) -> np.ndarray:
-    """Keys of edge segments found in at least `min_docs` articles: app notices, disclaimers,
-    credit lines and column introductions, which tell the outlet rather than the topic."""
-    counts = Counter(
-        key
-        for text in texts
-        for key in {segment_key(s) for s in edge_segments(text) if len(s) >= MIN_BOILERPLATE_CHARS}
-    )
-    return np.array(sorted(key for key, count in counts.items() if count >= min_docs), dtype=np.uint64)
-
-
-#: The separators `_SEGMENT_RE` finds, as plain strings (the segment break is their last character).
-_SEPARATORS = ("\n", ". ", "! ", "? ", "؟ ")
-
-
-def _has_edge_boilerplate(text: str, boilerplate: frozenset[int]) -> bool:
-    """Whether the first or last segment is boilerplate, found with plain string search (most
-    articles carry none, and this is on the path of every article labeled)."""
-    head_end, tail_start = len(text), -1  # the first break, the last break (each search stops at the best so far)
-    for sep in _SEPARATORS:
-        first = text.find(sep, 0, head_end + len(sep) - 1)
-        if first >= 0:
-            head_end = min(head_end, first + len(sep) - 1)
-        last = text.rfind(sep, max(tail_start - len(sep) + 2, 0))
-        if last >= 0:
-            tail_start = max(tail_start, last + len(sep) - 1)
-    head = text[:head_end]
-    tail = text[tail_start + 1 :] if tail_start >= 0 else text
-    if not head or not tail:
-        return True  # empty edge segments are skipped when peeling: let it decide
-    return segment_key(head) in boilerplate or segment_key(tail) in boilerplate
-
-
-def strip_edge_boilerplate(text: str, boilerplate: frozenset[int]) -> str:
-    """Peel boilerplate segments off both ends of a cleaned article."""
-    if not boilerplate or not _has_edge_boilerplate(text, boilerplate):
-        return text
-    return peel_edge_boilerplate(text, boilerplate)
-
-
-def peel_edge_boilerplate(text: str, boilerplate: frozenset[int]) -> str:
-    """The peeling itself, segment by segment from each end (what `strip_edge_boilerplate` does once
-    its quick look at the edges finds something)."""
-    segments = [segment for segment in _SEGMENT_RE.split(text) if segment]
-    start, end = 0, len(segments)
-    while start < end and start <= EDGE_SEGMENTS and segment_key(segments[start]) in boilerplate:
-        start += 1
-    while end > start and len(segments) - end <= EDGE_SEGMENTS and segment_key(segments[end - 1]) in boilerplate:
-        end -= 1
-    return text if (start, end) == (0, len(segments)) else "\n".join(segments[start:end])
 
 
 # --- the chain --------------------------------------------------------------------------------

@@ -25,21 +25,20 @@ import re
 import sys
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from .config import ReadOptions
 from .errors import QismError
 
 TEXT_COLUMNS = ("text", "content", "body", "article")
 LABEL_COLUMNS = ("label", "class", "category", "section", "topic")
-ID_COLUMNS = ("id", "doc_id", "article_id")
+ID_COLUMNS = ("id", "doc_id", "article_id", "guid")
 TITLE_COLUMNS = ("title", "headline")
 
 #: Formats a user can name with --format where the path alone does not say.
 FORMATS = ("folder", "zip", "csv", "tsv", "jsonl", "txt", "lines")
-#: What to do with bytes the encoding cannot decode: stop with an error, or put U+FFFD in their place.
-DECODE_ERRORS = ("strict", "replace")
 
 #: The `problem` of a file that holds binary data (an image renamed .txt): passed on without text.
 BINARY_FILE = "binary file"
@@ -57,30 +56,13 @@ class Document:
     text: str
     label: str | None = None
     id: str | None = None
-    #: Where the document came from: the outlet named in the record, else the file it was read from.
-    source: str | None = None
+    #: Where the document came from: the outlet its record names, else the file it was read from.
+    outlet: str | None = None
     #: Why the entry has no text to use (`BINARY_FILE`, `EMPTY_LABEL_FOLDER`), so that training can
     #: count it and prediction can still give it a record.
     problem: str | None = None
-
-
-@dataclass(frozen=True)
-class ReadOptions:
-    """How to read sources: column names, encoding, what to do with undecodable bytes (`errors`,
-    one of `DECODE_ERRORS`), and whether labels are required."""
-
-    text_column: str | None = None
-    label_column: str | None = None
-    encoding: str | None = None
-    require_labels: bool = True
-    errors: str = "strict"
-    #: The outlet of documents whose record names none (default: the file or folder they came from),
-    #: so that the files of one outlet count as one in per-outlet scores and weights.
-    outlet: str | None = None
-
-    def __post_init__(self):
-        if self.errors not in DECODE_ERRORS:
-            raise QismError(f"--errors must be one of {', '.join(DECODE_ERRORS)}; got {self.errors!r}")
+    #: The input columns its record carries to the output (`ReadOptions.keep_columns`), as (name, value).
+    fields: tuple[tuple[str, str], ...] = ()
 
 
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
@@ -168,6 +150,7 @@ def replace_lone_surrogates(text: str) -> str:
 
 def _without_lone_surrogates(doc: Document) -> Document:
     texts = {field.name: getattr(doc, field.name) for field in dataclasses.fields(doc)}
+    texts["fields"] = tuple((name, replace_lone_surrogates(value)) for name, value in doc.fields)
     return Document(**{name: replace_lone_surrogates(value) if isinstance(value, str) else value
                        for name, value in texts.items()})
 
@@ -191,12 +174,16 @@ def detect_format(path: Path) -> str:
 def read_source(path: str | os.PathLike, options: ReadOptions = ReadOptions(), fmt: str | None = None) -> Iterator[Document]:
     """Yield the documents of one source (`-` is standard input, one article or one per line)."""
     if str(path) == "-":
+        if options.names_table_columns:
+            raise _not_a_table("standard input")
         yield from _read_stdin(options, lines=(fmt == "lines"))
         return
     path = Path(path)
     if not path.exists():
         raise QismError(f"{path}: no such file or folder")
     fmt = fmt or detect_format(path)
+    if options.names_table_columns and fmt not in ("csv", "tsv", "jsonl"):
+        raise _not_a_table(f"{fmt} input ({path})")
     reader = {
         "folder": _read_folder,
         "zip": _read_zip,
@@ -209,7 +196,7 @@ def read_source(path: str | os.PathLike, options: ReadOptions = ReadOptions(), f
     try:
         if options.outlet:
             for doc in reader(path, options):
-                yield replace(doc, source=options.outlet) if doc.source == path.name else doc
+                yield dataclasses.replace(doc, outlet=options.outlet) if doc.outlet == path.name else doc
         else:
             yield from reader(path, options)
     except UnicodeDecodeError as err:
@@ -218,6 +205,10 @@ def read_source(path: str | os.PathLike, options: ReadOptions = ReadOptions(), f
         raise QismError(f"{path}: {err.strerror or err}") from None
     except (EOFError, zlib.error) as err:
         raise QismError(f"{path}: damaged compressed data ({err})") from None
+
+
+def _not_a_table(what: str) -> QismError:
+    return QismError(f"--id-column and --keep-columns name columns of a csv, tsv or jsonl --input, not of {what}")
 
 
 def read_sources(paths: Iterable[str | os.PathLike], options: ReadOptions = ReadOptions(), fmt: str | None = None) -> Iterator[Document]:
@@ -236,13 +227,13 @@ def _label_of(parts: tuple[str, ...], options: ReadOptions, where: str) -> str |
     return None
 
 
-def _article(data: bytes, name: str, relative: str, options: ReadOptions, source: str) -> Document:
+def _article(data: bytes, name: str, relative: str, options: ReadOptions, outlet: str) -> Document:
     """One article file (at `relative`, its id) as a document; a binary file gives one without text."""
     relative = replace_lone_surrogates(relative)  # a file name that is not UTF-8
     label = _label_of(PurePosixPath(relative).parts, options, name)
     if looks_binary(data):
-        return Document(text="", label=label, id=relative, source=source, problem=BINARY_FILE)
-    return Document(decode(data, name, options.encoding, options.errors), label, relative, source)
+        return Document(text="", label=label, id=relative, outlet=outlet, problem=BINARY_FILE)
+    return Document(decode(data, name, options.encoding, options.errors), label, relative, outlet)
 
 
 def _too_big(name: str, size: int) -> str:
@@ -295,7 +286,7 @@ def _read_folder(root: Path, options: ReadOptions) -> Iterator[Document]:
     if options.require_labels:
         for folder in empty_folders:
             relative = replace_lone_surrogates(folder.relative_to(root).as_posix())
-            yield Document(text="", label=PurePosixPath(relative).name, id=f"{relative}/", source=root.name,
+            yield Document(text="", label=PurePosixPath(relative).name, id=f"{relative}/", outlet=root.name,
                            problem=EMPTY_LABEL_FOLDER)
 
 
@@ -358,15 +349,20 @@ def _read_zip(path: Path, options: ReadOptions) -> Iterator[Document]:
 
 # --- tables -----------------------------------------------------------------------------------
 
-def _find_column(header: list[str], wanted: str | None, defaults: tuple[str, ...], what: str, path: Path, required: bool) -> int | None:
+def _find_column(header: list[str], wanted: str | None, defaults: tuple[str, ...], what: str, path: Path,
+                 required: bool, option: str | None = None) -> int | None:
+    """Where the column `wanted` (else the first of `defaults`) is; one the user named must be there.
+    `what` is what it holds, and `option` (--<what>-column unless named) what names it."""
     lowered = [name.strip().lower() for name in header]
     candidates = (wanted,) if wanted else defaults
     for name in candidates:
         if name.lower() in lowered:
             return lowered.index(name.lower())
-    if required:
-        named = f"column {wanted!r}" if wanted else f"a {what} column ({', '.join(defaults)})"
-        raise QismError(f"{path}: no {named}; columns are: {', '.join(header)}")
+    if required or wanted:
+        option = option or f"--{what}-column"
+        missing = (f"column {wanted!r} ({option})" if wanted else
+                   f"{what} column (looked for {', '.join(defaults)}; name it with {option})")
+        raise QismError(f"{path}: no {missing}; the columns are: {', '.join(header)}")
     return None
 
 
@@ -441,8 +437,9 @@ def _read_table(path: Path, options: ReadOptions) -> Iterator[Document]:
         raise QismError(f"{path}: empty file, expected a header row")
     text_at = _find_column(header, options.text_column, TEXT_COLUMNS, "text", path, True)
     label_at = _find_column(header, options.label_column, LABEL_COLUMNS, "label", path, options.require_labels)
-    id_at = _find_column(header, None, ID_COLUMNS, "id", path, False)
+    id_at = _find_column(header, options.id_column, ID_COLUMNS, "id", path, False)
     title_at = _find_column(header, None, TITLE_COLUMNS, "title", path, False)
+    kept_at = [(name, _find_column(header, name, (), "kept", path, True, "--keep-columns")) for name in options.keep_columns]
     for where, row in rows:
         if not row:
             continue
@@ -456,7 +453,8 @@ def _read_table(path: Path, options: ReadOptions) -> Iterator[Document]:
             text=text,
             label=row[label_at] if label_at is not None else None,
             id=row[id_at] if id_at is not None else None,
-            source=path.name,
+            outlet=path.name,
+            fields=tuple((name, row[at]) for name, at in kept_at),
         )
 
 
@@ -470,14 +468,31 @@ def _json_record(line: str, where: str) -> dict:
     return record
 
 
+def _field_value(value) -> str:
+    """A JSON value as the text of an output field: strings as they are, other values as JSON."""
+    return value if isinstance(value, str) else "" if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _check_keys(record: dict, options: ReadOptions, where: str) -> None:
+    """The first record must have the keys the user named (a later one may lack them: sparse data)."""
+    for key, option in [(options.id_column, "--id-column")] + [(key, "--keep-columns") for key in options.keep_columns]:
+        if key is not None and key not in record:
+            raise QismError(f"{where}: no key {key!r} ({option}) in the first record; its keys are: {', '.join(record)}")
+
+
 def _read_jsonl(path: Path, options: ReadOptions) -> Iterator[Document]:
     text_key = options.text_column or "text"
     label_key = options.label_column or "label"
+    id_key = options.id_column or "id"
+    first = True
     for number, line in enumerate(_text_lines(path, options), 1):
         if not line.strip():
             continue
         where = f"{path}: line {number}"
         record = _json_record(line, where)
+        if first:
+            _check_keys(record, options, where)
+            first = False
         if not isinstance(record.get(text_key), str):
             raise QismError(f"{where}: no {text_key!r} text in the record; name the key with --text-column")
         label = record.get(label_key)
@@ -491,8 +506,9 @@ def _read_jsonl(path: Path, options: ReadOptions) -> Iterator[Document]:
         document = Document(
             text=text,
             label=label if isinstance(label, str) else None,
-            id=str(record["id"]) if record.get("id") is not None else None,
-            source=str(record["source"]) if record.get("source") else path.name,
+            id=_field_value(record[id_key]) if record.get(id_key) is not None else None,
+            outlet=str(record["source"]) if record.get("source") else path.name,
+            fields=tuple((key, _field_value(record.get(key))) for key in options.keep_columns),
         )
         yield _without_lone_surrogates(document) if "\\u" in line else document
 
@@ -507,7 +523,7 @@ def _read_text_file(path: Path, options: ReadOptions) -> Iterator[Document]:
 
 def _read_lines_file(path: Path, options: ReadOptions) -> Iterator[Document]:
     for number, line in enumerate(_text_lines(path, options), 1):
-        yield Document(text=line.rstrip("\r\n"), id=str(number), source=path.name)
+        yield Document(text=line.rstrip("\r\n"), id=str(number), outlet=path.name)
 
 
 def _read_stdin(options: ReadOptions, lines: bool) -> Iterator[Document]:
@@ -515,6 +531,76 @@ def _read_stdin(options: ReadOptions, lines: bool) -> Iterator[Document]:
               if hasattr(sys.stdin, "buffer") else sys.stdin)
     if lines:
         for number, line in enumerate(stream, 1):
-            yield Document(text=line.rstrip("\r\n"), id=str(number), source="<stdin>")
+            yield Document(text=line.rstrip("\r\n"), id=str(number), outlet="<stdin>")
     else:
-        yield Document(text=stream.read(), id="1", source="<stdin>")
+        yield Document(text=stream.read(), id="1", outlet="<stdin>")
+
+
+def _names_a_path(text: str) -> bool:
+    """Whether an article argument is really the name of an existing file or folder (no article is
+    one word that is also a path)."""
+    if len(text) > 1024 or "\0" in text or any(char.isspace() for char in text):
+        return False
+    try:
+        return Path(text).exists()
+    except OSError:
+        return False
+
+
+#: A text is taken for one article per line when it has at least this many lines, no blank line
+#: between paragraphs, and this share of its lines are shorter than `_SHORT_LINE_CHARS` (headlines,
+#: posts); only its first `_LINES_SNIFF_CHARS` are looked at.
+_MIN_LINES, _SHORT_LINE_SHARE, _SHORT_LINE_CHARS, _LINES_SNIFF_CHARS = 5, 0.8, 200, 1 << 16
+_PARAGRAPH_BREAK_RE = re.compile(r"\n[^\S\n]*\n")
+
+
+def looks_like_one_per_line(text: str) -> bool:
+    """Whether one text read as a single article looks like many articles, one per line."""
+    head = text[:_LINES_SNIFF_CHARS].strip()
+    if _PARAGRAPH_BREAK_RE.search(head):
+        return False
+    lines = head.splitlines()
+    short = sum(len(line) < _SHORT_LINE_CHARS for line in lines)
+    return len(lines) >= _MIN_LINES and short >= _SHORT_LINE_SHARE * len(lines)
+
+
+def _noting_many_lines(documents: Iterator[Document], note: Callable[[str], None]) -> Iterator[Document]:
+    for doc in documents:
+        if looks_like_one_per_line(doc.text):
+            where = "standard input" if doc.outlet == "<stdin>" else doc.id
+            note(f"{where} is labeled as one article; if each of its {doc.text.strip().count(chr(10)) + 1:,} "
+                 "lines is an article, add --lines")
+        yield doc
+
+
+def _read_as_one_article(source: str, fmt: str | None) -> bool:
+    """Whether a source is read as one article: standard input or a .txt file, without --lines."""
+    if source == "-":
+        return fmt != "lines"
+    return fmt == "txt" or (fmt is None and Path(source).is_file() and source.lower().endswith(".txt"))
+
+
+def read_inputs(texts: Iterable[str] = (), input_path: str | None = None, fmt: str | None = None,
+                lines: bool = False, options: ReadOptions = ReadOptions(require_labels=False),
+                note: Callable[[str], None] = lambda message: None) -> Iterator[Document]:
+    """What `qism predict` labels: articles given as `texts`, `["-"]` for standard input, or the
+    file or folder `input_path`; `lines` reads one article per line. `note` gets the hint about
+    --lines when one article (standard input, a .txt file) looks like one article per line."""
+    texts = list(texts)
+    fmt = "lines" if lines else fmt
+    source = input_path if input_path is not None else "-" if texts == ["-"] else None
+    if source is not None:
+        documents = read_sources([source], options, fmt)
+        return _noting_many_lines(documents, note) if _read_as_one_article(source, fmt) else documents
+    if not texts:
+        raise QismError("give articles as arguments, --input PATH, or '-' to read standard input")
+    if options.names_table_columns:
+        raise _not_a_table("articles given as arguments")
+    named = next((text for text in texts if _names_a_path(text)), None)
+    if named is not None:
+        raise QismError(f"{named!r} is a file or folder, not an article; to label what it holds, use --input {named}")
+    option = next((text for text in texts if len(text) > 1 and text.startswith("-") and not any(c.isspace() for c in text)), None)
+    if option is not None:  # an article starting with '-' goes through, but a lone word like '--verbose' is a mistyped option
+        raise QismError(f"{option!r} is taken for an article, but looks like an option: an option goes before '--' "
+                        "and must be one the command has (see --help)")
+    return (Document(text=replace_lone_surrogates(text)) for text in texts)

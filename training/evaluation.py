@@ -3,94 +3,17 @@ calibration, and accuracy against coverage when unsure articles are left to a pe
 
 from __future__ import annotations
 
-import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from .corpus import Document, ReadOptions, label_key, read_sources
+from .config import ReadOptions
+from .corpus import Document, label_key, read_source
 from .errors import QismError
-
-#: Shares of documents to keep labeled when picking a `--threshold`; the rest go to a person.
-COVERAGES = (1.0, 0.95, 0.9, 0.8, 0.7, 0.5)
-
-
-def score(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str], proba: np.ndarray | None = None) -> dict:
-    """The figures a model card and `qism evaluate` report, as plain JSON-ready data.
-
-    `labels` orders the per-label rows and the confusion matrix; macro-F1 averages over the labels
-    that occur in `y_true` or `y_pred`, so a corpus with fewer sections than the model is fair.
-    """
-    labels = list(labels)
-    present = [label for label in labels if label in set(y_true) | set(y_pred)]
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
-    )
-    result = {
-        "documents": len(y_true),
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
-        "per_label": {
-            label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-            for label, p, r, f, s in zip(labels, precision, recall, f1, support)
-        },
-        "confusion_matrix": {
-            "labels": labels,
-            "rows_true_columns_predicted": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
-        },
-    }
-    if proba is not None:
-        y_index = label_indices(labels, y_true)
-        result["expected_calibration_error"] = expected_calibration_error(proba, y_index)
-        result["by_threshold"] = accuracy_by_coverage(proba, y_index)
-    return result
-
-
-def label_indices(labels: Sequence[str], y: Sequence[str]) -> np.ndarray:
-    """The position of each label of `y` in `labels` (-1 for one not there)."""
-    position = {label: i for i, label in enumerate(labels)}
-    return np.asarray([position.get(label, -1) for label in y], dtype=np.int64)
-
-
-def reliability(proba: np.ndarray, y_index: np.ndarray, bins: int = 15) -> list[dict]:
-    """Mean confidence and accuracy in each non-empty equal-width confidence bin: the calibration curve."""
-    confidence = proba.max(axis=1)
-    correct = proba.argmax(axis=1) == y_index
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-    return [
-        {"confidence": float(confidence[which == b].mean()), "accuracy": float(correct[which == b].mean()),
-         "documents": int((which == b).sum())}
-        for b in range(bins) if (which == b).any()
-    ]
-
-
-def expected_calibration_error(proba: np.ndarray, y_index: np.ndarray, bins: int = 15) -> float:
-    """Gap between confidence and accuracy, averaged over equal-width confidence bins."""
-    return float(sum(b["documents"] * abs(b["accuracy"] - b["confidence"]) for b in reliability(proba, y_index, bins))
-                 / len(y_index))
-
-
-def threshold_for_coverage(confidence: np.ndarray, coverage: float) -> float:
-    """The largest threshold (to 3 decimals, rounded down) that keeps at least `coverage` of the documents."""
-    kept = max(1, math.ceil(coverage * len(confidence)))
-    return math.floor(float(np.sort(confidence)[::-1][kept - 1]) * 1000) / 1000
-
-
-def accuracy_by_coverage(proba: np.ndarray, y_index: np.ndarray, coverages: Sequence[float] = COVERAGES) -> list[dict]:
-    """For each target coverage: the threshold that reaches it, the coverage it gives, and the accuracy
-    on the documents it keeps, so a user can trade coverage for accuracy with `--threshold`."""
-    confidence = proba.max(axis=1)
-    correct = proba.argmax(axis=1) == y_index
-    rows = []
-    for target in coverages:
-        threshold = threshold_for_coverage(confidence, target)
-        kept = confidence >= threshold
-        rows.append({"target_coverage": target, "threshold": threshold, "coverage": float(kept.mean()),
-                     "accuracy": float(correct[kept].mean())})
-    return rows
+from .recipe import LabelMap
+from .scores import label_indices, score, scores_by_outlet
 
 
 @dataclass
@@ -107,21 +30,48 @@ class Evaluation:
     scores: dict
 
 
-def read_labeled(sources: Iterable[str], options: ReadOptions = ReadOptions()) -> list[Document]:
+#: More documents than this share with gold labels the model does not know, and the evaluation is
+#: refused: it would score the label names, not the model (a map not applied, the wrong corpus).
+MAX_UNKNOWN_GOLD_SHARE = 0.5
+
+
+def read_labeled(sources: Iterable[str], options: ReadOptions = ReadOptions(),
+                 label_maps: Sequence[LabelMap] = ()) -> list[Document]:
     """The labeled documents of `sources`, read once so several models can be scored on them
-    (binary files and empty label folders have nothing to score)."""
-    documents = [doc for doc in read_sources(sources, options) if doc.label is not None and doc.problem is None]
+    (binary files and empty label folders have nothing to score). Each raw label that one of
+    `label_maps` (the models' own, from their cards) lists becomes the label id it maps to, as in
+    training."""
+    documents = []
+    for source in sources:
+        for doc in read_source(source, options):
+            if doc.label is None or doc.problem is not None:
+                continue
+            mapped = next((target for mapping in label_maps if (target := mapping.target(str(source), doc.label))), None)
+            documents.append(replace(doc, label=mapped) if mapped else doc)
     if not documents:
         raise QismError("no labeled documents to evaluate")
     return documents
 
 
+def model_label_map(model) -> LabelMap | None:
+    """The label map a model was trained with, as its card keeps it."""
+    return LabelMap.from_dict(model.card["label_map"], "the model's label map") if model.card.get("label_map") else None
+
+
 def evaluate_documents(model, documents: Sequence[Document]) -> Evaluation:
-    """Score `model` on labeled documents; labels the model does not know count as errors."""
+    """Score `model` on labeled documents; labels the model does not know count as errors, and a
+    corpus whose documents mostly have such labels is refused. Documents from several outlets are
+    also scored per outlet (`by_outlet`)."""
     # `Sports ` is the model's `sports`, and a display name (`رياضة`) is the label it names
     spelled = {label_key(name): label for label, name in model.label_names.items()}
     spelled.update({label_key(label): label for label in model.labels})
     y_true = [spelled.get(label_key(doc.label), " ".join(doc.label.split())) for doc in documents]
+    known = set(model.labels)
+    strangers = Counter(label for label in y_true if label not in known)
+    if sum(strangers.values()) > MAX_UNKNOWN_GOLD_SHARE * len(y_true):
+        named = ", ".join(f"{label} ({count:,})" for label, count in strangers.most_common(5))
+        raise QismError(f"{sum(strangers.values()):,} of {len(y_true):,} documents have labels the model does not know "
+                        f"({named}); its labels are {', '.join(model.labels)}. Is this the corpus and model you meant?")
     proba = model.predict_proba([doc.text for doc in documents])
     model_labels = model.labels
     y_pred = [model_labels[i] for i in proba.argmax(axis=1)]
@@ -130,12 +80,27 @@ def evaluate_documents(model, documents: Sequence[Document]) -> Evaluation:
     padded = np.hstack([proba, np.zeros((len(proba), len(unknown)))]) if unknown else proba
     result = score(y_true, y_pred, labels, proba=padded)
     result["labels_unknown_to_model"] = unknown
+    outlets = np.asarray([doc.outlet or "" for doc in documents], dtype=object)
+    if len(set(outlets)) > 1:
+        result["by_outlet"] = scores_by_outlet(np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object), outlets)
     return Evaluation(list(documents), labels, label_indices(labels, y_true), padded, result)
 
 
 def evaluate(model, sources: Iterable[str], options: ReadOptions = ReadOptions()) -> dict:
     """Score `model` on labeled sources; labels the model does not know count as errors."""
-    return evaluate_documents(model, read_labeled(sources, options)).scores
+    return evaluate_documents(model, read_labeled(sources, options, [m for m in [model_label_map(model)] if m])).scores
+
+
+def evaluate_models(model, sources: Iterable[str], options: ReadOptions = ReadOptions(), against=None,
+                    names: Sequence[str] = ("model", "against")) -> tuple[Evaluation, dict | None]:
+    """`qism evaluate`: score `model` on labeled sources and, with `against` (a second model), both
+    side by side on the same documents (see `compare`). Each model's own label map applies."""
+    label_maps = [m for m in (model_label_map(model), against and model_label_map(against)) if m]
+    documents = read_labeled(sources, options, label_maps)
+    result = evaluate_documents(model, documents)
+    if against is None:
+        return result, None
+    return result, compare(result.scores, evaluate_documents(against, documents).scores, names)
 
 
 def accuracy_at_coverage(scores: dict, coverage: float) -> float | None:

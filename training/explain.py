@@ -40,11 +40,11 @@ def _top_terms(row: sp.csr_matrix, weights: np.ndarray, terms: dict[int, str], n
     return [{"term": terms[int(row.indices[i])], "weight": round(float(contributions[i]), 4)} for i in best]
 
 
-def explain(model, texts: Sequence[str], n: int) -> tuple[np.ndarray, list[list[dict]]]:
-    """Probabilities of `texts` (as `model.predict_proba`) and, for each text, up to `n` terms that
+def explain(pipeline, texts: Sequence[str], n: int) -> tuple[np.ndarray, list[list[dict]]]:
+    """Probabilities of `texts` (as `pipeline.predict_proba`) and, for each text, up to `n` terms that
     pushed it most towards its most probable label, with their weight: what the term adds to that
-    label's calibrated log-odds."""
-    text_steps, featurizer, classifier = _explainable_steps(model.pipeline)
+    label's calibrated log-odds. `Model.explain` is the way in."""
+    text_steps, featurizer, classifier = _explainable_steps(pipeline)
     texts = list(texts)
     for step in text_steps:
         texts = step.transform(texts)

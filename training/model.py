@@ -13,23 +13,23 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
-import sklearn
 from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
-from .autotune import summary as autotune_summary
+from .card import card_markdown, package_versions, qism_version
 from .classifier import LinearClassifier
+from .config import resolve_jobs
 from .clean import TextCleaner
 from .errors import QismError
-from .files import make_like_new
+from .explain import explain
 from .features import TfidfFeaturizer
+from .files import replace_folder, staging_folder
 
 FORMAT_VERSION = 1
 PIPELINE_FILE = "pipeline.json"
@@ -52,21 +52,6 @@ def default_model_dir() -> Path:
 
 #: The only classes a model file may name.
 LOADABLE = {cls.__name__: cls for cls in (Pipeline, TfidfFeaturizer, TextCleaner, LinearClassifier)}
-
-
-def qism_version() -> str:
-    try:
-        return version("qism")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def package_versions() -> dict[str, str]:
-    import joblib
-    import scipy
-
-    return {"qism": qism_version(), "scikit-learn": sklearn.__version__, "numpy": np.__version__,
-            "scipy": scipy.__version__, "joblib": joblib.__version__}
 
 
 # --- pipeline <-> (JSON spec, arrays) ---------------------------------------------------------
@@ -129,9 +114,20 @@ def _sha256(path: Path) -> str:
 
 # --- the model --------------------------------------------------------------------------------
 
+def _as_texts(texts: str | Iterable[str]) -> list[str]:
+    """A string is one text (as fastText's `predict` takes one or a list), anything else a sequence."""
+    return [texts] if isinstance(texts, str) else list(texts)
+
+
+def top_labels(proba: np.ndarray, labels: list[str], k: int) -> list[list[tuple[str, float]]]:
+    """The `k` most probable labels of each row, with their probabilities, best first."""
+    order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+    return [[(labels[j], float(row[j])) for j in best] for row, best in zip(proba, order)]
+
+
 @dataclass
 class Model:
-    """A fitted pipeline (raw text in, label scores out) and its card."""
+    """A fitted pipeline (raw text in, label scores out) and its card: the one door to labeling."""
 
     pipeline: Pipeline
     card: dict = field(default_factory=dict)
@@ -145,31 +141,38 @@ class Model:
         """Display names of the labels (e.g. Arabic section names), when a label map gave them."""
         return self.card.get("label_names", {})
 
-    def predict_proba(self, texts) -> np.ndarray:
+    def predict_proba(self, texts: str | Iterable[str]) -> np.ndarray:
         """Calibrated probabilities, one row per text, columns in the order of `labels`."""
-        return self.pipeline.predict_proba(list(texts))
+        return self.pipeline.predict_proba(_as_texts(texts))
 
-    def predict(self, texts) -> list[str]:
+    def predict(self, texts: str | Iterable[str]) -> list[str]:
         labels = self.labels
         return [labels[i] for i in self.predict_proba(texts).argmax(axis=1)]
 
-    def predict_top(self, texts, k: int = 3) -> list[list[tuple[str, float]]]:
-        """The `k` most probable labels of each text with their probabilities, best first."""
-        proba = self.predict_proba(texts)
-        labels = self.labels
-        order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
-        return [[(labels[j], float(row[j])) for j in best] for row, best in zip(proba, order)]
+    def predict_top(self, texts: str | Iterable[str], k: int = 3, threshold: float = 0.0) -> list[list[tuple[str, float]]]:
+        """The `k` most probable labels of each text with their probabilities, best first, keeping
+        those of probability at least `threshold` (as fastText's `predict`): an empty list is a text
+        the model is unsure of."""
+        tops = top_labels(self.predict_proba(texts), self.labels, k)
+        return [[(label, p) for label, p in top if p >= threshold] for top in tops]
+
+    def explain(self, texts: str | Iterable[str], n: int) -> tuple[np.ndarray, list[list[dict]]]:
+        """Probabilities of `texts` and, for each, the `n` terms that pushed it most towards its best
+        label, with what each adds to that label's log-odds (see `explain.explain`)."""
+        return explain(self.pipeline, _as_texts(texts), n)
 
     def set_jobs(self, n_jobs: int | None) -> None:
-        """How many processes featurize text when this model labels many articles."""
+        """How many processes featurize text when this model labels many articles (-1: every core;
+        never more than the cores, see `config.resolve_jobs`, which refuses 0)."""
+        n_jobs = resolve_jobs(n_jobs)
         self.pipeline.set_params(features__n_jobs=n_jobs, classifier__n_jobs=n_jobs)
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write the model folder atomically: a complete new model, or the old one untouched."""
         directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-        make_like_new(staging)
+        if directory.exists() and not directory.is_dir():
+            raise QismError(f"{directory}: exists and is not a folder")
+        staging = staging_folder(directory)
         try:
             arrays: dict[str, np.ndarray] = {}
             spec = {"format": "qism-model", "format_version": FORMAT_VERSION, "versions": package_versions(),
@@ -179,29 +182,12 @@ class Model:
                 np.savez_compressed(handle, **arrays)
             self.card["files"] = {name: _sha256(staging / name) for name in (PIPELINE_FILE, ARRAYS_FILE)}
             (staging / CARD_FILE).write_text(json.dumps(self.card, ensure_ascii=False, indent=2), encoding="utf-8")
-            (staging / CARD_MARKDOWN).write_text(render_card(self.card), encoding="utf-8")
-            _replace_directory(staging, directory)
+            (staging / CARD_MARKDOWN).write_text(card_markdown(self.card), encoding="utf-8")
+            replace_folder(staging, directory)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return directory
-
-
-def _replace_directory(new: Path, target: Path) -> None:
-    if target.exists() and not target.is_dir():
-        raise QismError(f"{target}: exists and is not a folder")
-    if target.exists():
-        retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-        os.replace(target, retired / target.name)
-        try:
-            os.replace(new, target)
-        except BaseException:
-            os.replace(retired / target.name, target)
-            raise
-        finally:
-            shutil.rmtree(retired, ignore_errors=True)
-    else:
-        os.replace(new, target)
 
 
 #: What a damaged, crafted or incompatible model file can raise while it is read, built and tried.
@@ -270,88 +256,3 @@ def load_model(directory: str | os.PathLike | None = None) -> Model:
     except _BAD_MODEL_ERRORS as err:
         raise QismError(_cannot_use(directory, spec, err)) from None
     return Model(pipeline, card)
-
-
-# --- the card ---------------------------------------------------------------------------------
-
-def _percent(value: float) -> str:
-    return f"{100 * value:.1f}"
-
-
-def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{key.replace('_', ' ')} {count:,}" for key, count in counts.items())
-
-
-def data_notes(card: dict) -> list[str]:
-    """What training did with documents it could not use as they were, one sentence per kind."""
-    notes = []
-    if card.get("dropped"):
-        notes.append(f"Dropped before training: {_counts(card['dropped'])}.")
-    if card.get("repaired"):
-        notes.append(f"Kept after a fix: {_counts(card['repaired'])}.")
-    if card.get("flagged"):
-        notes.append(f"Kept, worth a look: {_counts(card['flagged'])}.")
-    if card.get("label_merges"):
-        merged = ", ".join(f"{spelling!r} → {label!r}" for spelling, label in card["label_merges"].items())
-        notes.append(f"Label spellings merged: {merged}.")
-    if card.get("empty_label_folders"):
-        notes.append(f"Label folders without articles (no such label): {', '.join(card['empty_label_folders'])}.")
-    return notes
-
-
-def render_card(card: dict) -> str:
-    """The model card as Markdown, for people."""
-    lines = [f"# qism model: {card.get('name', '')}", ""]
-    lines.append(f"Created {card.get('created')} with qism {card.get('versions', {}).get('qism')}.")
-    lines.append("")
-    scores = card.get("scores")
-    if scores:
-        lines += ["## Held-out scores", "",
-                  f"- documents: {scores['documents']:,}",
-                  f"- accuracy: {_percent(scores['accuracy'])}%",
-                  f"- macro-F1: {_percent(scores['macro_f1'])}%"]
-        if "expected_calibration_error" in scores:
-            lines.append(f"- expected calibration error: {scores['expected_calibration_error']:.3f}")
-        lines += ["", "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
-        for label, row in scores["per_label"].items():
-            lines.append(f"| {label} | {_percent(row['precision'])} | {_percent(row['recall'])} | {_percent(row['f1'])} | {row['support']} |")
-        matrix = scores["confusion_matrix"]
-        lines += ["", "Confusion matrix (rows: true label, columns: predicted):", "",
-                  "| | " + " | ".join(matrix["labels"]) + " |", "|---" * (len(matrix["labels"]) + 1) + "|"]
-        for label, row in zip(matrix["labels"], matrix["rows_true_columns_predicted"]):
-            lines.append(f"| **{label}** | " + " | ".join(str(v) for v in row) + " |")
-        if "by_threshold" in scores:
-            lines += ["", "Leaving articles scored below a threshold unlabeled (`qism predict --threshold`):", "",
-                      "| threshold | coverage | accuracy |", "|---|---|---|"]
-            lines += [f"| {row['threshold']:.3f} | {_percent(row['coverage'])}% | {_percent(row['accuracy'])}% |"
-                      for row in scores["by_threshold"]]
-        if "by_source" in scores:
-            lines += ["", "Held-out scores per source (outlet, or the file a document came from):", "",
-                      "| source | documents | accuracy | macro-F1 |", "|---|---|---|---|"]
-            lines += [f"| {source} | {row['documents']:,} | {_percent(row['accuracy'])}% | {_percent(row['macro_f1'])}% |"
-                      for source, row in scores["by_source"].items()]
-    else:
-        lines.append("Trained on all documents (no held-out split), so there are no held-out scores.")
-    names = card.get("label_names", {})
-    lines += ["", "## Labels", "", "| label | name | training documents |", "|---|---|---|"]
-    lines += [f"| {label} | {names.get(label, label)} | {count:,} |" for label, count in card.get("labels", {}).items()]
-    by_outlet = card.get("documents_by_outlet")
-    if by_outlet and len(by_outlet) > 1:
-        labels = list(card.get("labels", {}))
-        lines += ["", "Documents per outlet (rows) and label (columns), before the held-out split:", "",
-                  "| outlet | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
-        lines += [f"| {outlet} | " + " | ".join(f"{row[label]:,}" if label in row else "–" for label in labels) + " |"
-                  for outlet, row in by_outlet.items()]
-    lines += ["", "## Training data", "", "| source | documents | SHA-256 |", "|---|---|---|"]
-    lines += [f"| {s['path']} | {s['documents']:,} | `{s['sha256'][:16]}…` |" for s in card.get("sources", [])]
-    lines += [line for note in data_notes(card) for line in ("", note)]
-    if "autotune" in card:
-        lines += ["", "## Autotune", "", autotune_summary(card["autotune"]), "",
-                  "| classifier | C | class weight | word n-grams | CV macro-F1 | seconds |", "|---|---|---|---|---|---|"]
-        lines += [f"| {t['config']['classifier']} | {t['config']['C']:g} | {t['config']['class_weight'] or 'none'} | "
-                  f"{'-'.join(map(str, t['config']['word_ngrams']))} | {t['cv_macro_f1']:.4f} | {t['seconds']} |"
-                  for t in card["autotune"]["trials"]]
-    if card.get("notes"):
-        lines += ["", "## Notes", ""] + [f"- {note}" for note in card["notes"]]
-    lines += ["", "## Configuration", "", "```json", json.dumps(card.get("config", {}), ensure_ascii=False, indent=2), "```", ""]
-    return "\n".join(lines)

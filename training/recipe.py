@@ -1,8 +1,10 @@
 """Label maps and recipes: which sources, which labels and which options make a model.
 
 A label map renames and merges the labels of several corpora into one taxonomy, each label with an id
-and a display name, and drops the labels it does not list. A recipe names the sources, the label map
-and the training options, so `qism train --recipe FILE` rebuilds a model the same way every time.
+and a display name, and drops the labels it does not list; a model keeps its map in its card, so
+evaluation maps raw labels as training did. A recipe names the sources, the label map and the
+training options, so `qism train --recipe FILE` rebuilds a model the same way every time;
+`plan_training` merges a recipe with the options given beside it, key by key.
 
 Label map (TOML, or the same structure in JSON):
 
@@ -20,7 +22,7 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 if sys.version_info >= (3, 11):
@@ -28,9 +30,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from .corpus import Document, ReadOptions
+from .config import ReadOptions, TrainConfig
+from .corpus import Document
 from .errors import QismError
-from .trainer import TrainConfig
 
 
 def read_config_file(path: str | Path) -> dict:
@@ -43,31 +45,33 @@ def read_config_file(path: str | Path) -> dict:
             data = json.loads(path.read_text(encoding="utf-8"))
         else:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise QismError(f"{path}: cannot parse ({err})") from None
     if not isinstance(data, dict):
         raise QismError(f"{path}: expected a table of settings")
     return data
 
 
-@dataclass
+@dataclass(frozen=True)
 class LabelMap:
     """Raw labels (optionally qualified by source file name) to label ids with display names."""
 
     names: dict[str, str]
     #: (source file name or "", raw label) -> label id
     targets: dict[tuple[str, str], str]
-    unmapped: Counter = field(default_factory=Counter)
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "label map") -> LabelMap:
-        labels = data.get("labels", data)
+        labels = data.get("labels", data) if isinstance(data, dict) else None
         if not isinstance(labels, dict) or not labels:
             raise QismError(f"{where}: expected [labels.<id>] tables with `name` and `from`")
         names, targets = {}, {}
         for label_id, entry in labels.items():
             if not isinstance(entry, dict) or not isinstance(entry.get("from"), list) or not entry["from"]:
                 raise QismError(f"{where}: label {label_id!r} needs a non-empty `from` list of raw labels")
+            unknown = sorted(set(entry) - {"name", "from", "scope"})
+            if unknown:
+                raise QismError(f"{where}: label {label_id!r} has unknown key(s) {', '.join(unknown)}; known: name, from, scope")
             names[label_id] = str(entry.get("name", label_id))
             for raw in entry["from"]:
                 source, _, label = str(raw).rpartition(":")
@@ -81,82 +85,123 @@ class LabelMap:
     def load(cls, path: str | Path) -> LabelMap:
         return cls.from_dict(read_config_file(path), str(path))
 
+    def to_dict(self) -> dict:
+        """The map in the form `from_dict` reads, as a model card keeps it."""
+        raw = {label_id: [] for label_id in self.names}
+        for (source, label), label_id in self.targets.items():
+            raw[label_id].append(f"{source}:{label}" if source else label)
+        return {"labels": {label_id: {"name": name, "from": raw[label_id]} for label_id, name in self.names.items()}}
+
     def target(self, source_path: str, label: str) -> str | None:
+        """The label id of a raw label read from `source_path` (None when the map does not list it)."""
         label = label.strip()
         return self.targets.get((Path(source_path).name, label)) or self.targets.get(("", label))
 
-    def apply(self, documents: Iterable[tuple[str, Document]]) -> Iterator[tuple[str, Document]]:
-        """Relabel each document; drop (and count) those whose label the map does not list."""
+    def apply(self, documents: Iterable[tuple[str, Document]], unmapped: Counter) -> Iterator[tuple[str, Document]]:
+        """Relabel each (source path, document); drop those whose label the map does not list,
+        counting them in `unmapped` by `source file name:label`."""
         for source_path, doc in documents:
             label_id = self.target(source_path, doc.label or "")
             if label_id is None:
-                self.unmapped[f"{Path(source_path).name}:{doc.label}"] += 1
+                unmapped[f"{Path(source_path).name}:{doc.label}"] += 1
                 continue
             yield source_path, replace(doc, label=label_id)
 
 
+RECIPE_KEYS = ("sources", "label_map", "train", "read", "notes")
+
+
 @dataclass
 class Recipe:
-    """Sources, label map and training options for one model."""
+    """Sources, label map, training and reading options, and notes for the card: one model's making."""
 
     sources: list[str]
-    label_map: LabelMap | None
-    options: dict
-    read_options: ReadOptions
+    label_map: LabelMap | None = None
+    train: dict = field(default_factory=dict)
+    read: dict = field(default_factory=dict)
     #: What a reader of the model card should know about the model (caveats, data choices).
     notes: list[str] = field(default_factory=list)
-    #: How to read the sources that need more than `read_options` (their own columns, outlet name).
-    source_options: dict[str, ReadOptions] = field(default_factory=dict)
+    #: Read options of the sources given as tables (their own columns, outlet), over `read`.
+    source_read: dict[str, dict] = field(default_factory=dict)
 
 
-def _recipe_sources(sources: list, read: dict, where: Path) -> tuple[list[str], dict[str, ReadOptions]]:
-    """Source paths, and the read options of those given as a table: `{path = "...", text_column =
-    "story", outlet = "hespress"}` reads that source with these options on top of `[read]`."""
-    paths, options = [], {}
+def _recipe_sources(sources, where: Path) -> tuple[list[str], dict[str, dict]]:
+    """Source paths, and the own read options of those given as a table: `{path = "...",
+    text_column = "story", outlet = "hespress"}` reads that source with these on top of `[read]`."""
+    if not isinstance(sources, list) or not sources:
+        raise QismError(f"{where}: a recipe needs `sources = [...]`, a list of paths")
+    paths, own = [], {}
     for entry in sources:
-        if isinstance(entry, str):
+        if isinstance(entry, dict) and isinstance(entry.get("path"), str) and entry["path"]:
+            options = {key: value for key, value in entry.items() if key != "path"}
+            ReadOptions.from_dict(options, f"{where}: source {entry['path']}")  # refused now, before reading
+            own[entry["path"]] = options
+            paths.append(entry["path"])
+        elif isinstance(entry, str) and entry:
             paths.append(entry)
-            continue
-        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+        else:
             raise QismError(f"{where}: each source is a path or a table with `path` and read options; got {entry!r}")
-        path = entry["path"]
-        own = {key: value for key, value in entry.items() if key != "path"}
-        options[path] = _read_options({**read, **own}, f"{where}: source {path}")
-        paths.append(path)
-    return paths, options
-
-
-def _read_options(values: dict, where: str) -> ReadOptions:
-    known = {f.name for f in fields(ReadOptions)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise QismError(f"{where}: unknown read option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return ReadOptions(**values)
+    return paths, own
 
 
 def load_recipe(path: str | Path) -> Recipe:
     """Read a recipe: `sources` (paths, relative to the current folder, or tables of a path and its
-    own read options), an optional `label_map` (inline tables or a file path, relative to the recipe),
-    `[train]` options and `[read]` options."""
+    own read options), an optional `label_map`
+    (inline tables or a file path, relative to the recipe), `[train]` and `[read]` options, `notes`.
+    Unknown keys and options are refused, so a typo never trains a different model silently."""
     path = Path(path)
     data = read_config_file(path)
-    sources = data.get("sources")
-    if not isinstance(sources, list) or not sources:
-        raise QismError(f"{path}: a recipe needs `sources = [...]`")
+    unknown = sorted(set(data) - set(RECIPE_KEYS))
+    if unknown:
+        raise QismError(f"{path}: unknown key(s) {', '.join(unknown)}; a recipe has {', '.join(RECIPE_KEYS)}")
+    sources, source_read = _recipe_sources(data.get("sources"), path)
     label_map = data.get("label_map")
     if isinstance(label_map, str):
         label_map = LabelMap.load(path.parent / label_map)
     elif isinstance(label_map, dict):
         label_map = LabelMap.from_dict(label_map, f"{path}: label_map")
-    options = data.get("train", {})
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise QismError(f"{path}: unknown [train] option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    read = data.get("read", {})
-    read_options = _read_options(read, f"{path}: [read]")
-    paths, source_options = _recipe_sources(sources, read, path)
+    elif label_map is not None:
+        raise QismError(f"{path}: `label_map` is a file name or [label_map.labels.<id>] tables")
+    tables = {key: data.get(key, {}) for key in ("train", "read")}
+    for key, table in tables.items():
+        if not isinstance(table, dict):
+            raise QismError(f"{path}: [{key}] is a table of options")
+    TrainConfig.from_dict(tables["train"], f"{path}: [train]")  # refused now, before any corpus is read
+    ReadOptions.from_dict(tables["read"], f"{path}: [read]")
     notes = data.get("notes", [])
     if not isinstance(notes, list) or not all(isinstance(note, str) for note in notes):
         raise QismError(f"{path}: `notes` is a list of strings")
-    return Recipe(paths, label_map, options, read_options, notes, source_options)
+    return Recipe(sources, label_map, tables["train"], tables["read"], notes, source_read)
+
+
+@dataclass
+class TrainingPlan:
+    """What one training reads and how it fits, every option checked: `train`'s arguments."""
+
+    sources: list[str]
+    config: TrainConfig
+    read_options: ReadOptions
+    label_map: LabelMap | None
+    notes: list[str]
+    #: How to read the sources that the recipe gives their own read options.
+    source_options: dict[str, ReadOptions] = field(default_factory=dict)
+
+
+def plan_training(sources: Iterable[str] = (), *, recipe: str | Path | None = None,
+                  label_map: str | Path | None = None, train_options: dict | None = None,
+                  read_options: dict | None = None) -> TrainingPlan:
+    """Merge a recipe with options given beside it (on the command line): each given option (a
+    `cleaning` step too) overrides the recipe's of the same name and leaves the others as they are."""
+    plan = load_recipe(recipe) if recipe is not None else Recipe(list(map(str, sources)))
+    if recipe is not None and list(sources):
+        raise QismError("give the sources in the recipe or on the command line, not both")
+    train_options, read_options = dict(train_options or {}), dict(read_options or {})
+    cleaning = {**plan.train.get("cleaning", {}), **train_options.pop("cleaning", {})}
+    config = TrainConfig.from_dict({**plan.train, **train_options, **({"cleaning": cleaning} if cleaning else {})})
+    read = ReadOptions.from_dict({**plan.read, **read_options})
+    own = {source: ReadOptions.from_dict({**plan.read, **options, **read_options}, f"source {source}")
+           for source, options in plan.source_read.items()}
+    mapping = LabelMap.load(label_map) if label_map is not None else plan.label_map
+    if not plan.sources:
+        raise QismError("no training sources given")
+    return TrainingPlan(plan.sources, config, read, mapping, plan.notes, own)

@@ -1,0 +1,203 @@
+"""The model card: what a model is, what it was trained on and how well it does, for people and programs.
+
+`new_card` builds the card's dict when a model is trained; `card_markdown` renders it as `card.md`;
+`scores_text`, `comparison_text`, `autotune_summary` and `data_notes` render its parts for the
+terminal. `per_label_rows` is the one reading of a scores dict's per-label figures that the text,
+Markdown and HTML (report) renderers share.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from importlib.metadata import PackageNotFoundError, version
+
+
+def qism_version() -> str:
+    try:
+        return version("qism")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    import joblib
+    import numpy
+    import scipy
+    import sklearn
+
+    return {"qism": qism_version(), "scikit-learn": sklearn.__version__, "numpy": numpy.__version__,
+            "scipy": scipy.__version__, "joblib": joblib.__version__}
+
+
+def new_card(*, name: str, config: dict, labels: dict[str, int], split: dict[str, int], sources: list[dict],
+             scores: dict | None, seconds: float, data: dict, label_map=None, unmapped: dict | None = None,
+             autotune: dict | None = None, notes: list[str] | None = None) -> dict:
+    """The card of a model just trained. `data` holds what preparing the corpus dropped, repaired,
+    flagged and merged; `label_map` (a `recipe.LabelMap`) adds the labels' display names and the map
+    itself (so evaluation can map raw labels as training did), `unmapped` the raw labels it dropped."""
+    card = {"name": name, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": package_versions(),
+            "labels": labels, "config": config, "split": split, "sources": sources, **data, "scores": scores,
+            "training_seconds": round(seconds, 2)}
+    if label_map is not None:
+        card["label_names"] = {label: label_map.names[label] for label in labels}
+        card["label_map"] = label_map.to_dict()
+        card["unmapped_labels"] = dict(sorted((unmapped or {}).items()))
+    if autotune is not None:
+        card["autotune"] = autotune
+    if notes:
+        card["notes"] = list(notes)
+    return card
+
+
+def per_label_rows(scores: dict) -> list[tuple[str, float, float, float, int]]:
+    """(label, precision, recall, F1, support) per label, in the scores' order."""
+    return [(label, row["precision"], row["recall"], row["f1"], row["support"]) for label, row in scores["per_label"].items()]
+
+
+def describe_knobs(knobs: dict) -> str:
+    low, high = knobs["word_ngrams"]
+    return f"{knobs['classifier']} C={knobs['C']:g} {knobs['class_weight'] or 'unweighted'} words {low}-{high}"
+
+
+def autotune_summary(record: dict) -> str:
+    """One line on a card's search, for `qism train` and `qism info`."""
+    chosen = record["chosen"]
+    skipped = f", {len(record['skipped'])} skipped for time" if record["skipped"] else ""
+    return (f"autotune: {len(record['trials'])} trials in {record['seconds']:.1f} s{skipped}; chose "
+            f"{describe_knobs(chosen['config'])} (CV macro-F1 {chosen['cv_macro_f1']:.4f}, {record['folds']} folds "
+            f"of {record['documents']:,} training documents)")
+
+
+def scores_text(scores: dict) -> str:
+    lines = [f"documents  {scores['documents']:,}",
+             f"accuracy   {scores['accuracy']:.4f}",
+             f"macro-F1   {scores['macro_f1']:.4f}"]
+    if "expected_calibration_error" in scores:
+        lines.append(f"ECE        {scores['expected_calibration_error']:.4f}")
+    width = max(len(label) for label in scores["per_label"]) + 2
+    lines += ["", f"{'label':<{width}}precision  recall  F1      support"]
+    lines += [f"{label:<{width}}{precision:<11.3f}{recall:<8.3f}{f1:<8.3f}{support}"
+              for label, precision, recall, f1, support in per_label_rows(scores)]
+    matrix = scores["confusion_matrix"]
+    lines += ["", "confusion matrix (rows: true, columns: predicted, in the order above)"]
+    lines += [" ".join(f"{value:>6}" for value in row) for row in matrix["rows_true_columns_predicted"]]
+    if "by_threshold" in scores:
+        lines += ["", "threshold  coverage  accuracy   (predict --threshold: below it, the label is unknown)"]
+        lines += [f"{row['threshold']:<11.3f}{row['coverage']:<10.1%}{row['accuracy']:.1%}" for row in scores["by_threshold"]]
+    return "\n".join(lines)
+
+
+def comparison_text(comparison: dict) -> str:
+    first, second = comparison["models"]
+    width = max(len(first), len(second), 10) + 2
+    label_width = max([len(label) for label in comparison["per_label_f1"]] + [6]) + 5
+
+    def line(name: str, row: dict) -> str:
+        a, b = (f"{v:.4f}" if v is not None else "-" for v in row["values"])
+        difference = f"{row['difference']:+.4f}" if row["difference"] is not None else "-"
+        return f"{name:<{label_width}}{a:<{width}}{b:<{width}}{difference}"
+
+    lines = [f"documents {comparison['documents']:,}", "",
+             f"{'':<{label_width}}{first:<{width}}{second:<{width}}difference"]
+    names = {"accuracy": "accuracy", "macro_f1": "macro-F1", "expected_calibration_error": "ECE",
+             "accuracy_at_coverage_90": "acc@90% cov"}
+    lines += [line(names[key], row) for key, row in comparison["metrics"].items()]
+    lines += [line(f"F1 {label}", row) for label, row in comparison["per_label_f1"].items()]
+    return "\n".join(lines)
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{key.replace('_', ' ')} {count:,}" for key, count in counts.items())
+
+
+def data_notes(card: dict) -> list[str]:
+    """What training did with documents it could not use as they were, one sentence per kind."""
+    notes = []
+    if card.get("dropped"):
+        notes.append(f"Dropped before training: {_counts(card['dropped'])}.")
+    if card.get("repaired"):
+        notes.append(f"Kept after a fix: {_counts(card['repaired'])}.")
+    if card.get("flagged"):
+        notes.append(f"Kept, worth a look: {_counts(card['flagged'])}.")
+    if card.get("label_merges"):
+        merged = ", ".join(f"{spelling!r} → {label!r}" for spelling, label in card["label_merges"].items())
+        notes.append(f"Label spellings merged: {merged}.")
+    if card.get("empty_label_folders"):
+        notes.append(f"Label folders without articles (no such label): {', '.join(card['empty_label_folders'])}.")
+    return notes
+
+
+def card_markdown(card: dict) -> str:
+    """The model card as Markdown, for people."""
+    lines = [f"# qism model: {card.get('name', '')}", ""]
+    lines.append(f"Created {card.get('created')} with qism {card.get('versions', {}).get('qism')}.")
+    lines.append("")
+    scores = card.get("scores")
+    if scores:
+        lines += ["## Held-out scores", "",
+                  f"- documents: {scores['documents']:,}",
+                  f"- accuracy: {_percent(scores['accuracy'])}%",
+                  f"- macro-F1: {_percent(scores['macro_f1'])}%"]
+        if "expected_calibration_error" in scores:
+            lines.append(f"- expected calibration error: {scores['expected_calibration_error']:.3f}")
+        lines += ["", "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+        lines += [f"| {label} | {_percent(precision)} | {_percent(recall)} | {_percent(f1)} | {support} |"
+                  for label, precision, recall, f1, support in per_label_rows(scores)]
+        matrix = scores["confusion_matrix"]
+        lines += ["", "Confusion matrix (rows: true label, columns: predicted):", "",
+                  "| | " + " | ".join(matrix["labels"]) + " |", "|---" * (len(matrix["labels"]) + 1) + "|"]
+        for label, row in zip(matrix["labels"], matrix["rows_true_columns_predicted"]):
+            lines.append(f"| **{label}** | " + " | ".join(str(v) for v in row) + " |")
+        if "by_threshold" in scores:
+            lines += ["", "Leaving articles scored below a threshold unlabeled (`qism predict --threshold`):", "",
+                      "| threshold | coverage | accuracy |", "|---|---|---|"]
+            lines += [f"| {row['threshold']:.3f} | {_percent(row['coverage'])}% | {_percent(row['accuracy'])}% |"
+                      for row in scores["by_threshold"]]
+        if "by_outlet" in scores:
+            lines += ["", "Held-out scores per outlet (named by the record, or the file a document came from):", "",
+                      "| outlet | documents | accuracy | macro-F1 |", "|---|---|---|---|"]
+            lines += [f"| {outlet} | {row['documents']:,} | {_percent(row['accuracy'])}% | {_percent(row['macro_f1'])}% |"
+                      for outlet, row in scores["by_outlet"].items()]
+    else:
+        lines.append("Trained on all documents (no held-out split), so there are no held-out scores.")
+    names = card.get("label_names", {})
+    lines += ["", "## Labels", "", "| label | name | training documents |", "|---|---|---|"]
+    lines += [f"| {label} | {names.get(label, label)} | {count:,} |" for label, count in card.get("labels", {}).items()]
+    by_outlet = card.get("documents_by_outlet")
+    if by_outlet and len(by_outlet) > 1:
+        labels = list(card.get("labels", {}))
+        lines += ["", "Documents per outlet (rows) and label (columns), before the held-out split:", "",
+                  "| outlet | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+        lines += [f"| {outlet} | " + " | ".join(f"{row[label]:,}" if label in row else "–" for label in labels) + " |"
+                  for outlet, row in by_outlet.items()]
+    lines += ["", "## Training data", "", "| source | documents | SHA-256 |", "|---|---|---|"]
+    lines += [f"| {s['path']} | {s['documents']:,} | `{s['sha256'][:16]}…` |" for s in card.get("sources", [])]
+    lines += [line for note in data_notes(card) for line in ("", note)]
+    if "autotune" in card:
+        lines += ["", "## Autotune", "", autotune_summary(card["autotune"]), "",
+                  "| classifier | C | class weight | word n-grams | CV macro-F1 | seconds |", "|---|---|---|---|---|---|"]
+        lines += [f"| {t['config']['classifier']} | {t['config']['C']:g} | {t['config']['class_weight'] or 'none'} | "
+                  f"{'-'.join(map(str, t['config']['word_ngrams']))} | {t['cv_macro_f1']:.4f} | {t['seconds']} |"
+                  for t in card["autotune"]["trials"]]
+    if card.get("notes"):
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in card["notes"]]
+    lines += ["", "## Configuration", "", "```json", json.dumps(card.get("config", {}), ensure_ascii=False, indent=2), "```", ""]
+    return "\n".join(lines)
+
+
+def card_summary(card: dict, name: str) -> str:
+    """`qism info`: the card in a few lines, then its held-out scores."""
+    config = card.get("config", {})
+    lines = [f"model     {name}",
+             f"created   {card.get('created')} (qism {card.get('versions', {}).get('qism')})",
+             "labels    " + ", ".join(f"{label} ({count:,})" for label, count in card.get("labels", {}).items()),
+             "sources   " + ", ".join(f"{s['path']} ({s['documents']:,})" for s in card.get("sources", [])),
+             f"config    {config.get('classifier')} C={config.get('C')} word n-grams {','.join(map(str, config.get('word_ngrams') or ()))}"]
+    lines += [autotune_summary(card["autotune"])] if "autotune" in card else []
+    lines += ["", scores_text(card["scores"])] if card.get("scores") else []
+    return "\n".join(lines)
