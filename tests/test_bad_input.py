@@ -512,15 +512,3 @@ def test_resume_refuses_another_input_and_other_formats(tmp_path, tiny_model_dir
 def test_errors_quoting_the_users_data_stay_one_line(tmp_path):
     (tmp_path / "t.csv").write_text('"first\nsecond",label\nنص,a\n', encoding="utf-8")
     assert_user_error(run("train", tmp_path / "t.csv", "--out", tmp_path / "m"), "columns are: first\\nsecond, label")
-
-
-def test_text_without_arabic_words_is_unknown_with_a_reason(tmp_path, tiny_model_dir):
-    texts = ["Police arrested two suspects on Monday.", "2024 - 15.3% - 0661", "# @ !! ...", "ب 12", SPORTS]
-    path = tmp_path / "in.jsonl"
-    path.write_text("\n".join(json.dumps({"id": f"a{i}", "text": t}) for i, t in enumerate(texts)), encoding="utf-8")
-    result = run("predict", "--model", tiny_model_dir, "--input", path, "--format", "jsonl")
-    records = [json.loads(line) for line in result.output.splitlines()]
-    assert [(r["label"], r["top"], r.get("reason")) for r in records[:4]] == [("unknown", [], "no Arabic words")] * 4
-    assert records[4]["label"] == "sports" and records[4].get("reason") != "no Arabic words"
-    table = run("predict", "--model", tiny_model_dir, "--input", path)
-    assert table.exit_code == 0 and table.output.count("no Arabic words") == 4
