@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import os
+import shutil
 import signal
 import struct
 import subprocess
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from training import QismError, ReadOptions, TrainConfig, clean_text, read_source, train
+from training import QismError, ReadOptions, TrainConfig, clean_text, load_model, read_source, train
 from training import corpus
 from training.features import MAX_ARTICLE_CHARS
 
@@ -88,7 +89,7 @@ def test_named_encoding_is_used_and_a_wrong_or_unknown_one_is_explained(tmp_path
     write_tree(tmp_path / "c", {"sports/1.txt": SPORTS.encode("cp1256")})
     [doc] = read_source(tmp_path / "c", ReadOptions(encoding="cp1256"))
     assert doc.text == SPORTS
-    with pytest.raises(QismError, match=r"sports/1.txt: not valid utf-8 at byte 0; name the encoding"):
+    with pytest.raises(QismError, match=r"sports/1.txt: line 1: not valid utf-8 at byte 0; name the encoding"):
         list(read_source(tmp_path / "c", ReadOptions(encoding="utf-8")))
     with pytest.raises(QismError, match="unknown encoding 'klingon'"):
         list(read_source(tmp_path / "c", ReadOptions(encoding="klingon")))
@@ -107,7 +108,7 @@ def test_undecodable_byte_is_named_by_file_and_offset_in_every_format(tmp_path):
     header, first_record = b"text,label\n", b'{"text": "a", "label": "b"}\n{"text": "'
     (tmp_path / "t.csv").write_bytes(header + body + b",sports\n")
     (tmp_path / "t.jsonl").write_bytes(first_record + body + b'", "label": "b"}\n')
-    cases = {"folder": f"sports/1.txt: not valid utf-8 at byte {at:,}; name the encoding with --encoding, or use --errors replace",
+    cases = {"folder": f"sports/1.txt: line 1: not valid utf-8 at byte {at:,}; name the encoding with --encoding, or use --errors replace",
              "t.csv": f"t.csv: line 2: not valid utf-8 at byte {len(header) + at:,}",
              "t.jsonl": f"t.jsonl: line 2: not valid utf-8 at byte {len(first_record) + at:,}"}
     for source, message in cases.items():
@@ -121,7 +122,7 @@ def test_errors_replace_reads_and_counts_replaced_characters(tmp_path, tiny_mode
     assert bad.text.count("\ufffd") == 1 and SPORTS in bad.text
     card = train([corpus_dir], TrainConfig(test_size=0, min_df=1), read_options=ReadOptions(errors="replace")).card
     assert card["repaired"]["replaced_characters"] == 1
-    assert_user_error(run("evaluate", tiny_model_dir, corpus_dir), "bad.txt: not valid utf-8 at byte")
+    assert_user_error(run("evaluate", tiny_model_dir, corpus_dir), "bad.txt: line 1: not valid utf-8 at byte")
     assert json.loads(run("evaluate", tiny_model_dir, corpus_dir, "--errors", "replace", "--json").output)["documents"] == 19
     with pytest.raises(QismError, match="--errors must be one of strict, replace"):
         ReadOptions(errors="ignore")
@@ -350,12 +351,11 @@ def test_oversized_article_file_is_refused(tmp_path, monkeypatch):
 
 
 def test_symlink_loops_end_and_linked_label_folders_are_read_once(tmp_path):
-    outside = write_tree(tmp_path / "elsewhere", {"economy/1.txt": ECONOMY})
-    root = write_tree(tmp_path / "c", {"sports/1.txt": SPORTS})
+    root = write_tree(tmp_path / "c", {"sports/1.txt": SPORTS, "store/economy/1.txt": ECONOMY})
     os.symlink(root, root / "sports" / "loop")          # a loop back to the top
     os.symlink(root / "sports", root / "sports" / "self")  # a loop onto itself
-    os.symlink(outside / "economy", root / "economy")    # a label folder kept elsewhere
-    os.symlink(outside / "economy", root / "again")      # the same folder twice
+    os.symlink(root / "store" / "economy", root / "economy")  # a label folder kept elsewhere in the corpus
+    os.symlink(root / "store" / "economy", root / "again")    # the same folder twice
     os.symlink(root / "missing", root / "dangling.txt")  # a link to nothing
     assert [doc.id for doc in read_source(root)] == ["again/1.txt", "sports/1.txt"]
 
@@ -374,6 +374,75 @@ def test_a_200_mb_article_trains_and_labels_in_bounded_time(tmp_path, tiny_model
     result = run("predict", "--model", tiny_model_dir, "--input", huge, "--format", "jsonl")
     assert json.loads(result.stdout)["label"] == "economy"
     assert time.perf_counter() - started < 60
+
+
+# --- where a model is saved: qism replaces only a model folder ---------------------------------
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under `root` with its content, to show nothing was touched."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def out_cases(tmp_path: Path) -> dict[str, tuple[list, Path, str]]:
+    """(sources, --out, what the message says) for each folder `qism train` must not replace."""
+    corpus_dir = tiny_plus(tmp_path / "data", {})
+    user_files = write_tree(tmp_path / "thesis", {"chapter1.txt": "my work", "figures/plot.png": PNG})
+    other_card = write_tree(tmp_path / "other-tool", {"card.json": '{"name": "not qism"}', "weights.bin": b"\x00"})
+    model_plus = tmp_path / "model-plus"
+    train([corpus_dir], TrainConfig(test_size=0, min_df=1)).save(model_plus)
+    (model_plus / "notes.txt").write_text("mine")
+    return {
+        "a folder of user files": ([corpus_dir], user_files, "holds files that are not a qism model's"),
+        "the corpus itself": ([corpus_dir], corpus_dir, "is the training source"),
+        "a parent of the corpus": ([corpus_dir], tmp_path / "data", "holds the training source"),
+        "a folder inside the corpus": ([corpus_dir], corpus_dir / "models", "lies inside the training source"),
+        "the current folder": ([corpus_dir], Path("."), "is the current folder"),
+        "a parent of the current folder": ([corpus_dir], Path(".."), "holds the current folder"),
+        "another tool's card.json": ([corpus_dir], other_card, "holds files that are not a qism model's"),
+        "a model with a user file added": ([corpus_dir], model_plus, "holds files that are not a qism model's"),
+    }
+
+
+OUT_CASES = ["a folder of user files", "the corpus itself", "a parent of the corpus", "a folder inside the corpus",
+             "the current folder", "a parent of the current folder", "another tool's card.json",
+             "a model with a user file added"]
+
+
+@pytest.mark.parametrize("case", OUT_CASES)
+def test_train_out_replaces_only_a_model_folder(tmp_path, monkeypatch, case):
+    sources, out, fragment = out_cases(tmp_path)[case]
+    monkeypatch.chdir(write_tree(tmp_path / "work" / "here", {"draft.txt": "mine"}))
+    before = snapshot(tmp_path)
+    from training import trainer
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started before --out was checked")
+
+    monkeypatch.setattr(trainer, "train", no_training)
+    assert_user_error(run("train", *sources, "--out", out), fragment)
+    assert snapshot(tmp_path) == before
+
+
+def test_model_save_refuses_the_same_folders_for_python_users(tmp_path):
+    cases = out_cases(tmp_path)
+    model = train(cases["the corpus itself"][0], TrainConfig(test_size=0, min_df=1))
+    before = snapshot(tmp_path)
+    for case in ("a folder of user files", "the corpus itself", "a parent of the corpus", "a model with a user file added"):
+        with pytest.raises(QismError, match=cases[case][2]):
+            model.save(cases[case][1])
+    assert snapshot(tmp_path) == before
+
+
+def test_train_out_replaces_a_model_an_empty_folder_and_writes_through_a_link(tmp_path, tiny_model_dir):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    model_dir = Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+    os.symlink(model_dir, tmp_path / "link")
+    for out in (empty, model_dir, tmp_path / "link"):
+        result = run("train", FIXTURES / "tiny", "--out", out, "--test-size", "0", "--min-df", "1", "--C", "5")
+        assert result.exit_code == 0, result.output
+        assert load_model(out).card["config"]["C"] == 5.0
+    assert (tmp_path / "link").is_symlink() and sorted(p.name for p in tmp_path.iterdir()) == ["empty", "link", "model"]
 
 
 # --- prediction never drops or reorders a record ----------------------------------------------

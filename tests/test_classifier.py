@@ -1,3 +1,5 @@
+import pickle
+
 import numpy as np
 import pytest
 
@@ -52,3 +54,15 @@ def test_threads_give_the_same_weights_every_time(data, kind):
     fits = [LinearClassifier(kind, calibration_size=0, n_jobs=2).fit(X, y).coef_ for _ in range(4)]
     for coef in fits[1:]:
         np.testing.assert_array_equal(coef, fits[0])
+
+
+def test_contiguous_weights_follow_coef_and_stay_out_of_saved_state(data):
+    X, y = data
+    model = LinearClassifier(calibration_size=0).fit(X, y)
+    np.testing.assert_array_equal(model.decision_function(X), np.asarray(X @ model.coef_.T) + model.intercept_)
+    model.coef_ = model.coef_ * 2  # new weights (as fit sets them) are used, not the copy of the old ones
+    np.testing.assert_array_equal(model.decision_function(X), np.asarray(X @ model.coef_.T) + model.intercept_)
+    assert "_coef_by_feature" in vars(model)
+    assert "_coef_by_feature" not in model.__getstate__()
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(restored.decision_function(X), model.decision_function(X))

@@ -74,6 +74,19 @@ def test_term_columns_match_transform():
     assert set(columns) == set(row.indices)
 
 
+#: Fitted on texts of these few words, so most terms of the generated texts keep a column.
+WORDS = ["فاز", "الفريق", "بالمباراة", "ab_1", "٢٣", "😀x", "القمة"]
+EXPLAINED = TfidfFeaturizer(min_df=1, lead_words=3, word_ngrams=(1, 3), char_ngrams=(2, 3), n_buckets=2**10).fit(
+    [" ".join(WORDS[i:] + WORDS[:i]) for i in range(len(WORDS))])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(WORDS + ["a", " ", "\n", "-"]), max_size=30).map(" ".join))
+def test_the_columns_of_an_articles_terms_are_those_transform_fills(text):
+    columns = EXPLAINED.term_columns(EXPLAINED.analyze(text))
+    assert set(columns[columns >= 0]) == set(EXPLAINED.transform([text]).indices)
+
+
 def test_sklearn_conventions_clone_and_grid_search(tiny):
     docs = list(read_source(tiny))
     pipeline = Pipeline([("features", TfidfFeaturizer(cleaner=TextCleaner(), min_df=1)),

@@ -276,7 +276,7 @@ def test_version_and_short_help():
 
 
 def test_help_shows_defaults_in_the_form_the_option_takes():
-    for command in ("train", "evaluate", "predict", "info"):
+    for command in ("train", "evaluate", "predict", "serve", "info"):
         text = " ".join(ok(run(command, "--help")).stdout.split())
         assert not re.search(r"\(\d+, \d+\)|\[default: (yes|no|all)\]", text), command
     text = " ".join(ok(run("train", "--help")).stdout.split())

@@ -4,7 +4,10 @@ document exactly one record, in order."""
 
 import gzip
 import io
+import re
 import tempfile
+import time
+from unittest import mock
 import zipfile
 from pathlib import Path
 
@@ -13,7 +16,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from training import Document, LabelOptions, QismError, ReadOptions, TextCleaner, load_model, read_source
-from training.clean import DIACRITICS, INVISIBLES, TATWEEL, has_arabic_word
+from training.clean import DIACRITICS, INVISIBLES, TATWEEL, has_arabic_word, remove_emails, split_hashtags
+from training import corpus
+from training.corpus import replace_lone_surrogates
+from training.features.boilerplate import edge_segments
+from training.features.hashing import TOKEN_RE
 from training.predict import label_documents
 
 # Arabic letters with their marks, tatweel, presentation forms, invisibles, line breaks and web residue.
@@ -30,6 +37,7 @@ MARKS = set(TATWEEL) | {chr(c) for c in range(0x64B, 0x660)} | {"\u0670"}
 @given(ANY_TEXT, CLEANERS)
 @example("##0", TextCleaner())  # found by this test: left "#0" for the next pass
 @example("@0@0 @a:@b", TextCleaner())  # found by this test: left "@0" and "@b"
+@example("\u0671\u0653", TextCleaner(diacritics=False))  # found by this test (5,000 examples): ٱ to ا, then ا + madda composed to آ
 def test_any_cleaner_never_raises_and_is_idempotent(text, cleaner):
     once = cleaner(text)
     assert cleaner(once) == once
@@ -126,3 +134,68 @@ def test_prediction_gives_every_document_one_record_in_order(tiny_model, texts, 
         reason = "empty text" if not text.strip() else None if has_arabic_word(text) else "no Arabic words"
         assert record.get("reason") == reason
         assert record["label"] == "unknown" if reason else record["label"] in tiny_model.labels
+
+
+# --- every pattern applied to user text runs in linear time -----------------------------------
+
+#: Pieces whose long runs hold no match but made a backtracking regex rescan the run from each
+#: character (the e-mail and hashtag patterns took 33 s on 200 KB).
+RUN_PIECES = st.sampled_from(["a", "a.", "a-", "a+", "#", "@", "_", "a@", "@a", "#a", ".", "-", " ", "RT ", "<a",
+                              "&a", "a:", "a (", "(a)", "a -", "www.", "http://", "\u0628\u064e", "\u0628.",
+                              "\u0628\u0640", "\u0628 ", "\u0628\u200b", "\n", "a@b", "a.b@"])
+RUN_ENDS = st.sampled_from(["", "@", "#", "@a", "a@b.c", "#a", " -", ":", "\n"])
+RUN_CHARS = 200_000
+#: CPU seconds (not wall-clock: the machine may be shared) for one run: the linear patterns take
+#: about 0.3 s at most, the quadratic ones took minutes (450 s for `a.` x 100,000 + `@`).
+SECONDS_FOR_A_RUN = 5.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(RUN_PIECES, min_size=1, max_size=3).map("".join), RUN_ENDS)
+@example("a.", "@")
+@example("_", "@")
+@example("#", "")
+def test_cleaning_a_long_run_without_a_match_takes_linear_time(piece, end):
+    text = (piece * (RUN_CHARS // len(piece) + 1))[:RUN_CHARS] + end
+    for step in (TextCleaner(), TOKEN_RE.findall, edge_segments, replace_lone_surrogates):
+        started = time.process_time()
+        step(text)
+        elapsed = time.process_time() - started
+        assert elapsed < SECONDS_FOR_A_RUN, f"{step} took {elapsed:.1f} s on {piece!r} x {RUN_CHARS:,} + {end!r}"
+
+
+#: The e-mail and hashtag patterns as they were before they were made linear: quadratic on long
+#: runs, but the reference for what a short text cleans to.
+QUADRATIC_EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+QUADRATIC_HASHTAG_RE = re.compile(r"#+(\w+)")
+EMAIL_SOUP = st.lists(st.sampled_from(list("ab_.+-@# \n\u0628") + ["a@b.c", "##", "@@", ".+"]), max_size=30).map("".join)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(EMAIL_SOUP | ANY_TEXT)
+@example("a@b.c+d@e.f")  # a match right after a match: the linear pattern alone would leave "+d@e.f"
+@example("a@b.c.+x@y.z")
+def test_linear_email_and_hashtag_removal_gives_what_the_old_patterns_gave(text):
+    assert remove_emails(text) == QUADRATIC_EMAIL_RE.sub(" ", text)
+    assert split_hashtags(text) == QUADRATIC_HASHTAG_RE.sub(lambda m: m.group(1).replace("_", " "), text)
+
+
+# --- streamed files split into the same lines whatever the blocks ------------------------------
+
+LINE_SOUP = st.text(alphabet="ab \r\n\u0628\u20ac\U0001f600\x85\u2028", max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(LINE_SOUP, st.integers(1, 9), st.integers(0, 60))
+def test_streamed_lines_and_bad_byte_offsets_do_not_depend_on_block_boundaries(text, block, bad_at):
+    data = text.encode()
+    options = ReadOptions(encoding="utf-8")
+    with mock.patch.object(corpus, "_BLOCK_BYTES", block):
+        assert list(corpus._stream_lines(io.BytesIO(data), "x", options)) == list(io.StringIO(text, newline=""))
+        cut = min(bad_at, len(data))
+        while cut and (data[cut] & 0xC0 == 0x80 if cut < len(data) else False):
+            cut -= 1  # the bad byte goes between characters
+        damaged = data[:cut] + b"\xff" + data[cut:]
+        line = len(re.findall("\r\n|\r|\n", data[:cut].decode())) + 1  # what is before the bad byte
+        with pytest.raises(QismError, match=f"^x: line {line}: not valid utf-8 at byte {cut:,};"):
+            list(corpus._stream_lines(io.BytesIO(damaged), "x", options))

@@ -32,6 +32,10 @@ MIN_CALIBRATION_DOCS = 100
 #: held-out set then moves them little, a large one as far as its data says.
 CLASS_SCALING_PRIOR = 2.0
 
+#: The natural logarithms of the lowest and highest softmax temperature calibration fits (a loaded
+#: model's temperature must lie between them too).
+LOG_TEMPERATURE_BOUNDS = (-7.0, 5.0)
+
 #: Passes over the data for SGD: its scores stop improving well before it formally converges.
 SGD_EPOCHS = 15
 #: Learners fitted as one binary problem per label, which NB scaling applies to.
@@ -148,7 +152,7 @@ def fit_temperature(decision: np.ndarray, y_index: np.ndarray) -> float:
     def log_loss(log_t: float) -> float:
         return -log_softmax(decision / np.exp(log_t), axis=1)[np.arange(len(y_index)), y_index].mean()
 
-    return float(np.exp(minimize_scalar(log_loss, bounds=(-7.0, 5.0), method="bounded").x))
+    return float(np.exp(minimize_scalar(log_loss, bounds=LOG_TEMPERATURE_BOUNDS, method="bounded").x))
 
 
 def fit_class_scaling(logits: np.ndarray, y_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -262,9 +266,24 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
         self.intercept_ = (intercept * scale + self.temperature_ * bias).astype(np.float32)
         return self
 
+    def _weights_by_feature(self) -> np.ndarray:
+        """`coef_.T` as a C-contiguous array, made once per `coef_`: a sparse matrix times the plain
+        transpose copies all the weights on every call (milliseconds for one article on a large model).
+        Derived, so never saved: the leading underscore keeps it out of model files and pickles."""
+        cached = getattr(self, "_coef_by_feature", None)
+        if cached is None or cached[0] is not self.coef_:
+            cached = (self.coef_, np.ascontiguousarray(self.coef_.T))
+            self._coef_by_feature = cached
+        return cached[1]
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_coef_by_feature", None)
+        return state
+
     def decision_function(self, X) -> np.ndarray:
         check_is_fitted(self, "coef_")
-        return np.asarray(X @ self.coef_.T) + self.intercept_
+        return np.asarray(X @ self._weights_by_feature()) + self.intercept_
 
     def predict_proba(self, X) -> np.ndarray:
         return softmax(self.decision_function(X) / self.temperature_, axis=1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -99,6 +100,8 @@ def _user_errors(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        if sys.stderr is None:  # started with stderr closed (2>&-): the work is still done, silently
+            sys.stderr = open(os.devnull, "w")
         try:
             return command(*args, **kwargs)
         except QismError as err:
@@ -107,14 +110,30 @@ def _user_errors(command):
         except KeyboardInterrupt as err:  # an `Interrupted` says what was kept
             typer.echo(f"qism: interrupted; {str(err) or 'nothing was written'}", err=True)
             raise typer.Exit(130) from None
-        except BrokenPipeError:
-            sys.stderr.close()
+        except BrokenPipeError:  # the reader went away (| head): not an error
+            _discard_stdout()
             raise typer.Exit(0) from None
         except OSError as err:  # a full disk, a folder that cannot be written: outputs stay as they were
+            _discard_stdout()
             typer.echo(f"qism: error: {printable(str(err))}; nothing was written", err=True)
+            raise typer.Exit(1) from None
+        except MemoryError:
+            typer.echo("qism: error: out of memory; give smaller inputs, use fewer --jobs, or free memory", err=True)
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null once writing to it failed, so that the flush at exit, with the
+    same records still buffered, neither fails again nor prints a second message."""
+    try:
+        stdout = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # closed, or not a file (tests capture it)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, stdout)
+    os.close(devnull)
 
 
 def _print_json(data) -> None:
@@ -259,13 +278,15 @@ def predict_command(
     jobs: Jobs = -1,
 ):
     """Label articles given as arguments, in a file or folder, or on standard input."""
+    if output is None and sys.stdout is None:  # started with >&-
+        raise QismError("standard output is closed; write the records to a file with --output")
     options = LabelOptions(top_k=top_k, threshold=threshold, unknown_label=unknown_label, explain=explain)
     read = ReadOptions(require_labels=False, **_given(text_column=text_column, id_column=id_column, encoding=encoding,
                                                       errors=errors, keep_columns=keep_columns and parse_columns(keep_columns)))
     documents = read_inputs(texts or [], input_path, input_format, lines, read, note=_note)
     loaded = load_model(model)
     shown = not quiet and (output is not None or not sys.stdout.isatty())  # not into results on the screen
-    total = len(texts) if texts and texts != ["-"] else count_documents(input_path, input_format) if input_path and shown else None
+    total = len(texts) if texts and texts != ["-"] else count_documents(input_path, "lines" if lines else input_format) if input_path and shown else None
     meter = ProgressMeter(total)
     counts = label_to_output(loaded, documents, options, fmt=output_format, output=output, resume=resume,
                              bom=bom, n_jobs=jobs, input_path=input_path, read_options=read,
@@ -282,6 +303,22 @@ def _labeled(counts: dict, meter: ProgressMeter, output: Path | None) -> None:
         _progress_done(meter)
     if counts["replaced_characters"]:
         _note(f"{counts['replaced_characters']:,} undecodable characters were replaced by U+FFFD")
+
+
+@app.command("serve", short_help="Label articles over HTTP (needs qism[serve]).")
+@_user_errors
+def serve_command(
+    model: Annotated[Optional[Path], typer.Option("--model", "-m", metavar="DIR", help="Model folder [default: the shipped default model]")] = None,
+    host: Annotated[str, typer.Option(metavar="ADDRESS", help="Address to listen on; 0.0.0.0 for every interface")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(metavar="N", help="Worker processes, each with the model loaded once")] = 1,
+    max_pending: Annotated[Optional[int], typer.Option(metavar="N", help="Requests a worker holds at once, labeling or waiting; past it, 503 [default: 64]")] = None,
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help=f"Log each request on stderr {_switch('access-log', True)}", show_default=False)] = True,
+):
+    """Label articles over HTTP: POST /v1/predict, GET /v1/model, /healthz, /readyz, /docs (needs qism[serve])."""
+    from .serve import serve  # FastAPI and uvicorn are an extra: imported only for this command
+
+    serve(model, host=host, port=port, workers=workers, max_pending=max_pending, access_log=access_log)
 
 
 def _note(message: str) -> None:

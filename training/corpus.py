@@ -8,7 +8,10 @@ Corpora from unknown places are read defensively: the encoding is guessed (a BOM
 bytes that are not UTF-8 are common, then Windows-1256), a bad byte is named by its offset, binary
 files renamed `.txt` are passed on as documents without text (see `Document.problem`), zip entries
 that point outside the archive are refused, archives that unpack to more than `MAX_ARCHIVE_BYTES`
-are refused before they are read, and folder links are followed once each, so a link loop ends.
+are refused before they are read, and folder links are followed once each, so a link loop ends;
+links that lead out of a corpus folder are not followed but passed on as documents without text.
+A file is opened and read once, so a pipe or FIFO loses nothing, and no article, line or CSV field
+may hold more than `MAX_FILE_BYTES`.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from __future__ import annotations
 import codecs
 import csv
 import dataclasses
+import errno
+import functools
 import gzip
 import io
-import itertools
 import json
 import os
 import re
@@ -44,9 +48,12 @@ FORMATS = ("folder", "zip", "csv", "tsv", "jsonl", "txt", "lines")
 BINARY_FILE = "binary file"
 #: The `problem` of a label folder with no articles, passed on so the training card can name it.
 EMPTY_LABEL_FOLDER = "empty label folder"
+#: The `problem` of a link in a corpus folder to a file or folder outside it (a system file must not
+#: end up in a model or a report): passed on without text, so it is counted and gets a record.
+OUTSIDE_CORPUS = "outside corpus"
 
-#: The most a zip archive may unpack to, and the most one article file may hold (a zip bomb or a
-#: file that is not an article stops with a message instead of filling memory).
+#: The most a zip or gzip archive may unpack to, and the most one article file, line or CSV field
+#: may hold (a bomb or a file that is not an article stops with a message instead of filling memory).
 MAX_ARCHIVE_BYTES = 4 << 30
 MAX_FILE_BYTES = 1 << 30
 
@@ -67,9 +74,10 @@ class Document:
 
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 _UTF8_REPLACEMENT = "\ufffd".encode()
-#: Up to this many non-UTF-8 sequences per non-ASCII character, bytes are UTF-8 with some damage
-#: (to report by offset); more, and they are in another encoding (Windows-1256).
-_DAMAGED_UTF8_SHARE = 0.1
+#: Bytes are in another encoding (Windows-1256) when valid non-ASCII UTF-8 characters are at most
+#: this share of the sequences that are not UTF-8 (chance pairs: 0.6% in Windows-1256 news text);
+#: with more, they are UTF-8 with damage or with lines in another encoding, named by line.
+_CHANCE_UTF8_SHARE = 0.1
 
 
 def _checked_encoding(encoding: str) -> str:
@@ -81,10 +89,10 @@ def _checked_encoding(encoding: str) -> str:
 
 
 def _guess_encoding(data: bytes) -> str:
-    """A BOM's encoding, else UTF-8 unless bytes that are not UTF-8 are common, else Windows-1256.
+    """A BOM's encoding, else UTF-8 unless almost nothing non-ASCII in it is UTF-8, else Windows-1256.
 
-    A few bad bytes in UTF-8 text are damage to name (or replace), not a sign of another encoding;
-    decoding such a file as Windows-1256 would turn all its Arabic into nonsense.
+    Bad bytes in UTF-8 text, even a whole line in another encoding, are to name (or replace), not a
+    sign of another encoding; decoding such a file as Windows-1256 would turn its UTF-8 into nonsense.
     """
     for bom, codec in _BOMS:
         if data.startswith(bom):
@@ -98,7 +106,7 @@ def _guess_encoding(data: bytes) -> str:
     text = data.decode("utf-8", "replace")
     bad = text.count("\ufffd") - data.count(_UTF8_REPLACEMENT)
     non_ascii = len(text) - len(text.encode("ascii", "ignore")) - bad
-    return "utf-8" if bad <= _DAMAGED_UTF8_SHARE * non_ascii else "cp1256"
+    return "cp1256" if non_ascii <= _CHANCE_UTF8_SHARE * bad else "utf-8"
 
 
 def _undecodable(name: str, encoding: str, offset: int) -> str:
@@ -106,17 +114,42 @@ def _undecodable(name: str, encoding: str, offset: int) -> str:
             "name the encoding with --encoding, or use --errors replace to put U+FFFD in place of bad bytes")
 
 
+def _is_utf8(line: bytes) -> bool:
+    """Whether a line read as Windows-1256 is really UTF-8 (no line of Windows-1256 news text is)."""
+    if line.isascii():
+        return False
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _mixed_encodings(name: str) -> str:
+    return (f"{name}: UTF-8 in a file read as windows-1256 (the encoding of its start); a file must be in one "
+            "encoding: convert it to UTF-8 (iconv -f cp1256 -t utf-8 on its Windows-1256 part), or name one with --encoding")
+
+
 def decode(data: bytes, name: str, encoding: str | None = None, errors: str = "strict") -> str:
     """Bytes to text in the named encoding, else the guessed one (see `_guess_encoding`).
 
     `errors="replace"` puts U+FFFD in place of undecodable bytes; otherwise they stop reading with
-    a message naming `name` and the byte's offset.
+    a message naming `name`, the line and the byte's offset. A guessed Windows-1256 text with a
+    UTF-8 line is refused, naming the line.
     """
-    encoding = _checked_encoding(encoding) if encoding else _guess_encoding(data)
+    if encoding:
+        encoding = _checked_encoding(encoding)
+    else:
+        encoding = _guess_encoding(data)
+        if encoding == "cp1256":
+            mixed = next((number for number, line in enumerate(data.split(b"\n"), 1) if _is_utf8(line)), None)
+            if mixed:
+                raise QismError(_mixed_encodings(f"{name}: line {mixed}"))
     try:
         return data.decode(encoding, errors)
     except UnicodeDecodeError as err:
-        raise QismError(_undecodable(name, encoding, err.start)) from None
+        line = data.count(b"\n", 0, err.start) + 1
+        raise QismError(_undecodable(f"{name}: line {line}", encoding, err.start)) from None
 
 
 #: C0 control bytes other than tab, line breaks, form feed and escape: rare in text, common in binary.
@@ -176,23 +209,15 @@ def read_source(path: str | os.PathLike, options: ReadOptions = ReadOptions(), f
     if str(path) == "-":
         if options.names_table_columns:
             raise _not_a_table("standard input")
-        yield from _read_stdin(options, lines=(fmt == "lines"))
-        return
-    path = Path(path)
-    if not path.exists():
-        raise QismError(f"{path}: no such file or folder")
-    fmt = fmt or detect_format(path)
-    if options.names_table_columns and fmt not in ("csv", "tsv", "jsonl"):
-        raise _not_a_table(f"{fmt} input ({path})")
-    reader = {
-        "folder": _read_folder,
-        "zip": _read_zip,
-        "csv": _read_table,
-        "tsv": _read_table,
-        "jsonl": _read_jsonl,
-        "txt": _read_text_file,
-        "lines": _read_lines_file,
-    }[fmt]
+        reader = functools.partial(_read_stdin, lines=fmt == "lines")
+    else:
+        path = Path(path)
+        if not path.exists():
+            raise QismError(f"{path}: no such file or folder")
+        fmt = fmt or detect_format(path)
+        if options.names_table_columns and fmt not in ("csv", "tsv", "jsonl"):
+            raise _not_a_table(f"{fmt} input ({path})")
+        reader = _READERS[fmt]
     try:
         if options.outlet:
             for doc in reader(path, options):
@@ -201,7 +226,13 @@ def read_source(path: str | os.PathLike, options: ReadOptions = ReadOptions(), f
             yield from reader(path, options)
     except UnicodeDecodeError as err:
         raise QismError(f"{path}: undecodable bytes ({err.reason}); name the encoding with --encoding") from None
+    except MemoryError:
+        raise QismError(f"{path}: out of memory while reading it; split it into smaller files, "
+                        "or run with fewer --jobs") from None
     except OSError as err:
+        if err.errno == errno.ENAMETOOLONG:
+            raise QismError(f"{path}: folders nested too deep to read ({err.strerror}: a path in it is longer than "
+                            "the system allows); move the articles up into <label>/") from None
         raise QismError(f"{path}: {err.strerror or err}") from None
     except (EOFError, zlib.error) as err:
         raise QismError(f"{path}: damaged compressed data ({err})") from None
@@ -236,55 +267,104 @@ def _article(data: bytes, name: str, relative: str, options: ReadOptions, outlet
     return Document(decode(data, name, options.encoding, options.errors), label, relative, outlet)
 
 
-def _too_big(name: str, size: int) -> str:
-    return (f"{name}: {size:,} bytes, more than the {MAX_FILE_BYTES:,} qism reads as one article; "
-            "split it into articles")
+def _too_big(name: str, size: int | None = None) -> str:
+    return (f"{name}: {'' if size is None else f'{size:,} bytes, '}more than the {MAX_FILE_BYTES:,} qism reads "
+            "as one article; split it into articles")
+
+
+def _bounded_bytes(handle, name: str) -> bytes:
+    """All of a stream, refused past one article's limit (a pipe or FIFO has no size to check first)."""
+    data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise QismError(_too_big(name))
+    return data
 
 
 def _article_bytes(file: Path) -> bytes:
     size = file.stat().st_size
     if size > MAX_FILE_BYTES:
         raise QismError(_too_big(str(file), size))
-    return file.read_bytes()
+    with open(file, "rb") as handle:
+        return _bounded_bytes(handle, str(file))
 
 
-def _raise(err: OSError) -> None:
-    raise err
+def _within(real: str, top: str) -> bool:
+    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
 
 
-def _walk(root: Path) -> tuple[list[Path], list[Path]]:
-    """The .txt files under `root`, and the folders without sub-folders that hold none of them.
+@dataclass
+class FolderTree:
+    """What a corpus folder holds: its .txt files, the folders that hold neither those nor folders,
+    and the links (to files or folders) that lead out of it, with whether each is a folder."""
+
+    files: list[Path]
+    empty_folders: list[Path]
+    outside: dict[Path, bool]
+
+    @property
+    def entries(self) -> list[Path]:
+        """Files and links out, in the order they are read."""
+        return sorted([*self.files, *self.outside])
+
+
+def walk_folder(root: Path) -> FolderTree:
+    """Walk a corpus folder without recursion (a tree of any depth ends in a result or one OSError).
 
     Links to folders are followed once per real folder, so a link loop ends and a folder linked
-    twice is read once; an unreadable folder stops reading rather than being passed over.
+    twice is read once; links whose target lies outside `root` are not followed; an unreadable
+    folder stops reading rather than being passed over.
     """
-    seen = {os.path.realpath(root)}
-    files: list[Path] = []
-    empty: list[Path] = []
-    for folder, subfolders, names in os.walk(root, followlinks=True, onerror=_raise):
-        unseen = []
-        for name in sorted(subfolders):
-            real = os.path.realpath(os.path.join(folder, name))
-            if real not in seen:
+    top = os.path.realpath(root)
+    seen = {top}
+    tree = FolderTree([], [], {})
+    stack = [(str(root), top)]
+    while stack:
+        folder, real_folder = stack.pop()
+        with os.scandir(folder) as scan:
+            entries = sorted(scan, key=lambda entry: entry.name)
+        subfolders, texts, holds_any = [], [], False
+        for entry in entries:
+            is_dir = entry.is_dir()
+            if not is_dir and not (entry.name.lower().endswith(".txt") and entry.is_file()):
+                continue
+            holds_any = True
+            # only a link can lead elsewhere: the real path of anything else follows from its folder's
+            real = os.path.realpath(entry.path) if entry.is_symlink() else os.path.join(real_folder, entry.name)
+            if not _within(real, top):
+                tree.outside[Path(entry.path)] = is_dir
+            elif not is_dir:
+                texts.append(Path(entry.path))
+            elif real not in seen:
                 seen.add(real)
-                unseen.append(name)
-        subfolders[:] = unseen
-        texts = [Path(folder, name) for name in names if name.lower().endswith(".txt")]
-        texts = [file for file in texts if file.is_file()]
-        files += texts
-        if not subfolders and not texts and folder != str(root):
-            empty.append(Path(folder))
-    return sorted(files), sorted(empty)
+                subfolders.append((entry.path, real))
+        tree.files += texts
+        if not holds_any and folder != str(root):
+            tree.empty_folders.append(Path(folder))
+        stack.extend(reversed(subfolders))
+    tree.files.sort()
+    tree.empty_folders.sort()
+    return tree
+
+
+def _outside(path: Path, root: Path, is_dir: bool) -> Document:
+    relative = replace_lone_surrogates(path.relative_to(root).as_posix())
+    parts = PurePosixPath(relative).parts
+    label = parts[-1] if is_dir else parts[-2] if len(parts) >= 2 else None
+    return Document(text="", label=label, id=f"{relative}/" if is_dir else relative, outlet=root.name,
+                    problem=OUTSIDE_CORPUS)
 
 
 def _read_folder(root: Path, options: ReadOptions) -> Iterator[Document]:
-    files, empty_folders = _walk(root)
-    if not files:
+    tree = walk_folder(root)
+    if not tree.files:
         raise QismError(f"{root}: no .txt articles found (expected <label>/<article>.txt)")
-    for file in files:
-        yield _article(_article_bytes(file), str(file), file.relative_to(root).as_posix(), options, root.name)
+    for file in tree.entries:
+        if file in tree.outside:
+            yield _outside(file, root, tree.outside[file])
+        else:
+            yield _article(_article_bytes(file), str(file), file.relative_to(root).as_posix(), options, root.name)
     if options.require_labels:
-        for folder in empty_folders:
+        for folder in tree.empty_folders:
             relative = replace_lone_surrogates(folder.relative_to(root).as_posix())
             yield Document(text="", label=PurePosixPath(relative).name, id=f"{relative}/", outlet=root.name,
                            problem=EMPTY_LABEL_FOLDER)
@@ -366,44 +446,84 @@ def _find_column(header: list[str], wanted: str | None, defaults: tuple[str, ...
     return None
 
 
-_SNIFF_BYTES = 1 << 16
+#: Bytes read at a time from a streamed file; the first block also decides its encoding.
+_BLOCK_BYTES = 1 << 16
+_LINE_END_RE = re.compile("\r\n|\r|\n")
 
 
-def _opener(path: Path):
-    return gzip.open if path.name.lower().endswith(".gz") else open
+def _text_lines(path: Path, options: ReadOptions) -> Iterator[str]:
+    """The lines of a (possibly gzipped) text file: see `_stream_lines`. A gzip file may unpack to
+    at most `MAX_ARCHIVE_BYTES`."""
+    packed = path.name.lower().endswith(".gz")
+    with (gzip.open if packed else open)(path, "rb") as handle:
+        yield from _stream_lines(handle, str(path), options, MAX_ARCHIVE_BYTES if packed else None)
 
 
-def _first_bad_byte(path: Path, encoding: str) -> tuple[int, int]:
-    """The offset and line of the first byte `encoding` cannot decode in the (unpacked) file, found
-    by decoding it again: a decoding stream does not say where in the file it failed."""
-    decoder = codecs.getincrementaldecoder(encoding)()
-    offset = newlines = 0
-    with _opener(path)(path, "rb") as handle:
-        for block in itertools.chain(iter(lambda: handle.read(_SNIFF_BYTES), b""), [b""]):
-            pending = len(decoder.getstate()[0])
-            try:
-                decoder.decode(block, final=not block)
-            except UnicodeDecodeError as err:
-                return offset - pending + err.start, newlines + block[:max(0, err.start - pending)].count(b"\n") + 1
-            offset += len(block)
-            newlines += block.count(b"\n")
-    return offset, newlines + 1
+def _stream_lines(handle, name: str, options: ReadOptions, max_bytes: int | None = None) -> Iterator[str]:
+    """The lines of a byte stream with their line ends (`\n`, `\r\n` or `\r`), decoded as they stream
+    in the named encoding or the one guessed from the first block.
 
-
-def _text_lines(path: Path, options: ReadOptions, newline: str | None = None) -> Iterator[str]:
-    """The lines of a (possibly gzipped) text file, decoded as they stream in the file's encoding
-    (guessed from its first bytes). Binary data is refused; an undecodable byte is named by offset."""
-    with _opener(path)(path, "rb") as probe:
-        head = probe.read(_SNIFF_BYTES)
-    if looks_binary(head):
-        raise QismError(f"{path}: binary data, not text; check that this is the file you meant")
-    encoding = _checked_encoding(options.encoding) if options.encoding else _guess_encoding(head)
-    with io.TextIOWrapper(_opener(path)(path, "rb"), encoding=encoding, errors=options.errors, newline=newline) as handle:
+    The stream is read once, from its start to its end, so a pipe, a FIFO or standard input loses
+    nothing. Binary data is refused; so are an undecodable byte (named by line and offset), a UTF-8
+    line in a file guessed to be Windows-1256, a line over `MAX_FILE_BYTES` characters and a stream
+    over `max_bytes`, each naming the line.
+    """
+    block = handle.read(_BLOCK_BYTES)
+    if looks_binary(block):
+        raise QismError(f"{name}: binary data, not text; check that this is the file you meant")
+    encoding = _checked_encoding(options.encoding) if options.encoding else _guess_encoding(block)
+    check_utf8 = not options.encoding and encoding == "cp1256"
+    decoder = codecs.getincrementaldecoder(encoding)(options.errors)
+    offset, number = 0, 1  # bytes before `block`; the line being read
+    pending: list[str] = []  # the start of that line, from earlier blocks
+    pending_chars = 0
+    carried = ""  # a final \r, which a \n at the start of the next block may complete
+    while True:
+        final = not block
+        state = decoder.getstate()
         try:
-            yield from handle
-        except UnicodeDecodeError:
-            offset, line = _first_bad_byte(path, encoding)
-            raise QismError(_undecodable(f"{path}: line {line}", encoding, offset)) from None
+            text = carried + decoder.decode(block, final)
+        except UnicodeDecodeError as err:
+            before = max(0, err.start - len(state[0]))  # err.start counts the bytes the decoder held
+            probe = codecs.getincrementaldecoder(encoding)("replace")
+            probe.setstate(state)
+            line = number + len(_LINE_END_RE.findall(carried + probe.decode(block[:before])))
+            raise QismError(_undecodable(f"{name}: line {line}", encoding, offset + err.start - len(state[0]))) from None
+        carried = "\r" if text.endswith("\r") and not final else ""
+        text = text[:-1] if carried else text
+        end = max(text.rfind("\n"), text.rfind("\r")) + 1
+        if end:
+            complete = "".join([*pending, text[:end]])
+            pending, pending_chars = [text[end:]], len(text) - end
+            for line in io.StringIO(complete, newline=""):
+                if len(line) > MAX_FILE_BYTES:
+                    raise QismError(_too_long(name, number))
+                if check_utf8 and _is_utf8(line.encode(encoding)):
+                    raise QismError(_mixed_encodings(f"{name}: line {number}"))
+                yield line
+                number += 1
+        else:
+            pending.append(text)
+            pending_chars += len(text)
+        if pending_chars > MAX_FILE_BYTES:
+            raise QismError(_too_long(name, number))
+        if final:
+            last = "".join(pending)
+            if last:
+                if check_utf8 and _is_utf8(last.encode(encoding)):
+                    raise QismError(_mixed_encodings(f"{name}: line {number}"))
+                yield last
+            return
+        offset += len(block)
+        if max_bytes is not None and offset > max_bytes:
+            raise QismError(f"{name}: unpacks to more than {max_bytes:,} bytes, more than qism reads from one "
+                            "archive (a gzip bomb?); unpack it yourself and give the file")
+        block = handle.read(_BLOCK_BYTES)
+
+
+def _too_long(name: str, number: int) -> str:
+    return (f"{name}: line {number}: more than the {MAX_FILE_BYTES:,} characters qism reads as one article; "
+            "split it into articles")
 
 
 def _table_rows(rows, path: Path) -> Iterator[tuple[str, list[str]]]:
@@ -416,6 +536,9 @@ def _table_rows(rows, path: Path) -> Iterator[tuple[str, list[str]]]:
         except StopIteration:
             return
         except csv.Error as err:
+            if "field larger than field limit" in str(err):
+                raise QismError(f"{path}: line {start}: a field of more than the {MAX_FILE_BYTES:,} characters "
+                                "qism reads as one article; split it into articles, or check its quotes") from None
             if "unexpected end of data" in str(err):
                 raise QismError(f"{path}: line {start}: a quote opened in this row never closes, so the rest of "
                                 "the file would be one field; close the quote") from None
@@ -429,9 +552,9 @@ def _lines(first: int, last: int) -> str:
 
 
 def _read_table(path: Path, options: ReadOptions) -> Iterator[Document]:
-    csv.field_size_limit(sys.maxsize)
+    csv.field_size_limit(MAX_FILE_BYTES)
     delimiter = "\t" if path.name.lower().endswith((".tsv", ".tsv.gz")) else ","
-    rows = _table_rows(csv.reader(_text_lines(path, options, newline=""), delimiter=delimiter, strict=True), path)
+    rows = _table_rows(csv.reader(_text_lines(path, options), delimiter=delimiter, strict=True), path)
     _, header = next(rows, (None, None))
     if not header:
         raise QismError(f"{path}: empty file, expected a header row")
@@ -526,20 +649,22 @@ def _read_lines_file(path: Path, options: ReadOptions) -> Iterator[Document]:
         yield Document(text=line.rstrip("\r\n"), id=str(number), outlet=path.name)
 
 
-def _read_stdin(options: ReadOptions, lines: bool) -> Iterator[Document]:
-    stream = (io.TextIOWrapper(sys.stdin.buffer, encoding=options.encoding or "utf-8-sig", errors=options.errors)
-              if hasattr(sys.stdin, "buffer") else sys.stdin)
+def _read_stdin(path: str, options: ReadOptions, lines: bool) -> Iterator[Document]:
+    """Standard input, read once like a file: one article per line, or one article."""
+    if sys.stdin is None:
+        raise QismError("standard input is closed; give the articles as arguments or with --input")
     if lines:
-        for number, line in enumerate(stream, 1):
+        for number, line in enumerate(_stream_lines(sys.stdin.buffer, "<stdin>", options), 1):
             yield Document(text=line.rstrip("\r\n"), id=str(number), outlet="<stdin>")
     else:
-        yield Document(text=stream.read(), id="1", outlet="<stdin>")
+        data = _bounded_bytes(sys.stdin.buffer, "<stdin>")
+        yield Document(text=decode(data, "<stdin>", options.encoding, options.errors), id="1", outlet="<stdin>")
 
 
 def _names_a_path(text: str) -> bool:
     """Whether an article argument is really the name of an existing file or folder (no article is
     one word that is also a path)."""
-    if len(text) > 1024 or "\0" in text or any(char.isspace() for char in text):
+    if not text or len(text) > 1024 or "\0" in text or any(char.isspace() for char in text):
         return False
     try:
         return Path(text).exists()
@@ -604,3 +729,14 @@ def read_inputs(texts: Iterable[str] = (), input_path: str | None = None, fmt: s
         raise QismError(f"{option!r} is taken for an article, but looks like an option: an option goes before '--' "
                         "and must be one the command has (see --help)")
     return (Document(text=replace_lone_surrogates(text)) for text in texts)
+
+
+_READERS = {
+    "folder": _read_folder,
+    "zip": _read_zip,
+    "csv": _read_table,
+    "tsv": _read_table,
+    "jsonl": _read_jsonl,
+    "txt": _read_text_file,
+    "lines": _read_lines_file,
+}

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gzip
 import os
+import stat
 import time
 import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from .corpus import detect_format
+from .corpus import detect_format, walk_folder
 from .errors import QismError
 
 #: Runs shorter than this show no progress: a quick command stays quiet.
@@ -24,15 +25,19 @@ def _count_lines(path: Path, non_blank: bool) -> int:
 
 
 def count_documents(path: str | os.PathLike, fmt: str | None = None) -> int | None:
-    """How many documents a source holds when a quick pass can tell (None for tables and stdin,
-    where quoted newlines or a stream make that a full parse)."""
+    """How many documents a source holds when a quick pass can tell (None for tables, where quoted
+    newlines make that a full parse, and for anything but a regular file or a folder: a pipe, a FIFO
+    or standard input can be read only once, by the reader)."""
     if str(path) == "-":
         return None
     path = Path(path)
     try:
         fmt = fmt or detect_format(path)
         if fmt == "folder":
-            return sum(1 for p in path.rglob("*.txt") if p.is_file())
+            tree = walk_folder(path)
+            return len(tree.files) + len(tree.outside)
+        if not stat.S_ISREG(path.stat().st_mode):
+            return None
         if fmt == "zip":
             with zipfile.ZipFile(path) as archive:
                 return sum(1 for info in archive.infolist() if not info.is_dir() and info.filename.lower().endswith(".txt"))

@@ -24,7 +24,7 @@ from .corpus import EMPTY_LABEL_FOLDER, Document, label_key, read_source
 from .errors import QismError
 from .scores import score, scores_by_outlet
 from .features import MAX_ARTICLE_CHARS, featurizer_for
-from .model import Model
+from .model import Model, check_model_folder
 from .recipe import LabelMap, TrainingPlan, plan_training
 
 
@@ -303,6 +303,7 @@ def train_and_save(out: str | os.PathLike, sources=(), *, recipe: str | os.PathL
     save the model in `out`. Every option is checked before any corpus is read."""
     plan: TrainingPlan = plan_training(sources, recipe=recipe, label_map=label_map, train_options=train_options,
                                        read_options=read_options)
+    check_model_folder(out, plan.sources)  # before hours of training, not after
     n_jobs = resolve_jobs(n_jobs)
     model = train(plan.sources, plan.config, read_options=plan.read_options, source_options=plan.source_options,
                   label_map=plan.label_map,

@@ -87,8 +87,7 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
 
     def term_columns(self, terms: Sequence[str]) -> np.ndarray:
         """The feature column of each term of `analyze` (-1 where its bucket was not kept)."""
-        buckets = [hashing.term_bucket(term, self.n_buckets) for term in terms]
-        return self._lookup_table()[np.asarray(buckets, dtype=np.int64)]
+        return self._lookup_table()[hashing.term_buckets(terms, self.n_buckets)]
 
     def _count_chunk(self, texts: Sequence[str], cleaned: bool = False) -> sp.csr_matrix:
         return hashing.term_counts([self._prepared(text, cleaned) for text in texts], self.word_ngrams,

@@ -2,8 +2,8 @@ r"""Hashing kernels: words, lead words and word n-grams of a batch of articles a
 
 Counting never builds a term string: a batch of articles becomes one array of code points, words (runs
 of two or more letters or digits, as the regex `\b\w\w+\b` finds them) are located and hashed with
-prefix sums of a polynomial hash, and n-gram hashes are combined from word hashes. `term_hash` hashes
-one term string the same way, and `word_ngram_terms` gives the terms as strings, for explanations.
+prefix sums of a polynomial hash, and n-gram hashes are combined from word hashes. `term_buckets` hashes
+term strings the same way, and `word_ngram_terms` gives the terms as strings, for explanations.
 """
 
 from __future__ import annotations
@@ -122,18 +122,32 @@ def char_ngram_counts(texts: Sequence[str], ngrams: tuple[int, int], n_buckets: 
     return _char_hasher(n_buckets, dtype).transform(char_ngram_terms(text, *ngrams) for text in texts)
 
 
-def term_bucket(term: str, n_buckets: int) -> int:
-    """The bucket counting puts one term of `TfidfFeaturizer.analyze` in: a word n-gram, a lead
-    n-gram (`^` first) or a char n-gram (`#` first)."""
-    if term.startswith("#"):
-        return int(_char_hasher(n_buckets, np.float32).transform([[term]]).indices[0])
-    _, hashes = word_hashes(term.removeprefix("^").split(" "))
-    if term.startswith("^"):
-        hashes = _mix(hashes ^ _LEAD_SALT)
-    gram = hashes[:1]
-    for following in hashes[1:]:
-        gram = _combine(gram, following)
-    return int(gram[0] % np.uint64(n_buckets))
+def term_buckets(terms: Sequence[str], n_buckets: int) -> np.ndarray:
+    """The bucket counting puts each term of `TfidfFeaturizer.analyze` in: a word n-gram, a lead
+    n-gram (`^` first) or a char n-gram (`#` first). The words of all the terms are hashed at once,
+    as counting hashes an article's, and their n-grams combined one position at a time: an
+    explanation looks up thousands of terms per article."""
+    buckets = np.zeros(len(terms), dtype=np.int64)
+    chars = [i for i, term in enumerate(terms) if term.startswith("#")]
+    if chars:
+        buckets[chars] = _char_hasher(n_buckets, np.float32).transform([[terms[i]] for i in chars]).indices
+    words = [i for i, term in enumerate(terms) if not term.startswith("#")]
+    grams = [terms[i].removeprefix("^").split(" ") for i in words]
+    if not grams:
+        return buckets
+    sizes = np.fromiter((len(gram) for gram in grams), dtype=np.int64, count=len(grams))
+    _, hashes = word_hashes([word for gram in grams for word in gram])
+    if len(hashes) != sizes.sum():  # not every word is one token, as analyze gives them
+        raise ValueError("term_buckets takes the terms of TfidfFeaturizer.analyze")
+    lead = np.repeat(np.fromiter((terms[i].startswith("^") for i in words), dtype=bool, count=len(words)), sizes)
+    hashes = np.where(lead, _mix(hashes ^ _LEAD_SALT), hashes)
+    first = np.cumsum(sizes) - sizes
+    gram = hashes[first]
+    for position in range(1, int(sizes.max())):
+        longer = np.flatnonzero(sizes > position)
+        gram[longer] = _combine(gram[longer], hashes[first[longer] + position])
+    buckets[words] = (gram % np.uint64(n_buckets)).astype(np.int64)
+    return buckets
 
 
 def article_term_hashes(texts: Sequence[str], word_ngrams: tuple[int, int],
