@@ -465,6 +465,18 @@ def test_every_input_gets_one_record_in_order_also_without_text(tmp_path, tiny_m
     assert [(r["id"], r["label"], r["reason"]) for r in rows][:2] == [("a0", "sports", ""), ("a1", "unknown", "empty text")]
 
 
+def test_text_without_arabic_words_is_unknown_with_a_reason(tmp_path, tiny_model_dir):
+    texts = ["Police arrested two suspects on Monday.", "2024 - 15.3% - 0661", "# @ !! ...", "ب 12", SPORTS]
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(json.dumps({"id": f"a{i}", "text": t}) for i, t in enumerate(texts)), encoding="utf-8")
+    result = run("predict", "--model", tiny_model_dir, "--input", path, "--format", "jsonl")
+    records = [json.loads(line) for line in result.output.splitlines()]
+    assert [(r["label"], r["top"], r.get("reason")) for r in records[:4]] == [("unknown", [], "no Arabic words")] * 4
+    assert records[4]["label"] == "sports" and "reason" not in records[4]
+    table = run("predict", "--model", tiny_model_dir, "--input", path)
+    assert table.exit_code == 0 and table.output.count("no Arabic words") == 4
+
+
 def test_binary_and_empty_files_in_a_folder_get_records(tmp_path, tiny_model_dir):
     folder = write_tree(tmp_path / "in", {"1.txt": SPORTS, "2.txt": PNG, "3.txt": "", "4.txt": ECONOMY})
     result = run("predict", "--model", tiny_model_dir, "--input", folder, "--format", "jsonl")

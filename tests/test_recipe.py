@@ -116,3 +116,42 @@ def test_command_line_options_override_a_recipe_key_by_key(tiny, tmp_path):
     assert (plan.read_options.encoding, plan.read_options.errors) == ("utf-8", "replace")
     with pytest.raises(QismError, match="not both"):
         plan_training([tiny], recipe=recipe)
+
+
+def test_recipe_sources_with_their_own_columns_and_outlet(tiny, tmp_path):
+    """A table with other column names and a title is read by its own options; its articles count as
+    the named outlet, and no other column (a date, an author) reaches the text."""
+    import csv
+    from training import plan_training, read_source
+    from training.card import card_markdown
+    rows = [(str(i), f"عنوان {i}", "2020-01-01", "AUTHOR_NAME", (tiny / label / f"0{i}.txt").read_text(encoding="utf-8"), label)
+            for label in ("sports", "economy") for i in range(1, 7)]
+    table = tmp_path / "stories.csv"
+    with table.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["", "id", "title", "date", "author", "story", "topic"])
+        writer.writerows([(n, *row) for n, row in enumerate(rows)])
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(f'sources = ["{tiny}", {{path = "{table}", text_column = "story", label_column = "topic", '
+                      f'outlet = "paper"}}]\n[read]\nencoding = "utf-8"\n[train]\ntest_size = 0.5\n', encoding="utf-8")
+    plan = plan_training(recipe=recipe)
+    assert plan.sources == [str(tiny), str(table)]
+    own = plan.source_options[str(table)]
+    assert (own.text_column, own.encoding, own.outlet) == ("story", "utf-8", "paper")  # [read] applies beneath
+    docs = list(read_source(table, own))
+    assert docs[0].text.startswith("عنوان 1\n") and docs[0].outlet == "paper" and docs[0].label == "sports"
+    assert not any("AUTHOR_NAME" in doc.text or "2020-01-01" in doc.text for doc in docs)
+    model = train(plan.sources, plan.config, read_options=plan.read_options, source_options=plan.source_options)
+    assert model.card["sources"][1]["documents"] == 12
+    assert set(model.card["scores"]["by_outlet"]) == {"tiny", "paper"}
+    assert model.card["documents_by_outlet"] == {"paper": {"economy": 6, "sports": 6},
+                                                 "tiny": {"economy": 6, "security": 6, "sports": 6}}
+    assert "| paper | 6 | – | 6 |" in card_markdown(model.card)
+    result = CliRunner().invoke(app, ["train", "--recipe", str(recipe), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    recipe.write_text(f'sources = [{{path = "{table}", text_colum = "story"}}]\n', encoding="utf-8")
+    with pytest.raises(QismError, match="text_colum"):
+        load_recipe(recipe)
+    recipe.write_text('sources = [{text_column = "story"}]\n', encoding="utf-8")
+    with pytest.raises(QismError, match="a path or a table"):
+        load_recipe(recipe)

@@ -9,12 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from training import LinearClassifier, TfidfFeaturizer, TrainConfig, read_source, train
+from training import LinearClassifier, QismError, TfidfFeaturizer, TrainConfig, load_model, read_source, train
 from training.cli import app
 from training.card import card_markdown
 from training.features.boilerplate import (edge_segments, learn_edge_boilerplate, peel_edge_boilerplate, segment_key,
                                           strip_edge_boilerplate)
-from training.classifier import outlet_label_masks
+from training.classifier import classifier_for, outlet_label_masks
 from training.trainer import Prepared, fit, outlet_balancing_weights
 
 NOTICE = "حمل تطبيق الموقع الآن لتصلك الأخبار العاجلة على هاتفك"
@@ -88,6 +88,27 @@ def test_class_weight_balanced_favours_a_rare_label(tiny):
     assert balanced.intercept_[economy] > plain.intercept_[economy]
 
 
+def test_label_sets_for_some_labels_only_and_with_a_weight():
+    y_index = np.array([0] * 5 + [1] * 5 + [0] * 5 + [2] * 5)
+    outlets = np.array(["x"] * 10 + ["y"] * 10)
+    masks = outlet_label_masks(y_index, 3, outlets, only=[2], weight=0.25)
+    assert masks[0].all() and masks[1].all()  # b is not named: y still counts against it
+    assert (masks[2, :10] == 0.25).all() and masks[2, 10:].all()  # x has no c: weak evidence against c
+
+
+def test_label_set_labels_reach_the_learner_and_survive_saving(tiny, tmp_path):
+    config = TrainConfig(test_size=0, label_set_labels=["security"], label_set_weight=0.1)
+    classifier = classifier_for(config)
+    assert (classifier.outlet_label_sets, classifier.label_sets_only, classifier.label_sets_weight) == (True, ("security",), 0.1)
+    model = train([tiny], config)
+    model.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m").pipeline.named_steps["classifier"]
+    assert tuple(loaded.label_sets_only) == ("security",) and loaded.label_sets_weight == 0.1
+    for bad in ({"label_set_weight": 2}, {"label_set_labels": "security"}):
+        with pytest.raises(QismError, match="label_set"):
+            TrainConfig(**bad)
+
+
 def test_per_outlet_scores_in_the_card_and_sample_weights_reach_the_learner(tiny, monkeypatch):
     docs = list(read_source(tiny))
     # outlet "one" has every article, outlet "two" only the sports ones: balancing must weigh them apart
@@ -105,6 +126,9 @@ def test_per_outlet_scores_in_the_card_and_sample_weights_reach_the_learner(tiny
     assert len(set(np.round(weights, 6))) > 1  # sports articles of "two" weigh apart from the others
     assert set(scores["by_outlet"]) == {"one", "two"}
     assert sum(row["documents"] for row in scores["by_outlet"].values()) == scores["documents"]
+    for row in scores["by_outlet"].values():  # F1 per label too, over the labels the outlet has
+        assert set(row["f1"]) <= set(pipeline.classes_)
+        assert row["macro_f1"] == pytest.approx(sum(row["f1"].values()) / len(row["f1"]))
 
 
 def test_cli_training_options_reach_the_card(tiny, tmp_path):

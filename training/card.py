@@ -168,6 +168,13 @@ def card_markdown(card: dict) -> str:
     names = card.get("label_names", {})
     lines += ["", "## Labels", "", "| label | name | training documents |", "|---|---|---|"]
     lines += [f"| {label} | {names.get(label, label)} | {count:,} |" for label, count in card.get("labels", {}).items()]
+    by_outlet = card.get("documents_by_outlet")
+    if by_outlet and len(by_outlet) > 1:
+        labels = list(card.get("labels", {}))
+        lines += ["", "Documents per outlet (rows) and label (columns), before the held-out split:", "",
+                  "| outlet | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+        lines += [f"| {outlet} | " + " | ".join(f"{row[label]:,}" if label in row else "–" for label in labels) + " |"
+                  for outlet, row in by_outlet.items()]
     lines += ["", "## Training data", "", "| source | documents | SHA-256 |", "|---|---|---|"]
     lines += [f"| {s['path']} | {s['documents']:,} | `{s['sha256'][:16]}…` |" for s in card.get("sources", [])]
     lines += [line for note in data_notes(card) for line in ("", note)]

@@ -10,6 +10,7 @@ saved arrays stay the same: a softmax of the decisions over the temperature.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 
 import numpy as np
 import scipy.sparse as sp
@@ -99,14 +100,19 @@ def nb_ratios_from_counts(in_label: np.ndarray, alpha: float) -> np.ndarray:
 MIN_DOCS_OF_A_USED_LABEL = 5
 
 
-def outlet_label_masks(y_index: np.ndarray, n_classes: int, outlets: np.ndarray) -> np.ndarray:
-    """Per label and document, 1 if the document counts in the label's one-vs-rest problem, else 0.
+def outlet_label_masks(y_index: np.ndarray, n_classes: int, outlets: np.ndarray,
+                       only: Iterable[int] | None = None, weight: float = 0.0) -> np.ndarray:
+    """Per label and document, 1 if the document counts in the label's one-vs-rest problem, else
+    `weight` (0: it is left out).
 
     Outlets cover different sections: one without a culture section files no article as culture, so
     its articles say nothing against culture, and counting them as negatives teaches the model which
     outlet wrote an article rather than what it is about. A document is left out of a label's problem
     when its outlet uses several labels but not that one. Outlets of a single label (a file per
-    section) always count, and a label always keeps some negatives.
+    section) always count, and a label always keeps some negatives. With `only` (label indices),
+    the other labels keep every document whole. A small `weight` instead of 0 suits an outlet that
+    files some of a missing section's stories under its other sections (crime news under
+    international): its documents are weak evidence against the label, not none.
     """
     names, outlet_index = np.unique(np.asarray(outlets, dtype=str), return_inverse=True)
     counts = np.zeros((len(names), n_classes), dtype=np.int64)
@@ -114,11 +120,11 @@ def outlet_label_masks(y_index: np.ndarray, n_classes: int, outlets: np.ndarray)
     uses = counts >= MIN_DOCS_OF_A_USED_LABEL
     several = uses.sum(axis=1) >= 2
     masks = np.ones((n_classes, len(y_index)), dtype=np.float64)
-    for k in range(n_classes):
+    for k in range(n_classes) if only is None else only:
         negative = y_index != k
         silent = (several & ~uses[:, k])[outlet_index] & negative
         if (negative & ~silent).any():
-            masks[k, silent] = 0.0
+            masks[k, silent] = weight
     return masks
 
 
@@ -202,13 +208,17 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
 
     With `outlet_label_sets`, `fit` takes the outlet of each document (`outlets`) and leaves an
     outlet's documents out of the one-vs-rest problems of the labels it does not use (see
-    `outlet_label_masks`); it applies to the one-vs-rest learners. Defaults are `qism train`'s.
+    `outlet_label_masks`); it applies to the one-vs-rest learners. `label_sets_only` (label names)
+    limits that to these labels' problems, and such documents keep `label_sets_weight` there.
+    Defaults are `qism train`'s.
     """
 
     def __init__(self, kind: str = DEFAULT.classifier, C: float = DEFAULT.C, class_weight: str | None = DEFAULT.class_weight,
                  nb_scaling: float = DEFAULT.nb_scaling, calibration_size: float = DEFAULT.calibration_size,
                  class_scaling: bool = DEFAULT.class_scaling, outlet_label_sets: bool = DEFAULT.outlet_label_sets,
-                 n_jobs: int | None = None, random_state: int = DEFAULT.seed):
+                 label_sets_only: tuple[str, ...] = DEFAULT.label_set_labels,
+                 label_sets_weight: float = DEFAULT.label_set_weight, n_jobs: int | None = None,
+                 random_state: int = DEFAULT.seed):
         self.kind = kind
         self.C = C
         self.class_weight = class_weight
@@ -216,6 +226,8 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
         self.calibration_size = calibration_size
         self.class_scaling = class_scaling
         self.outlet_label_sets = outlet_label_sets
+        self.label_sets_only = label_sets_only
+        self.label_sets_weight = label_sets_weight
         self.n_jobs = n_jobs
         self.random_state = random_state
 
@@ -242,7 +254,8 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("a classifier needs at least two labels")
         masks = None
         if self.outlet_label_sets and outlets is not None:
-            masks = outlet_label_masks(y_index, n_classes, outlets)
+            only = [k for k, label in enumerate(classes) if label in self.label_sets_only] if self.label_sets_only else None
+            masks = outlet_label_masks(y_index, n_classes, outlets, only, self.label_sets_weight)
         self.temperature_ = 1.0
         scale, bias = np.ones(n_classes), np.zeros(n_classes)
         counts = np.bincount(y_index)
@@ -295,5 +308,7 @@ def classifier_for(config: TrainConfig, n_jobs: int | None = None) -> LinearClas
     """The classifier a training configuration asks for."""
     return LinearClassifier(config.classifier, C=config.C, class_weight=config.class_weight,
                             nb_scaling=config.nb_scaling, calibration_size=config.calibration_size,
-                            class_scaling=config.class_scaling, outlet_label_sets=config.outlet_label_sets,
+                            class_scaling=config.class_scaling,
+                            outlet_label_sets=config.outlet_label_sets or bool(config.label_set_labels),
+                            label_sets_only=config.label_set_labels, label_sets_weight=config.label_set_weight,
                             n_jobs=n_jobs, random_state=config.seed)

@@ -30,6 +30,19 @@ _ALEF_VARIANTS = "أإآٱٲٳ"
 _DIGITS = "٠١٢٣٤٥٦٧٨٩" + "۰۱۲۳۴۵۶۷۸۹"
 
 
+#: Letters of the Arabic script (Arabic, Persian and Urdu additions, presentation forms).
+ARABIC_LETTERS = "\u0620-\u064a\u066e-\u06d3\u06fa-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufefc"
+ARABIC_LETTER_RE = re.compile(f"[{ARABIC_LETTERS}]")
+#: Two Arabic letters in a row: the least a text needs to hold an Arabic word (diacritics between them
+#: do not count as a break).
+ARABIC_WORD_RE = re.compile(f"[{ARABIC_LETTERS}][{DIACRITICS}{TATWEEL}]*[{ARABIC_LETTERS}]")
+
+
+def has_arabic_word(text: str) -> bool:
+    """Whether the text holds at least one Arabic word (not only Latin letters, digits or symbols)."""
+    return ARABIC_WORD_RE.search(text) is not None
+
+
 #: Each character-level step as (characters to delete, {character: replacement}).
 DIACRITICS_MAP = (DIACRITICS, {})
 TATWEEL_MAP = (TATWEEL, {})

@@ -205,6 +205,11 @@ class TrainConfig:
     #: An outlet's documents count against a label only if the outlet uses it (for corpora mixing
     #: outlets whose sections differ).
     outlet_label_sets: bool = False
+    #: Outlet label sets for these labels only (a section some outlets lack), with or without
+    #: `outlet_label_sets`.
+    label_set_labels: tuple[str, ...] = ()
+    #: The weight an outlet's documents keep in the problem of a label it lacks (0: left out).
+    label_set_weight: float = 0.0
     calibration_size: float = 0.1
     #: Also fit a scale and bias per label when calibrating (they fit the training label mix).
     class_scaling: bool = False
@@ -228,6 +233,10 @@ class TrainConfig:
         self.n_buckets = _integer(self.n_buckets, "n_buckets", MIN_BUCKETS, MAX_BUCKETS)
         self.boilerplate_min_docs = _integer(self.boilerplate_min_docs, "--boilerplate-min-docs", 0)
         self.lead_words = _integer(self.lead_words, "--lead-words", 0, MAX_LEAD_WORDS)
+        if isinstance(self.label_set_labels, str) or not all(isinstance(label, str) for label in self.label_set_labels):
+            raise QismError(f"label_set_labels is a list of labels; got {self.label_set_labels!r}")
+        self.label_set_labels = tuple(self.label_set_labels)
+        self.label_set_weight = _number(self.label_set_weight, "label_set_weight", 0, 1)
         self.calibration_size = _number(self.calibration_size, "calibration_size", 0, 0.5)
         self.test_size = _number(self.test_size, "--test-size", 0, 1, high_open=True)
         self.seed = _integer(self.seed, "--seed", 0, MAX_SEED)
@@ -272,11 +281,14 @@ class ReadOptions:
     errors: str = "strict"
     id_column: str | None = None
     keep_columns: tuple[str, ...] = ()
+    #: The outlet of documents whose record names none (default: the file or folder they came from),
+    #: so that the files of one outlet count as one in per-outlet scores and weights.
+    outlet: str | None = None
 
     def __post_init__(self):
         if self.errors not in DECODE_ERRORS:
             raise QismError(f"--errors must be one of {', '.join(DECODE_ERRORS)}; got {self.errors!r}")
-        for name in ("text_column", "label_column", "id_column", "encoding"):
+        for name in ("text_column", "label_column", "id_column", "encoding", "outlet"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise QismError(f"--{name.replace('_', '-')} names {'an encoding' if name == 'encoding' else 'a column or key'}; "

@@ -219,7 +219,11 @@ def read_source(path: str | os.PathLike, options: ReadOptions = ReadOptions(), f
             raise _not_a_table(f"{fmt} input ({path})")
         reader = _READERS[fmt]
     try:
-        yield from reader(path, options)
+        if options.outlet:
+            for doc in reader(path, options):
+                yield dataclasses.replace(doc, outlet=options.outlet) if doc.outlet == path.name else doc
+        else:
+            yield from reader(path, options)
     except UnicodeDecodeError as err:
         raise QismError(f"{path}: undecodable bytes ({err.reason}); name the encoding with --encoding") from None
     except MemoryError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 
+from .clean import has_arabic_word
 from .config import LabelOptions, resolve_jobs
 from .corpus import Document
 from .features.pool import CHUNK_SIZE
@@ -29,8 +30,8 @@ def label_documents(model: Model, documents: Iterable[Document], options: LabelO
 
     `label` is `options.unknown_label` when the best probability is below `options.threshold`, so
     unsure articles can go to a person; `top` still lists the model's labels and a `reason` names the
-    best. A document without text (empty, or a binary file) is not sent to the model: its record has
-    the unknown label, an empty `top` and a `reason`.
+    best. A document without usable text (empty, a binary file, no Arabic word) is not sent to the
+    model: its record has the unknown label, an empty `top` and a `reason`.
     """
     options.check_against(model.labels)
     names = model.label_names
@@ -58,8 +59,13 @@ def label_documents(model: Model, documents: Iterable[Document], options: LabelO
 
 
 def unusable(doc: Document) -> str | None:
-    """Why a document cannot be labeled: it has no text, or it was a binary file."""
-    return doc.problem or ("empty text" if not doc.text or doc.text.isspace() else None)
+    """Why a document cannot be labeled: it was a binary file, it has no text, or no Arabic word in
+    it (English, numbers only), where a model of Arabic news would give a label at random."""
+    if doc.problem:
+        return doc.problem
+    if not doc.text or doc.text.isspace():
+        return "empty text"
+    return None if has_arabic_word(doc.text) else "no Arabic words"
 
 
 def _unlabeled(doc: Document, reason: str, options: LabelOptions, names: dict[str, str]) -> dict:

@@ -121,10 +121,32 @@ class Recipe:
     read: dict = field(default_factory=dict)
     #: What a reader of the model card should know about the model (caveats, data choices).
     notes: list[str] = field(default_factory=list)
+    #: Read options of the sources given as tables (their own columns, outlet), over `read`.
+    source_read: dict[str, dict] = field(default_factory=dict)
+
+
+def _recipe_sources(sources, where: Path) -> tuple[list[str], dict[str, dict]]:
+    """Source paths, and the own read options of those given as a table: `{path = "...",
+    text_column = "story", outlet = "hespress"}` reads that source with these on top of `[read]`."""
+    if not isinstance(sources, list) or not sources:
+        raise QismError(f"{where}: a recipe needs `sources = [...]`, a list of paths")
+    paths, own = [], {}
+    for entry in sources:
+        if isinstance(entry, dict) and isinstance(entry.get("path"), str) and entry["path"]:
+            options = {key: value for key, value in entry.items() if key != "path"}
+            ReadOptions.from_dict(options, f"{where}: source {entry['path']}")  # refused now, before reading
+            own[entry["path"]] = options
+            paths.append(entry["path"])
+        elif isinstance(entry, str) and entry:
+            paths.append(entry)
+        else:
+            raise QismError(f"{where}: each source is a path or a table with `path` and read options; got {entry!r}")
+    return paths, own
 
 
 def load_recipe(path: str | Path) -> Recipe:
-    """Read a recipe: `sources` (paths, relative to the current folder), an optional `label_map`
+    """Read a recipe: `sources` (paths, relative to the current folder, or tables of a path and its
+    own read options), an optional `label_map`
     (inline tables or a file path, relative to the recipe), `[train]` and `[read]` options, `notes`.
     Unknown keys and options are refused, so a typo never trains a different model silently."""
     path = Path(path)
@@ -132,9 +154,7 @@ def load_recipe(path: str | Path) -> Recipe:
     unknown = sorted(set(data) - set(RECIPE_KEYS))
     if unknown:
         raise QismError(f"{path}: unknown key(s) {', '.join(unknown)}; a recipe has {', '.join(RECIPE_KEYS)}")
-    sources = data.get("sources")
-    if not isinstance(sources, list) or not sources or not all(isinstance(s, str) and s for s in sources):
-        raise QismError(f"{path}: a recipe needs `sources = [...]`, a list of paths")
+    sources, source_read = _recipe_sources(data.get("sources"), path)
     label_map = data.get("label_map")
     if isinstance(label_map, str):
         label_map = LabelMap.load(path.parent / label_map)
@@ -151,7 +171,7 @@ def load_recipe(path: str | Path) -> Recipe:
     notes = data.get("notes", [])
     if not isinstance(notes, list) or not all(isinstance(note, str) for note in notes):
         raise QismError(f"{path}: `notes` is a list of strings")
-    return Recipe(sources, label_map, tables["train"], tables["read"], notes)
+    return Recipe(sources, label_map, tables["train"], tables["read"], notes, source_read)
 
 
 @dataclass
@@ -163,6 +183,8 @@ class TrainingPlan:
     read_options: ReadOptions
     label_map: LabelMap | None
     notes: list[str]
+    #: How to read the sources that the recipe gives their own read options.
+    source_options: dict[str, ReadOptions] = field(default_factory=dict)
 
 
 def plan_training(sources: Iterable[str] = (), *, recipe: str | Path | None = None,
@@ -177,7 +199,9 @@ def plan_training(sources: Iterable[str] = (), *, recipe: str | Path | None = No
     cleaning = {**plan.train.get("cleaning", {}), **train_options.pop("cleaning", {})}
     config = TrainConfig.from_dict({**plan.train, **train_options, **({"cleaning": cleaning} if cleaning else {})})
     read = ReadOptions.from_dict({**plan.read, **read_options})
+    own = {source: ReadOptions.from_dict({**plan.read, **options, **read_options}, f"source {source}")
+           for source, options in plan.source_read.items()}
     mapping = LabelMap.load(label_map) if label_map is not None else plan.label_map
     if not plan.sources:
         raise QismError("no training sources given")
-    return TrainingPlan(plan.sources, config, read, mapping, plan.notes)
+    return TrainingPlan(plan.sources, config, read, mapping, plan.notes, own)

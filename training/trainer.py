@@ -18,6 +18,7 @@ from sklearn.pipeline import Pipeline
 from .autotune import choose_config
 from .card import new_card
 from .classifier import classifier_for
+from .clean import ARABIC_LETTER_RE
 from .config import ReadOptions, TrainConfig, check_budget, resolve_jobs
 from .corpus import EMPTY_LABEL_FOLDER, Document, label_key, read_source
 from .errors import QismError
@@ -60,8 +61,6 @@ class Prepared:
 
 
 _WHITESPACE_RE = re.compile(r"\s+")
-#: Letters of the Arabic script (Arabic, Persian and Urdu additions, presentation forms).
-_ARABIC_LETTER_RE = re.compile("[\u0620-\u064a\u066e-\u06d3\u06fa-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufefc]")
 
 
 def _dedupe_key(text: str) -> bytes:
@@ -132,7 +131,7 @@ def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True, keep
         if doc.id is not None:
             flagged["duplicate_id"] += (source_path, doc.id) in ids_seen
             ids_seen.add((source_path, doc.id))
-        flagged["not_arabic"] += not _ARABIC_LETTER_RE.search(doc.text)
+        flagged["not_arabic"] += not ARABIC_LETTER_RE.search(doc.text)
         repaired["replaced_characters"] += doc.text.count("\ufffd")
         repaired["truncated"] += len(doc.text) > MAX_ARTICLE_CHARS
         text = doc.text[:MAX_ARTICLE_CHARS]  # all the featurizer reads; a huge file is not kept whole
@@ -196,6 +195,15 @@ def outlet_balancing_weights(labels: np.ndarray, outlets: np.ndarray) -> np.ndar
     label_sizes = Counter(labels)
     weights = [label_sizes[label] / (outlets_per_label[label] * groups[label, outlet]) for label, outlet in zip(labels, outlets)]
     return np.asarray(weights, dtype=np.float64)
+
+
+def documents_by_outlet(prepared: Prepared) -> dict[str, dict[str, int]]:
+    """Documents per outlet and label: which outlets a label was learned from, and how much of it."""
+    counts = Counter(zip(prepared.outlet_array(), prepared.labels))
+    table: dict[str, dict[str, int]] = {}
+    for (outlet, label), count in sorted(counts.items()):
+        table.setdefault(str(outlet), {})[label] = count
+    return table
 
 
 def check_trainable(prepared: Prepared) -> Counter:
@@ -274,12 +282,13 @@ def fit_streamed(prepared: Prepared, config: TrainConfig, read_again, n_jobs: in
 
 
 def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptions = ReadOptions(),
-          label_map: LabelMap | None = None, n_jobs: int | None = None, name: str = "",
+          source_options: dict[str, ReadOptions] | None = None, label_map: LabelMap | None = None, n_jobs: int | None = None, name: str = "",
           autotune: float | None = None, notes: list[str] | None = None, streaming: bool | None = None,
           memory_budget: int | str | None = None, engine: ChunkEngine | None = None,
           report: Callable[[str], None] = lambda message: None) -> Model:
     """Read labeled sources, fit a classifier and return the model with its card (not yet saved).
 
+    `source_options` reads the sources it names with their own options instead of `read_options`.
     `label_map` renames and merges labels and drops the ones it does not list. `autotune` (seconds)
     first chooses the classifier, C, class weight and word n-grams by cross-validation on the
     training split, starting from `config`; the card records the search. `notes` go in the card.
@@ -301,9 +310,10 @@ def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptio
     if streaming:
         check_streaming_config(config, autotune)
     dropped_by_map = Counter()
+    source_options = source_options or {}
 
     def read():
-        documents = ((path, doc) for path in sources for doc in read_source(path, read_options))
+        documents = ((path, doc) for path in sources for doc in read_source(path, source_options.get(path, read_options)))
         return label_map.apply(documents, dropped_by_map) if label_map is not None else documents
 
     report(f"reading {', '.join(sources)}")
@@ -322,7 +332,8 @@ def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptio
         pipeline, sizes, label_counts, scores = fit(prepared, config, n_jobs, report)
         run = {"path": "in-memory"}
     data = {"dropped": prepared.dropped, "repaired": prepared.repaired, "flagged": prepared.flagged,
-            "label_merges": prepared.label_merges, "empty_label_folders": prepared.empty_label_folders}
+            "label_merges": prepared.label_merges, "empty_label_folders": prepared.empty_label_folders,
+            "documents_by_outlet": documents_by_outlet(prepared)}
     card = new_card(name=name, config=config.to_dict(), labels=label_counts, split=sizes, sources=prepared.sources,
                     scores=scores, seconds=time.perf_counter() - started, data=data, label_map=label_map,
                     unmapped=unmapped, autotune=search, notes=notes)
@@ -341,9 +352,9 @@ def train_and_save(out: str | os.PathLike, sources=(), *, recipe: str | os.PathL
                                        read_options=read_options)
     check_model_folder(out, plan.sources)  # before hours of training, not after
     n_jobs = resolve_jobs(n_jobs)
-    model = train(plan.sources, plan.config, read_options=plan.read_options, label_map=plan.label_map,
-                  n_jobs=n_jobs, name=Path(out).name, autotune=autotune, notes=plan.notes, streaming=streaming,
-                  memory_budget=memory_budget, engine=engine, report=report)
+    model = train(plan.sources, plan.config, read_options=plan.read_options, source_options=plan.source_options,
+                  label_map=plan.label_map, n_jobs=n_jobs, name=Path(out).name, autotune=autotune, notes=plan.notes,
+                  streaming=streaming, memory_budget=memory_budget, engine=engine, report=report)
     report(f"saving to {out}")
     model.save(out)
     return model

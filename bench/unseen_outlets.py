@@ -1,0 +1,148 @@
+"""The default recipe on outlets it never saw: leave one corpus or outlet out, train on the rest,
+score each section on what was left out.
+
+A model that learned an outlet's style instead of its topics scores well on its held-out split (the
+same outlets) and badly on a new outlet; this is the measure to choose the recipe's defaults and
+levers by. The recipe is read as `qism train --recipe` reads it (label map, read options, [train]);
+its documents are read, relabeled and deduplicated once, then for each left-out group a model is
+fitted on every other document (no held-out split) and scored on the group: accuracy, macro-F1 over
+the sections the group has, and F1 per section.
+
+    python bench/unseen_outlets.py [--recipe data/recipes/default.toml] [--set lead_words=0 ...]
+                                   [--only hespress] [--jobs N] [--json]
+
+Run it from the repository root with the corpora in ../shared/corpora (the recipe's paths are
+relative to the folder it runs in). Groups: SANAD (alkhaleej), each ANT outlet, Hespress, ASND.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+ROOT = Path(__file__).resolve().parent.parent
+RECIPE = ROOT / "data" / "recipes" / "default.toml"
+
+
+def parse_settings(pairs: list[str]) -> dict:
+    """`key=value` pairs as [train] overrides; values are Python literals (true/false accepted)."""
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            sys.exit(f"--set takes KEY=VALUE, a [train] option; got {pair!r}")
+        value = {"true": "True", "false": "False", "none": "None"}.get(value.lower(), value)
+        try:
+            settings[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            settings[key] = value
+    return settings
+
+
+def read_recipe(recipe_path: Path, settings: dict):
+    """The recipe's training plan (with `settings` over its [train]) and its documents, read,
+    relabeled and deduplicated as `qism train` does."""
+    from training import plan_training, read_source
+    from training.trainer import prepare
+
+    plan = plan_training(recipe=recipe_path, train_options=settings)
+    documents = ((path, doc) for path in plan.sources
+                 for doc in read_source(path, plan.source_options.get(path, plan.read_options)))
+    if plan.label_map is not None:
+        documents = plan.label_map.apply(documents, Counter())
+    return plan, prepare(documents, plan.config.dedupe)
+
+
+def leave_out(prepared, config, group: str, jobs: int | None) -> dict:
+    """Fit on every document not of `group`, score on the group's documents."""
+    from training.trainer import Prepared, fit
+
+    outlets = prepared.outlet_array()
+    out = outlets == group
+    keep = np.flatnonzero(~out)
+    training = Prepared(texts=[prepared.texts[i] for i in keep], labels=[prepared.labels[i] for i in keep],
+                        sources=[], dropped={}, outlets=list(outlets[keep]))
+    started = time.perf_counter()
+    pipeline, _, _, _ = fit(training, replace(config, test_size=0), n_jobs=jobs)
+    seconds = time.perf_counter() - started
+    known = set(pipeline.classes_)
+    rows = [i for i in np.flatnonzero(out) if prepared.labels[i] in known]
+    truth = np.asarray([prepared.labels[i] for i in rows], dtype=object)
+    proba = pipeline.predict_proba([prepared.texts[i] for i in rows])
+    predicted = pipeline.classes_[proba.argmax(axis=1)]
+    present = sorted(set(truth))
+    per_label = f1_score(truth, predicted, labels=present, average=None, zero_division=0)
+    support = Counter(truth)
+    return {
+        "group": group,
+        "documents": len(rows),
+        "unscored": int(out.sum()) - len(rows),
+        "accuracy": float(np.mean(truth == predicted)),
+        "macro_f1": float(np.mean(per_label)),
+        "sections": {label: {"f1": float(f1), "support": support[label],
+                             "recall": float(np.mean(predicted[truth == label] == label))}
+                     for label, f1 in zip(present, per_label)},
+        "fit_seconds": round(seconds, 1),
+    }
+
+
+def table(results: list[dict], labels: list[str]) -> str:
+    head = "| left out | docs | accuracy | macro-F1 | " + " | ".join(labels) + " |"
+    lines = [head, "|" + "---|" * (4 + len(labels))]
+    for result in results:
+        cells = [f"{result['sections'][label]['f1']:.2f} ({result['sections'][label]['support']:,})"
+                 if label in result["sections"] else "–" for label in labels]
+        lines.append(f"| {result['group']} | {result['documents']:,} | {result['accuracy']:.3f} | "
+                     f"{result['macro_f1']:.3f} | " + " | ".join(cells) + " |")
+    means = [np.mean([r["sections"][label]["f1"] for r in results if label in r["sections"]])
+             if any(label in r["sections"] for r in results) else None for label in labels]
+    lines.append(f"| **mean** | | {np.mean([r['accuracy'] for r in results]):.3f} | "
+                 f"{np.mean([r['macro_f1'] for r in results]):.3f} | "
+                 + " | ".join("–" if m is None else f"{m:.2f}" for m in means) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", type=Path, default=RECIPE)
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a [train] option of the recipe (a lever to measure); repeatable")
+    parser.add_argument("--only", action="append", default=[], metavar="GROUP", help="leave out only these groups")
+    parser.add_argument("--jobs", type=int, default=-1)
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    settings = parse_settings(args.settings)
+    plan, prepared = read_recipe(args.recipe, settings)
+    config = plan.config
+    groups = sorted(set(prepared.outlets), key=str.lower)
+    if args.only:
+        missing = sorted(set(args.only) - set(groups))
+        if missing:
+            sys.exit(f"no such group(s): {', '.join(missing)}; the recipe has {', '.join(groups)}")
+        groups = [group for group in groups if group in args.only]
+    results = []
+    for group in groups:
+        results.append(leave_out(prepared, config, group, args.jobs))
+        print(f"{group}: macro-F1 {results[-1]['macro_f1']:.3f} ({results[-1]['fit_seconds']} s)", file=sys.stderr)
+    labels = sorted(set(prepared.labels))
+    report = {"recipe": str(args.recipe), "settings": settings, "results": results,
+              "mean_macro_f1": float(np.mean([r["macro_f1"] for r in results])),
+              "seconds": round(time.perf_counter() - started, 1)}
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        print(table(results, labels))
+
+
+if __name__ == "__main__":
+    main()
