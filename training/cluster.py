@@ -455,9 +455,10 @@ def label_files_on_cluster(texts: list[str], input_spec: str | None, output: str
 # --- training: streaming's work on each chunk, on the cluster ---------------------------------
 
 class DaskChunks(ChunkEngine):
-    """Streaming training's cleaning and counting of each chunk as Dask tasks: the featurizer is sent
-    to every worker once per pass, at most `in_flight` chunks are out at a time (memory stays
-    bounded), and results come back in order. A task lost with its worker is run again."""
+    """Streaming training's tasks (cleaning and counting each chunk, fitting each averaged shard
+    model) on a Dask cluster: the featurizer or classifier is sent to every worker once per pass, at
+    most `in_flight` tasks are out at a time (memory stays bounded), and results come back in order.
+    A task lost with its worker is run again."""
 
     name = "dask"
 
@@ -481,8 +482,8 @@ class DaskChunks(ChunkEngine):
 def train_and_save_on_cluster(out: str | os.PathLike, sources=(), *, scheduler: str | None = None,
                               n_workers: int | None = None, **options) -> Model:
     """`qism train --engine dask`: `trainer.train_and_save`, streaming, with each chunk cleaned and
-    counted on the cluster at `scheduler` (or a local one of `n_workers` processes); the shard fits
-    run here."""
+    counted on the cluster at `scheduler` (or a local one of `n_workers` processes), and the shard
+    models of averaged learners fitted there; SGD's epochs over the shards run here."""
     from .trainer import train_and_save
 
     check_engine("dask", scheduler)

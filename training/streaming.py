@@ -12,7 +12,8 @@ The in-memory fit holds every text, its cleaned form and the whole TF-IDF matrix
    frequencies per label (which give the IDF, the kept buckets and the NB log-count ratios); each
    document's counts go to the spill file of its shard (shards are random, so each has every label).
 4. One linear model is fitted per shard (at most `shard_documents` documents: this bounds memory),
-   with the corpus-wide NB ratios and sample weights; the models are averaged, weighted by size.
+   with the corpus-wide NB ratios and sample weights; the models are averaged, weighted by size
+   (SGD, the default, instead runs `partial_fit` epochs over the shards, which measures better).
    The calibration share is held out as its own shards: its decisions under the average of the other
    shards fit the temperature, then its shard models join the average.
 
@@ -165,8 +166,8 @@ def count_chunk(featurizer, indices: np.ndarray, cleaned: list[str]):
 
 
 class ChunkEngine:
-    """Where streaming's work on each chunk (cleaning, counting) runs: here, on the featurizer's
-    processes. `cluster.DaskChunks` runs it on a Dask cluster instead."""
+    """Where streaming's tasks run (cleaning and counting each chunk, fitting each shard model that is
+    averaged): here, on the featurizer's processes. `cluster.DaskChunks` runs them on a Dask cluster."""
 
     name = "local"
 
@@ -203,20 +204,29 @@ class _Plan:
             self.shard_of[train_rows[rows]] = number
 
 
-def _averaged(classifier, load_shard, y_train, n_classes, weights, masks, ratios, report, shards, fitted: dict):
-    """One model per shard, averaged by shard size. `fitted` keeps the size-weighted sum of the shard
-    models fitted so far, so a later call for more shards fits only the new ones."""
-    for number in shards:
-        if number in fitted.setdefault("shards", set()):
-            continue
-        local, X = load_shard(number)
-        report(f"streaming: fitting shard {number + 1} ({len(local):,} documents)")
-        coef, intercept = classifier._fit_weights(X, y_train[local], n_classes, None if weights is None else weights[local],
-                                                  None if masks is None else masks[:, local], ratios)
-        fitted["coef"] = fitted.get("coef", 0.0) + coef.astype(np.float64) * len(local)
-        fitted["intercept"] = fitted.get("intercept", 0.0) + intercept.astype(np.float64) * len(local)
-        fitted["n"] = fitted.get("n", 0) + len(local)
-        fitted["shards"].add(number)
+def fit_shard(classifier, X, y, n_classes: int, weights, masks, ratios):
+    """One shard's linear model and its size: a task `ChunkEngine.map` runs here or on a cluster."""
+    return len(y), classifier._fit_weights(X, y, n_classes, weights, masks, ratios)
+
+
+def _averaged(classifier, load_shard, y_train, n_classes, weights, masks, ratios, report, engine, shards, fitted: dict):
+    """One model per shard, fitted where `engine` runs tasks, averaged by shard size. `fitted` keeps
+    the size-weighted sum of the shard models fitted so far, so a later call for more shards fits
+    only the new ones."""
+    new = [number for number in shards if number not in fitted.setdefault("shards", set())]
+
+    def tasks():
+        for number in new:
+            local, X = load_shard(number)
+            report(f"streaming: fitting shard {number + 1} ({len(local):,} documents)")
+            yield (X, y_train[local], n_classes, None if weights is None else weights[local],
+                   None if masks is None else masks[:, local], ratios)
+
+    for size, (coef, intercept) in engine.map(fit_shard, classifier, tasks()):
+        fitted["coef"] = fitted.get("coef", 0.0) + coef.astype(np.float64) * size
+        fitted["intercept"] = fitted.get("intercept", 0.0) + intercept.astype(np.float64) * size
+        fitted["n"] = fitted.get("n", 0) + size
+    fitted["shards"].update(new)
     if fitted["shards"] != set(shards):
         raise ValueError("shards must be asked for in growing sets")
     return (fitted["coef"] / fitted["n"]).astype(np.float32), (fitted["intercept"] / fitted["n"]).astype(np.float32)
@@ -343,7 +353,7 @@ def fit_streaming(pipeline, config, read_again: Callable[[], Iterator[tuple[str,
         else:
             fitting = "averaged shard models"
             fit_on = functools.partial(_averaged, classifier, load_shard, y_train, n_classes, weights, masks, ratios, report,
-                                       fitted={})
+                                       engine, fitted={})
         held_decisions, held_labels = [], []
         if plan.calibrated:
             calibration = fit_on(fit_shards)
@@ -371,7 +381,8 @@ def fit_streaming(pipeline, config, read_again: Callable[[], Iterator[tuple[str,
                 probas.append(classifier.predict_proba(featurizer.weigh(counts)))
     finally:
         shutil.rmtree(spill, ignore_errors=True)
-    info = {"chunks_on": engine.name, "fit": fitting, "shards": len(plan.shards), "shard_documents": shard_documents,
+    info = {"chunks_on": engine.name, "fit": fitting,
+            "shard_fits_on": engine.name if fitting == "averaged shard models" else "local", "shards": len(plan.shards), "shard_documents": shard_documents,
             "calibration_shards": len(plan.shards) - plan.n_fit_shards}
     if not order:
         return np.empty(0, dtype=np.int64), np.empty((0, n_classes)), info
