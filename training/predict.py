@@ -1,4 +1,4 @@
-"""Label documents with a model, as a stream of records, and write them in the format asked for.
+"""Label documents with a model, as a stream of records (`output` writes them in the format asked for).
 
 Documents are labeled in batches, so a file of any size runs in bounded memory: one batch of text,
 its features and its scores at a time. Every input document yields exactly one record, in order.
