@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import os
+import stat
 import zipfile
 from collections import Counter
 from collections.abc import Iterable
@@ -367,15 +368,33 @@ def _read_json(path: Path):
 
 
 def _is_model_card(path: Path) -> bool:
-    """Whether `path` is the card of a qism model (also one saved before cards carried their marker)."""
+    """Whether `path` is the card of a qism model (also one saved before cards carried their marker).
+    A card that vanished while it was read raises FileNotFoundError: another save swapped its folder."""
     try:
         card = _read_json(path)
+    except FileNotFoundError:
+        raise
     except (OSError, ValueError, RecursionError):
         return False
     if not isinstance(card, dict):
         return False
     files = card.get("files")
     return card.get("format") == CARD_FORMAT or (isinstance(files, dict) and set(files) == {PIPELINE_FILE, ARRAYS_FILE})
+
+
+#: How often a model folder that other saves keep swapping is read again before giving up.
+MAX_LOOKS = 20
+
+
+def _strangers(target: Path) -> list[str]:
+    """What in the folder `target` is not a qism model's file."""
+    with os.scandir(target) as scan:
+        entries = {entry.name: entry.is_file(follow_symlinks=False) for entry in scan}
+    strangers = sorted(name + ("" if is_file else "/") for name, is_file in entries.items()
+                       if name not in MODEL_FILES or not is_file)
+    if entries and not strangers and not _is_model_card(target / CARD_FILE):
+        strangers = [f"{CARD_FILE} that is not a qism model's" if CARD_FILE in entries else f"no {CARD_FILE}"]
+    return strangers
 
 
 def check_model_folder(directory: str | os.PathLike, sources=()) -> Path:
@@ -400,16 +419,17 @@ def check_model_folder(directory: str | os.PathLike, sources=()) -> Path:
     if here == target or here.is_relative_to(target):
         raise QismError(f"{directory}: {'is' if here == target else 'holds'} the current folder; "
                         "save the model in a folder of its own")
-    if not target.exists():
-        return target
-    if not target.is_dir():
-        raise QismError(f"{directory}: exists and is not a folder")
-    with os.scandir(target) as scan:
-        entries = {entry.name: entry.is_file(follow_symlinks=False) for entry in scan}
-    strangers = sorted(name + ("" if is_file else "/") for name, is_file in entries.items()
-                       if name not in MODEL_FILES or not is_file)
-    if entries and not strangers and not _is_model_card(target / CARD_FILE):
-        strangers = [f"{CARD_FILE} that is not a qism model's" if CARD_FILE in entries else f"no {CARD_FILE}"]
+    for _ in range(MAX_LOOKS):
+        try:
+            if not stat.S_ISDIR(os.stat(target).st_mode):
+                raise QismError(f"{directory}: exists and is not a folder")
+            strangers = _strangers(target)
+            break
+        except FileNotFoundError:  # nothing there, or a save beside this one swapped it while it was read
+            if not os.path.lexists(target):
+                return target
+    else:
+        raise QismError(f"{directory}: changes while it is read (other saves to it?); try again")
     if strangers:
         shown = ", ".join(strangers[:3]) + (f" and {len(strangers) - 3:,} more" if len(strangers) > 3 else "")
         raise QismError(f"{directory}: holds files that are not a qism model's ({shown}); qism replaces only a model "
