@@ -25,7 +25,6 @@ so it must be files (not standard input).
 from __future__ import annotations
 
 import functools
-import math
 import os
 import pickle
 import shutil
