@@ -9,7 +9,9 @@ saved arrays stay the same: a softmax of the decisions over the temperature.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import threading
 from collections.abc import Iterable
 
 import numpy as np
@@ -43,6 +45,9 @@ ONE_VS_REST = ("linear_svc", "sgd")
 #: Of those, the ones whose binary problems may run on threads at once: liblinear (LinearSVC) draws
 #: from one process-wide random generator, so threads would make its weights differ run to run.
 THREAD_SAFE = ("sgd",)
+#: Held by every liblinear fit, so fits that other threads start at once (shard models fitted as
+#: tasks of a threaded Dask worker) take turns and each draws the random numbers its seed gives.
+LIBLINEAR_LOCK = threading.Lock()
 
 
 def _make_estimator(kind: str, C: float, random_state: int):
@@ -134,7 +139,9 @@ def _fit_binary(make, X, target, sample_weight, ratios):
     if ratios is not None:
         X = sp.csr_matrix(X, copy=True)
         X.data *= ratios[X.indices]
-    estimator = make().fit(X, target, sample_weight=sample_weight)
+    estimator = make()
+    with LIBLINEAR_LOCK if isinstance(estimator, LinearSVC) else contextlib.nullcontext():
+        estimator.fit(X, target, sample_weight=sample_weight)
     coef = estimator.coef_[0] if ratios is None else estimator.coef_[0] * ratios
     return coef, estimator.intercept_[0]
 
