@@ -9,7 +9,13 @@ fitted on every other document (no held-out split) and scored on the group: accu
 the sections the group has, and F1 per section.
 
     python bench/unseen_outlets.py [--recipe data/recipes/default.toml] [--set lead_words=0 ...]
-                                   [--only hespress] [--jobs N] [--json]
+                                   [--only hespress] [--jobs N] [--json] [--save FILE]
+
+`--save FILE` writes the record (JSON) that a recipe's `unseen_outlets = "FILE"` puts in the model
+card: `qism train --recipe` checks that it was measured on the recipe's sources with its options and
+label map, and leaves it out otherwise. The default recipe's is data/recipes/default-unseen-outlets.json:
+
+    python bench/unseen_outlets.py --save data/recipes/default-unseen-outlets.json
 
 Run it from the repository root with the corpora in ../shared/corpora (the recipe's paths are
 relative to the folder it runs in). Groups: SANAD (alkhaleej), each ANT outlet, Hespress, ASND.
@@ -95,22 +101,6 @@ def leave_out(prepared, config, group: str, jobs: int | None) -> dict:
     }
 
 
-def table(results: list[dict], labels: list[str]) -> str:
-    head = "| left out | docs | accuracy | macro-F1 | " + " | ".join(labels) + " |"
-    lines = [head, "|" + "---|" * (4 + len(labels))]
-    for result in results:
-        cells = [f"{result['sections'][label]['f1']:.2f} ({result['sections'][label]['support']:,})"
-                 if label in result["sections"] else "–" for label in labels]
-        lines.append(f"| {result['group']} | {result['documents']:,} | {result['accuracy']:.3f} | "
-                     f"{result['macro_f1']:.3f} | " + " | ".join(cells) + " |")
-    means = [np.mean([r["sections"][label]["f1"] for r in results if label in r["sections"]])
-             if any(label in r["sections"] for r in results) else None for label in labels]
-    lines.append(f"| **mean** | | {np.mean([r['accuracy'] for r in results]):.3f} | "
-                 f"{np.mean([r['macro_f1'] for r in results]):.3f} | "
-                 + " | ".join("–" if m is None else f"{m:.2f}" for m in means) + " |")
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", type=Path, default=RECIPE)
@@ -119,7 +109,12 @@ def main() -> None:
     parser.add_argument("--only", action="append", default=[], metavar="GROUP", help="leave out only these groups")
     parser.add_argument("--jobs", type=int, default=-1)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--save", type=Path, metavar="FILE",
+                        help="also write the record for a recipe's `unseen_outlets` (JSON, atomically)")
     args = parser.parse_args()
+    from training.card import unseen_outlets_table
+    from training.files import write_atomically
+
     started = time.perf_counter()
     settings = parse_settings(args.settings)
     plan, prepared = read_recipe(args.recipe, settings)
@@ -134,14 +129,17 @@ def main() -> None:
     for group in groups:
         results.append(leave_out(prepared, config, group, args.jobs))
         print(f"{group}: macro-F1 {results[-1]['macro_f1']:.3f} ({results[-1]['fit_seconds']} s)", file=sys.stderr)
-    labels = sorted(set(prepared.labels))
-    report = {"recipe": str(args.recipe), "settings": settings, "results": results,
+    recipe = args.recipe.resolve()
+    report = {"recipe": str(recipe.relative_to(ROOT) if recipe.is_relative_to(ROOT) else args.recipe), "settings": settings, "results": results,
               "mean_macro_f1": float(np.mean([r["macro_f1"] for r in results])),
-              "seconds": round(time.perf_counter() - started, 1)}
+              "seconds": round(time.perf_counter() - started, 1), "sources": plan.sources,
+              "config": config.to_dict(), "label_map": plan.label_map.to_dict() if plan.label_map else None}
+    if args.save:
+        write_atomically(args.save, (json.dumps(report, indent=1, ensure_ascii=False) + "\n").encode())
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
     else:
-        print(table(results, labels))
+        print(unseen_outlets_table(report))
 
 
 if __name__ == "__main__":

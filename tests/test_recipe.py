@@ -155,3 +155,104 @@ def test_recipe_sources_with_their_own_columns_and_outlet(tiny, tmp_path):
     recipe.write_text('sources = [{text_column = "story"}]\n', encoding="utf-8")
     with pytest.raises(QismError, match="a path or a table"):
         load_recipe(recipe)
+
+
+def _unseen_outlets_record(plan, groups=("tiny-a", "tiny-b")) -> dict:
+    """A record as bench/unseen_outlets.py --save writes it, for this plan."""
+    results = [{"group": group, "documents": 6, "unscored": 0, "accuracy": 0.5 + i / 10, "macro_f1": 0.4 + i / 10,
+                "sections": {"sport": {"f1": 0.75, "support": 3, "recall": 1.0},
+                             "money": {"f1": 0.25 + i / 10, "support": 3, "recall": 0.5}}}
+               for i, group in enumerate(groups)]
+    return {"recipe": "recipe.toml", "settings": {}, "results": results, "mean_macro_f1": 0.45, "seconds": 1.0,
+            "sources": plan.sources, "config": plan.config.to_dict(), "label_map": plan.label_map.to_dict()}
+
+
+def test_recipe_scores_on_outlets_left_out_go_in_the_card_only_if_measured_with_it(tiny, tmp_path):
+    from training import plan_training
+
+    (tmp_path / "map.toml").write_text(LABEL_MAP, encoding="utf-8")
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(f'sources = ["{tiny}"]\nlabel_map = "map.toml"\nunseen_outlets = "unseen.json"\n'
+                      '[train]\ntest_size = 0\n', encoding="utf-8")
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "--recipe", str(recipe), "--out", str(tmp_path / "none")])
+    assert result.exit_code == 0 and "unseen.json: not made yet" in result.stderr
+    assert "unseen_outlets" not in load_model(tmp_path / "none").card
+
+    record = _unseen_outlets_record(plan_training(recipe=recipe))
+    (tmp_path / "unseen.json").write_text(json.dumps(record), encoding="utf-8")
+    result = runner.invoke(app, ["train", "--recipe", str(recipe), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.stderr
+    assert load_model(tmp_path / "m").card["unseen_outlets"] == json.loads(json.dumps(record))
+    card_md = (tmp_path / "m" / "card.md").read_text(encoding="utf-8")
+    assert "## On outlets it never saw" in card_md
+    assert "| tiny-b | 6 | 0.600 | 0.500 | 0.35 (3) | 0.75 (3) |" in card_md
+    assert "| **mean** | | 0.550 | 0.450 | 0.30 | 0.75 |" in card_md
+
+    # measured with other options, sources or labels than this training's: left out, and said so
+    for extra in (["--C", "2"], ["--autotune", "1"]):
+        result = runner.invoke(app, ["train", "--recipe", str(recipe), "--out", str(tmp_path / "other"), *extra])
+        assert result.exit_code == 0 and "stays out of the card" in result.stderr, result.stderr
+        assert "unseen_outlets" not in load_model(tmp_path / "other").card
+    (tmp_path / "unseen.json").write_text(json.dumps({**record, "label_map": None}), encoding="utf-8")
+    result = runner.invoke(app, ["train", "--recipe", str(recipe), "--out", str(tmp_path / "other")])
+    assert "stays out of the card" in result.stderr
+
+
+def test_recipe_refuses_a_malformed_record_of_outlets_left_out(tiny, tmp_path):
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(f'sources = ["{tiny}"]\nunseen_outlets = "unseen.json"\n', encoding="utf-8")
+    (tmp_path / "unseen.json").write_text("[]", encoding="utf-8")
+    with pytest.raises(QismError, match="unseen.json: expected a table"):
+        load_recipe(recipe)
+    for bad in ({"results": []}, {"results": [{"group": "a", "documents": 1, "accuracy": 2, "macro_f1": 0.5,
+                                                   "sections": {}}], "mean_macro_f1": 0.5, "sources": [], "config": {}}):
+        (tmp_path / "unseen.json").write_text(json.dumps(bad), encoding="utf-8")
+        with pytest.raises(QismError, match="unseen.json: .*bench/unseen_outlets.py --save"):
+            load_recipe(recipe)
+    recipe.write_text(f'sources = ["{tiny}"]\nunseen_outlets = 3\n', encoding="utf-8")
+    with pytest.raises(QismError, match="`unseen_outlets` is the file name"):
+        load_recipe(recipe)
+
+
+def test_settings_files_are_bounded(tmp_path):
+    from training.recipe import MAX_CONFIG_FILE_BYTES
+
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('sources = ["x"]\n' + "#" * MAX_CONFIG_FILE_BYTES, encoding="utf-8")
+    result = CliRunner().invoke(app, ["train", "--recipe", str(recipe), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 1 and "recipe.toml: over 4 MB" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bench_record_of_outlets_left_out_enters_the_card_it_was_measured_for(tiny, tmp_path, monkeypatch):
+    """bench/unseen_outlets.py --save writes what a recipe's `unseen_outlets` reads: two outlets of
+    the tiny corpus, each left out in turn, and the table in the model card trained from it."""
+    import csv
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from training import read_source
+
+    documents = list(read_source(tiny))
+    for outlet in ("north", "south"):
+        with open(tmp_path / f"{outlet}.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["text", "label"])
+            writer.writerows([f"{doc.text} {outlet}", doc.label] for doc in documents)
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('sources = [{path = "north.csv", outlet = "north"}, {path = "south.csv", outlet = "south"}]\n'
+                      'unseen_outlets = "unseen.json"\n[train]\ntest_size = 0\n', encoding="utf-8")
+    bench = Path(__file__).resolve().parent.parent / "bench" / "unseen_outlets.py"
+    run = subprocess.run([sys.executable, str(bench), "--recipe", "recipe.toml", "--save", "unseen.json", "--jobs", "1"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    record = json.loads((tmp_path / "unseen.json").read_text(encoding="utf-8"))
+    assert [result["group"] for result in record["results"]] == ["north", "south"]
+    assert run.stdout.startswith("| left out | docs | accuracy | macro-F1 | economy | security | sports |")
+    monkeypatch.chdir(tmp_path)  # the recipe's sources are relative to the folder qism runs in
+    result = CliRunner().invoke(app, ["train", "--recipe", "recipe.toml", "--out", "m"])
+    assert result.exit_code == 0 and "outlets left out" not in result.stderr, result.stderr
+    assert load_model(tmp_path / "m").card["unseen_outlets"] == record
+    assert "| north | 18 |" in (tmp_path / "m" / "card.md").read_text(encoding="utf-8")

@@ -2,8 +2,10 @@
 
 `new_card` builds the card's dict when a model is trained; `card_markdown` renders it as `card.md`;
 `scores_text`, `comparison_text`, `autotune_summary` and `data_notes` render its parts for the
-terminal. `per_label_rows` is the one reading of a scores dict's per-label figures that the text,
-Markdown and HTML (report) renderers share.
+terminal; `unseen_outlets_table` renders a recipe's scores on outlets left out, which
+`bench/unseen_outlets.py` measures and `check_unseen_outlets` checks before they enter a card.
+`per_label_rows` is the one reading of a scores dict's per-label figures that the text, Markdown and
+HTML (report) renderers share.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from __future__ import annotations
 import json
 import time
 from importlib.metadata import PackageNotFoundError, version
+from numbers import Real
+
+from .errors import QismError
 
 
 def qism_version() -> str:
@@ -32,10 +37,13 @@ def package_versions() -> dict[str, str]:
 
 def new_card(*, name: str, config: dict, labels: dict[str, int], split: dict[str, int], sources: list[dict],
              scores: dict | None, seconds: float, data: dict, label_map=None, unmapped: dict | None = None,
-             autotune: dict | None = None, notes: list[str] | None = None) -> dict:
+             autotune: dict | None = None, notes: list[str] | None = None,
+             unseen_outlets: dict | None = None) -> dict:
     """The card of a model just trained. `data` holds what preparing the corpus dropped, repaired,
     flagged and merged; `label_map` (a `recipe.LabelMap`) adds the labels' display names and the map
-    itself (so evaluation can map raw labels as training did), `unmapped` the raw labels it dropped."""
+    itself (so evaluation can map raw labels as training did), `unmapped` the raw labels it dropped.
+    `unseen_outlets` is the record of this training's recipe on outlets left out (see
+    `check_unseen_outlets`)."""
     card = {"name": name, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": package_versions(),
             "labels": labels, "config": config, "split": split, "sources": sources, **data, "scores": scores,
             "training_seconds": round(seconds, 2)}
@@ -47,7 +55,69 @@ def new_card(*, name: str, config: dict, labels: dict[str, int], split: dict[str
         card["autotune"] = autotune
     if notes:
         card["notes"] = list(notes)
+    if unseen_outlets is not None:
+        card["unseen_outlets"] = unseen_outlets
     return card
+
+
+def _is_share(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and 0 <= value <= 1
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_scored_group(result) -> bool:
+    if not isinstance(result, dict) or not isinstance(result.get("group"), str) or not _is_count(result.get("documents")):
+        return False
+    sections = result.get("sections")
+    return (_is_share(result.get("accuracy")) and _is_share(result.get("macro_f1")) and isinstance(sections, dict)
+            and all(isinstance(label, str) and isinstance(row, dict) and _is_share(row.get("f1"))
+                    and _is_count(row.get("support")) for label, row in sections.items()))
+
+
+def check_unseen_outlets(record, where: str) -> dict:
+    """A record of `bench/unseen_outlets.py --save` (a recipe trained with each outlet left out in
+    turn, scored on it), checked for what the card shows: the sources and configuration it was
+    measured with, and per left-out group its documents, accuracy, macro-F1 and F1 per section."""
+    shape = ("results (a list of groups with group, documents, accuracy, macro_f1, sections), "
+             "mean_macro_f1, sources, config")
+    if not isinstance(record, dict):
+        raise QismError(f"{where}: expected a record of bench/unseen_outlets.py --save with {shape}")
+    results = record.get("results")
+    if (not isinstance(results, list) or not results or not all(map(_is_scored_group, results))
+            or not _is_share(record.get("mean_macro_f1")) or not isinstance(record.get("config"), dict)
+            or not isinstance(record.get("sources"), list)):
+        raise QismError(f"{where}: not a record of bench/unseen_outlets.py --save; it needs {shape}")
+    return record
+
+
+def measured_with(record: dict, sources: list[str], config: dict, label_map: dict | None) -> bool:
+    """Whether a record of outlets left out was measured on these sources, with this configuration
+    and label map (both as `to_dict` gives them)."""
+    return (record["sources"] == list(sources) and record["config"] == json.loads(json.dumps(config))
+            and record.get("label_map") == (json.loads(json.dumps(label_map)) if label_map is not None else None))
+
+
+def unseen_outlets_table(record: dict) -> str:
+    """The scores on outlets left out as a Markdown table: a row per left-out group (accuracy,
+    macro-F1 over the sections it has, F1 per section with its documents), then the means."""
+    results = record["results"]
+    labels = sorted({label for result in results for label in result["sections"]})
+    lines = ["| left out | docs | accuracy | macro-F1 | " + " | ".join(labels) + " |", "|" + "---|" * (4 + len(labels))]
+    for result in results:
+        cells = [f"{result['sections'][label]['f1']:.2f} ({result['sections'][label]['support']:,})"
+                 if label in result["sections"] else "–" for label in labels]
+        lines.append(f"| {result['group']} | {result['documents']:,} | {result['accuracy']:.3f} | "
+                     f"{result['macro_f1']:.3f} | " + " | ".join(cells) + " |")
+    means = []
+    for label in labels:
+        values = [result["sections"][label]["f1"] for result in results if label in result["sections"]]
+        means.append(f"{sum(values) / len(values):.2f}")
+    accuracy = sum(result["accuracy"] for result in results) / len(results)
+    lines.append(f"| **mean** | | {accuracy:.3f} | {record['mean_macro_f1']:.3f} | " + " | ".join(means) + " |")
+    return "\n".join(lines)
 
 
 def per_label_rows(scores: dict) -> list[tuple[str, float, float, float, int]]:
@@ -165,6 +235,11 @@ def card_markdown(card: dict) -> str:
                       for outlet, row in scores["by_outlet"].items()]
     else:
         lines.append("Trained on all documents (no held-out split), so there are no held-out scores.")
+    if "unseen_outlets" in card:
+        lines += ["", "## On outlets it never saw", "",
+                  "This recipe trained with one outlet or corpus left out at a time and scored on it "
+                  "(`python bench/unseen_outlets.py`): macro-F1 over the sections the left-out group has, "
+                  "F1 per section (with its documents).", "", unseen_outlets_table(card["unseen_outlets"])]
     names = card.get("label_names", {})
     lines += ["", "## Labels", "", "| label | name | training documents |", "|---|---|---|"]
     lines += [f"| {label} | {names.get(label, label)} | {count:,} |" for label, count in card.get("labels", {}).items()]

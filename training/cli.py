@@ -216,7 +216,7 @@ def train_command(
         model = (train_and_save_on_cluster if on_cluster else train_and_save)(
             out, sources or [], recipe=recipe, label_map=label_map, train_options=options, read_options=read,
             n_jobs=jobs, autotune=autotune and parse_duration(autotune), streaming=streaming,
-            memory_budget=memory_budget, report=status.update, **cluster)
+            memory_budget=memory_budget, report=status.update, notice=_note, **cluster)
     _print_json(model.card) if as_json else typer.echo(_training_summary(out, model.card))
 
 

@@ -30,9 +30,14 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from .card import check_unseen_outlets
 from .config import ReadOptions, TrainConfig
 from .corpus import Document
 from .errors import QismError
+
+
+#: The largest recipe, label map or record of outlets left out that qism reads (settings, not data).
+MAX_CONFIG_FILE_BYTES = 4 << 20
 
 
 def read_config_file(path: str | Path) -> dict:
@@ -41,10 +46,14 @@ def read_config_file(path: str | Path) -> dict:
     if not path.is_file():
         raise QismError(f"{path}: no such file")
     try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_FILE_BYTES + 1)
+        if len(raw) > MAX_CONFIG_FILE_BYTES:
+            raise QismError(f"{path}: over {MAX_CONFIG_FILE_BYTES >> 20} MB; a settings file is smaller")
         if path.suffix.lower() == ".json":
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(raw.decode("utf-8"))
         else:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = tomllib.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise QismError(f"{path}: cannot parse ({err})") from None
     if not isinstance(data, dict):
@@ -108,7 +117,7 @@ class LabelMap:
             yield source_path, replace(doc, label=label_id)
 
 
-RECIPE_KEYS = ("sources", "label_map", "train", "read", "notes")
+RECIPE_KEYS = ("sources", "label_map", "train", "read", "notes", "unseen_outlets")
 
 
 @dataclass
@@ -123,6 +132,10 @@ class Recipe:
     notes: list[str] = field(default_factory=list)
     #: Read options of the sources given as tables (their own columns, outlet), over `read`.
     source_read: dict[str, dict] = field(default_factory=dict)
+    #: The file of the recipe's scores on outlets left out (`bench/unseen_outlets.py --save`), for
+    #: the card, and what it holds (None until it is made).
+    unseen_outlets_file: str | None = None
+    unseen_outlets: dict | None = None
 
 
 def _recipe_sources(sources, where: Path) -> tuple[list[str], dict[str, dict]]:
@@ -147,7 +160,8 @@ def _recipe_sources(sources, where: Path) -> tuple[list[str], dict[str, dict]]:
 def load_recipe(path: str | Path) -> Recipe:
     """Read a recipe: `sources` (paths, relative to the current folder, or tables of a path and its
     own read options), an optional `label_map`
-    (inline tables or a file path, relative to the recipe), `[train]` and `[read]` options, `notes`.
+    (inline tables or a file path, relative to the recipe), `[train]` and `[read]` options, `notes`,
+    and `unseen_outlets`, the file (relative to the recipe) of its scores on outlets left out.
     Unknown keys and options are refused, so a typo never trains a different model silently."""
     path = Path(path)
     data = read_config_file(path)
@@ -171,7 +185,15 @@ def load_recipe(path: str | Path) -> Recipe:
     notes = data.get("notes", [])
     if not isinstance(notes, list) or not all(isinstance(note, str) for note in notes):
         raise QismError(f"{path}: `notes` is a list of strings")
-    return Recipe(sources, label_map, tables["train"], tables["read"], notes, source_read)
+    unseen_file = data.get("unseen_outlets")
+    unseen = None
+    if unseen_file is not None:
+        if not isinstance(unseen_file, str) or not unseen_file:
+            raise QismError(f"{path}: `unseen_outlets` is the file name of a record of bench/unseen_outlets.py --save")
+        unseen_file = str(path.parent / unseen_file)
+        if Path(unseen_file).exists():  # else not measured yet: the bench reads this recipe to make it
+            unseen = check_unseen_outlets(read_config_file(unseen_file), unseen_file)
+    return Recipe(sources, label_map, tables["train"], tables["read"], notes, source_read, unseen_file, unseen)
 
 
 @dataclass
@@ -185,6 +207,10 @@ class TrainingPlan:
     notes: list[str]
     #: How to read the sources that the recipe gives their own read options.
     source_options: dict[str, ReadOptions] = field(default_factory=dict)
+    #: The recipe's file of scores on outlets left out, and what it holds, whatever options it was
+    #: measured with.
+    unseen_outlets_file: str | None = None
+    unseen_outlets: dict | None = None
 
 
 def plan_training(sources: Iterable[str] = (), *, recipe: str | Path | None = None,
@@ -204,4 +230,5 @@ def plan_training(sources: Iterable[str] = (), *, recipe: str | Path | None = No
     mapping = LabelMap.load(label_map) if label_map is not None else plan.label_map
     if not plan.sources:
         raise QismError("no training sources given")
-    return TrainingPlan(plan.sources, config, read, mapping, plan.notes, own)
+    return TrainingPlan(plan.sources, config, read, mapping, plan.notes, own, plan.unseen_outlets_file,
+                        plan.unseen_outlets)

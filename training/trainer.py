@@ -16,7 +16,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
 from .autotune import choose_config
-from .card import new_card
+from .card import measured_with, new_card
 from .classifier import classifier_for
 from .clean import ARABIC_LETTER_RE
 from .config import ReadOptions, TrainConfig, check_budget, resolve_jobs
@@ -285,7 +285,7 @@ def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptio
           source_options: dict[str, ReadOptions] | None = None, label_map: LabelMap | None = None, n_jobs: int | None = None, name: str = "",
           autotune: float | None = None, notes: list[str] | None = None, streaming: bool | None = None,
           memory_budget: int | str | None = None, engine: ChunkEngine | None = None,
-          report: Callable[[str], None] = lambda message: None) -> Model:
+          unseen_outlets: dict | None = None, report: Callable[[str], None] = lambda message: None) -> Model:
     """Read labeled sources, fit a classifier and return the model with its card (not yet saved).
 
     `source_options` reads the sources it names with their own options instead of `read_options`.
@@ -295,7 +295,8 @@ def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptio
     `streaming` trains in bounded memory (see `streaming`); None streams only when the in-memory fit
     would need more than `memory_budget` (bytes, or a size such as 8GB; default: half the machine's
     memory). The card's `training` says which path ran. `engine` runs streaming's work on each chunk
-    elsewhere (a Dask cluster, see `cluster`); it implies streaming.
+    elsewhere (a Dask cluster, see `cluster`); it implies streaming. `unseen_outlets`, scores of
+    these sources and configuration on outlets left out (`card.check_unseen_outlets`), go in the card.
     """
     config = config if config is not None else TrainConfig()
     budget = check_budget(autotune) if autotune is not None else None
@@ -336,25 +337,48 @@ def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptio
             "documents_by_outlet": documents_by_outlet(prepared)}
     card = new_card(name=name, config=config.to_dict(), labels=label_counts, split=sizes, sources=prepared.sources,
                     scores=scores, seconds=time.perf_counter() - started, data=data, label_map=label_map,
-                    unmapped=unmapped, autotune=search, notes=notes)
+                    unmapped=unmapped, autotune=search, notes=notes, unseen_outlets=unseen_outlets)
     card["training"] = {**run, "memory_budget": memory_budget}
     return Model(pipeline, card)
+
+
+def unseen_outlets_for_card(plan: TrainingPlan, autotuned: bool, notice: Callable[[str], None]) -> dict | None:
+    """The recipe's scores on outlets left out, if they were measured on what this training fits:
+    its sources, configuration and label map (an autotuned configuration is not known before)."""
+    if plan.unseen_outlets_file is None:
+        return None
+    record = plan.unseen_outlets
+    if record is None:
+        notice(f"{plan.unseen_outlets_file}: not made yet, so the card has no scores on outlets left out "
+               f"(python bench/unseen_outlets.py --save {plan.unseen_outlets_file})")
+        return None
+    label_map = plan.label_map.to_dict() if plan.label_map is not None else None
+    if autotuned or not measured_with(record, plan.sources, plan.config.to_dict(), label_map):
+        notice(f"{plan.unseen_outlets_file} was measured with other sources, options or labels: it stays out of "
+               "the card (bench/unseen_outlets.py --save measures it again)")
+        return None
+    return record
 
 
 def train_and_save(out: str | os.PathLike, sources=(), *, recipe: str | os.PathLike | None = None,
                    label_map: str | os.PathLike | None = None, train_options: dict | None = None,
                    read_options: dict | None = None, n_jobs: int | None = None, autotune: float | None = None,
                    streaming: bool | None = None, memory_budget: int | str | None = None,
-                   engine: ChunkEngine | None = None, report: Callable[[str], None] = lambda message: None) -> Model:
+                   engine: ChunkEngine | None = None, report: Callable[[str], None] = lambda message: None,
+                   notice: Callable[[str], None] = lambda message: None) -> Model:
     """`qism train`: merge a recipe with the options given (see `recipe.plan_training`), train, and
-    save the model in `out`. Every option is checked before any corpus is read."""
+    save the model in `out`. Every option is checked before any corpus is read. `report` gets
+    progress, `notice` what a user should read (the recipe's scores on outlets left out cannot go in
+    the card)."""
     plan: TrainingPlan = plan_training(sources, recipe=recipe, label_map=label_map, train_options=train_options,
                                        read_options=read_options)
     check_model_folder(out, plan.sources)  # before hours of training, not after
     n_jobs = resolve_jobs(n_jobs)
+    unseen = unseen_outlets_for_card(plan, autotune is not None, notice)
     model = train(plan.sources, plan.config, read_options=plan.read_options, source_options=plan.source_options,
                   label_map=plan.label_map, n_jobs=n_jobs, name=Path(out).name, autotune=autotune, notes=plan.notes,
-                  streaming=streaming, memory_budget=memory_budget, engine=engine, report=report)
+                  streaming=streaming, memory_budget=memory_budget, engine=engine, unseen_outlets=unseen,
+                  report=report)
     report(f"saving to {out}")
     model.save(out)
     return model
