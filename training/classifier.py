@@ -42,11 +42,9 @@ LOG_TEMPERATURE_BOUNDS = (-7.0, 5.0)
 SGD_EPOCHS = 15
 #: Learners fitted as one binary problem per label, which NB scaling applies to.
 ONE_VS_REST = ("linear_svc", "sgd")
-#: Of those, the ones whose binary problems may run on threads at once: liblinear (LinearSVC) draws
-#: from one process-wide random generator, so threads would make its weights differ run to run.
-THREAD_SAFE = ("sgd",)
-#: Held by every liblinear fit, so fits that other threads start at once (shard models fitted as
-#: tasks of a threaded Dask worker) take turns and each draws the random numbers its seed gives.
+#: Held by every liblinear (LinearSVC) fit: liblinear draws from one process-wide random generator,
+#: so fits that threads start at once (one-vs-rest problems, shard models fitted as tasks of a
+#: threaded Dask worker) take turns, each drawing the numbers its seed gives, one scaled copy at a time.
 LIBLINEAR_LOCK = threading.Lock()
 
 
@@ -136,20 +134,20 @@ def outlet_label_masks(y_index: np.ndarray, n_classes: int, outlets: np.ndarray,
 def _fit_binary(make, X, target, sample_weight, ratios):
     """One label against the rest, on features scaled by the label's NB ratios (folded back into
     the weights, so the model still scores plain features)."""
-    if ratios is not None:
-        X = sp.csr_matrix(X, copy=True)
-        X.data *= ratios[X.indices]
     estimator = make()
     with LIBLINEAR_LOCK if isinstance(estimator, LinearSVC) else contextlib.nullcontext():
+        if ratios is not None:
+            X = sp.csr_matrix(X, copy=True)
+            X.data *= ratios[X.indices]
         estimator.fit(X, target, sample_weight=sample_weight)
     coef = estimator.coef_[0] if ratios is None else estimator.coef_[0] * ratios
     return coef, estimator.intercept_[0]
 
 
 def _one_vs_rest(make, X, y_index, n_classes, sample_weight, ratios, masks, n_jobs) -> tuple[np.ndarray, np.ndarray]:
-    """One binary learner per label, on threads (liblinear and SGD release the GIL, and threads share
-    X instead of copying it to each process). `masks` (see `outlet_label_masks`) weigh each label's
-    documents."""
+    """One binary learner per label, on threads (SGD releases the GIL, and threads share X instead of
+    copying it to each process; liblinear's take turns, see `LIBLINEAR_LOCK`). `masks` (see
+    `outlet_label_masks`) weigh each label's documents."""
     if masks is not None:
         weights = [masks[k] if sample_weight is None else sample_weight * masks[k] for k in range(n_classes)]
     else:
@@ -248,8 +246,7 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
         if self.kind in ONE_VS_REST:
             if ratios is None and self.nb_scaling:
                 ratios = nb_log_count_ratios(X, y_index, n_classes, self.nb_scaling)
-            n_jobs = self.n_jobs if self.kind in THREAD_SAFE else 1
-            return _one_vs_rest(make, X, y_index, n_classes, sample_weight, ratios, masks, n_jobs)
+            return _one_vs_rest(make, X, y_index, n_classes, sample_weight, ratios, masks, self.n_jobs)
         return _linear_weights(make().fit(X, y_index, sample_weight=sample_weight), n_classes)
 
     def fit(self, X, y, sample_weight=None, outlets=None):
