@@ -460,3 +460,19 @@ def test_ctrl_c_with_a_format_that_cannot_resume_writes_nothing(tmp_path, tiny_m
     assert process.wait(30) == 130
     assert process.stderr.read().splitlines() == ["qism: interrupted; nothing was written"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_ctrl_c_between_writing_a_record_and_counting_it_keeps_and_counts_it(tmp_path, fmt):
+    """The count of kept records is read from the partial that --resume reads: a record written but
+    not yet counted when Ctrl-C came is kept and counted (it was lost with its partial before)."""
+    from training.output import output_for
+
+    out = tmp_path / f"out.{fmt}"
+    lines = "id,label\r\nd0,sports\r\nd1,sports\r\n" if fmt == "csv" else '{"id": "d0"}\n{"id": "d1"}\n'
+    with pytest.raises(Interrupted, match=r"^2 records kept in the partial"):
+        with output_for(out, fmt, {"format": fmt}, newline="" if fmt == "csv" else None) as target:
+            target.out.write(lines)  # written, and Ctrl-C before the writer counted them
+            raise KeyboardInterrupt
+    [partial] = tmp_path.glob(f".out.{fmt}.*.part")
+    assert partial.read_bytes().decode() == lines and not out.exists()

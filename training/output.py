@@ -361,16 +361,27 @@ def _csv_records(handle: IO[str]) -> Iterator[tuple[str, str | None]]:
         return
 
 
-def _copy_complete_records(source: Path, fmt: str, out: IO[str]) -> Continuation:
+def _complete_records(source: Path, fmt: str) -> Iterator[tuple[str, str | None]]:
+    """The complete records of an output in `fmt` (a CSV file's header first), as --resume reads them."""
     reader = _csv_records if fmt == "csv" else _jsonl_records
-    copied, last_id = 0, None
     # a killed run can leave half a character at the end: replaced, it only spoils the cut-off record
     with open(source, encoding="utf-8", errors="replace", newline="") as handle:
-        for text, last_id in reader(handle):
-            out.write(text)
-            copied += 1
+        yield from reader(handle)
+
+
+def _copy_complete_records(source: Path, fmt: str, out: IO[str]) -> Continuation:
+    copied, last_id = 0, None
+    for text, last_id in _complete_records(source, fmt):
+        out.write(text)
+        copied += 1
     header = fmt == "csv" and copied > 0
     return Continuation(out, copied - header, last_id if copied > header else None, header)
+
+
+def _count_complete_records(source: Path, fmt: str) -> int:
+    """How many records --resume will find in `source` (not counting a CSV header)."""
+    count = sum(1 for _ in _complete_records(source, fmt))
+    return count - (fmt == "csv" and count > 0)
 
 
 def _earlier_output(target: Path, shown: str, run: dict) -> tuple[Path | None, dict | None]:
@@ -440,13 +451,16 @@ def output_for(path: str | os.PathLike | None, fmt: str, run: dict, resume: bool
         with atomic_output(target, newline, keep_on_interrupt=recorded_run) as out:
             if recorded_run:
                 partial = Path(out.name)  # what Ctrl-C keeps (see `files.atomic_file`)
-            continuation = _copy_complete_records(earlier, fmt, out) if earlier else Continuation(out)
+            opened = _copy_complete_records(earlier, fmt, out) if earlier else Continuation(out)
             if recorded_run:  # after the copy: until it is done, the earlier partial is the one to resume
                 _write_run_record(record, run, partial=partial.name)
+            continuation = opened  # from here on, Ctrl-C keeps this run's partial
             yield continuation
     except BaseException as err:
-        kept = continuation.done + continuation.written if continuation else 0
-        if isinstance(err, KeyboardInterrupt) and partial is not None and kept:
+        # counted in the partial: Ctrl-C can come between a record's writing and its counting
+        interrupted = isinstance(err, KeyboardInterrupt) and continuation is not None and partial is not None
+        kept = _count_complete_records(partial, fmt) if interrupted else 0
+        if kept:
             for other in _partial_outputs(target):
                 if other != partial:
                     other.unlink(missing_ok=True)  # its records are in the partial kept
