@@ -1,11 +1,10 @@
 """Score a saved model on labeled data: `python evaluate.py MODEL SOURCE... [--json]`.
 
-The same as `qism evaluate`; the work is done by `training.evaluation.evaluate_models`.
+The same as `qism evaluate`; the work is done by `qism.evaluation.evaluate_models`.
 """
 
 import typer
-
-from training.cli import evaluate_command
+from qism.cli import evaluate_command
 
 if __name__ == "__main__":
     typer.run(evaluate_command)

@@ -31,8 +31,8 @@ def peak_rss_mb() -> float:
 
 
 def run_one(path: Path, jobs: int) -> dict:
-    from training import TrainConfig, load_model, read_source, train
-    from training.trainer import prepare, split
+    from qism import TrainConfig, load_model, read_source, train
+    from qism.trainer import prepare, split
 
     config = TrainConfig()
     with tempfile.TemporaryDirectory() as tmp:
@@ -50,10 +50,17 @@ def run_one(path: Path, jobs: int) -> dict:
     loaded.predict(texts)
     docs_per_second = len(texts) / (time.perf_counter() - started)
     scores = model.card["scores"]
-    return {"documents": sum(model.card["split"].values()), "test": scores["documents"],
-            "accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"],
-            "ece": scores["expected_calibration_error"], "train_seconds": train_seconds,
-            "docs_per_second": docs_per_second, "peak_rss_mb": peak_rss_mb(), "model_mb": size_mb}
+    return {
+        "documents": sum(model.card["split"].values()),
+        "test": scores["documents"],
+        "accuracy": scores["accuracy"],
+        "macro_f1": scores["macro_f1"],
+        "ece": scores["expected_calibration_error"],
+        "train_seconds": train_seconds,
+        "docs_per_second": docs_per_second,
+        "peak_rss_mb": peak_rss_mb(),
+        "model_mb": size_mb,
+    }
 
 
 def main() -> None:
@@ -71,17 +78,28 @@ def main() -> None:
         if not path.exists():
             print(f"skipping {name}: {path} not found", file=sys.stderr)
             continue
-        child = subprocess.run([sys.executable, __file__, "--one", str(path), "--jobs", str(args.jobs)],
-                               capture_output=True, text=True, check=True)
+        child = subprocess.run(
+            [sys.executable, __file__, "--one", str(path), "--jobs", str(args.jobs)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         rows[name] = json.loads(child.stdout.splitlines()[-1])
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print("| corpus | docs (after dedupe) | test docs | accuracy | macro-F1 | ECE | train s | predict docs/s | peak RSS MB | model MB |")
+    print(
+        "| corpus | docs (after dedupe) | test docs | accuracy | macro-F1 | ECE | train s | predict docs/s | "
+        "peak RSS MB | model MB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, r in rows.items():
-        print(f"| {name} | {r['documents']:,} | {r['test']:,} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {r['ece']:.3f} "
-              f"| {r['train_seconds']:.1f} | {r['docs_per_second']:,.0f} | {r['peak_rss_mb']:,.0f} | {r['model_mb']:.1f} |")
+        print(
+            f"| {name} | {r['documents']:,} | {r['test']:,} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | "
+            f"{r['ece']:.3f} "
+            f"| {r['train_seconds']:.1f} | {r['docs_per_second']:,.0f} | {r['peak_rss_mb']:,.0f} | "
+            f"{r['model_mb']:.1f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -50,15 +50,20 @@ def write_copies(path: Path, copies: int) -> int:
 
 def train_once(source: str, mode: str, dedupe: bool) -> dict:
     """One training in this process (run in a fresh one): seconds, peak memory, the card's figures."""
-    from training import TrainConfig, train
+    from qism import TrainConfig, train
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         model = train([source], TrainConfig(dedupe=dedupe), streaming=(mode == "streaming"))
         model.save(Path(tmp) / "model")
         seconds = time.perf_counter() - started
-    return {"seconds": seconds, "peak_mb": peak_rss_mb(), "documents": sum(model.card["split"].values()),
-            "macro_f1": model.card["scores"]["macro_f1"], "training": model.card["training"]}
+    return {
+        "seconds": seconds,
+        "peak_mb": peak_rss_mb(),
+        "documents": sum(model.card["split"].values()),
+        "macro_f1": model.card["scores"]["macro_f1"],
+        "training": model.card["training"],
+    }
 
 
 def in_fresh_process(*args: str) -> dict:
@@ -73,9 +78,17 @@ def training_rows(sizes: list[int], folder: Path) -> list[dict]:
         articles = write_copies(path, size)
         for mode in ("in-memory", "streaming"):
             run = in_fresh_process("--train-once", str(path), mode, "no-dedupe")
-            rows.append({"size": f"{size}x", "articles": articles, "mode": mode, "seconds": run["seconds"],
-                         "articles_per_second": articles / run["seconds"], "peak_mb": run["peak_mb"],
-                         "fit": run["training"].get("fit", "")})
+            rows.append(
+                {
+                    "size": f"{size}x",
+                    "articles": articles,
+                    "mode": mode,
+                    "seconds": run["seconds"],
+                    "articles_per_second": articles / run["seconds"],
+                    "peak_mb": run["peak_mb"],
+                    "fit": run["training"].get("fit", ""),
+                }
+            )
             print(f"train {size}x {mode}: {run['seconds']:.1f} s, {run['peak_mb']:.0f} MB", file=sys.stderr)
         path.unlink()
     return rows
@@ -83,7 +96,7 @@ def training_rows(sizes: list[int], folder: Path) -> list[dict]:
 
 def labeling_rows(folder: Path) -> list[dict]:
     """`qism predict` of ANT here, and `--engine dask` of the same articles in eight files."""
-    from training import TrainConfig, train
+    from qism import TrainConfig, train
 
     model = folder / "model"
     train([ANT], TrainConfig()).save(model)
@@ -96,10 +109,36 @@ def labeling_rows(folder: Path) -> list[dict]:
     for i in range(8):
         (parts / f"part{i}.jsonl").write_text("".join(lines[i::8]), encoding="utf-8")
     qism = [shutil.which("qism") or str(Path(sys.executable).parent / "qism")]
-    runs = {"local": qism + ["predict", "-m", str(model), "--input", str(whole), "--format", "jsonl",
-                             "--output", str(folder / "local.jsonl"), "--quiet"],
-            "dask (local cluster, 2 workers)": qism + ["predict", "--engine", "dask", "-m", str(model), "--input", str(parts),
-                                                       "--output", str(folder / "dask"), "--quiet", "-j", "2"]}
+    runs = {
+        "local": qism
+        + [
+            "predict",
+            "-m",
+            str(model),
+            "--input",
+            str(whole),
+            "--format",
+            "jsonl",
+            "--output",
+            str(folder / "local.jsonl"),
+            "--quiet",
+        ],
+        "dask (local cluster, 2 workers)": qism
+        + [
+            "predict",
+            "--engine",
+            "dask",
+            "-m",
+            str(model),
+            "--input",
+            str(parts),
+            "--output",
+            str(folder / "dask"),
+            "--quiet",
+            "-j",
+            "2",
+        ],
+    }
     rows = []
     for name, command in runs.items():
         started = time.perf_counter()
@@ -107,7 +146,9 @@ def labeling_rows(folder: Path) -> list[dict]:
         if done.returncode:
             sys.exit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
         seconds = time.perf_counter() - started
-        rows.append({"engine": name, "articles": articles, "seconds": seconds, "articles_per_second": articles / seconds})
+        rows.append(
+            {"engine": name, "articles": articles, "seconds": seconds, "articles_per_second": articles / seconds}
+        )
         print(f"label {name}: {seconds:.1f} s", file=sys.stderr)
     return rows
 
@@ -115,10 +156,18 @@ def labeling_rows(folder: Path) -> list[dict]:
 def f1_rows() -> list[dict]:
     rows = []
     for name, path in (("SANAD-Khaleej", SANAD), ("ANT v2.1", ANT)):
-        runs = {mode: in_fresh_process("--train-once", str(path), mode, "dedupe") for mode in ("in-memory", "streaming")}
-        rows.append({"corpus": name, "in_memory": runs["in-memory"]["macro_f1"], "streaming": runs["streaming"]["macro_f1"],
-                     "difference_points": 100 * (runs["streaming"]["macro_f1"] - runs["in-memory"]["macro_f1"]),
-                     "fit": runs["streaming"]["training"]["fit"]})
+        runs = {
+            mode: in_fresh_process("--train-once", str(path), mode, "dedupe") for mode in ("in-memory", "streaming")
+        }
+        rows.append(
+            {
+                "corpus": name,
+                "in_memory": runs["in-memory"]["macro_f1"],
+                "streaming": runs["streaming"]["macro_f1"],
+                "difference_points": 100 * (runs["streaming"]["macro_f1"] - runs["in-memory"]["macro_f1"]),
+                "fit": runs["streaming"]["training"]["fit"],
+            }
+        )
         print(f"f1 {name}: {rows[-1]}", file=sys.stderr)
     return rows
 
@@ -127,16 +176,23 @@ def table(result: dict) -> str:
     lines = []
     if "train" in result:
         lines += ["| ANT | articles | path | wall s | articles/s | peak MB |", "|---|---:|---|---:|---:|---:|"]
-        lines += [f"| {r['size']} | {r['articles']:,} | {r['mode']}{' (' + r['fit'] + ')' if r['fit'] else ''} | "
-                  f"{r['seconds']:.0f} | {r['articles_per_second']:,.0f} | {r['peak_mb']:,.0f} |" for r in result["train"]]
+        lines += [
+            f"| {r['size']} | {r['articles']:,} | {r['mode']}{' (' + r['fit'] + ')' if r['fit'] else ''} | "
+            f"{r['seconds']:.0f} | {r['articles_per_second']:,.0f} | {r['peak_mb']:,.0f} |"
+            for r in result["train"]
+        ]
     if "label" in result:
         lines += ["", "| labeling ANT | articles | wall s | articles/s |", "|---|---:|---:|---:|"]
-        lines += [f"| {r['engine']} | {r['articles']:,} | {r['seconds']:.1f} | {r['articles_per_second']:,.0f} |"
-                  for r in result["label"]]
+        lines += [
+            f"| {r['engine']} | {r['articles']:,} | {r['seconds']:.1f} | {r['articles_per_second']:,.0f} |"
+            for r in result["label"]
+        ]
     if "f1" in result:
         lines += ["", "| held-out macro-F1 | in memory | streaming | difference (points) |", "|---|---:|---:|---:|"]
-        lines += [f"| {r['corpus']} | {r['in_memory']:.4f} | {r['streaming']:.4f} | {r['difference_points']:+.2f} |"
-                  for r in result["f1"]]
+        lines += [
+            f"| {r['corpus']} | {r['in_memory']:.4f} | {r['streaming']:.4f} | {r['difference_points']:+.2f} |"
+            for r in result["f1"]
+        ]
     return "\n".join(lines)
 
 

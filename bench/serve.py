@@ -4,7 +4,8 @@ Starts `qism serve` (one worker per core by default) on a free port of 127.0.0.1
 process, sends requests for a fixed time per step (60 s by default, then the step stops by itself)
 at concurrency 1, 8 and 32, each with single articles and with batches of 64: keep-alive
 connections, one thread per connection, each sending its next request as soon as the last is
-answered. Before the first step, batches warm the server up until its memory stops growing. Per step: requests/s, articles/s, p50 and p99 latency (request sent to response read),
+answered. Before the first step, batches warm the server up until its memory stops growing. Per step:
+requests/s, articles/s, p50 and p99 latency (request sent to response read),
 errors (any answer but 200, or a failed connection), and the RSS of the server's processes at the
 start and end of the step. Then `qism predict --jobs -1` labels the same texts from a JSON Lines
 file (its start-up, timed on one text, is subtracted), for the batched server's share of its speed.
@@ -37,7 +38,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = Path(os.environ.get("QISM_CORPORA", ROOT.parent / "shared" / "corpora"))
-QISM = [sys.executable, "-c", "from training.cli import app; app()"]
+QISM = [sys.executable, "-c", "from qism.cli import app; app()"]
 CONCURRENCY = (1, 8, 32)
 BATCH = 64
 #: Distinct texts sent; requests cycle through them.
@@ -48,7 +49,7 @@ PREDICT_ARTICLES = 20_000
 
 
 def read_texts(source: Path, n: int) -> list[str]:
-    from training import ReadOptions, read_source
+    from qism import ReadOptions, read_source
 
     texts = []
     for doc in read_source(source, ReadOptions(require_labels=False)):
@@ -148,8 +149,10 @@ class Server:
 def request_bodies(texts: list[str], per_request: int) -> list[bytes]:
     if per_request == 1:
         return [json.dumps({"inputs": text}, ensure_ascii=False).encode() for text in texts]
-    return [json.dumps({"inputs": texts[start:start + per_request]}, ensure_ascii=False).encode()
-            for start in range(0, len(texts) - per_request + 1, per_request)]
+    return [
+        json.dumps({"inputs": texts[start : start + per_request]}, ensure_ascii=False).encode()
+        for start in range(0, len(texts) - per_request + 1, per_request)
+    ]
 
 
 def load_step(port: int, bodies: list[bytes], concurrency: int, seconds: float) -> dict:
@@ -187,9 +190,13 @@ def load_step(port: int, bodies: list[bytes], concurrency: int, seconds: float) 
         thread.join()
     elapsed = time.monotonic() - started
     done = sorted(latency for slot in latencies for latency in slot)
-    return {"requests_per_s": len(done) / elapsed, "ok": len(done), "errors": sum(errors),
-            "p50_ms": 1000 * done[len(done) // 2] if done else None,
-            "p99_ms": 1000 * done[min(len(done) - 1, int(len(done) * 0.99))] if done else None}
+    return {
+        "requests_per_s": len(done) / elapsed,
+        "ok": len(done),
+        "errors": sum(errors),
+        "p50_ms": 1000 * done[len(done) // 2] if done else None,
+        "p99_ms": 1000 * done[min(len(done) - 1, int(len(done) * 0.99))] if done else None,
+    }
 
 
 def predict_rate(model: str | None, texts: list[str]) -> dict:
@@ -201,10 +208,21 @@ def predict_rate(model: str | None, texts: list[str]) -> dict:
 
         def timed(records: list[str]) -> tuple[float, float]:
             source = folder / "articles.jsonl"
-            source.write_text("".join(json.dumps({"text": text}, ensure_ascii=False) + "\n" for text in records),
-                              encoding="utf-8")
-            args = ["predict", "--input", str(source), "--format", "jsonl", "--output", str(folder / "out.jsonl"),
-                    "--quiet", "--jobs", "-1"] + (["--model", model] if model else [])
+            source.write_text(
+                "".join(json.dumps({"text": text}, ensure_ascii=False) + "\n" for text in records), encoding="utf-8"
+            )
+            args = [
+                "predict",
+                "--input",
+                str(source),
+                "--format",
+                "jsonl",
+                "--output",
+                str(folder / "out.jsonl"),
+                "--quiet",
+                "--jobs",
+                "-1",
+            ] + (["--model", model] if model else [])
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.perf_counter()
             subprocess.run([*QISM, *args], check=True)
@@ -215,16 +233,17 @@ def predict_rate(model: str | None, texts: list[str]) -> dict:
         start_up, start_up_cpu = timed(texts[:1])
         total, total_cpu = timed(texts * repeats)
         articles = len(texts) * repeats
-        return {"articles_per_s": articles / (total - start_up),
-                "cpu_ms_per_article": 1000 * (total_cpu - start_up_cpu) / articles}
+        return {
+            "articles_per_s": articles / (total - start_up),
+            "cpu_ms_per_article": 1000 * (total_cpu - start_up_cpu) / articles,
+        }
 
 
 def scoring_ms(model: str | None, text: str, calls: int = 200) -> dict:
     """Milliseconds to score one featurized article: the classifier's own way (a C-contiguous copy of
     the transposed weights) and a sparse row times the transposed view, as scoring was done before."""
     import numpy as np
-
-    from training import load_model
+    from qism import load_model
 
     pipeline = load_model(model).pipeline
     classifier, row = pipeline[-1], pipeline[:-1].transform([text])
@@ -236,28 +255,38 @@ def scoring_ms(model: str | None, text: str, calls: int = 200) -> dict:
             score()
         return 1000 * (time.perf_counter() - started) / calls
 
-    return {"contiguous_ms": per_call(lambda: classifier.decision_function(row)),
-            "transposed_view_ms": per_call(lambda: np.asarray(row @ classifier.coef_.T) + classifier.intercept_)}
+    return {
+        "contiguous_ms": per_call(lambda: classifier.decision_function(row)),
+        "transposed_view_ms": per_call(lambda: np.asarray(row @ classifier.coef_.T) + classifier.intercept_),
+    }
 
 
 def print_table(rows: list[dict], predict: dict | None, scoring: dict) -> None:
-    print("| requests | concurrency | requests/s | articles/s | p50 ms | p99 ms | errors | server CPU ms/article "
-          "| RSS MB start | RSS MB end |")
+    print(
+        "| requests | concurrency | requests/s | articles/s | p50 ms | p99 ms | errors | server CPU ms/article "
+        "| RSS MB start | RSS MB end |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         kind = "1 article" if row["per_request"] == 1 else f"batch of {row['per_request']}"
         p50 = f"{row['p50_ms']:.1f}" if row["p50_ms"] is not None else "-"
         p99 = f"{row['p99_ms']:.1f}" if row["p99_ms"] is not None else "-"
-        print(f"| {kind} | {row['concurrency']} | {row['requests_per_s']:,.0f} | {row['articles_per_s']:,.0f} | "
-              f"{p50} | {p99} | {row['errors']} | {row['cpu_ms_per_article']:.2f} | {row['rss_mb_start']:.0f} | "
-              f"{row['rss_mb_end']:.0f} |")
+        print(
+            f"| {kind} | {row['concurrency']} | {row['requests_per_s']:,.0f} | {row['articles_per_s']:,.0f} | "
+            f"{p50} | {p99} | {row['errors']} | {row['cpu_ms_per_article']:.2f} | {row['rss_mb_start']:.0f} | "
+            f"{row['rss_mb_end']:.0f} |"
+        )
     if predict:
         best = max(row["articles_per_s"] for row in rows if row["per_request"] > 1)
-        print(f"\nqism predict --jobs -1: {predict['articles_per_s']:,.0f} articles/s, "
-              f"{predict['cpu_ms_per_article']:.2f} CPU ms/article; batched server at its best: "
-              f"{best:,.0f} articles/s ({best / predict['articles_per_s']:.0%})")
-    print(f"scoring one featurized article: {scoring['contiguous_ms']:.3f} ms "
-          f"(with the transposed view of the weights: {scoring['transposed_view_ms']:.3f} ms)")
+        print(
+            f"\nqism predict --jobs -1: {predict['articles_per_s']:,.0f} articles/s, "
+            f"{predict['cpu_ms_per_article']:.2f} CPU ms/article; batched server at its best: "
+            f"{best:,.0f} articles/s ({best / predict['articles_per_s']:.0%})"
+        )
+    print(
+        f"scoring one featurized article: {scoring['contiguous_ms']:.3f} ms "
+        f"(with the transposed view of the weights: {scoring['transposed_view_ms']:.3f} ms)"
+    )
 
 
 def main() -> None:
@@ -265,7 +294,9 @@ def main() -> None:
     parser.add_argument("--model", help="model folder [default: the shipped default model]")
     parser.add_argument("--texts", type=Path, help="articles to send (any source qism reads)")
     parser.add_argument("--seconds", type=float, default=60, help="length of each step [default: 60]")
-    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="server worker processes [default: one per core]")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count(), help="server worker processes [default: one per core]"
+    )
     parser.add_argument("--skip-predict", action="store_true", help="do not time qism predict")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = parser.parse_args()
@@ -281,10 +312,17 @@ def main() -> None:
                 rss_start, cpu_start = server.rss_mb(), server.cpu_seconds()
                 step = load_step(server.port, bodies, concurrency, args.seconds)
                 cpu = server.cpu_seconds() - cpu_start
-                rows.append({"per_request": per_request, "concurrency": concurrency, **step,
-                             "articles_per_s": step["requests_per_s"] * per_request,
-                             "cpu_ms_per_article": 1000 * cpu / max(1, step["ok"] * per_request),
-                             "rss_mb_start": rss_start, "rss_mb_end": server.rss_mb()})
+                rows.append(
+                    {
+                        "per_request": per_request,
+                        "concurrency": concurrency,
+                        **step,
+                        "articles_per_s": step["requests_per_s"] * per_request,
+                        "cpu_ms_per_article": 1000 * cpu / max(1, step["ok"] * per_request),
+                        "rss_mb_start": rss_start,
+                        "rss_mb_end": server.rss_mb(),
+                    }
+                )
                 print(f"done: {per_request} per request, concurrency {concurrency}", file=sys.stderr)
         restarts = server.worker_starts() - args.workers
     finally:
@@ -292,9 +330,20 @@ def main() -> None:
     predict = None if args.skip_predict else predict_rate(args.model, texts)
     scoring = scoring_ms(args.model, texts[0])
     if args.json:
-        print(json.dumps({"texts": len(texts), "workers": args.workers, "worker_restarts": restarts,
-                          "seconds": args.seconds, "steps": rows,
-                          "predict": predict, "scoring": scoring}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "texts": len(texts),
+                    "workers": args.workers,
+                    "worker_restarts": restarts,
+                    "seconds": args.seconds,
+                    "steps": rows,
+                    "predict": predict,
+                    "scoring": scoring,
+                },
+                indent=2,
+            )
+        )
     else:
         print(f"{len(texts):,} texts, {args.workers} workers ({restarts} restarted), {args.seconds:g} s per step\n")
         print_table(rows, predict, scoring)

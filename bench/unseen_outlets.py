@@ -57,12 +57,15 @@ def parse_settings(pairs: list[str]) -> dict:
 def read_recipe(recipe_path: Path, settings: dict):
     """The recipe's training plan (with `settings` over its [train]) and its documents, read,
     relabeled and deduplicated as `qism train` does."""
-    from training import plan_training, read_source
-    from training.trainer import prepare
+    from qism import plan_training, read_source
+    from qism.trainer import prepare
 
     plan = plan_training(recipe=recipe_path, train_options=settings)
-    documents = ((path, doc) for path in plan.sources
-                 for doc in read_source(path, plan.source_options.get(path, plan.read_options)))
+    documents = (
+        (path, doc)
+        for path in plan.sources
+        for doc in read_source(path, plan.source_options.get(path, plan.read_options))
+    )
     if plan.label_map is not None:
         documents = plan.label_map.apply(documents, Counter())
     return plan, prepare(documents, plan.config.dedupe)
@@ -70,13 +73,18 @@ def read_recipe(recipe_path: Path, settings: dict):
 
 def leave_out(prepared, config, group: str, jobs: int | None) -> dict:
     """Fit on every document not of `group`, score on the group's documents."""
-    from training.trainer import Prepared, fit
+    from qism.trainer import Prepared, fit
 
     outlets = prepared.outlet_array()
     out = outlets == group
     keep = np.flatnonzero(~out)
-    training = Prepared(texts=[prepared.texts[i] for i in keep], labels=[prepared.labels[i] for i in keep],
-                        sources=[], dropped={}, outlets=list(outlets[keep]))
+    training = Prepared(
+        texts=[prepared.texts[i] for i in keep],
+        labels=[prepared.labels[i] for i in keep],
+        sources=[],
+        dropped={},
+        outlets=list(outlets[keep]),
+    )
     started = time.perf_counter()
     pipeline, _, _, _ = fit(training, replace(config, test_size=0), n_jobs=jobs)
     seconds = time.perf_counter() - started
@@ -94,9 +102,14 @@ def leave_out(prepared, config, group: str, jobs: int | None) -> dict:
         "unscored": int(out.sum()) - len(rows),
         "accuracy": float(np.mean(truth == predicted)),
         "macro_f1": float(np.mean(per_label)),
-        "sections": {label: {"f1": float(f1), "support": support[label],
-                             "recall": float(np.mean(predicted[truth == label] == label))}
-                     for label, f1 in zip(present, per_label)},
+        "sections": {
+            label: {
+                "f1": float(f1),
+                "support": support[label],
+                "recall": float(np.mean(predicted[truth == label] == label)),
+            }
+            for label, f1 in zip(present, per_label)
+        },
         "fit_seconds": round(seconds, 1),
     }
 
@@ -104,16 +117,26 @@ def leave_out(prepared, config, group: str, jobs: int | None) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", type=Path, default=RECIPE)
-    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a [train] option of the recipe (a lever to measure); repeatable")
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a [train] option of the recipe (a lever to measure); repeatable",
+    )
     parser.add_argument("--only", action="append", default=[], metavar="GROUP", help="leave out only these groups")
     parser.add_argument("--jobs", type=int, default=-1)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--save", type=Path, metavar="FILE",
-                        help="also write the record for a recipe's `unseen_outlets` (JSON, atomically)")
+    parser.add_argument(
+        "--save",
+        type=Path,
+        metavar="FILE",
+        help="also write the record for a recipe's `unseen_outlets` (JSON, atomically)",
+    )
     args = parser.parse_args()
-    from training.card import unseen_outlets_table
-    from training.files import write_atomically
+    from qism.card import unseen_outlets_table
+    from qism.files import write_atomically
 
     started = time.perf_counter()
     settings = parse_settings(args.settings)
@@ -130,10 +153,16 @@ def main() -> None:
         results.append(leave_out(prepared, config, group, args.jobs))
         print(f"{group}: macro-F1 {results[-1]['macro_f1']:.3f} ({results[-1]['fit_seconds']} s)", file=sys.stderr)
     recipe = args.recipe.resolve()
-    report = {"recipe": str(recipe.relative_to(ROOT) if recipe.is_relative_to(ROOT) else args.recipe), "settings": settings, "results": results,
-              "mean_macro_f1": float(np.mean([r["macro_f1"] for r in results])),
-              "seconds": round(time.perf_counter() - started, 1), "sources": plan.sources,
-              "config": config.to_dict(), "label_map": plan.label_map.to_dict() if plan.label_map else None}
+    report = {
+        "recipe": str(recipe.relative_to(ROOT) if recipe.is_relative_to(ROOT) else args.recipe),
+        "settings": settings,
+        "results": results,
+        "mean_macro_f1": float(np.mean([r["macro_f1"] for r in results])),
+        "seconds": round(time.perf_counter() - started, 1),
+        "sources": plan.sources,
+        "config": config.to_dict(),
+        "label_map": plan.label_map.to_dict() if plan.label_map else None,
+    }
     if args.save:
         write_atomically(args.save, (json.dumps(report, indent=1, ensure_ascii=False) + "\n").encode())
     if args.json:

@@ -35,8 +35,9 @@ LABELING_PASSES = 3
 
 # --- splits -----------------------------------------------------------------------------------
 
+
 def _read(path: Path) -> list[dict]:
-    from training import read_source
+    from qism import read_source
 
     return [{"text": d.text, "label": d.label, "source": d.outlet, "id": d.id} for d in read_source(path)]
 
@@ -73,20 +74,27 @@ def splits(skip_loo: bool) -> list[tuple[str, list[dict], list[dict]]]:
         result.append(("ANT deduplicated", *stratified(records)))
         if not skip_loo:
             for outlet in OUTLETS:
-                result.append((f"ANT without {outlet}",
-                               [r for r in records if r["source"] != outlet],
-                               [r for r in records if r["source"] == outlet]))
+                result.append(
+                    (
+                        f"ANT without {outlet}",
+                        [r for r in records if r["source"] != outlet],
+                        [r for r in records if r["source"] == outlet],
+                    )
+                )
     return result
 
 
 # --- the two tools, each run in its own process -----------------------------------------------
 
+
 def _macro_f1(truth: list[str], predicted: list[str]) -> dict:
     from sklearn.metrics import accuracy_score, f1_score
 
     present = sorted(set(truth))
-    return {"macro_f1": float(f1_score(truth, predicted, labels=present, average="macro", zero_division=0)),
-            "accuracy": float(accuracy_score(truth, predicted))}
+    return {
+        "macro_f1": float(f1_score(truth, predicted, labels=present, average="macro", zero_division=0)),
+        "accuracy": float(accuracy_score(truth, predicted)),
+    }
 
 
 def best_rate(label, n_docs: int):
@@ -101,7 +109,7 @@ def best_rate(label, n_docs: int):
 
 
 def run_qism(train_file: Path, test: list[dict], workdir: Path) -> dict:
-    from training import TrainConfig, load_model, train
+    from qism import TrainConfig, load_model, train
 
     started = time.perf_counter()
     train([train_file], TrainConfig(test_size=0), n_jobs=-1).save(workdir / "qism-model")
@@ -114,9 +122,14 @@ def run_qism(train_file: Path, test: list[dict], workdir: Path) -> dict:
         model.set_jobs(jobs)
         predicted, throughput[jobs] = best_rate(lambda: model.predict(texts), len(texts))
     size = sum(f.stat().st_size for f in (workdir / "qism-model").iterdir())
-    return {**_macro_f1([r["label"] for r in test], predicted), "train_seconds": seconds,
-            "docs_per_second": throughput[-1], "docs_per_second_1core": throughput[1],
-            "peak_rss_mb": rss, "model_mb": size / 1e6}
+    return {
+        **_macro_f1([r["label"] for r in test], predicted),
+        "train_seconds": seconds,
+        "docs_per_second": throughput[-1],
+        "docs_per_second_1core": throughput[1],
+        "peak_rss_mb": rss,
+        "model_mb": size / 1e6,
+    }
 
 
 def _one_line(text: str) -> str:
@@ -138,9 +151,14 @@ def run_fasttext(train_file: Path, test: list[dict], workdir: Path) -> dict:
     rss = peak_rss_mb()
     (labels, _), throughput = best_rate(lambda: model.predict([_one_line(r["text"]) for r in test]), len(test))
     predicted = [label[0].removeprefix("__label__") for label in labels]
-    return {**_macro_f1([r["label"].replace(" ", "_") for r in test], predicted), "train_seconds": seconds,
-            "docs_per_second": throughput, "docs_per_second_1core": throughput, "peak_rss_mb": rss,
-            "model_mb": (workdir / "fasttext.bin").stat().st_size / 1e6}
+    return {
+        **_macro_f1([r["label"].replace(" ", "_") for r in test], predicted),
+        "train_seconds": seconds,
+        "docs_per_second": throughput,
+        "docs_per_second_1core": throughput,
+        "peak_rss_mb": rss,
+        "model_mb": (workdir / "fasttext.bin").stat().st_size / 1e6,
+    }
 
 
 TOOLS = {"qism": run_qism, "fastText": run_fasttext}
@@ -152,8 +170,9 @@ def run_tool_in_child(tool: str, train: list[dict], test: list[dict]) -> dict:
         for name, records in (("train.jsonl", train), ("test.jsonl", test)):
             with open(workdir / name, "w", encoding="utf-8") as out:
                 out.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        child = subprocess.run([sys.executable, __file__, "--worker", tool, str(workdir)],
-                               capture_output=True, text=True)
+        child = subprocess.run(
+            [sys.executable, __file__, "--worker", tool, str(workdir)], capture_output=True, text=True
+        )
         if child.returncode != 0:
             raise SystemExit(f"{tool} failed:\n{child.stderr}")
         return json.loads(child.stdout.splitlines()[-1])
@@ -167,23 +186,36 @@ def worker(tool: str, workdir: Path) -> None:
 
 # --- the table --------------------------------------------------------------------------------
 
+
 def print_table(rows: dict[str, dict[str, dict]]) -> None:
     print("| split | tool | macro-F1 | accuracy | train s | label docs/s (1 core) | peak RSS MB | model MB |")
     print("|---|---|---|---|---|---|---|---|")
     for split_name, tools in rows.items():
         for tool, r in tools.items():
-            print(f"| {split_name} | {tool} | {r['macro_f1']:.4f} | {r['accuracy']:.4f} | {r['train_seconds']:.1f} "
-                  f"| {r['docs_per_second']:,.0f} ({r['docs_per_second_1core']:,.0f}) | {r['peak_rss_mb']:,.0f} | {r['model_mb']:.1f} |")
+            print(
+                f"| {split_name} | {tool} | {r['macro_f1']:.4f} | {r['accuracy']:.4f} | {r['train_seconds']:.1f} "
+                f"| {r['docs_per_second']:,.0f} ({r['docs_per_second_1core']:,.0f}) | {r['peak_rss_mb']:,.0f} "
+                f"| {r['model_mb']:.1f} |"
+            )
         q, f = tools["qism"], tools["fastText"]
-        print(f"| {split_name} | qism / fastText | {q['macro_f1'] / f['macro_f1']:.3f} | {q['accuracy'] / f['accuracy']:.3f} "
-              f"| {q['train_seconds'] / f['train_seconds']:.2f} | {q['docs_per_second'] / f['docs_per_second']:.2f} "
-              f"({q['docs_per_second_1core'] / f['docs_per_second_1core']:.2f}) | {q['peak_rss_mb'] / f['peak_rss_mb']:.2f} "
-              f"| {q['model_mb'] / f['model_mb']:.2f} |")
+        print(
+            f"| {split_name} | qism / fastText | {q['macro_f1'] / f['macro_f1']:.3f} | "
+            f"{q['accuracy'] / f['accuracy']:.3f} "
+            f"| {q['train_seconds'] / f['train_seconds']:.2f} | {q['docs_per_second'] / f['docs_per_second']:.2f} "
+            f"({q['docs_per_second_1core'] / f['docs_per_second_1core']:.2f}) | "
+            f"{q['peak_rss_mb'] / f['peak_rss_mb']:.2f} "
+            f"| {q['model_mb'] / f['model_mb']:.2f} |"
+        )
     loo = {name: tools for name, tools in rows.items() if name.startswith("ANT without")}
     if loo:
         print()
-        print("| leave-one-outlet-out mean | " + " | ".join(
-            f"{tool} macro-F1 {sum(t[tool]['macro_f1'] for t in loo.values()) / len(loo):.4f}" for tool in TOOLS) + " |")
+        print(
+            "| leave-one-outlet-out mean | "
+            + " | ".join(
+                f"{tool} macro-F1 {sum(t[tool]['macro_f1'] for t in loo.values()) / len(loo):.4f}" for tool in TOOLS
+            )
+            + " |"
+        )
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ ECONOMY = "ارتفعت أسعار الأسهم في البورصة وتراجع
 
 def run(*args, input=None):
     """`qism ARGS...` in this process, as typer's test runner gives it (stdout and stderr apart)."""
-    from training.cli import app
+    from qism.cli import app
 
     return CliRunner().invoke(app, [str(a) for a in args], input=input)
 
@@ -63,7 +63,7 @@ def tiny() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, tiny):
-    from training import TrainConfig, train
+    from qism import TrainConfig, train
 
     directory = tmp_path_factory.mktemp("models") / "tiny"
     train([tiny], TrainConfig(test_size=0.0, min_df=1)).save(directory)
@@ -72,7 +72,7 @@ def tiny_model_dir(tmp_path_factory, tiny):
 
 @pytest.fixture(scope="session")
 def sample_model_dir(tmp_path_factory):
-    from training import TrainConfig, train
+    from qism import TrainConfig, train
 
     directory = tmp_path_factory.mktemp("models") / "sample"
     train([SAMPLE], TrainConfig()).save(directory)

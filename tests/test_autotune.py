@@ -4,15 +4,13 @@ its budget, and the card says what was tried."""
 import json
 
 import pytest
-from typer.testing import CliRunner
-
-from training import QismError, TfidfFeaturizer, TrainConfig, read_source, train
-from training.autotune import best_trial, classifier_candidates, estimated_seconds, knobs_of
-from training.config import parse_duration
-from training.cli import app
-from training.trainer import autotune_on_training_split, prepare, split
-
 from conftest import SAMPLE
+from qism import QismError, TfidfFeaturizer, TrainConfig, read_source, train
+from qism.autotune import classifier_candidates, estimated_seconds, knobs_of
+from qism.cli import app
+from qism.config import parse_duration
+from qism.trainer import autotune_on_training_split, prepare, split
+from typer.testing import CliRunner
 
 TINY_CONFIG = TrainConfig(test_size=0.34, min_df=1)
 #: Long enough for every planned trial on the fixtures.
@@ -23,7 +21,9 @@ def without_seconds(search: dict) -> list:
     return [(trial["config"], trial["cv_macro_f1"]) for trial in search["trials"]]
 
 
-@pytest.mark.parametrize("text, seconds", [("90s", 90), ("5m", 300), ("1h", 3600), ("45", 45), (" 1.5H ", 5400), ("0.5m", 30)])
+@pytest.mark.parametrize(
+    "text, seconds", [("90s", 90), ("5m", 300), ("1h", 3600), ("45", 45), (" 1.5H ", 5400), ("0.5m", 30)]
+)
 def test_durations_in_seconds_minutes_hours_or_plain_seconds(text, seconds):
     assert parse_duration(text) == seconds
 
@@ -107,8 +107,22 @@ def test_every_label_needs_two_training_documents_to_cross_validate(tiny, tmp_pa
 
 
 def test_cli_autotune_prints_the_card_with_the_search(tmp_path):
-    result = CliRunner().invoke(app, ["train", str(SAMPLE), "--out", str(tmp_path / "m"), "--min-df", "1",
-                                      "--jobs", "1", "--autotune", "10m", "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            str(SAMPLE),
+            "--out",
+            str(tmp_path / "m"),
+            "--min-df",
+            "1",
+            "--jobs",
+            "1",
+            "--autotune",
+            "10m",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     card = json.loads(result.stdout)
     search = card["autotune"]

@@ -16,12 +16,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
-from training import QismError, ReadOptions, TrainConfig, clean_text, load_model, read_source, train
-from training import corpus
-from training.features import MAX_ARTICLE_CHARS
-
 from conftest import ECONOMY, FIXTURES, SPORTS, assert_user_error, run
+from qism import QismError, ReadOptions, TrainConfig, clean_text, corpus, load_model, read_source, train
+from qism.features import MAX_ARTICLE_CHARS
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00" + bytes(range(256)) * 8
 
@@ -108,9 +105,12 @@ def test_undecodable_byte_is_named_by_file_and_offset_in_every_format(tmp_path):
     header, first_record = b"text,label\n", b'{"text": "a", "label": "b"}\n{"text": "'
     (tmp_path / "t.csv").write_bytes(header + body + b",sports\n")
     (tmp_path / "t.jsonl").write_bytes(first_record + body + b'", "label": "b"}\n')
-    cases = {"folder": f"sports/1.txt: line 1: not valid utf-8 at byte {at:,}; name the encoding with --encoding, or use --errors replace",
-             "t.csv": f"t.csv: line 2: not valid utf-8 at byte {len(header) + at:,}",
-             "t.jsonl": f"t.jsonl: line 2: not valid utf-8 at byte {len(first_record) + at:,}"}
+    cases = {
+        "folder": f"sports/1.txt: line 1: not valid utf-8 at byte {at:,}; name the encoding with --encoding, "
+        "or use --errors replace",
+        "t.csv": f"t.csv: line 2: not valid utf-8 at byte {len(header) + at:,}",
+        "t.jsonl": f"t.jsonl: line 2: not valid utf-8 at byte {len(first_record) + at:,}",
+    }
     for source, message in cases.items():
         with pytest.raises(QismError, match=message):
             list(read_source(tmp_path / source))
@@ -123,7 +123,10 @@ def test_errors_replace_reads_and_counts_replaced_characters(tmp_path, tiny_mode
     card = train([corpus_dir], TrainConfig(test_size=0, min_df=1), read_options=ReadOptions(errors="replace")).card
     assert card["repaired"]["replaced_characters"] == 1
     assert_user_error(run("evaluate", tiny_model_dir, corpus_dir), "bad.txt: line 1: not valid utf-8 at byte")
-    assert json.loads(run("evaluate", tiny_model_dir, corpus_dir, "--errors", "replace", "--json").output)["documents"] == 19
+    assert (
+        json.loads(run("evaluate", tiny_model_dir, corpus_dir, "--errors", "replace", "--json").output)["documents"]
+        == 19
+    )
     with pytest.raises(QismError, match="--errors must be one of strict, replace"):
         ReadOptions(errors="ignore")
 
@@ -132,12 +135,18 @@ def test_mixed_line_endings_and_nul_bytes_are_read(tmp_path):
     mixed = f"{SPORTS}\r\nسطر ثان\rسطر ثالث\nسطر\x00 رابع"
     write_tree(tmp_path / "folder", {"sports/1.txt": mixed})
     (tmp_path / "t.csv").write_bytes(f'text,label\r\n"{SPORTS}\rسطر",sports\nنص\x00 آخر,economy\r'.encode())
-    (tmp_path / "t.jsonl").write_bytes(f'{{"text": "{SPORTS}", "label": "a"}}\r\n{{"text": "ب", "label": "b"}}\r'
-                                       f'{{"text": "ج", "label": "c"}}\n'.encode())
+    (tmp_path / "t.jsonl").write_bytes(
+        f'{{"text": "{SPORTS}", "label": "a"}}\r\n{{"text": "ب", "label": "b"}}\r'
+        f'{{"text": "ج", "label": "c"}}\n'.encode()
+    )
     (tmp_path / "lines.txt").write_bytes(b"a\r\nb\rc\nd")
     [folder_doc] = read_source(tmp_path / "folder")
-    assert clean_text(folder_doc.text).splitlines() == ["فاز الفريق بالمباراه وسجل اللاعب هدفين في الدوري", "سطر ثان",
-                                                   "سطر ثالث", "سطر رابع"]
+    assert clean_text(folder_doc.text).splitlines() == [
+        "فاز الفريق بالمباراه وسجل اللاعب هدفين في الدوري",
+        "سطر ثان",
+        "سطر ثالث",
+        "سطر رابع",
+    ]
     assert [d.label for d in read_source(tmp_path / "t.csv")] == ["sports", "economy"]
     assert [d.label for d in read_source(tmp_path / "t.jsonl")] == ["a", "b", "c"]
     lines = read_source(tmp_path / "lines.txt", ReadOptions(require_labels=False), fmt="lines")
@@ -145,6 +154,7 @@ def test_mixed_line_endings_and_nul_bytes_are_read(tmp_path):
 
 
 # --- binary files -----------------------------------------------------------------------------
+
 
 def test_binary_file_renamed_txt_is_skipped_and_counted_in_training(tmp_path):
     corpus_dir = tiny_plus(tmp_path, {"sports/photo.txt": PNG})
@@ -171,16 +181,20 @@ def test_utf16_is_not_mistaken_for_binary(tmp_path):
 
 # --- corpus defects: training accounts for every document -------------------------------------
 
+
 def test_training_summary_and_card_account_for_every_defect(tmp_path):
-    corpus_dir = tiny_plus(tmp_path, {
-        "sports/empty.txt": "",
-        "sports/blank.txt": " \n\t \r\n",
-        "sports/english.txt": "The team won the final match of the league",
-        "sports/photo.txt": PNG,
-        "economy/long.txt": (ECONOMY + " ") * (MAX_ARTICLE_CHARS // len(ECONOMY) + 10),
-        "Sports/a.txt": "انتصر الفريق في المباراة الختامية للبطولة",
-        " SPORTS /b.txt": "تعادل الفريقان في مباراة مثيرة على الملعب",
-    })
+    corpus_dir = tiny_plus(
+        tmp_path,
+        {
+            "sports/empty.txt": "",
+            "sports/blank.txt": " \n\t \r\n",
+            "sports/english.txt": "The team won the final match of the league",
+            "sports/photo.txt": PNG,
+            "economy/long.txt": (ECONOMY + " ") * (MAX_ARTICLE_CHARS // len(ECONOMY) + 10),
+            "Sports/a.txt": "انتصر الفريق في المباراة الختامية للبطولة",
+            " SPORTS /b.txt": "تعادل الفريقان في مباراة مثيرة على الملعب",
+        },
+    )
     (corpus_dir / "misc").mkdir()
     out = tmp_path / "model"
     result = run("train", corpus_dir, "--out", out, "--test-size", "0", "--min-df", "1", "--jobs", "1")
@@ -195,16 +209,24 @@ def test_training_summary_and_card_account_for_every_defect(tmp_path):
     read = sum(source["documents"] for source in card["sources"])
     kept = sum(card["labels"].values())
     assert read == kept + sum(card["dropped"].values())  # nothing unaccounted for
-    for line in ("Dropped before training: empty text 2, binary file 1.", "Kept after a fix: truncated 1, relabeled 2.",
-                 "Kept, worth a look: not arabic 1.", "Label spellings merged: ' SPORTS ' → 'sports', 'Sports' → 'sports'.",
-                 f"Label folders without articles (no such label): {corpus_dir}/misc/."):
+    for line in (
+        "Dropped before training: empty text 2, binary file 1.",
+        "Kept after a fix: truncated 1, relabeled 2.",
+        "Kept, worth a look: not arabic 1.",
+        "Label spellings merged: ' SPORTS ' → 'sports', 'Sports' → 'sports'.",
+        f"Label folders without articles (no such label): {corpus_dir}/misc/.",
+    ):
         assert line in result.output
         assert line in (out / "card.md").read_text(encoding="utf-8")
 
 
 def test_duplicate_ids_are_kept_and_flagged(tmp_path):
-    rows = [("1", SPORTS, "sports"), ("1", ECONOMY, "economy"), ("2", "سجل المهاجم هدفا", "sports"),
-            ("3", "هبطت أسعار النفط", "economy")]
+    rows = [
+        ("1", SPORTS, "sports"),
+        ("1", ECONOMY, "economy"),
+        ("2", "سجل المهاجم هدفا", "sports"),
+        ("3", "هبطت أسعار النفط", "economy"),
+    ]
     path = tmp_path / "t.csv"
     with open(path, "w", encoding="utf-8", newline="") as handle:
         csv.writer(handle).writerows([("id", "text", "label"), *rows])
@@ -214,8 +236,12 @@ def test_duplicate_ids_are_kept_and_flagged(tmp_path):
 
 def test_empty_label_cells_and_numbered_labels(tmp_path):
     path = tmp_path / "t.jsonl"
-    records = [{"text": SPORTS, "label": 1}, {"text": ECONOMY, "label": 2}, {"text": "نص", "label": ""},
-               {"text": "هدف في الدقيقة الأخيرة", "label": 1}]
+    records = [
+        {"text": SPORTS, "label": 1},
+        {"text": ECONOMY, "label": 2},
+        {"text": "نص", "label": ""},
+        {"text": "هدف في الدقيقة الأخيرة", "label": 1},
+    ]
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records), encoding="utf-8")
     card = train_card(path)
     assert card["labels"] == {"1": 2, "2": 1} and card["dropped"] == {"no_label": 1}
@@ -232,8 +258,13 @@ def test_too_high_min_df_is_one_line(tmp_path):
 
 def test_evaluate_maps_label_spellings_onto_the_models(tiny_model_dir, tmp_path):
     path = tmp_path / "t.jsonl"
-    path.write_text("\n".join(json.dumps({"text": t, "label": l}, ensure_ascii=False)
-                              for t, l in [(SPORTS, " Sports"), (ECONOMY, "ECONOMY ")]), encoding="utf-8")
+    path.write_text(
+        "\n".join(
+            json.dumps({"text": text, "label": label}, ensure_ascii=False)
+            for text, label in [(SPORTS, " Sports"), (ECONOMY, "ECONOMY ")]
+        ),
+        encoding="utf-8",
+    )
     scores = json.loads(run("evaluate", tiny_model_dir, path, "--json").output)
     assert scores["labels_unknown_to_model"] == [] and scores["accuracy"] == 1.0
 
@@ -241,11 +272,17 @@ def test_evaluate_maps_label_spellings_onto_the_models(tiny_model_dir, tmp_path)
 # --- tables and JSON Lines --------------------------------------------------------------------
 
 TABLE_DEFECTS = {
-    "unbalanced quote at the end": ('text,label\nنص,a\n"نص مفتوح,b\nنص,c\n', "line 3: a quote opened in this row never closes"),
+    "unbalanced quote at the end": (
+        'text,label\nنص,a\n"نص مفتوح,b\nنص,c\n',
+        "line 3: a quote opened in this row never closes",
+    ),
     "unbalanced quote in the middle": ('text,label\n"نص,a\nنص,b\nنص,"c"d\n', r"lines 2-4: ',' expected after '\"'"),
     "row with too many fields": ("text,label\nنص,a\nنص,b,c\n", "line 3: 3 fields, the header has 2; quote fields"),
     "row with too few fields": ("text,label\nنص,a\nنص\n", "line 3: 1 fields, the header has 2"),
-    "row with a line break and too many fields": ('text,label\n"نص\nثان",a,x\n', "lines 2-3: 3 fields, the header has 2; a quote may be unbalanced"),
+    "row with a line break and too many fields": (
+        'text,label\n"نص\nثان",a,x\n',
+        "lines 2-3: 3 fields, the header has 2; a quote may be unbalanced",
+    ),
     "empty file": ("", "empty file, expected a header row"),
     "no text column": ("a,b\n1,2\n", "no text column \\(looked for text, content"),
 }
@@ -253,15 +290,23 @@ TABLE_DEFECTS = {
 
 JSONL_DEFECTS = {
     "broken line": ('{"text": "a", "label": "b"}\n{"text": \n', "line 2: not valid JSON"),
-    "missing text": ('{"text": "a", "label": "b"}\n{"body": "a", "label": "b"}\n', "line 2: no 'text' text in the record; name the key with --text-column"),
-    "missing label": ('{"text": "a", "topic": "b"}\n', "line 1: no 'label' in the record; name the key with --label-column"),
+    "missing text": (
+        '{"text": "a", "label": "b"}\n{"body": "a", "label": "b"}\n',
+        "line 2: no 'text' text in the record; name the key with --text-column",
+    ),
+    "missing label": (
+        '{"text": "a", "topic": "b"}\n',
+        "line 1: no 'label' in the record; name the key with --label-column",
+    ),
     "not an object": ('["a", "b"]\n', "line 1: not a JSON object"),
     "nested too deeply": ("[" * 100_000 + "]" * 100_000 + "\n", "line 1: not valid JSON"),
     "number too long": ('{"text": "a", "label": ' + "1" * 5000 + "}\n", "line 1: not valid JSON"),
 }
 
-FILE_DEFECTS = {**{f"csv {name}": ("t.csv", *case) for name, case in TABLE_DEFECTS.items()},
-                **{f"jsonl {name}": ("t.jsonl", *case) for name, case in JSONL_DEFECTS.items()}}
+FILE_DEFECTS = {
+    **{f"csv {name}": ("t.csv", *case) for name, case in TABLE_DEFECTS.items()},
+    **{f"jsonl {name}": ("t.jsonl", *case) for name, case in JSONL_DEFECTS.items()},
+}
 
 
 @pytest.mark.parametrize("defect", FILE_DEFECTS)
@@ -293,8 +338,18 @@ def test_lone_surrogates_from_json_escapes_are_replaced(tmp_path, tiny_model_dir
 
 # --- hostile archives and trees ---------------------------------------------------------------
 
-@pytest.mark.parametrize("entry", ["../evil/1.txt", "sports/../../1.txt", "/etc/sports/1.txt", "C:/sports/1.txt",
-                                   "..\\sports\\1.txt", "\\\\server\\sports\\1.txt"])
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "../evil/1.txt",
+        "sports/../../1.txt",
+        "/etc/sports/1.txt",
+        "C:/sports/1.txt",
+        "..\\sports\\1.txt",
+        "\\\\server\\sports\\1.txt",
+    ],
+)
 def test_zip_entries_pointing_outside_are_refused_by_name(tmp_path, entry):
     archive = write_zip(tmp_path / "c.zip", {"sports/ok.txt": SPORTS, entry: SPORTS})
     with pytest.raises(QismError, match="entries that point outside the archive") as caught:
@@ -324,17 +379,21 @@ def test_zip_with_lying_or_damaged_headers_is_refused(tmp_path, monkeypatch):
     smaller = bytearray(body)  # declares 5 bytes, holds more
     for signature, at in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
         i = smaller.find(signature)
-        smaller[i + at:i + at + 4] = struct.pack("<I", 5)
+        smaller[i + at : i + at + 4] = struct.pack("<I", 5)
     bigger = bytearray(body)  # declares 4 GiB
     i = bigger.find(b"PK\x01\x02")
-    bigger[i + 24:i + 28] = struct.pack("<I", 0xFFFFFFF0)
+    bigger[i + 24 : i + 28] = struct.pack("<I", 0xFFFFFFF0)
     encrypted = bytearray(body)
     for signature, at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
         encrypted[encrypted.find(signature) + at] |= 1
     monkeypatch.setattr(corpus, "MAX_ARCHIVE_BYTES", 1 << 30)
-    cases = {"smaller.zip": (smaller, "Bad CRC-32"), "bigger.zip": (bigger, "zip bomb"),
-             "encrypted.zip": (encrypted, "encrypted"), "truncated.zip": (body[:60], "not a valid zip archive"),
-             "text.zip": (SPORTS.encode(), "not a valid zip archive")}
+    cases = {
+        "smaller.zip": (smaller, "Bad CRC-32"),
+        "bigger.zip": (bigger, "zip bomb"),
+        "encrypted.zip": (encrypted, "encrypted"),
+        "truncated.zip": (body[:60], "not a valid zip archive"),
+        "text.zip": (SPORTS.encode(), "not a valid zip archive"),
+    }
     for name, (content, message) in cases.items():
         (tmp_path / name).write_bytes(bytes(content))
         with pytest.raises(QismError, match=message):
@@ -352,10 +411,10 @@ def test_oversized_article_file_is_refused(tmp_path, monkeypatch):
 
 def test_symlink_loops_end_and_linked_label_folders_are_read_once(tmp_path):
     root = write_tree(tmp_path / "c", {"sports/1.txt": SPORTS, "store/economy/1.txt": ECONOMY})
-    os.symlink(root, root / "sports" / "loop")          # a loop back to the top
+    os.symlink(root, root / "sports" / "loop")  # a loop back to the top
     os.symlink(root / "sports", root / "sports" / "self")  # a loop onto itself
     os.symlink(root / "store" / "economy", root / "economy")  # a label folder kept elsewhere in the corpus
-    os.symlink(root / "store" / "economy", root / "again")    # the same folder twice
+    os.symlink(root / "store" / "economy", root / "again")  # the same folder twice
     os.symlink(root / "missing", root / "dangling.txt")  # a link to nothing
     assert [doc.id for doc in read_source(root)] == ["again/1.txt", "sports/1.txt"]
 
@@ -377,6 +436,7 @@ def test_a_200_mb_article_trains_and_labels_in_bounded_time(tmp_path, tiny_model
 
 
 # --- where a model is saved: qism replaces only a model folder ---------------------------------
+
 
 def snapshot(root: Path) -> dict[str, bytes]:
     """Every file under `root` with its content, to show nothing was touched."""
@@ -403,9 +463,16 @@ def out_cases(tmp_path: Path) -> dict[str, tuple[list, Path, str]]:
     }
 
 
-OUT_CASES = ["a folder of user files", "the corpus itself", "a parent of the corpus", "a folder inside the corpus",
-             "the current folder", "a parent of the current folder", "another tool's card.json",
-             "a model with a user file added"]
+OUT_CASES = [
+    "a folder of user files",
+    "the corpus itself",
+    "a parent of the corpus",
+    "a folder inside the corpus",
+    "the current folder",
+    "a parent of the current folder",
+    "another tool's card.json",
+    "a model with a user file added",
+]
 
 
 @pytest.mark.parametrize("case", OUT_CASES)
@@ -413,7 +480,7 @@ def test_train_out_replaces_only_a_model_folder(tmp_path, monkeypatch, case):
     sources, out, fragment = out_cases(tmp_path)[case]
     monkeypatch.chdir(write_tree(tmp_path / "work" / "here", {"draft.txt": "mine"}))
     before = snapshot(tmp_path)
-    from training import trainer
+    from qism import trainer
 
     def no_training(*args, **kwargs):
         raise AssertionError("training started before --out was checked")
@@ -427,7 +494,12 @@ def test_model_save_refuses_the_same_folders_for_python_users(tmp_path):
     cases = out_cases(tmp_path)
     model = train(cases["the corpus itself"][0], TrainConfig(test_size=0, min_df=1))
     before = snapshot(tmp_path)
-    for case in ("a folder of user files", "the corpus itself", "a parent of the corpus", "a model with a user file added"):
+    for case in (
+        "a folder of user files",
+        "the corpus itself",
+        "a parent of the corpus",
+        "a model with a user file added",
+    ):
         with pytest.raises(QismError, match=cases[case][2]):
             model.save(cases[case][1])
     assert snapshot(tmp_path) == before
@@ -447,12 +519,15 @@ def test_train_out_replaces_a_model_an_empty_folder_and_writes_through_a_link(tm
 
 # --- prediction never drops or reorders a record ----------------------------------------------
 
+
 def test_every_input_gets_one_record_in_order_also_without_text(tmp_path, tiny_model_dir):
     path = tmp_path / "in.jsonl"
     texts = [SPORTS, "", "   \n", ECONOMY, "\u200b"]
     path.write_text("\n".join(json.dumps({"id": f"a{i}", "text": t}) for i, t in enumerate(texts)), encoding="utf-8")
-    records = [json.loads(line) for line in run("predict", "--model", tiny_model_dir, "--input", path,
-                                                 "--format", "jsonl").output.splitlines()]
+    records = [
+        json.loads(line)
+        for line in run("predict", "--model", tiny_model_dir, "--input", path, "--format", "jsonl").output.splitlines()
+    ]
     assert [r["id"] for r in records] == ["a0", "a1", "a2", "a3", "a4"]
     assert [r["label"] for r in records[:4]] == ["sports", "unknown", "unknown", "economy"]
     assert records[1] == {"id": "a1", "label": "unknown", "top": [], "reason": "empty text"}
@@ -460,9 +535,15 @@ def test_every_input_gets_one_record_in_order_also_without_text(tmp_path, tiny_m
         result = run("predict", "--model", tiny_model_dir, "--input", path, "--format", fmt, "--unknown-label", "?")
         assert result.exit_code == 0, result.output
         assert result.output.count("empty text") == 2 and "?" in result.output
-    rows = list(csv.DictReader(io.StringIO(run("predict", "--model", tiny_model_dir, "--input", path,
-                                               "--format", "csv").output)))
-    assert [(r["id"], r["label"], r["reason"]) for r in rows][:2] == [("a0", "sports", ""), ("a1", "unknown", "empty text")]
+    rows = list(
+        csv.DictReader(
+            io.StringIO(run("predict", "--model", tiny_model_dir, "--input", path, "--format", "csv").output)
+        )
+    )
+    assert [(r["id"], r["label"], r["reason"]) for r in rows][:2] == [
+        ("a0", "sports", ""),
+        ("a1", "unknown", "empty text"),
+    ]
 
 
 def test_text_without_arabic_words_is_unknown_with_a_reason(tmp_path, tiny_model_dir):
@@ -482,15 +563,20 @@ def test_binary_and_empty_files_in_a_folder_get_records(tmp_path, tiny_model_dir
     result = run("predict", "--model", tiny_model_dir, "--input", folder, "--format", "jsonl")
     records = [json.loads(line) for line in result.output.splitlines()]
     assert [(r["id"], r["label"], r.get("reason")) for r in records] == [
-        ("1.txt", "sports", None), ("2.txt", "unknown", "binary file"), ("3.txt", "unknown", "empty text"),
-        ("4.txt", "economy", None)]
+        ("1.txt", "sports", None),
+        ("2.txt", "unknown", "binary file"),
+        ("3.txt", "unknown", "empty text"),
+        ("4.txt", "economy", None),
+    ]
 
 
 def test_errors_replace_in_predict_notes_the_count(tmp_path, tiny_model_dir):
     (first, at), (second, _) = damaged_utf8(), damaged_utf8(40)
     (tmp_path / "in.txt").write_bytes(first + b"\n" + second + b"\n")
-    assert_user_error(run("predict", "--model", tiny_model_dir, "--input", tmp_path / "in.txt", "--lines"),
-                      f"line 1: not valid utf-8 at byte {at:,}")
+    assert_user_error(
+        run("predict", "--model", tiny_model_dir, "--input", tmp_path / "in.txt", "--lines"),
+        f"line 1: not valid utf-8 at byte {at:,}",
+    )
     result = run("predict", "--model", tiny_model_dir, "--input", tmp_path / "in.txt", "--lines", "--errors", "replace")
     assert result.exit_code == 0 and len(result.stdout.splitlines()) == 3
     assert "2 undecodable characters were replaced by U+FFFD" in result.stderr
@@ -511,15 +597,27 @@ def read_ids(path: Path) -> list[str]:
 
 
 def qism(*args) -> list[str]:
-    return [sys.executable, "-c", "from training.cli import app; app()", *map(str, args)]
+    return [sys.executable, "-c", "from qism.cli import app; app()", *map(str, args)]
 
 
 def test_killed_predict_leaves_no_half_file_and_resume_finishes_it(tmp_path, tiny_model_dir):
     n = 40_000
     source = big_input(tmp_path / "in.jsonl", n)
     out = tmp_path / "out.jsonl"
-    command = qism("predict", "--model", tiny_model_dir, "--input", source, "--format", "jsonl", "--output", out,
-                   "--jobs", "1", "--quiet")
+    command = qism(
+        "predict",
+        "--model",
+        tiny_model_dir,
+        "--input",
+        source,
+        "--format",
+        "jsonl",
+        "--output",
+        out,
+        "--jobs",
+        "1",
+        "--quiet",
+    )
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while not any(p.stat().st_size > 100_000 for p in tmp_path.glob(".out.jsonl.*.part")):
@@ -557,13 +655,27 @@ def test_resume_appends_only_what_is_missing(tmp_path, tiny_model_dir, fmt):
 
 def test_resume_refuses_another_input_and_other_formats(tmp_path, tiny_model_dir):
     out = tmp_path / "out.jsonl"
-    run("predict", "--model", tiny_model_dir, "--input", big_input(tmp_path / "a.jsonl", 5), "--format", "jsonl", "--output", out)
+    run(
+        "predict",
+        "--model",
+        tiny_model_dir,
+        "--input",
+        big_input(tmp_path / "a.jsonl", 5),
+        "--format",
+        "jsonl",
+        "--output",
+        out,
+    )
     other = tmp_path / "b.jsonl"
     other.write_text("\n".join(json.dumps({"id": f"x{i}", "text": SPORTS}) for i in range(9)), encoding="utf-8")
-    assert_user_error(run("predict", "--model", tiny_model_dir, "--input", other, "--format", "jsonl", "--output", out,
-                          "--resume"), "was written with another input")
-    assert_user_error(run("predict", "--model", tiny_model_dir, "--input", other, "--format", "table", "--output", out,
-                          "--resume"), "--resume continues an --output file")
+    assert_user_error(
+        run("predict", "--model", tiny_model_dir, "--input", other, "--format", "jsonl", "--output", out, "--resume"),
+        "was written with another input",
+    )
+    assert_user_error(
+        run("predict", "--model", tiny_model_dir, "--input", other, "--format", "table", "--output", out, "--resume"),
+        "--resume continues an --output file",
+    )
     assert read_ids(out) == [f"d{i}" for i in range(5)]  # untouched
     # a folder is known by its path: the ids of the records already written are checked
     folder = write_tree(tmp_path / "in", {f"{i}.txt": SPORTS for i in range(6)})

@@ -2,16 +2,14 @@ import json
 
 import numpy as np
 import pytest
+from conftest import SAMPLE
+from qism import LinearClassifier, TrainConfig, train
+from qism.classifier import fit_class_scaling, fit_temperature
+from qism.cli import app
+from qism.scores import accuracy_by_coverage, expected_calibration_error, reliability, threshold_for_coverage
 from scipy.special import log_softmax, softmax
 from sklearn.datasets import make_classification
 from typer.testing import CliRunner
-
-from training import LinearClassifier, TrainConfig, train
-from training.classifier import fit_class_scaling, fit_temperature
-from training.cli import app
-from training.scores import accuracy_by_coverage, expected_calibration_error, reliability, threshold_for_coverage
-
-from conftest import SAMPLE
 
 
 def log_loss(logits, y):
@@ -28,7 +26,9 @@ def test_class_scaling_repairs_what_one_temperature_cannot():
     scale, bias = fit_class_scaling(decisions[held] / t, y[held])
     tempered, scaled = decisions[test] / t, decisions[test] / t * scale + bias
     assert log_loss(scaled, y[test]) < log_loss(tempered, y[test]) - 0.02
-    assert expected_calibration_error(softmax(scaled, axis=1), y[test]) < expected_calibration_error(softmax(tempered, axis=1), y[test])
+    assert expected_calibration_error(softmax(scaled, axis=1), y[test]) < expected_calibration_error(
+        softmax(tempered, axis=1), y[test]
+    )
     assert log_loss(scaled, y[test]) == pytest.approx(log_loss(true_logits[test], y[test]), abs=0.02)
 
 
@@ -80,13 +80,15 @@ def test_card_and_cli_show_calibration_and_thresholds(tmp_path):
     assert "expected calibration error" in card and "| threshold | coverage | accuracy |" in card
     result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "m"), str(SAMPLE)])
     assert result.exit_code == 0 and "threshold  coverage  accuracy" in result.stdout
-    rows = json.loads(CliRunner().invoke(app, ["evaluate", str(tmp_path / "m"), str(SAMPLE), "--json"]).stdout)["by_threshold"]
+    rows = json.loads(CliRunner().invoke(app, ["evaluate", str(tmp_path / "m"), str(SAMPLE), "--json"]).stdout)[
+        "by_threshold"
+    ]
     assert rows[-1]["accuracy"] >= rows[0]["accuracy"]  # the surest half is labeled at least as well as all
 
 
 def _many_articles(tiny, n_per_label=400, seed=0):
     """Articles made of random draws from each tiny label's words: enough for calibration to run."""
-    from training import read_source
+    from qism import read_source
 
     rng = np.random.default_rng(seed)
     words = {}
@@ -102,7 +104,7 @@ def _many_articles(tiny, n_per_label=400, seed=0):
 
 
 def test_class_scaling_runs_on_a_corpus_large_enough_to_calibrate(tiny):
-    from training import TfidfFeaturizer
+    from qism import TfidfFeaturizer
 
     texts, labels = _many_articles(tiny)
     X = TfidfFeaturizer().fit_transform(texts)

@@ -2,9 +2,8 @@ import pickle
 
 import numpy as np
 import pytest
-
-from training import LinearClassifier, TfidfFeaturizer, read_source
-from training.classifier import CLASSIFIERS, fit_temperature
+from qism import LinearClassifier, TfidfFeaturizer, read_source
+from qism.classifier import CLASSIFIERS, fit_temperature
 
 
 @pytest.fixture(scope="module")

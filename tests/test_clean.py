@@ -1,11 +1,9 @@
 import pytest
+from conftest import FIXTURES
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from training import clean
-from training.clean import TextCleaner, clean_text
-
-from conftest import FIXTURES
+from qism import clean
+from qism.clean import TextCleaner, clean_text
 
 
 def test_diacritics_and_tatweel_removed():
@@ -65,7 +63,9 @@ def test_news_page_keeps_body_once_and_drops_boilerplate():
 
 
 def test_breadcrumb_trail_on_one_line():
-    text = "الرئيسية > أخبار > عربي\nعنوان الخبر\nقال المتحدث باسم الحكومة إن الاجتماع سيعقد غدا في العاصمة بحضور الوزراء."
+    text = (
+        "الرئيسية > أخبار > عربي\nعنوان الخبر\nقال المتحدث باسم الحكومة إن الاجتماع سيعقد غدا في العاصمة بحضور الوزراء."
+    )
     assert clean_text(text).splitlines()[0] == "عنوان الخبر"
 
 
@@ -85,7 +85,9 @@ def test_cleaner_params_round_trip(name):
     assert cleaner.get_params()[name] is False
 
 
-arabic_text = st.text(alphabet=st.characters(min_codepoint=0x600, max_codepoint=0x6FF) | st.sampled_from(" \n.-<>&#@/:_ابت"))
+arabic_text = st.text(
+    alphabet=st.characters(min_codepoint=0x600, max_codepoint=0x6FF) | st.sampled_from(" \n.-<>&#@/:_ابت")
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -96,7 +98,9 @@ def test_cleaner_never_raises_is_idempotent_and_leaves_no_marks(text):
     assert not any(ch in once for ch in "\u064b\u064c\u064d\u064e\u064f\u0650\u0651\u0652\u0640")
 
 
-@pytest.mark.parametrize("lead", ["دبي، الإمارات العربية المتحدة (CNN) -- ", "(CNN)-- ", "القاهرة (رويترز) - ", "دبي - وام: "])
+@pytest.mark.parametrize(
+    "lead", ["دبي، الإمارات العربية المتحدة (CNN) -- ", "(CNN)-- ", "القاهرة (رويترز) - ", "دبي - وام: "]
+)
 def test_datelines_and_agency_credits_are_removed(lead):
     story = "قادت المملكة العربية السعودية وروسيا جهود خفض الإنتاج في أسواق النفط هذا العام"
     assert clean_text(f"عنوان الخبر\n{lead}{story}") == clean_text(f"عنوان الخبر\n{story}")

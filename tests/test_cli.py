@@ -5,8 +5,6 @@ import subprocess
 import sys
 
 import pytest
-
-
 from conftest import ECONOMY, ROOT, SPORTS, assert_user_error, run
 
 
@@ -31,7 +29,9 @@ def test_train_then_info_and_evaluate(tiny, tmp_path):
 
 
 def test_train_json_prints_the_card(tiny, tmp_path):
-    result = run("train", tiny, "--out", tmp_path / "m", "--test-size", "0", "--min-df", "1", "--json", "--classifier", "logreg")
+    result = run(
+        "train", tiny, "--out", tmp_path / "m", "--test-size", "0", "--min-df", "1", "--json", "--classifier", "logreg"
+    )
     assert json.loads(result.output)["config"]["classifier"] == "logreg"
 
 
@@ -50,7 +50,9 @@ def test_predict_table_is_readable_arabic(sample_model_dir):
 
 
 def test_predict_stdin_lines_jsonl_keeps_order_and_ids(tiny_model_dir):
-    result = run("predict", "-", "--lines", "--model", tiny_model_dir, "--format", "jsonl", input=f"{SPORTS}\n{ECONOMY}\n\n")
+    result = run(
+        "predict", "-", "--lines", "--model", tiny_model_dir, "--format", "jsonl", input=f"{SPORTS}\n{ECONOMY}\n\n"
+    )
     records = [json.loads(line) for line in result.output.splitlines()]
     assert [r["id"] for r in records] == ["1", "2", "3"]
     assert [r["label"] for r in records[:2]] == ["sports", "economy"]
@@ -58,13 +60,20 @@ def test_predict_stdin_lines_jsonl_keeps_order_and_ids(tiny_model_dir):
 
 def test_predict_input_file_csv_output(tiny_model_dir, tmp_path):
     source = tmp_path / "in.jsonl"
-    source.write_text("\n".join(json.dumps({"id": f"a{i}", "text": t}, ensure_ascii=False) for i, t in enumerate([SPORTS, ECONOMY])), encoding="utf-8")
+    source.write_text(
+        "\n".join(json.dumps({"id": f"a{i}", "text": t}, ensure_ascii=False) for i, t in enumerate([SPORTS, ECONOMY])),
+        encoding="utf-8",
+    )
     out = tmp_path / "out.csv"
     result = run("predict", "--input", source, "--model", tiny_model_dir, "--format", "csv", "--output", out)
     assert result.exit_code == 0 and result.output == ""
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     assert [(r["id"], r["label"]) for r in rows] == [("a0", "sports"), ("a1", "economy")]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.csv.qism-run.json", "in.jsonl", "out.csv"]  # no temporary file
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".out.csv.qism-run.json",
+        "in.jsonl",
+        "out.csv",
+    ]  # no temporary file
 
 
 def test_user_mistakes_are_one_line_and_write_nothing(tiny, tiny_model_dir, tmp_path):
@@ -93,14 +102,18 @@ def test_user_mistakes_are_one_line_and_write_nothing(tiny, tiny_model_dir, tmp_
 
 
 def test_evaluate_script_matches_cli(tiny_model_dir, tiny):
-    script = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), str(tiny_model_dir), str(tiny), "--json"],
-                            capture_output=True, text=True, cwd=ROOT)
+    script = subprocess.run(
+        [sys.executable, str(ROOT / "evaluate.py"), str(tiny_model_dir), str(tiny), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert script.returncode == 0, script.stderr
     assert json.loads(script.stdout) == json.loads(run("evaluate", tiny_model_dir, tiny, "--json").output)
 
 
 def test_default_model_is_used_without_model_option():
-    from training.model import DEFAULT_MODEL_PLACES
+    from qism.model import DEFAULT_MODEL_PLACES
 
     if not any((place / "card.json").is_file() for place in DEFAULT_MODEL_PLACES):
         pytest.skip("no default model installed")
@@ -111,14 +124,17 @@ def test_default_model_is_used_without_model_option():
     assert "the default model" in run("info").stdout
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--C", "0"], "--C"),
-    (["--C", "nan"], "--C"),
-    (["--word-ngrams", "3,1"], "--word-ngrams"),
-    (["--seed", "-3"], "--seed"),
-    (["--max-features", "-1"], "--max-features"),
-    (["--jobs", "0"], "--jobs"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--C", "0"], "--C"),
+        (["--C", "nan"], "--C"),
+        (["--word-ngrams", "3,1"], "--word-ngrams"),
+        (["--seed", "-3"], "--seed"),
+        (["--max-features", "-1"], "--max-features"),
+        (["--jobs", "0"], "--jobs"),
+    ],
+)
 def test_bad_training_options_are_one_line_before_any_reading(tmp_path, args, fragment):
     missing = tmp_path / "no-such-corpus"  # never read: the option is refused first
     assert_user_error(run("train", missing, "--out", tmp_path / "m", *args), fragment)
@@ -136,8 +152,10 @@ def test_recipe_read_options_survive_a_read_option_on_the_command_line(tmp_path)
     rows = [f"{SPORTS} {i},sports" if i % 2 else f"{ECONOMY} {i},economy" for i in range(40)]
     corpus.write_text("story,section\n" + "\n".join(rows) + "\n", encoding="utf-8")
     recipe = tmp_path / "r.toml"
-    recipe.write_text(f'sources = ["{corpus}"]\n[read]\ntext_column = "story"\nlabel_column = "section"\n'
-                      '[train]\ntest_size = 0\n', encoding="utf-8")
+    recipe.write_text(
+        f'sources = ["{corpus}"]\n[read]\ntext_column = "story"\nlabel_column = "section"\n[train]\ntest_size = 0\n',
+        encoding="utf-8",
+    )
     result = run("train", "--recipe", recipe, "--errors", "replace", "--out", tmp_path / "m", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["labels"] == {"economy": 20, "sports": 20}
@@ -152,7 +170,7 @@ def test_an_article_that_starts_with_a_dash_is_labeled(tiny_model_dir):
 
 
 def test_each_command_takes_its_defaults_from_the_one_config():
-    from training.config import DEFAULT
+    from qism.config import DEFAULT
 
     result = run("train", "--help")
     assert f"[default: {DEFAULT.lead_words}]" in result.output and "[default: 1,2]" in result.output
@@ -162,11 +180,15 @@ def test_each_command_is_thin():
     """A command parses, calls one library function and prints: its body stays short."""
     import ast
 
-    import training.cli
+    import qism.cli
 
-    tree = ast.parse(open(training.cli.__file__, encoding="utf-8").read())
-    commands = [node for node in tree.body if isinstance(node, ast.FunctionDef)
-                and any(isinstance(d, ast.Call) and getattr(d.func, "attr", "") == "command" for d in node.decorator_list)]
+    tree = ast.parse(open(qism.cli.__file__, encoding="utf-8").read())
+    commands = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+        and any(isinstance(d, ast.Call) and getattr(d.func, "attr", "") == "command" for d in node.decorator_list)
+    ]
     assert len(commands) >= 4
     for command in commands:
         body = command.body[1:] if isinstance(command.body[0].value, ast.Constant) else command.body  # the docstring

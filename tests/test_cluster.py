@@ -13,16 +13,15 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from conftest import SAMPLE
-from training import read_source
-from training.cli import app
-from training.errors import QismError
+from qism import read_source
+from qism.cli import app
+from qism.errors import QismError
+from typer.testing import CliRunner
 
 distributed = pytest.importorskip("distributed")
 
-from training import cluster  # noqa: E402  (after the skip: it needs the dask extra)
+from qism import cluster  # noqa: E402  (after the skip: it needs the dask extra)
 
 runner = CliRunner()
 
@@ -36,7 +35,9 @@ def write_inputs(folder: Path, n_files: int, per_file: int) -> list[str]:
         with open(folder / f"part{f:02d}.jsonl", "w", encoding="utf-8") as handle:
             for i in range(per_file):
                 ids.append(f"{f}-{i}")
-                handle.write(json.dumps({"id": ids[-1], "text": texts[(i * 7 + f) % len(texts)]}, ensure_ascii=False) + "\n")
+                handle.write(
+                    json.dumps({"id": ids[-1], "text": texts[(i * 7 + f) % len(texts)]}, ensure_ascii=False) + "\n"
+                )
     return ids
 
 
@@ -54,9 +55,26 @@ def read_outputs(folder: Path) -> list[dict]:
 def local_labels(model_dir: Path, inputs: Path, tmp_path: Path) -> dict[str, dict]:
     """What `qism predict` gives for the same articles, by id."""
     combined = tmp_path / "all.jsonl"
-    combined.write_text("".join(p.read_text(encoding="utf-8") for p in sorted(inputs.glob("*.jsonl"))), encoding="utf-8")
-    result = runner.invoke(app, ["predict", "-m", str(model_dir), "--input", str(combined), "--format", "jsonl",
-                                 "--output", str(tmp_path / "local.jsonl"), "--quiet", "-j", "1"])
+    combined.write_text(
+        "".join(p.read_text(encoding="utf-8") for p in sorted(inputs.glob("*.jsonl"))), encoding="utf-8"
+    )
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            "-m",
+            str(model_dir),
+            "--input",
+            str(combined),
+            "--format",
+            "jsonl",
+            "--output",
+            str(tmp_path / "local.jsonl"),
+            "--quiet",
+            "-j",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in (tmp_path / "local.jsonl").read_text(encoding="utf-8").splitlines()]
     return {record["id"]: record for record in records}
@@ -77,10 +95,13 @@ def local_cluster():
 
 def test_local_cluster_labels_every_file_like_predict(local_cluster, sample_model_dir, tmp_path):
     ids = write_inputs(tmp_path / "in", 5, 40)
-    summary = cluster.label_files(str(tmp_path / "in"), str(tmp_path / "out"), model=sample_model_dir,
-                                  scheduler=local_cluster)
+    summary = cluster.label_files(
+        str(tmp_path / "in"), str(tmp_path / "out"), model=sample_model_dir, scheduler=local_cluster
+    )
     assert summary["labeled"] == 5 and summary["records"] == 200
-    assert_each_id_once_as_local(read_outputs(tmp_path / "out"), ids, local_labels(sample_model_dir, tmp_path / "in", tmp_path))
+    assert_each_id_once_as_local(
+        read_outputs(tmp_path / "out"), ids, local_labels(sample_model_dir, tmp_path / "in", tmp_path)
+    )
     manifest = json.loads((tmp_path / "out" / "part00.jsonl.labels.jsonl.manifest.json").read_text())
     assert manifest["records"] == 40
     assert manifest["output_bytes"] == (tmp_path / "out" / "part00.jsonl.labels.jsonl").stat().st_size
@@ -92,8 +113,9 @@ def test_resume_skips_finished_files_only(local_cluster, sample_model_dir, tmp_p
     cluster.label_files(str(tmp_path / "in" / "*.jsonl"), str(out), model=sample_model_dir, scheduler=local_cluster)
     first = (out / "part00.jsonl.labels.jsonl").read_bytes()
     (out / "part01.jsonl.labels.jsonl").unlink()  # as if the run had died before this file
-    again = cluster.label_files(str(tmp_path / "in"), str(out), model=sample_model_dir, scheduler=local_cluster,
-                                resume=True)
+    again = cluster.label_files(
+        str(tmp_path / "in"), str(out), model=sample_model_dir, scheduler=local_cluster, resume=True
+    )
     assert (again["labeled"], again["skipped"]) == (1, 2)
     assert [m["input"] for m in again["files"]] == [str((tmp_path / "in" / "part01.jsonl").resolve())]
     assert (out / "part00.jsonl.labels.jsonl").read_bytes() == first
@@ -105,25 +127,34 @@ def test_gzip_and_parquet_outputs_and_parquet_input(local_cluster, sample_model_
     pq = pytest.importorskip("pyarrow.parquet")
     ids = write_inputs(tmp_path / "in", 2, 30)
     local = local_labels(sample_model_dir, tmp_path / "in", tmp_path)
-    cluster.label_files(str(tmp_path / "in"), str(tmp_path / "gz"), model=sample_model_dir, scheduler=local_cluster,
-                        compress=True)
-    assert sorted((tmp_path / "gz").glob("*.gz")) and all(p.suffix == ".gz" for p in (tmp_path / "gz").glob("*.labels.jsonl*")
-                                                            if not p.name.endswith(".json"))
+    cluster.label_files(
+        str(tmp_path / "in"), str(tmp_path / "gz"), model=sample_model_dir, scheduler=local_cluster, compress=True
+    )
+    assert sorted((tmp_path / "gz").glob("*.gz")) and all(
+        p.suffix == ".gz" for p in (tmp_path / "gz").glob("*.labels.jsonl*") if not p.name.endswith(".json")
+    )
     assert_each_id_once_as_local(read_outputs(tmp_path / "gz"), ids, local)
     # the same articles as Parquet in, Parquet out
     (tmp_path / "pq").mkdir()
     for path in sorted((tmp_path / "in").glob("*.jsonl")):
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
         pq.write_table(pa.Table.from_pylist(rows), tmp_path / "pq" / (path.stem + ".parquet"))
-    cluster.label_files(str(tmp_path / "pq"), str(tmp_path / "pq-out"), model=sample_model_dir, scheduler=local_cluster,
-                        output_format="parquet")
+    cluster.label_files(
+        str(tmp_path / "pq"),
+        str(tmp_path / "pq-out"),
+        model=sample_model_dir,
+        scheduler=local_cluster,
+        output_format="parquet",
+    )
     records = []
     for path in sorted((tmp_path / "pq-out").glob("*.labels.parquet")):
         records += pq.read_table(path).to_pylist()
     assert sorted(r["id"] for r in records) == sorted(ids)
     for record in records:
         assert record["label"] == local[record["id"]]["label"]
-        assert [(t["label"], t["score"]) for t in record["top"]] == [(t["label"], t["score"]) for t in local[record["id"]]["top"]]
+        assert [(t["label"], t["score"]) for t in record["top"]] == [
+            (t["label"], t["score"]) for t in local[record["id"]]["top"]
+        ]
 
 
 def test_inputs_of_the_same_name_are_refused(sample_model_dir, tmp_path):
@@ -140,7 +171,9 @@ def test_cli_checks_engine_options(tmp_path):
     assert result.exit_code == 1 and "--output" in result.output
     result = runner.invoke(app, ["predict", "--engine", "spark", "x"])
     assert result.exit_code == 1 and "--engine is one of local, dask" in result.output
-    result = runner.invoke(app, ["predict", "--engine", "dask", "--input", str(tmp_path), "--output", str(tmp_path / "o")])
+    result = runner.invoke(
+        app, ["predict", "--engine", "dask", "--input", str(tmp_path), "--output", str(tmp_path / "o")]
+    )
     assert result.exit_code == 1 and "no input files" in result.output
 
 
@@ -152,6 +185,7 @@ def test_a_missing_extra_is_named(monkeypatch):
 
 # --- a real scheduler and two workers, one killed mid-run -------------------------------------
 
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -160,8 +194,9 @@ def _free_port() -> int:
 
 def _start(args: list[str], log: Path) -> subprocess.Popen:
     with open(log, "wb") as handle:
-        return subprocess.Popen([sys.executable, "-m", "dask", *args], stdout=handle, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # its own process group, so a worker and its children die together
+        return subprocess.Popen(
+            [sys.executable, "-m", "dask", *args], stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )  # its own process group, so a worker and its children die together
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -174,13 +209,34 @@ def _stop(process: subprocess.Popen) -> None:
 def scheduler_and_two_workers(tmp_path):
     """`dask scheduler` and two `dask worker` processes (one thread each) on 127.0.0.1, stopped at the end."""
     address = f"tcp://127.0.0.1:{_free_port()}"
-    processes = [_start(["scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"],
-                        tmp_path / "scheduler.log")]
+    processes = [
+        _start(
+            ["scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"],
+            tmp_path / "scheduler.log",
+        )
+    ]
     try:
         for i in range(2):
-            processes.append(_start(["worker", address, "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
-                                     "--memory-limit", "0", "--name", f"worker-{i}",
-                                     "--local-directory", str(tmp_path / f"worker-{i}")], tmp_path / f"worker-{i}.log"))
+            processes.append(
+                _start(
+                    [
+                        "worker",
+                        address,
+                        "--nthreads",
+                        "1",
+                        "--nworkers",
+                        "1",
+                        "--no-dashboard",
+                        "--memory-limit",
+                        "0",
+                        "--name",
+                        f"worker-{i}",
+                        "--local-directory",
+                        str(tmp_path / f"worker-{i}"),
+                    ],
+                    tmp_path / f"worker-{i}.log",
+                )
+            )
         with distributed.Client(address, timeout="60s") as client:
             client.wait_for_workers(2, timeout=120)
         yield address, processes[1:]
@@ -198,9 +254,10 @@ def test_a_killed_worker_loses_and_duplicates_nothing(scheduler_and_two_workers,
 
     def run():
         try:
-            outcome["summary"] = cluster.label_files(str(tmp_path / "in"), str(out), model=sample_model_dir,
-                                                     scheduler=address)
-        except BaseException as err:  # noqa: BLE001 (reported by the test below)
+            outcome["summary"] = cluster.label_files(
+                str(tmp_path / "in"), str(out), model=sample_model_dir, scheduler=address
+            )
+        except BaseException as err:
             outcome["error"] = err
 
     with distributed.Client(address, timeout="60s") as client:
@@ -226,6 +283,7 @@ def test_a_killed_worker_loses_and_duplicates_nothing(scheduler_and_two_workers,
 
 # --- object storage: S3 URLs through a local moto server -------------------------------------
 
+
 @pytest.fixture
 def s3_server(tmp_path, monkeypatch):
     """A moto S3 server process on 127.0.0.1, and the environment that points S3 clients at it."""
@@ -233,8 +291,12 @@ def s3_server(tmp_path, monkeypatch):
     pytest.importorskip("moto.server")
     port = _free_port()
     with open(tmp_path / "moto.log", "wb") as log:
-        server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         endpoint = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -246,8 +308,12 @@ def s3_server(tmp_path, monkeypatch):
                 if time.monotonic() > deadline or server.poll() is not None:
                     pytest.fail(f"moto server did not start: {(tmp_path / 'moto.log').read_text()[-2000:]}")
                 time.sleep(0.1)
-        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                            "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint}.items():
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": endpoint,
+        }.items():
             monkeypatch.setenv(name, value)  # workers of a cluster started from here inherit them
         yield endpoint
     finally:
@@ -270,16 +336,24 @@ def test_s3_input_and_output(s3_server, sample_model_dir, tmp_path):
             with fs.open(name, "rt", encoding="utf-8") as handle:
                 records += [json.loads(line) for line in handle]
     assert_each_id_once_as_local(records, ids, local_labels(sample_model_dir, tmp_path / "in", tmp_path))
-    again = cluster.label_files("s3://qism-test/in/*.jsonl", "s3://qism-test/out", model=sample_model_dir, n_workers=2,
-                                resume=True)
+    again = cluster.label_files(
+        "s3://qism-test/in/*.jsonl", "s3://qism-test/out", model=sample_model_dir, n_workers=2, resume=True
+    )
     assert (again["labeled"], again["skipped"]) == (0, 3)
 
 
 def test_a_big_file_is_labeled_in_shards(local_cluster, sample_model_dir, tmp_path):
     ids = write_inputs(tmp_path / "in", 1, 150)
     size = (tmp_path / "in" / "part00.jsonl").stat().st_size
-    summary = cluster.label_files(str(tmp_path / "in"), str(tmp_path / "out"), model=sample_model_dir,
-                                  scheduler=local_cluster, shard_bytes=-(-size // 4))
+    summary = cluster.label_files(
+        str(tmp_path / "in"),
+        str(tmp_path / "out"),
+        model=sample_model_dir,
+        scheduler=local_cluster,
+        shard_bytes=-(-size // 4),
+    )
     assert summary["labeled"] == 4 and summary["records"] == 150
     assert (tmp_path / "out" / "part00.jsonl.00001-of-00004.labels.jsonl").is_file()
-    assert_each_id_once_as_local(read_outputs(tmp_path / "out"), ids, local_labels(sample_model_dir, tmp_path / "in", tmp_path))
+    assert_each_id_once_as_local(
+        read_outputs(tmp_path / "out"), ids, local_labels(sample_model_dir, tmp_path / "in", tmp_path)
+    )

@@ -3,8 +3,7 @@ import json
 import zipfile
 
 import pytest
-
-from training import QismError, ReadOptions, read_source, read_sources
+from qism import QismError, ReadOptions, read_source, read_sources
 
 ARTICLE = "فاز المنتخب الوطني بالمباراة النهائية"
 
@@ -28,7 +27,10 @@ def test_zip_under_one_top_folder(tmp_path):
         zf.writestr("Khaleej/رياضة/0002.txt", ARTICLE + " الثانية")
         zf.writestr("Khaleej/notes.md", "ignored")
     docs = list(read_source(archive))
-    assert [(d.label, d.id) for d in docs] == [("Sports", "Khaleej/Sports/0001.txt"), ("رياضة", "Khaleej/رياضة/0002.txt")]
+    assert [(d.label, d.id) for d in docs] == [
+        ("Sports", "Khaleej/Sports/0001.txt"),
+        ("رياضة", "Khaleej/رياضة/0002.txt"),
+    ]
 
 
 @pytest.mark.parametrize("header", ["Class,Content,ID,Platform", "LABEL,TEXT,id,x", "category,body,Id,p"])
@@ -57,7 +59,12 @@ def test_csv_without_the_named_column(tmp_path):
 def test_jsonl_gz_with_title_and_id(tmp_path):
     path = tmp_path / "ant.jsonl.gz"
     with gzip.open(path, "wt", encoding="utf-8") as handle:
-        handle.write(json.dumps({"id": 5, "source": "BBC", "label": "sport", "title": "عنوان", "text": ARTICLE}, ensure_ascii=False) + "\n\n")
+        handle.write(
+            json.dumps(
+                {"id": 5, "source": "BBC", "label": "sport", "title": "عنوان", "text": ARTICLE}, ensure_ascii=False
+            )
+            + "\n\n"
+        )
     [doc] = read_source(path)
     assert (doc.id, doc.label, doc.outlet, doc.text) == ("5", "sport", "BBC", f"عنوان\n{ARTICLE}")
 

@@ -2,13 +2,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from qism import LinearClassifier, TextCleaner, TfidfFeaturizer, read_source
+from qism.features import pool
+from qism.features.hashing import TOKEN_RE, word_hashes
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
-
-from training import LinearClassifier, TextCleaner, TfidfFeaturizer, read_source
-from training.features import pool
-from training.features.hashing import TOKEN_RE, word_hashes
 
 DOCS = ["قال الوزير إن القمة العربية", "فاز الفريق بالمباراة", "القمة العربية في الرياض", "الفريق فاز بالكأس"]
 
@@ -77,7 +76,8 @@ def test_term_columns_match_transform():
 #: Fitted on texts of these few words, so most terms of the generated texts keep a column.
 WORDS = ["فاز", "الفريق", "بالمباراة", "ab_1", "٢٣", "😀x", "القمة"]
 EXPLAINED = TfidfFeaturizer(min_df=1, lead_words=3, word_ngrams=(1, 3), char_ngrams=(2, 3), n_buckets=2**10).fit(
-    [" ".join(WORDS[i:] + WORDS[:i]) for i in range(len(WORDS))])
+    [" ".join(WORDS[i:] + WORDS[:i]) for i in range(len(WORDS))]
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -89,8 +89,12 @@ def test_the_columns_of_an_articles_terms_are_those_transform_fills(text):
 
 def test_sklearn_conventions_clone_and_grid_search(tiny):
     docs = list(read_source(tiny))
-    pipeline = Pipeline([("features", TfidfFeaturizer(cleaner=TextCleaner(), min_df=1)),
-                         ("classifier", LinearClassifier(calibration_size=0))])
+    pipeline = Pipeline(
+        [
+            ("features", TfidfFeaturizer(cleaner=TextCleaner(), min_df=1)),
+            ("classifier", LinearClassifier(calibration_size=0)),
+        ]
+    )
     assert clone(pipeline).get_params()["features__cleaner__alef"] is True
     search = GridSearchCV(pipeline, {"features__word_ngrams": [(1, 1), (1, 2)], "classifier__C": [0.5, 1.0]}, cv=2)
     search.fit([d.text for d in docs], [d.label for d in docs])

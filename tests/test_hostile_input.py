@@ -12,18 +12,16 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from training import QismError, ReadOptions, TrainConfig, read_source, train
-from training import corpus
-from training.progress import count_documents
-
+from qism import QismError, ReadOptions, TrainConfig, corpus, read_source, train
+from qism.progress import count_documents
 from test_bad_input import ECONOMY, SPORTS, qism, tiny_plus, write_tree
 from test_cli import assert_user_error, run
 
 
 def jsonl_records(n: int) -> bytes:
-    return b"".join(json.dumps({"id": f"d{i}", "text": f"{SPORTS} {i}"}, ensure_ascii=False).encode() + b"\n"
-                    for i in range(n))
+    return b"".join(
+        json.dumps({"id": f"d{i}", "text": f"{SPORTS} {i}"}, ensure_ascii=False).encode() + b"\n" for i in range(n)
+    )
 
 
 def predicted_ids(stdout: str) -> list[str]:
@@ -69,9 +67,11 @@ def feed_fifo(path: Path, data: bytes) -> threading.Thread:
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "lines"])
 def test_a_fifo_is_read_once_and_whole_in_every_streamed_format(tmp_path, fmt):
-    data = {"jsonl": jsonl_records(N_STREAMED),
-            "csv": b"id,text\n" + b"".join(f"d{i},{SPORTS} {i}\n".encode() for i in range(N_STREAMED)),
-            "lines": b"".join(f"{SPORTS} {i}\n".encode() for i in range(N_STREAMED))}[fmt]
+    data = {
+        "jsonl": jsonl_records(N_STREAMED),
+        "csv": b"id,text\n" + b"".join(f"d{i},{SPORTS} {i}\n".encode() for i in range(N_STREAMED)),
+        "lines": b"".join(f"{SPORTS} {i}\n".encode() for i in range(N_STREAMED)),
+    }[fmt]
     fifo = tmp_path / "in.fifo"
     writer = feed_fifo(fifo, data)
     docs = within(60, lambda: list(read_source(fifo, ReadOptions(require_labels=False), fmt)))
@@ -89,8 +89,9 @@ def test_predict_from_a_fifo_a_pipe_and_dev_stdin_loses_no_record(tmp_path, tiny
     writer.join(10)
     assert from_fifo.returncode == 0, from_fifo.stderr
     assert predicted_ids(from_fifo.stdout) == expected
-    from_stdin = subprocess.run(qism(*base, "--input", "/dev/stdin", "--input-format", "jsonl"), input=data,
-                                capture_output=True, timeout=120)
+    from_stdin = subprocess.run(
+        qism(*base, "--input", "/dev/stdin", "--input-format", "jsonl"), input=data, capture_output=True, timeout=120
+    )
     assert from_stdin.returncode == 0, from_stdin.stderr
     assert predicted_ids(from_stdin.stdout.decode()) == expected
     lines = b"".join(f"{SPORTS} {i}\n".encode() for i in range(N_STREAMED))
@@ -137,8 +138,9 @@ def test_a_windows_1256_line_in_a_utf8_file_is_named(tmp_path):
 
 
 def test_a_utf8_line_in_a_windows_1256_file_is_named(tmp_path):
-    cp1256 = [jsonl_line(f"{CP1256_LINE} {i}").replace(CP1256_LINE.encode(), CP1256_LINE.encode("cp1256"))
-              for i in range(40)]
+    cp1256 = [
+        jsonl_line(f"{CP1256_LINE} {i}").replace(CP1256_LINE.encode(), CP1256_LINE.encode("cp1256")) for i in range(40)
+    ]
     (tmp_path / "t.jsonl").write_bytes(b"\n".join(cp1256[:30] + [jsonl_line(SPORTS)] + cp1256[30:]))
     with pytest.raises(QismError, match="t.jsonl: line 31: UTF-8 in a file read as windows-1256"):
         list(read_source(tmp_path / "t.jsonl"))
@@ -153,6 +155,7 @@ def test_a_utf8_line_in_a_windows_1256_file_is_named(tmp_path):
 
 
 # --- gzip, lines and fields are bounded like archives and articles ----------------------------
+
 
 def concatenated_gzip(path: Path, member: bytes, copies: int) -> Path:
     """A gzip file of `copies` identical members: it unpacks to copies x len(member), cheaply made."""
@@ -179,8 +182,12 @@ def test_lines_and_fields_past_the_article_limit_are_refused_by_line(tmp_path, m
     (tmp_path / "t.csv").write_text(f'text,label\n{SPORTS},x\n"{long}\n{long}",x\n', encoding="utf-8")
     (tmp_path / "field.csv").write_text(f'text,label\n{SPORTS},x\n"{(SPORTS + chr(10)) * 40}",x\n', encoding="utf-8")
     (tmp_path / "t.txt").write_text(f"{SPORTS}\n{long}\n", encoding="utf-8")
-    for name, fmt, where in (("t.jsonl", None, "line 2"), ("t.csv", None, "line 3"), ("field.csv", None, "line 3"),
-                             ("t.txt", "lines", "line 2")):
+    for name, fmt, where in (
+        ("t.jsonl", None, "line 2"),
+        ("t.csv", None, "line 3"),
+        ("field.csv", None, "line 3"),
+        ("t.txt", "lines", "line 2"),
+    ):
         options = ReadOptions(require_labels=fmt is None)
         with pytest.raises(QismError, match=f"{name}: {where}: .*more than the 1,000 .*split it into articles"):
             list(read_source(tmp_path / name, options, fmt))
@@ -191,7 +198,7 @@ def test_lines_and_fields_past_the_article_limit_are_refused_by_line(tmp_path, m
 def test_one_article_from_a_pipe_is_bounded(tmp_path, monkeypatch):
     monkeypatch.setattr(corpus, "MAX_FILE_BYTES", 1000)
     fifo = tmp_path / "article"
-    writer = feed_fifo(fifo, (SPORTS * 100).encode())
+    feed_fifo(fifo, (SPORTS * 100).encode())
     with pytest.raises(QismError, match="more than the 1,000 qism reads as one article"):
         within(60, lambda: list(read_source(fifo, ReadOptions(require_labels=False), "txt")))
 
@@ -215,8 +222,14 @@ def test_a_gzip_bomb_under_a_memory_cap_is_one_line_not_a_traceback(tmp_path, ti
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    result = subprocess.run(qism("predict", "--model", tiny_model_dir, "--input", bomb, "--jobs", "1"),
-                            capture_output=True, text=True, timeout=300, preexec_fn=limit_memory, env=env)
+    result = subprocess.run(
+        qism("predict", "--model", tiny_model_dir, "--input", bomb, "--jobs", "1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=limit_memory,
+        env=env,
+    )
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "bomb.jsonl.gz" in result.stderr or "out of memory" in result.stderr
@@ -224,11 +237,12 @@ def test_a_gzip_bomb_under_a_memory_cap_is_one_line_not_a_traceback(tmp_path, ti
 
 # --- links out of the corpus folder -----------------------------------------------------------
 
+
 def test_links_out_of_the_corpus_are_skipped_and_counted(tmp_path, tiny_model_dir):
     secret = write_tree(tmp_path / "outside", {"secret.txt": "كلمة السر للنظام " * 5, "economy/1.txt": ECONOMY})
     corpus_dir = tiny_plus(tmp_path, {})
     os.symlink(secret / "secret.txt", corpus_dir / "sports" / "secret.txt")  # a file outside
-    os.symlink(secret / "economy", corpus_dir / "stolen")                    # a folder outside
+    os.symlink(secret / "economy", corpus_dir / "stolen")  # a folder outside
     os.symlink(corpus_dir / "sports" / "01.txt", corpus_dir / "economy" / "inside.txt")  # a link within: read
     docs = list(read_source(corpus_dir))
     outside = {doc.id: doc for doc in docs if doc.problem == corpus.OUTSIDE_CORPUS}
@@ -277,8 +291,10 @@ def deep_tree(tmp_path, monkeypatch):
 
 
 def test_a_2000_level_folder_tree_is_one_line(deep_tree, tmp_path, tiny_model_dir):
-    for args in (("train", deep_tree, "--out", tmp_path / "m"),
-                 ("predict", "--model", tiny_model_dir, "--input", deep_tree)):
+    for args in (
+        ("train", deep_tree, "--out", tmp_path / "m"),
+        ("predict", "--model", tiny_model_dir, "--input", deep_tree),
+    ):
         result = subprocess.run(qism(*args), capture_output=True, text=True, timeout=120)
         assert "Traceback" not in result.stderr, result.stderr[-2000:]
         assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
@@ -286,8 +302,9 @@ def test_a_2000_level_folder_tree_is_one_line(deep_tree, tmp_path, tiny_model_di
 
 
 def shell(command: list, redirect: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "-c", f"{shlex.join(map(str, command))} {redirect}"], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        ["bash", "-c", f"{shlex.join(map(str, command))} {redirect}"], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_closed_stdout_or_stderr_and_a_closed_pipe_give_no_traceback(tmp_path, tiny_model_dir):
@@ -296,7 +313,8 @@ def test_closed_stdout_or_stderr_and_a_closed_pipe_give_no_traceback(tmp_path, t
     closed_stdout = shell(predict, ">&-")
     assert closed_stdout.returncode == 1
     assert closed_stdout.stderr.strip().splitlines() == [
-        "qism: error: standard output is closed; write the records to a file with --output"]
+        "qism: error: standard output is closed; write the records to a file with --output"
+    ]
     closed_stderr = shell(predict, "2>&-")
     assert closed_stderr.returncode == 0 and len(closed_stderr.stdout.splitlines()) == 3000
     failing = shell(qism("predict", "--model", tmp_path / "none"), "2>&-")

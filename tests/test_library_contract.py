@@ -4,15 +4,23 @@ travel with the model, and configuration mistakes are refused when the configura
 
 import numpy as np
 import pytest
+from conftest import SPORTS, write_label_map
+from qism import (
+    LabelMap,
+    LinearClassifier,
+    QismError,
+    TextCleaner,
+    TfidfFeaturizer,
+    TrainConfig,
+    build_pipeline,
+    evaluate,
+    load_model,
+    read_source,
+    train,
+)
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
-
-from training import (LabelMap, LinearClassifier, QismError, TextCleaner, TfidfFeaturizer, TrainConfig, build_pipeline,
-                      evaluate, load_model, read_source, train)
-
-from conftest import SPORTS, write_label_map
-
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +51,9 @@ def test_featurizer_refits_from_scratch(tiny_texts):
     reused = big.fit(texts[:4])  # the same object, fitted again on less data
     np.testing.assert_array_equal(reused.transform(texts).toarray(), small_after_big.transform(texts).toarray())
     grown = TfidfFeaturizer().fit(texts[:4]).fit(texts)
-    np.testing.assert_array_equal(grown.transform(texts).toarray(), TfidfFeaturizer().fit(texts).transform(texts).toarray())
+    np.testing.assert_array_equal(
+        grown.transform(texts).toarray(), TfidfFeaturizer().fit(texts).transform(texts).toarray()
+    )
 
 
 def test_one_pipeline_through_stratified_folds_and_grid_search(tiny_texts):
@@ -70,21 +80,41 @@ def test_integer_labels_stay_integers(tiny_texts):
 def test_the_estimators_defaults_are_qism_trains():
     made = build_pipeline(TrainConfig()).get_params()
     bare = Pipeline([("features", TfidfFeaturizer()), ("classifier", LinearClassifier())]).get_params()
-    for key in ("classifier__kind", "classifier__C", "classifier__class_weight", "classifier__nb_scaling",
-                "classifier__random_state", "features__word_ngrams", "features__lead_words",
-                "features__boilerplate_min_docs", "features__n_buckets", "features__min_df"):
+    for key in (
+        "classifier__kind",
+        "classifier__C",
+        "classifier__class_weight",
+        "classifier__nb_scaling",
+        "classifier__random_state",
+        "features__word_ngrams",
+        "features__lead_words",
+        "features__boilerplate_min_docs",
+        "features__n_buckets",
+        "features__min_df",
+    ):
         assert made[key] == bare[key], key
     assert made["features__cleaner"].get_params() == TextCleaner().get_params()
     assert bare["features__cleaner"] is None  # None cleans with the default TextCleaner
 
 
-@pytest.mark.parametrize("options, option", [
-    ({"C": 0}, "--C"), ({"C": float("nan")}, "--C"), ({"nb_scaling": -1}, "--nb-scaling"),
-    ({"word_ngrams": [3, 1]}, "--word-ngrams"), ({"word_ngrams": (1, 10**9)}, "--word-ngrams"),
-    ({"seed": -1}, "--seed"), ({"seed": 2**32}, "--seed"), ({"min_df": 0}, "--min-df"),
-    ({"max_features": -5}, "--max-features"), ({"boilerplate_min_docs": -1}, "--boilerplate-min-docs"),
-    ({"dedupe": "yes"}, "dedupe"), ({"lead_words": True}, "--lead-words"), ({"test_size": 1.0}, "--test-size"),
-])
+@pytest.mark.parametrize(
+    "options, option",
+    [
+        ({"C": 0}, "--C"),
+        ({"C": float("nan")}, "--C"),
+        ({"nb_scaling": -1}, "--nb-scaling"),
+        ({"word_ngrams": [3, 1]}, "--word-ngrams"),
+        ({"word_ngrams": (1, 10**9)}, "--word-ngrams"),
+        ({"seed": -1}, "--seed"),
+        ({"seed": 2**32}, "--seed"),
+        ({"min_df": 0}, "--min-df"),
+        ({"max_features": -5}, "--max-features"),
+        ({"boilerplate_min_docs": -1}, "--boilerplate-min-docs"),
+        ({"dedupe": "yes"}, "dedupe"),
+        ({"lead_words": True}, "--lead-words"),
+        ({"test_size": 1.0}, "--test-size"),
+    ],
+)
 def test_bad_values_are_refused_when_the_configuration_is_made(options, option):
     with pytest.raises(QismError, match=option):
         TrainConfig(**options)

@@ -2,11 +2,9 @@ import json
 
 import numpy as np
 import pytest
-
-from training import QismError, TrainConfig, load_model, train
-from training.model import ARRAYS_FILE, CARD_FILE, PIPELINE_FILE
-
 from conftest import SPORTS
+from qism import QismError, TrainConfig, load_model, train
+from qism.model import ARRAYS_FILE, CARD_FILE, PIPELINE_FILE
 
 
 def test_saved_model_predicts_like_the_trained_one(tiny, tmp_path):

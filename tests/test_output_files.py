@@ -16,17 +16,15 @@ import time
 from pathlib import Path
 
 import pytest
-
-from training import TrainConfig, train
-from training.config import resolve_jobs
-from training.corpus import read_inputs
-from training.errors import Interrupted
-from training.model import load_model
-from training.output import label_to_output
-from training.features import pool
-from training.predict import batch_size_for
-
 from conftest import ECONOMY, FIXTURES, SPORTS, assert_user_error, run
+from qism import TrainConfig, train
+from qism.config import resolve_jobs
+from qism.corpus import read_inputs
+from qism.errors import Interrupted
+from qism.features import pool
+from qism.model import load_model
+from qism.output import label_to_output
+from qism.predict import batch_size_for
 from test_bad_input import big_input, qism, read_ids
 
 NULL, FULL = os.makedev(1, 3), os.makedev(1, 7)
@@ -46,6 +44,7 @@ def device(path: Path, number: int) -> Path:
 
 
 # --- outputs that are not regular files ------------------------------------------------------
+
 
 def test_output_through_a_link_replaces_the_file_it_names_and_keeps_the_link(tmp_path, tiny_model_dir):
     source = big_input(tmp_path / "in.jsonl", 5)
@@ -87,15 +86,32 @@ def test_output_to_a_device_or_a_link_to_one_writes_to_the_device(tmp_path, tiny
     assert link.is_symlink() and stat.S_ISCHR(os.stat("/dev/null").st_mode)
     null = device(tmp_path / "null-device", NULL)
     for fmt in ("jsonl", "csv", "table", "json"):
-        assert run("predict", "--model", tiny_model_dir, "--input", source, "--format", fmt, "--output", null).exit_code == 0
+        assert (
+            run("predict", "--model", tiny_model_dir, "--input", source, "--format", fmt, "--output", null).exit_code
+            == 0
+        )
         assert stat.S_ISCHR(null.lstat().st_mode)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "null", "null-device"]
 
 
 def test_output_to_dev_stdout_writes_through_to_the_pipe(tmp_path, tiny_model_dir):
     source = big_input(tmp_path / "in.jsonl", 5)
-    result = subprocess.run(qism("predict", "--model", tiny_model_dir, "--input", source, "--format", "jsonl",
-                                 "--output", "/dev/stdout", "--quiet"), capture_output=True, text=True)
+    result = subprocess.run(
+        qism(
+            "predict",
+            "--model",
+            tiny_model_dir,
+            "--input",
+            source,
+            "--format",
+            "jsonl",
+            "--output",
+            "/dev/stdout",
+            "--quiet",
+        ),
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == [f"d{i}" for i in range(5)]
 
@@ -110,8 +126,12 @@ def test_a_full_device_is_one_line_no_space_left(tmp_path, tiny_model_dir):
     assert_user_error(predict(tiny_model_dir, source, full), "no space left")
     assert stat.S_ISCHR(full.lstat().st_mode)
     with open(full, "w") as stdout:
-        stdout_full = subprocess.run(qism("predict", "--model", tiny_model_dir, "--input", source, "--format", "jsonl",
-                                          "--quiet"), stdout=stdout, stderr=subprocess.PIPE, text=True)
+        stdout_full = subprocess.run(
+            qism("predict", "--model", tiny_model_dir, "--input", source, "--format", "jsonl", "--quiet"),
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     assert stdout_full.returncode == 1
     [line] = stdout_full.stderr.splitlines()
     assert "no space left" in line.lower() and "Traceback" not in stdout_full.stderr
@@ -132,10 +152,24 @@ def test_output_that_is_the_input_is_refused(tmp_path, tiny_model_dir):
     (folder / "1.txt").write_text(SPORTS, encoding="utf-8")
     (folder / "2.txt").write_text(ECONOMY, encoding="utf-8")
     for article in ("1.txt", "labels.txt"):
-        assert_user_error(run("predict", "--model", tiny_model_dir, "--input", folder, "--output", folder / article),
-                          "inside the input folder, where it would be read as an article")
-    assert run("predict", "--model", tiny_model_dir, "--input", folder, "--format", "jsonl",
-               "--output", folder / "labels.jsonl").exit_code == 0  # not an article name: fine
+        assert_user_error(
+            run("predict", "--model", tiny_model_dir, "--input", folder, "--output", folder / article),
+            "inside the input folder, where it would be read as an article",
+        )
+    assert (
+        run(
+            "predict",
+            "--model",
+            tiny_model_dir,
+            "--input",
+            folder,
+            "--format",
+            "jsonl",
+            "--output",
+            folder / "labels.jsonl",
+        ).exit_code
+        == 0
+    )  # not an article name: fine
     assert source.read_bytes() == before and (folder / "1.txt").read_text(encoding="utf-8") == SPORTS
 
 
@@ -161,7 +195,9 @@ def test_rewriting_an_output_keeps_its_mode(tmp_path, tiny_model_dir, fmt):
     linked = tmp_path / "linked"
     linked.symlink_to(out)
     out.chmod(0o640)
-    assert run("predict", "--model", tiny_model_dir, "--input", source, "--format", fmt, "--output", linked).exit_code == 0
+    assert (
+        run("predict", "--model", tiny_model_dir, "--input", source, "--format", fmt, "--output", linked).exit_code == 0
+    )
     assert linked.is_symlink() and "d4" in out.read_text(encoding="utf-8")
     assert stat.S_IMODE(out.stat().st_mode) == 0o640
     new = tmp_path / "new"
@@ -172,6 +208,7 @@ def test_rewriting_an_output_keeps_its_mode(tmp_path, tiny_model_dir, fmt):
 
 
 # --- --resume continues only the run that wrote the output ------------------------------------
+
 
 def cut_output(out: Path, keep: int) -> None:
     """Keep the first `keep` lines of an output and half of the next, as a killed run leaves it."""
@@ -186,14 +223,17 @@ def other_model_dir(tmp_path_factory):
     return directory
 
 
-@pytest.mark.parametrize("change, fragment", [
-    (("--top-k", "2"), "--top-k 1, not --top-k 2"),
-    (("--explain", "2"), "--explain 0, not --explain 2"),
-    (("--threshold", "0.5"), "--threshold 0.0, not --threshold 0.5"),
-    (("--unknown-label", "?"), "--unknown-label unknown, not --unknown-label ?"),
-    (("--keep-columns", "text"), "no --keep-columns, not --keep-columns text"),
-    (("--id-column", "text"), "no --id-column, not --id-column text"),
-])
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        (("--top-k", "2"), "--top-k 1, not --top-k 2"),
+        (("--explain", "2"), "--explain 0, not --explain 2"),
+        (("--threshold", "0.5"), "--threshold 0.0, not --threshold 0.5"),
+        (("--unknown-label", "?"), "--unknown-label unknown, not --unknown-label ?"),
+        (("--keep-columns", "text"), "no --keep-columns, not --keep-columns text"),
+        (("--id-column", "text"), "no --id-column, not --id-column text"),
+    ],
+)
 def test_resume_refuses_other_options(tmp_path, tiny_model_dir, change, fragment):
     source = big_input(tmp_path / "in.jsonl", 20)
     out = tmp_path / "out.jsonl"
@@ -212,7 +252,9 @@ def test_resume_refuses_another_model_another_input_or_an_unrelated_file(tmp_pat
     before = out.read_bytes()
     assert_user_error(predict(other_model_dir, source, out, "--resume"), "another model")
     same_ids = tmp_path / "same_ids.jsonl"
-    same_ids.write_text("".join(json.dumps({"id": f"d{i}", "text": ECONOMY}) + "\n" for i in range(20)), encoding="utf-8")
+    same_ids.write_text(
+        "".join(json.dumps({"id": f"d{i}", "text": ECONOMY}) + "\n" for i in range(20)), encoding="utf-8"
+    )
     assert_user_error(predict(tiny_model_dir, same_ids, out, "--resume"), "another input")
     with open(source, "a", encoding="utf-8") as handle:  # the same file, grown since
         handle.write(json.dumps({"id": "late", "text": SPORTS}) + "\n")
@@ -232,7 +274,9 @@ def test_resume_refuses_bom_change_in_csv(tmp_path, tiny_model_dir):
     cut_output(out, 8)
     assert_user_error(run(*args, "--bom", "--resume"), "--bom")
     assert run(*args, "--resume").exit_code == 0
-    assert [row["id"] for row in csv.DictReader(io.StringIO(out.read_text(encoding="utf-8")))] == [f"d{i}" for i in range(20)]
+    assert [row["id"] for row in csv.DictReader(io.StringIO(out.read_text(encoding="utf-8")))] == [
+        f"d{i}" for i in range(20)
+    ]
 
 
 def test_resuming_a_finished_output_says_so_and_run_records_are_checked(tmp_path, tiny_model_dir):
@@ -261,17 +305,22 @@ def test_writing_another_format_drops_the_run_record_it_replaces(tmp_path, tiny_
     out = tmp_path / "out"
     assert predict(tiny_model_dir, source, out).exit_code == 0
     assert (tmp_path / ".out.qism-run.json").is_file()
-    assert run("predict", "--model", tiny_model_dir, "--input", source, "--format", "table", "--output", out).exit_code == 0
+    assert (
+        run("predict", "--model", tiny_model_dir, "--input", source, "--format", "table", "--output", out).exit_code
+        == 0
+    )
     assert not (tmp_path / ".out.qism-run.json").exists()
     assert_user_error(predict(tiny_model_dir, source, out, "--resume"), "no record of the run")
 
 
-needs_fork = pytest.mark.skipif(not pool.FORK_WORKERS or (os.cpu_count() or 1) < 2,
-                                reason="forked workers: Linux with 2 cores or more")
+needs_fork = pytest.mark.skipif(
+    not pool.FORK_WORKERS or (os.cpu_count() or 1) < 2, reason="forked workers: Linux with 2 cores or more"
+)
 needs_workers = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table in /proc")
 
 
 # --- --jobs is bounded by the cores -----------------------------------------------------------
+
 
 def test_jobs_outside_the_range_are_one_line_in_every_command(tmp_path, tiny_model_dir, tiny):
     for jobs in ("0", "-2"):
@@ -317,6 +366,7 @@ def test_a_model_file_does_not_decide_how_many_processes_run(tiny_model_dir, poo
 
 # --- interrupted and killed runs --------------------------------------------------------------
 
+
 def children(pid: int) -> set[int]:
     """The processes whose parent is `pid` now."""
     found = set()
@@ -340,8 +390,9 @@ def alive(pid: int) -> bool:
 
 def start_with_workers(command: list[str]) -> tuple[subprocess.Popen, set[int]]:
     """Start `command` in its own process group and wait until it has forked its workers."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     deadline = time.monotonic() + 60
     while not (workers := children(process.pid)):
         assert process.poll() is None, process.stderr.read()
@@ -365,8 +416,22 @@ def wait_gone(workers: set[int], seconds: float = 5) -> list[int]:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_workers_die_with_a_killed_predict(tmp_path, tiny_model_dir, sig):
     source = big_input(tmp_path / "in.jsonl", 20_000)
-    process, workers = start_with_workers(qism("predict", "--model", tiny_model_dir, "--input", source, "--format",
-                                               "jsonl", "--output", tmp_path / "out.jsonl", "--jobs", "2", "--quiet"))
+    process, workers = start_with_workers(
+        qism(
+            "predict",
+            "--model",
+            tiny_model_dir,
+            "--input",
+            source,
+            "--format",
+            "jsonl",
+            "--output",
+            tmp_path / "out.jsonl",
+            "--jobs",
+            "2",
+            "--quiet",
+        )
+    )
     process.send_signal(sig)
     process.wait()
     assert wait_gone(workers) == []
@@ -374,9 +439,11 @@ def test_workers_die_with_a_killed_predict(tmp_path, tiny_model_dir, sig):
 
 @needs_workers
 def test_joblib_workers_die_with_their_parent_too(tmp_path):
-    script = ("import os, sys, time\nfrom training.features import pool\npool.FORK_WORKERS = False\n"
-              "def work(texts):\n    open(os.path.join(sys.argv[1], str(os.getpid())), 'w').close()\n    time.sleep(60)\n"
-              "pool.map_chunks(work, ['x'] * 1000, 2)\n")
+    script = (
+        "import os, sys, time\nfrom training.features import pool\npool.FORK_WORKERS = False\n"
+        "def work(texts):\n    open(os.path.join(sys.argv[1], str(os.getpid())), 'w').close()\n    time.sleep(60)\n"
+        "pool.map_chunks(work, ['x'] * 1000, 2)\n"
+    )
     process = subprocess.Popen([sys.executable, "-c", script, tmp_path], stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while len(list(tmp_path.iterdir())) < 2:  # both workers at work
@@ -408,20 +475,25 @@ def test_ctrl_c_keeps_a_partial_that_resume_completes(tmp_path, tiny_model_dir, 
     stderr = process.stderr.read()
     [line] = stderr.splitlines()
     assert line.startswith("qism: interrupted; ") and line.endswith(
-        " records kept in the partial; run again with --resume to finish"), stderr
+        " records kept in the partial; run again with --resume to finish"
+    ), stderr
     assert wait_gone(workers) == []
     assert not out.exists()
     [partial] = tmp_path.glob(f".out.{fmt}.*.part")
     kept = int(line.split("; ")[1].split()[0].replace(",", ""))
-    rows = (list(csv.DictReader(io.StringIO(partial.read_text(encoding="utf-8")))) if fmt == "csv" else
-            [json.loads(text) for text in partial.read_text(encoding="utf-8").splitlines()])
+    rows = (
+        list(csv.DictReader(io.StringIO(partial.read_text(encoding="utf-8"))))
+        if fmt == "csv"
+        else [json.loads(text) for text in partial.read_text(encoding="utf-8").splitlines()]
+    )
     assert 0 < kept == len(rows) < n
     assert run(*args, "--output", out, "--resume").exit_code == 0
     whole = tmp_path / f"whole.{fmt}"
     assert run(*args, "--output", whole).exit_code == 0
     assert out.read_bytes() == whole.read_bytes()  # every id once, in order, the same records
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["in.jsonl", out.name, whole.name, f".{out.name}.qism-run.json", f".{whole.name}.qism-run.json"])
+        ["in.jsonl", out.name, whole.name, f".{out.name}.qism-run.json", f".{whole.name}.qism-run.json"]
+    )
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
@@ -441,7 +513,9 @@ def test_an_interrupted_run_resumed_and_interrupted_again_loses_nothing(tmp_path
         kept.append(int(str(caught.value).split()[0].replace(",", "")))
         assert not out.exists() and len(list(tmp_path.glob(f".out.{fmt}.*.part"))) == 1
     assert 0 < kept[0] < kept[1] < n
-    assert label_to_output(model, read_inputs([], source), output=out, resume=True, **options)["documents"] == n - kept[1]
+    assert (
+        label_to_output(model, read_inputs([], source), output=out, resume=True, **options)["documents"] == n - kept[1]
+    )
     label_to_output(model, read_inputs([], source), output=whole, **options)
     assert out.read_bytes() == whole.read_bytes()
     assert not list(tmp_path.glob("*.part")) and not list(tmp_path.glob(".*.part"))
@@ -449,9 +523,25 @@ def test_an_interrupted_run_resumed_and_interrupted_again_loses_nothing(tmp_path
 
 def test_ctrl_c_with_a_format_that_cannot_resume_writes_nothing(tmp_path, tiny_model_dir):
     source = big_input(tmp_path / "in.jsonl", 20_000)
-    process = subprocess.Popen(qism("predict", "--model", tiny_model_dir, "--input", source, "--format", "json",
-                                    "--output", tmp_path / "out.json", "--jobs", "1", "--quiet"),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        qism(
+            "predict",
+            "--model",
+            tiny_model_dir,
+            "--input",
+            source,
+            "--format",
+            "json",
+            "--output",
+            tmp_path / "out.json",
+            "--jobs",
+            "1",
+            "--quiet",
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while not any(p.stat().st_size > 50_000 for p in tmp_path.glob(".out.json.*.part")):
         assert process.poll() is None and time.monotonic() < deadline
@@ -466,7 +556,7 @@ def test_ctrl_c_with_a_format_that_cannot_resume_writes_nothing(tmp_path, tiny_m
 def test_ctrl_c_between_writing_a_record_and_counting_it_keeps_and_counts_it(tmp_path, fmt):
     """The count of kept records is read from the partial that --resume reads: a record written but
     not yet counted when Ctrl-C came is kept and counted (it was lost with its partial before)."""
-    from training.output import output_for
+    from qism.output import output_for
 
     out = tmp_path / f"out.{fmt}"
     lines = "id,label\r\nd0,sports\r\nd1,sports\r\n" if fmt == "csv" else '{"id": "d0"}\n{"id": "d1"}\n'

@@ -11,13 +11,11 @@ import sys
 from importlib.metadata import version
 
 import pytest
-
-from training import LabelMap, TrainConfig, train
-from training.corpus import looks_like_one_per_line
-from training.errors import printable
-from training.output import display_width, spreadsheet_cell
-
 from conftest import ECONOMY, ROOT, SPORTS, assert_user_error, run
+from qism import LabelMap, TrainConfig, train
+from qism.corpus import looks_like_one_per_line
+from qism.errors import printable
+from qism.output import display_width, spreadsheet_cell
 
 SECURITY = "اعتقلت الشرطة عصابة لتهريب المخدرات عبر الحدود"
 NAMES = {"sports": "رياضة", "economy": "اقتصاد", "security": "أمن"}
@@ -41,7 +39,9 @@ def one_line_error(result, *fragments):
 @pytest.fixture(scope="module")
 def named_model_dir(tmp_path_factory, tiny):
     """The tiny model with Arabic display names, as the default model has."""
-    label_map = LabelMap.from_dict({"labels": {label: {"name": name, "from": [label]} for label, name in NAMES.items()}})
+    label_map = LabelMap.from_dict(
+        {"labels": {label: {"name": name, "from": [label]} for label, name in NAMES.items()}}
+    )
     directory = tmp_path_factory.mktemp("models") / "named"
     train([tiny], TrainConfig(test_size=0.0, min_df=1), label_map=label_map).save(directory)
     return directory
@@ -66,18 +66,34 @@ def csv_rows(text):
 
 def cells(line):
     """The cells of a table line (runs without two spaces in a row) and the display column each starts at."""
-    return [(match.group().strip("\u2068\u2069"), display_width(line[:match.start()]))
-            for match in re.finditer(r"\S+(?: \S+)*", line)]
+    return [
+        (match.group().strip("\u2068\u2069"), display_width(line[: match.start()]))
+        for match in re.finditer(r"\S+(?: \S+)*", line)
+    ]
 
 
 # --- CSV --------------------------------------------------------------------------------------
 
+
 def test_csv_has_the_display_names_and_a_column_per_rank(named_model_dir, articles_csv):
     csv_out = ok(run("predict", "-m", named_model_dir, "-i", articles_csv, "-f", "csv", "-k", "3", "-q")).stdout
-    records = json.loads(ok(run("predict", "-m", named_model_dir, "-i", articles_csv, "-f", "json", "-k", "3", "-q")).stdout)
+    records = json.loads(
+        ok(run("predict", "-m", named_model_dir, "-i", articles_csv, "-f", "json", "-k", "3", "-q")).stdout
+    )
     header, *rows = csv_rows(csv_out)
-    assert header == ["id", "label", "label_ar", "score", "label_2", "label_ar_2", "score_2",
-                      "label_3", "label_ar_3", "score_3", "reason"]
+    assert header == [
+        "id",
+        "label",
+        "label_ar",
+        "score",
+        "label_2",
+        "label_ar_2",
+        "score_2",
+        "label_3",
+        "label_ar_3",
+        "score_3",
+        "reason",
+    ]
     assert [row[1] for row in rows] == ["sports", "economy", "security"]
     for row, record in zip(rows, records):
         by_name = dict(zip(header, row))
@@ -93,18 +109,23 @@ def test_csv_header_depends_on_the_options_only(tiny_model_dir, tmp_path):
     headers = []
     for first in ("", SPORTS):
         source = write_csv(tmp_path / "in.csv", [{"text": first}, {"text": ECONOMY}])
-        out = ok(run("predict", "-m", tiny_model_dir, "-i", source, "-f", "csv", "-k", "2", "--explain", "2", "-q")).stdout
+        out = ok(
+            run("predict", "-m", tiny_model_dir, "-i", source, "-f", "csv", "-k", "2", "--explain", "2", "-q")
+        ).stdout
         headers.append(csv_rows(out)[0])
     assert headers[0] == headers[1] == ["id", "label", "score", "label_2", "score_2", "reason", "terms"]
 
 
 def test_labels_below_the_threshold_keep_the_best_guess(tiny_model_dir):
-    out = ok(run("predict", "-m", tiny_model_dir, SPORTS, "-f", "csv", "--threshold", "1", "--unknown-label", "review")).stdout
+    out = ok(
+        run("predict", "-m", tiny_model_dir, SPORTS, "-f", "csv", "--threshold", "1", "--unknown-label", "review")
+    ).stdout
     [row] = [dict(zip(*csv_rows(out)))]
     assert row["label"] == "review" and "sports" in row["reason"] and float(row["score"]) < 1
 
 
 # --- ids and kept input columns -------------------------------------------------------------
+
 
 def table_records(text):
     """The table's rows by header name (cells matched to the header's columns by where they start)."""
@@ -120,7 +141,19 @@ def test_ids_and_kept_columns_reach_every_format(named_model_dir, articles_csv, 
         path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in ARTICLES), encoding="utf-8")
     else:
         path = articles_csv
-    args = ("predict", "-m", named_model_dir, "-i", path, "--id-column", "guid", "--keep-columns", "title,url", "-q", "-f")
+    args = (
+        "predict",
+        "-m",
+        named_model_dir,
+        "-i",
+        path,
+        "--id-column",
+        "guid",
+        "--keep-columns",
+        "title,url",
+        "-q",
+        "-f",
+    )
     wanted = [{"id": row["guid"], "title": row["title"], "url": row["url"]} for row in ARTICLES]
 
     def kept(records):
@@ -143,8 +176,11 @@ def test_columns_that_are_not_there_are_refused_naming_those_that_are(tiny_model
     jsonl = tmp_path / "news.jsonl"
     jsonl.write_text(json.dumps({"text": SPORTS, "link": "x"}) + "\n", encoding="utf-8")
     predict = ("predict", "-m", tiny_model_dir, "-q")
-    one_line_error(run(*predict, "-i", articles_csv, "--keep-columns", "title,link"),
-                   "no column 'link' (--keep-columns)", "the columns are: guid, title, url, text")
+    one_line_error(
+        run(*predict, "-i", articles_csv, "--keep-columns", "title,link"),
+        "no column 'link' (--keep-columns)",
+        "the columns are: guid, title, url, text",
+    )
     one_line_error(run(*predict, "-i", articles_csv, "--id-column", "uuid"), "no column 'uuid' (--id-column)")
     one_line_error(run(*predict, "-i", jsonl, "--keep-columns", "url"), "no key 'url'", "its keys are: text, link")
     one_line_error(run(*predict, "-i", articles_csv, "--keep-columns", "label"), "'label' is a name qism's records use")
@@ -155,18 +191,34 @@ def test_columns_that_are_not_there_are_refused_naming_those_that_are(tiny_model
 
 # --- the table --------------------------------------------------------------------------------
 
+
 def test_the_table_lines_up_arabic_and_latin_by_display_width(named_model_dir, tmp_path):
-    rows = [{"id": "a-1", "text": SPORTS}, {"id": "مقال-٢٠", "text": ECONOMY}, {"id": "x", "text": SECURITY + " " + ECONOMY}]
+    rows = [
+        {"id": "a-1", "text": SPORTS},
+        {"id": "مقال-٢٠", "text": ECONOMY},
+        {"id": "x", "text": SECURITY + " " + ECONOMY},
+    ]
     source = write_csv(tmp_path / "in.csv", rows)
     table = ok(run("predict", "-m", named_model_dir, "-i", source, "-k", "3", "--explain", "2", "-q")).stdout
     lines = table.splitlines()
     assert "\t" not in table and len(lines) == 4
     header = [name for name, _ in cells(lines[0])]
-    assert header == ["id", "label", "label_ar", "score", "label_2", "label_ar_2", "score_2",
-                      "label_3", "label_ar_3", "score_3", "terms"]
+    assert header == [
+        "id",
+        "label",
+        "label_ar",
+        "score",
+        "label_2",
+        "label_ar_2",
+        "score_2",
+        "label_3",
+        "label_ar_3",
+        "score_3",
+        "terms",
+    ]
     starts = [[start for _, start in cells(line)] for line in lines]
     for line_starts in starts[1:]:
-        assert line_starts[:len(header) - 1] == starts[0][:len(header) - 1]  # the terms run on in the last column
+        assert line_starts[: len(header) - 1] == starts[0][: len(header) - 1]  # the terms run on in the last column
     assert any(_right_to_left(cell) for line in lines[1:] for cell, _ in cells(line))
 
 
@@ -198,7 +250,15 @@ HOSTILE_IDS = ["=1+2", "+cmd", "-2+3", "@SUM(A1)", "\tx", "\rx", "ok"]
 
 
 def test_formula_cells_are_neutralised():
-    assert [spreadsheet_cell(value) for value in HOSTILE_IDS] == ["'=1+2", "'+cmd", "'-2+3", "'@SUM(A1)", "'\tx", "'\rx", "ok"]
+    assert [spreadsheet_cell(value) for value in HOSTILE_IDS] == [
+        "'=1+2",
+        "'+cmd",
+        "'-2+3",
+        "'@SUM(A1)",
+        "'\tx",
+        "'\rx",
+        "ok",
+    ]
     assert spreadsheet_cell(0.5) == 0.5
 
 
@@ -269,6 +329,7 @@ def test_many_short_lines_without_lines_get_a_hint(tiny_model_dir, tmp_path):
 
 # --- the command line -------------------------------------------------------------------------
 
+
 def test_version_and_short_help():
     assert ok(run("--version")).stdout.strip() == f"qism {version('qism')}"
     assert "Commands:" in ok(run("-h")).stdout
@@ -284,24 +345,38 @@ def test_help_shows_defaults_in_the_form_the_option_takes():
 
 
 def test_help_and_version_answer_without_loading_scikit_learn():
-    script = ("import sys\nfrom training.cli import app\n"
-              "for args in (['--help'], ['predict', '--help'], ['train', '-h'], ['--version']):\n"
-              "    try:\n        app(args)\n    except SystemExit as done:\n        assert done.code == 0, args\n"
-              "print(sorted(m for m in ('sklearn', 'numpy', 'scipy') if m in sys.modules))")
+    script = (
+        "import sys\nfrom qism.cli import app\n"
+        "for args in (['--help'], ['predict', '--help'], ['train', '-h'], ['--version']):\n"
+        "    try:\n        app(args)\n    except SystemExit as done:\n        assert done.code == 0, args\n"
+        "print(sorted(m for m in ('sklearn', 'numpy', 'scipy') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
-    imported = subprocess.run([sys.executable, "-c", "import training; print(training.Model.__name__)"],
-                              capture_output=True, text=True, cwd=ROOT)
+    imported = subprocess.run(
+        [sys.executable, "-c", "import qism; print(qism.Model.__name__)"], capture_output=True, text=True, cwd=ROOT
+    )
     assert imported.stdout.strip() == "Model", imported.stderr
 
 
 def test_a_mistyped_option_is_not_labeled_as_an_article(tiny_model_dir):
     one_line_error(run("predict", "-m", tiny_model_dir, "--verbose", SPORTS), "'--verbose'", "looks like an option")
     one_line_error(run("predict", "-m", tiny_model_dir, "--version"), "'--version'")
-    assert json.loads(ok(run("predict", "-m", tiny_model_dir, "-f", "json", "--", "- " + SPORTS)).stdout)[0]["label"] == "sports"
+    assert (
+        json.loads(ok(run("predict", "-m", tiny_model_dir, "-f", "json", "--", "- " + SPORTS)).stdout)[0]["label"]
+        == "sports"
+    )
 
 
 def test_a_bad_range_is_quoted_as_the_option_takes_it(tmp_path):
     one_line_error(run("train", tmp_path, "--out", tmp_path / "m", "--word-ngrams", "3,1"), "--word-ngrams", "got 3,1")
     one_line_error(run("train", tmp_path, "--out", tmp_path / "m", "--char-ngrams", "0,99"), "or 0 for none; got 0,99")
+
+
+def test_import_qism_is_the_library_even_beside_a_users_own_training_module(tmp_path):
+    (tmp_path / "training.py").write_text("raise SystemExit('the user\\'s own training module')\n", encoding="utf-8")
+    script = "import qism; print(qism.load_model().labels[0], qism.train.__module__)"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["arab_affairs", "qism.trainer"]

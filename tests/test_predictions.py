@@ -6,18 +6,16 @@ import json
 
 import numpy as np
 import pytest
-
-import training.progress
-from training import Document, LabelOptions, TfidfFeaturizer, load_model
-from training.explain import _term_of_column
-from training.output import display_width
-from training.predict import label_documents
-from training.progress import ProgressMeter, count_documents
-
+import qism.progress
 from conftest import ECONOMY, SPORTS, run
-
+from qism import Document, LabelOptions, TfidfFeaturizer, load_model
+from qism.explain import _term_of_column
+from qism.output import display_width
+from qism.predict import label_documents
+from qism.progress import ProgressMeter, count_documents
 
 # --- --threshold and --unknown-label ----------------------------------------------------------
+
 
 def test_threshold_labels_unsure_articles_unknown(tiny_model_dir):
     model = load_model(tiny_model_dir)
@@ -30,24 +28,44 @@ def test_threshold_labels_unsure_articles_unknown(tiny_model_dir):
 
 
 def test_threshold_cli_with_an_arabic_unknown_label(tiny_model_dir):
-    result = run("predict", SPORTS, "--model", tiny_model_dir, "--format", "json", "--threshold", "1", "--unknown-label", "غير معروف")
+    result = run(
+        "predict",
+        SPORTS,
+        "--model",
+        tiny_model_dir,
+        "--format",
+        "json",
+        "--threshold",
+        "1",
+        "--unknown-label",
+        "غير معروف",
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)[0]["label"] == "غير معروف" and "\\u" not in result.stdout
-    assert json.loads(run("predict", SPORTS, "--model", tiny_model_dir, "--format", "json", "--threshold", "0.0").stdout)[0]["label"] == "sports"
+    assert (
+        json.loads(run("predict", SPORTS, "--model", tiny_model_dir, "--format", "json", "--threshold", "0.0").stdout)[
+            0
+        ]["label"]
+        == "sports"
+    )
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (("--threshold", "1.5"), "--threshold"),
-    (("--unknown-label", "sports"), "--unknown-label"),
-    (("--explain", "-1"), "--explain"),
-    (("--bom", "--format", "json"), "--bom"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (("--threshold", "1.5"), "--threshold"),
+        (("--unknown-label", "sports"), "--unknown-label"),
+        (("--explain", "-1"), "--explain"),
+        (("--bom", "--format", "json"), "--bom"),
+    ],
+)
 def test_prediction_option_mistakes_are_one_line(tiny_model_dir, args, fragment):
     result = run("predict", SPORTS, "--model", tiny_model_dir, *args)
     assert result.exit_code == 1 and fragment in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
 # --- --explain --------------------------------------------------------------------------------
+
 
 def test_explain_gives_the_article_terms_behind_its_label(tiny_model_dir):
     model = load_model(tiny_model_dir)
@@ -61,7 +79,9 @@ def test_explain_gives_the_article_terms_behind_its_label(tiny_model_dir):
 
 
 def test_a_shared_hashed_column_shows_its_most_specific_term():
-    featurizer = TfidfFeaturizer(cleaner="passthrough", min_df=1, n_buckets=1, lead_words=0).fit(["الفريق فاز بالمباراة"])
+    featurizer = TfidfFeaturizer(cleaner="passthrough", min_df=1, n_buckets=1, lead_words=0).fit(
+        ["الفريق فاز بالمباراة"]
+    )
     assert _term_of_column(featurizer, "الفريق فاز بالمباراة") == {0: "فاز بالمباراة"}  # the longest bigram
 
 
@@ -74,13 +94,26 @@ def test_explain_in_json_and_in_the_table_reads_as_arabic(sample_model_dir):
     table = run("predict", text, "--model", sample_model_dir, "--explain", "3").stdout.splitlines()
     assert table[0].split()[-1] == "terms"
     header, row = table
-    terms_at = display_width(header[:header.index("terms")])  # the terms are the last column
-    assert display_width(row[:row.index(record["terms"][0]["term"])]) >= terms_at > 0
+    terms_at = display_width(header[: header.index("terms")])  # the terms are the last column
+    assert display_width(row[: row.index(record["terms"][0]["term"])]) >= terms_at > 0
 
 
 def test_explain_in_csv_and_bom_for_excel(tiny_model_dir, tmp_path):
     out = tmp_path / "out.csv"
-    result = run("predict", SPORTS, ECONOMY, "--model", tiny_model_dir, "--format", "csv", "--explain", "2", "--bom", "--output", out)
+    result = run(
+        "predict",
+        SPORTS,
+        ECONOMY,
+        "--model",
+        tiny_model_dir,
+        "--format",
+        "csv",
+        "--explain",
+        "2",
+        "--bom",
+        "--output",
+        out,
+    )
     assert result.exit_code == 0, result.output
     data = out.read_bytes()
     assert data.startswith(codecs.BOM_UTF8) and data.count(codecs.BOM_UTF8) == 1
@@ -92,6 +125,7 @@ def test_explain_in_csv_and_bom_for_excel(tiny_model_dir, tmp_path):
 
 
 # --- progress ---------------------------------------------------------------------------------
+
 
 class Clock:
     def __init__(self):
@@ -131,10 +165,14 @@ def test_count_documents_where_a_quick_pass_can_tell(tiny, tmp_path):
 
 
 def test_progress_goes_to_stderr_and_quiet_turns_it_off(tiny_model_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(training.progress, "SHOW_AFTER_SECONDS", 0.0)
+    monkeypatch.setattr(qism.progress, "SHOW_AFTER_SECONDS", 0.0)
     source = tmp_path / "in.jsonl"
-    source.write_text("\n".join(json.dumps({"id": str(i), "text": t}, ensure_ascii=False)
-                                for i, t in enumerate([SPORTS, ECONOMY, SPORTS])), encoding="utf-8")
+    source.write_text(
+        "\n".join(
+            json.dumps({"id": str(i), "text": t}, ensure_ascii=False) for i, t in enumerate([SPORTS, ECONOMY, SPORTS])
+        ),
+        encoding="utf-8",
+    )
     result = run("predict", "--input", source, "--model", tiny_model_dir, "--format", "jsonl")
     assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == ["0", "1", "2"]
     assert "3/3 documents" in result.stderr and "docs/s" in result.stderr and "labeled 3 documents" in result.stderr

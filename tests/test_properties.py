@@ -7,27 +7,29 @@ import io
 import re
 import tempfile
 import time
-from unittest import mock
 import zipfile
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-
-from training import Document, LabelOptions, QismError, ReadOptions, TextCleaner, load_model, read_source
-from training.clean import DIACRITICS, INVISIBLES, TATWEEL, has_arabic_word, remove_emails, split_hashtags
-from training import corpus
-from training.corpus import replace_lone_surrogates
-from training.features.boilerplate import edge_segments
-from training.features.hashing import TOKEN_RE
-from training.predict import label_documents
+from qism import Document, LabelOptions, QismError, ReadOptions, TextCleaner, corpus, load_model, read_source
+from qism.clean import DIACRITICS, INVISIBLES, TATWEEL, has_arabic_word, remove_emails, split_hashtags
+from qism.corpus import replace_lone_surrogates
+from qism.features.boilerplate import edge_segments
+from qism.features.hashing import TOKEN_RE
+from qism.predict import label_documents
 
 # Arabic letters with their marks, tatweel, presentation forms, invisibles, line breaks and web residue.
-ARABIC_SOUP = st.lists(st.characters(min_codepoint=0x600, max_codepoint=0x6FF)
-                       | st.characters(min_codepoint=0xFB50, max_codepoint=0xFEFF)
-                       | st.sampled_from(list("\u0640\u064b\u0651\u200b\u200f\ufeff\x00\r\n\t\x85\u2028 .،؟-<>&#@/:_")
-                                         + ["http://", "www.", "&amp;", "#215;", "الرئيسية\n", "تعليقات القراء\n"])).map("".join)
+ARABIC_SOUP = st.lists(
+    st.characters(min_codepoint=0x600, max_codepoint=0x6FF)
+    | st.characters(min_codepoint=0xFB50, max_codepoint=0xFEFF)
+    | st.sampled_from(
+        list("\u0640\u064b\u0651\u200b\u200f\ufeff\x00\r\n\t\x85\u2028 .،؟-<>&#@/:_")
+        + ["http://", "www.", "&amp;", "#215;", "الرئيسية\n", "تعليقات القراء\n"]
+    )
+).map("".join)
 ANY_TEXT = st.text() | ARABIC_SOUP
 CLEANERS = st.builds(TextCleaner, **{name: st.booleans() for name in TextCleaner().get_params()})
 MARKS = set(TATWEEL) | {chr(c) for c in range(0x64B, 0x660)} | {"\u0670"}
@@ -37,7 +39,9 @@ MARKS = set(TATWEEL) | {chr(c) for c in range(0x64B, 0x660)} | {"\u0670"}
 @given(ANY_TEXT, CLEANERS)
 @example("##0", TextCleaner())  # found by this test: left "#0" for the next pass
 @example("@0@0 @a:@b", TextCleaner())  # found by this test: left "@0" and "@b"
-@example("\u0671\u0653", TextCleaner(diacritics=False))  # found by this test (5,000 examples): ٱ to ا, then ا + madda composed to آ
+@example(
+    "\u0671\u0653", TextCleaner(diacritics=False)
+)  # found by this test (5,000 examples): ٱ to ا, then ا + madda composed to آ
 def test_any_cleaner_never_raises_and_is_idempotent(text, cleaner):
     once = cleaner(text)
     assert cleaner(once) == once
@@ -59,9 +63,30 @@ def test_the_mark_tables_cover_what_the_property_checks():
 # --- readers on arbitrary bytes ---------------------------------------------------------------
 
 READ_OPTIONS = st.builds(ReadOptions, errors=st.sampled_from(["strict", "replace"]), require_labels=st.booleans())
-SOME_BYTES = st.binary(max_size=600) | st.lists(st.sampled_from(
-    [b"text,label\n", b'"', b",", b"\n", b"\r", b"\x00", b"\xff", b"\xef\xbb\xbf", b"\xff\xfe", b'{"text": "',
-     b'", "label": "', b'"}', "نص".encode(), "نص".encode("cp1256"), b"\\ud800", b"[", b"{"]), max_size=40).map(b"".join)
+SOME_BYTES = st.binary(max_size=600) | st.lists(
+    st.sampled_from(
+        [
+            b"text,label\n",
+            b'"',
+            b",",
+            b"\n",
+            b"\r",
+            b"\x00",
+            b"\xff",
+            b"\xef\xbb\xbf",
+            b"\xff\xfe",
+            b'{"text": "',
+            b'", "label": "',
+            b'"}',
+            "نص".encode(),
+            "نص".encode("cp1256"),
+            b"\\ud800",
+            b"[",
+            b"{",
+        ]
+    ),
+    max_size=40,
+).map(b"".join)
 
 
 def read_all(path: Path, options: ReadOptions, fmt: str | None = None) -> list[Document]:
@@ -93,7 +118,9 @@ def test_any_bytes_as_a_table_jsonl_or_lines_read_or_raise_qism_error(suffix, da
         read_all(path, options, "lines" if suffix == ".txt" else None)
         path = path.with_name(path.name + ".gz") if suffix == ".jsonl" else path
         if suffix == ".jsonl":
-            path.write_bytes(gzip.compress(data) if data[:1] != b"\x00" else data)  # packed, or a file that only says it is
+            path.write_bytes(
+                gzip.compress(data) if data[:1] != b"\x00" else data
+            )  # packed, or a file that only says it is
             read_all(path, options)
 
 
@@ -119,6 +146,7 @@ def test_any_bytes_or_entries_as_a_zip_read_or_raise_qism_error(raw, entries, op
 
 # --- prediction keeps every record ------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def tiny_model(tiny_model_dir):
     return load_model(tiny_model_dir)
@@ -140,9 +168,40 @@ def test_prediction_gives_every_document_one_record_in_order(tiny_model, texts, 
 
 #: Pieces whose long runs hold no match but made a backtracking regex rescan the run from each
 #: character (the e-mail and hashtag patterns took 33 s on 200 KB).
-RUN_PIECES = st.sampled_from(["a", "a.", "a-", "a+", "#", "@", "_", "a@", "@a", "#a", ".", "-", " ", "RT ", "<a",
-                              "&a", "a:", "a (", "(a)", "a -", "www.", "http://", "\u0628\u064e", "\u0628.",
-                              "\u0628\u0640", "\u0628 ", "\u0628\u200b", "\n", "a@b", "a.b@"])
+RUN_PIECES = st.sampled_from(
+    [
+        "a",
+        "a.",
+        "a-",
+        "a+",
+        "#",
+        "@",
+        "_",
+        "a@",
+        "@a",
+        "#a",
+        ".",
+        "-",
+        " ",
+        "RT ",
+        "<a",
+        "&a",
+        "a:",
+        "a (",
+        "(a)",
+        "a -",
+        "www.",
+        "http://",
+        "\u0628\u064e",
+        "\u0628.",
+        "\u0628\u0640",
+        "\u0628 ",
+        "\u0628\u200b",
+        "\n",
+        "a@b",
+        "a.b@",
+    ]
+)
 RUN_ENDS = st.sampled_from(["", "@", "#", "@a", "a@b.c", "#a", " -", ":", "\n"])
 RUN_CHARS = 200_000
 #: CPU seconds (not wall-clock: the machine may be shared) for one run: the linear patterns take
@@ -168,7 +227,9 @@ def test_cleaning_a_long_run_without_a_match_takes_linear_time(piece, end):
 #: runs, but the reference for what a short text cleans to.
 QUADRATIC_EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 QUADRATIC_HASHTAG_RE = re.compile(r"#+(\w+)")
-EMAIL_SOUP = st.lists(st.sampled_from(list("ab_.+-@# \n\u0628") + ["a@b.c", "##", "@@", ".+"]), max_size=30).map("".join)
+EMAIL_SOUP = st.lists(st.sampled_from(list("ab_.+-@# \n\u0628") + ["a@b.c", "##", "@@", ".+"]), max_size=30).map(
+    "".join
+)
 
 
 @settings(max_examples=1000, deadline=None)

@@ -3,10 +3,8 @@
 import itertools
 
 import pytest
-
-from training import QismError, TrainConfig, evaluate, train
-
 from conftest import corpus
+from qism import QismError, TrainConfig, evaluate, train
 
 
 def test_sanad_subset_macro_f1_floor(tmp_path):

@@ -2,13 +2,11 @@ import json
 import re
 
 import pytest
-from typer.testing import CliRunner
-
-from training import QismError, TrainConfig, evaluate, load_model, train
-from training.cli import app
-from training.recipe import LabelMap, load_recipe
-
 from conftest import LABEL_MAP
+from qism import QismError, TrainConfig, evaluate, load_model, train
+from qism.cli import app
+from qism.recipe import LabelMap, load_recipe
+from typer.testing import CliRunner
 
 
 def test_label_map_renames_merges_and_drops(tiny, tmp_path):
@@ -33,14 +31,19 @@ def test_label_map_json_and_source_qualified_labels(tmp_path):
 def test_recipe_trains_reproducibly_and_predictions_carry_names(tiny, tmp_path):
     (tmp_path / "map.toml").write_text(LABEL_MAP, encoding="utf-8")
     recipe = tmp_path / "recipe.toml"
-    recipe.write_text(f'sources = ["{tiny}"]\nlabel_map = "map.toml"\n[train]\nmin_df = 1\ntest_size = 0.34\nC = 0.5\n', encoding="utf-8")
+    recipe.write_text(
+        f'sources = ["{tiny}"]\nlabel_map = "map.toml"\n[train]\nmin_df = 1\ntest_size = 0.34\nC = 0.5\n',
+        encoding="utf-8",
+    )
     runner = CliRunner()
     for name in ("a", "b"):
         result = runner.invoke(app, ["train", "--recipe", str(recipe), "--out", str(tmp_path / name)])
         assert result.exit_code == 0, result.output + result.stderr
     cards = [load_model(tmp_path / n).card for n in "ab"]
     assert cards[0]["scores"] == cards[1]["scores"] and cards[0]["config"]["C"] == 0.5
-    result = runner.invoke(app, ["predict", "فاز الفريق بالمباراة وسجل اللاعب هدفين", "--model", str(tmp_path / "a"), "--format", "json"])
+    result = runner.invoke(
+        app, ["predict", "فاز الفريق بالمباراة وسجل اللاعب هدفين", "--model", str(tmp_path / "a"), "--format", "json"]
+    )
     [record] = json.loads(result.output)
     assert (record["label"], record["label_ar"]) == ("sport", "رياضة")
     assert record["top"][0]["label_ar"] == "رياضة"
@@ -74,7 +77,10 @@ def test_evaluate_accepts_display_names_as_labels(tiny, tmp_path):
 
 def test_recipe_notes_reach_the_card(tiny, tmp_path):
     recipe = tmp_path / "r.toml"
-    recipe.write_text(f'sources = ["{tiny}"]\nnotes = ["security is learned from posts only"]\n[train]\nmin_df = 1\ntest_size = 0\n', encoding="utf-8")
+    recipe.write_text(
+        f'sources = ["{tiny}"]\nnotes = ["security is learned from posts only"]\n[train]\nmin_df = 1\ntest_size = 0\n',
+        encoding="utf-8",
+    )
     result = CliRunner().invoke(app, ["train", "--recipe", str(recipe), "--out", str(tmp_path / "m")])
     assert result.exit_code == 0, result.output
     assert load_model(tmp_path / "m").card["notes"] == ["security is learned from posts only"]
@@ -84,18 +90,21 @@ def test_recipe_notes_reach_the_card(tiny, tmp_path):
         load_recipe(recipe)
 
 
-@pytest.mark.parametrize("read, text, fragment", [
-    (LabelMap.load, "[labels.a]\nname = 'x'\n", "non-empty `from`"),
-    (LabelMap.load, "[labels.a]\nfrom = ['p']\n[labels.b]\nfrom = ['p']\n", "both"),
-    (LabelMap.load, "labels = [", "cannot parse"),
-    (load_recipe, 'sources = ["x"]\nlabelmap = "map.toml"\n', "unknown key(s) labelmap"),
-    (load_recipe, 'sources = ["x"]\n[trian]\nseed = 1\n', "unknown key(s) trian"),
-    (load_recipe, 'sources = ["x"]\n[train]\ndedupe = "yes"\n', "dedupe"),
-    (load_recipe, 'sources = ["x"]\n[train]\nseed = 1.5\n', "--seed"),
-    (load_recipe, 'sources = ["x"]\n[train]\ncleaning = {teh_marbuta = "no"}\n', "cleaning.teh_marbuta"),
-    (load_recipe, 'sources = ["x"]\n[read]\nencodnig = "utf-8"\n', "encodnig"),
-    (load_recipe, 'sources = ["x"]\n[label_map.labels.a]\nname = "أ"\nfrom = ["b"]\nform = ["c"]\n', "form"),
-])
+@pytest.mark.parametrize(
+    "read, text, fragment",
+    [
+        (LabelMap.load, "[labels.a]\nname = 'x'\n", "non-empty `from`"),
+        (LabelMap.load, "[labels.a]\nfrom = ['p']\n[labels.b]\nfrom = ['p']\n", "both"),
+        (LabelMap.load, "labels = [", "cannot parse"),
+        (load_recipe, 'sources = ["x"]\nlabelmap = "map.toml"\n', "unknown key(s) labelmap"),
+        (load_recipe, 'sources = ["x"]\n[trian]\nseed = 1\n', "unknown key(s) trian"),
+        (load_recipe, 'sources = ["x"]\n[train]\ndedupe = "yes"\n', "dedupe"),
+        (load_recipe, 'sources = ["x"]\n[train]\nseed = 1.5\n', "--seed"),
+        (load_recipe, 'sources = ["x"]\n[train]\ncleaning = {teh_marbuta = "no"}\n', "cleaning.teh_marbuta"),
+        (load_recipe, 'sources = ["x"]\n[read]\nencodnig = "utf-8"\n', "encodnig"),
+        (load_recipe, 'sources = ["x"]\n[label_map.labels.a]\nname = "أ"\nfrom = ["b"]\nform = ["c"]\n', "form"),
+    ],
+)
 def test_bad_label_maps_and_recipes_are_refused_before_reading(tmp_path, read, text, fragment):
     path = tmp_path / "file.toml"
     path.write_text(text, encoding="utf-8")
@@ -104,13 +113,17 @@ def test_bad_label_maps_and_recipes_are_refused_before_reading(tmp_path, read, t
 
 
 def test_command_line_options_override_a_recipe_key_by_key(tiny, tmp_path):
-    from training import plan_training
+    from qism import plan_training
 
     recipe = tmp_path / "r.toml"
-    recipe.write_text(f'sources = ["{tiny}"]\n[train]\nseed = 3\nmin_df = 2\ncleaning = {{alef = false}}\n'
-                      '[read]\nencoding = "utf-8"\n', encoding="utf-8")
-    plan = plan_training(recipe=recipe, train_options={"seed": 9, "cleaning": {"teh_marbuta": False}},
-                         read_options={"errors": "replace"})
+    recipe.write_text(
+        f'sources = ["{tiny}"]\n[train]\nseed = 3\nmin_df = 2\ncleaning = {{alef = false}}\n'
+        '[read]\nencoding = "utf-8"\n',
+        encoding="utf-8",
+    )
+    plan = plan_training(
+        recipe=recipe, train_options={"seed": 9, "cleaning": {"teh_marbuta": False}}, read_options={"errors": "replace"}
+    )
     assert (plan.config.seed, plan.config.min_df) == (9, 2)
     assert plan.config.cleaning == {"alef": False, "teh_marbuta": False}
     assert (plan.read_options.encoding, plan.read_options.errors) == ("utf-8", "replace")
@@ -122,18 +135,33 @@ def test_recipe_sources_with_their_own_columns_and_outlet(tiny, tmp_path):
     """A table with other column names and a title is read by its own options; its articles count as
     the named outlet, and no other column (a date, an author) reaches the text."""
     import csv
-    from training import plan_training, read_source
-    from training.card import card_markdown
-    rows = [(str(i), f"عنوان {i}", "2020-01-01", "AUTHOR_NAME", (tiny / label / f"0{i}.txt").read_text(encoding="utf-8"), label)
-            for label in ("sports", "economy") for i in range(1, 7)]
+
+    from qism import plan_training, read_source
+    from qism.card import card_markdown
+
+    rows = [
+        (
+            str(i),
+            f"عنوان {i}",
+            "2020-01-01",
+            "AUTHOR_NAME",
+            (tiny / label / f"0{i}.txt").read_text(encoding="utf-8"),
+            label,
+        )
+        for label in ("sports", "economy")
+        for i in range(1, 7)
+    ]
     table = tmp_path / "stories.csv"
     with table.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["", "id", "title", "date", "author", "story", "topic"])
         writer.writerows([(n, *row) for n, row in enumerate(rows)])
     recipe = tmp_path / "r.toml"
-    recipe.write_text(f'sources = ["{tiny}", {{path = "{table}", text_column = "story", label_column = "topic", '
-                      f'outlet = "paper"}}]\n[read]\nencoding = "utf-8"\n[train]\ntest_size = 0.5\n', encoding="utf-8")
+    recipe.write_text(
+        f'sources = ["{tiny}", {{path = "{table}", text_column = "story", label_column = "topic", '
+        f'outlet = "paper"}}]\n[read]\nencoding = "utf-8"\n[train]\ntest_size = 0.5\n',
+        encoding="utf-8",
+    )
     plan = plan_training(recipe=recipe)
     assert plan.sources == [str(tiny), str(table)]
     own = plan.source_options[str(table)]
@@ -144,8 +172,10 @@ def test_recipe_sources_with_their_own_columns_and_outlet(tiny, tmp_path):
     model = train(plan.sources, plan.config, read_options=plan.read_options, source_options=plan.source_options)
     assert model.card["sources"][1]["documents"] == 12
     assert set(model.card["scores"]["by_outlet"]) == {"tiny", "paper"}
-    assert model.card["documents_by_outlet"] == {"paper": {"economy": 6, "sports": 6},
-                                                 "tiny": {"economy": 6, "security": 6, "sports": 6}}
+    assert model.card["documents_by_outlet"] == {
+        "paper": {"economy": 6, "sports": 6},
+        "tiny": {"economy": 6, "security": 6, "sports": 6},
+    }
     assert "| paper | 6 | – | 6 |" in card_markdown(model.card)
     result = CliRunner().invoke(app, ["train", "--recipe", str(recipe), "--out", str(tmp_path / "m")])
     assert result.exit_code == 0, result.output
@@ -159,21 +189,41 @@ def test_recipe_sources_with_their_own_columns_and_outlet(tiny, tmp_path):
 
 def _unseen_outlets_record(plan, groups=("tiny-a", "tiny-b")) -> dict:
     """A record as bench/unseen_outlets.py --save writes it, for this plan."""
-    results = [{"group": group, "documents": 6, "unscored": 0, "accuracy": 0.5 + i / 10, "macro_f1": 0.4 + i / 10,
-                "sections": {"sport": {"f1": 0.75, "support": 3, "recall": 1.0},
-                             "money": {"f1": 0.25 + i / 10, "support": 3, "recall": 0.5}}}
-               for i, group in enumerate(groups)]
-    return {"recipe": "recipe.toml", "settings": {}, "results": results, "mean_macro_f1": 0.45, "seconds": 1.0,
-            "sources": plan.sources, "config": plan.config.to_dict(), "label_map": plan.label_map.to_dict()}
+    results = [
+        {
+            "group": group,
+            "documents": 6,
+            "unscored": 0,
+            "accuracy": 0.5 + i / 10,
+            "macro_f1": 0.4 + i / 10,
+            "sections": {
+                "sport": {"f1": 0.75, "support": 3, "recall": 1.0},
+                "money": {"f1": 0.25 + i / 10, "support": 3, "recall": 0.5},
+            },
+        }
+        for i, group in enumerate(groups)
+    ]
+    return {
+        "recipe": "recipe.toml",
+        "settings": {},
+        "results": results,
+        "mean_macro_f1": 0.45,
+        "seconds": 1.0,
+        "sources": plan.sources,
+        "config": plan.config.to_dict(),
+        "label_map": plan.label_map.to_dict(),
+    }
 
 
 def test_recipe_scores_on_outlets_left_out_go_in_the_card_only_if_measured_with_it(tiny, tmp_path):
-    from training import plan_training
+    from qism import plan_training
 
     (tmp_path / "map.toml").write_text(LABEL_MAP, encoding="utf-8")
     recipe = tmp_path / "recipe.toml"
-    recipe.write_text(f'sources = ["{tiny}"]\nlabel_map = "map.toml"\nunseen_outlets = "unseen.json"\n'
-                      '[train]\ntest_size = 0\n', encoding="utf-8")
+    recipe.write_text(
+        f'sources = ["{tiny}"]\nlabel_map = "map.toml"\nunseen_outlets = "unseen.json"\n[train]\ntest_size = 0\n',
+        encoding="utf-8",
+    )
     runner = CliRunner()
     result = runner.invoke(app, ["train", "--recipe", str(recipe), "--out", str(tmp_path / "none")])
     assert result.exit_code == 0 and "unseen.json: not made yet" in result.stderr
@@ -205,8 +255,15 @@ def test_recipe_refuses_a_malformed_record_of_outlets_left_out(tiny, tmp_path):
     (tmp_path / "unseen.json").write_text("[]", encoding="utf-8")
     with pytest.raises(QismError, match="unseen.json: expected a table"):
         load_recipe(recipe)
-    for bad in ({"results": []}, {"results": [{"group": "a", "documents": 1, "accuracy": 2, "macro_f1": 0.5,
-                                                   "sections": {}}], "mean_macro_f1": 0.5, "sources": [], "config": {}}):
+    for bad in (
+        {"results": []},
+        {
+            "results": [{"group": "a", "documents": 1, "accuracy": 2, "macro_f1": 0.5, "sections": {}}],
+            "mean_macro_f1": 0.5,
+            "sources": [],
+            "config": {},
+        },
+    ):
         (tmp_path / "unseen.json").write_text(json.dumps(bad), encoding="utf-8")
         with pytest.raises(QismError, match="unseen.json: .*bench/unseen_outlets.py --save"):
             load_recipe(recipe)
@@ -216,7 +273,7 @@ def test_recipe_refuses_a_malformed_record_of_outlets_left_out(tiny, tmp_path):
 
 
 def test_settings_files_are_bounded(tmp_path):
-    from training.recipe import MAX_CONFIG_FILE_BYTES
+    from qism.recipe import MAX_CONFIG_FILE_BYTES
 
     recipe = tmp_path / "recipe.toml"
     recipe.write_text('sources = ["x"]\n' + "#" * MAX_CONFIG_FILE_BYTES, encoding="utf-8")
@@ -233,7 +290,7 @@ def test_bench_record_of_outlets_left_out_enters_the_card_it_was_measured_for(ti
     import sys
     from pathlib import Path
 
-    from training import read_source
+    from qism import read_source
 
     documents = list(read_source(tiny))
     for outlet in ("north", "south"):
@@ -242,11 +299,19 @@ def test_bench_record_of_outlets_left_out_enters_the_card_it_was_measured_for(ti
             writer.writerow(["text", "label"])
             writer.writerows([f"{doc.text} {outlet}", doc.label] for doc in documents)
     recipe = tmp_path / "recipe.toml"
-    recipe.write_text('sources = [{path = "north.csv", outlet = "north"}, {path = "south.csv", outlet = "south"}]\n'
-                      'unseen_outlets = "unseen.json"\n[train]\ntest_size = 0\n', encoding="utf-8")
+    recipe.write_text(
+        'sources = [{path = "north.csv", outlet = "north"}, {path = "south.csv", outlet = "south"}]\n'
+        'unseen_outlets = "unseen.json"\n[train]\ntest_size = 0\n',
+        encoding="utf-8",
+    )
     bench = Path(__file__).resolve().parent.parent / "bench" / "unseen_outlets.py"
-    run = subprocess.run([sys.executable, str(bench), "--recipe", "recipe.toml", "--save", "unseen.json", "--jobs", "1"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, str(bench), "--recipe", "recipe.toml", "--save", "unseen.json", "--jobs", "1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     record = json.loads((tmp_path / "unseen.json").read_text(encoding="utf-8"))
     assert [result["group"] for result in record["results"]] == ["north", "south"]

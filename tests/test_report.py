@@ -7,15 +7,13 @@ import sys
 from html.parser import HTMLParser
 
 import pytest
-
-from training import QismError, TrainConfig, train
-from training.config import REPORT_LANGUAGES
-from training.model import load_model
-from training.recipe import LabelMap
-from training import report as report_module
-from training.evaluation import compare
-
 from conftest import SAMPLE, assert_user_error, run
+from qism import QismError, TrainConfig, train
+from qism import report as report_module
+from qism.config import REPORT_LANGUAGES
+from qism.evaluation import compare
+from qism.model import load_model
+from qism.recipe import LabelMap
 
 
 def needs_pictures():
@@ -60,13 +58,23 @@ def test_report_is_self_contained(sample_model_dir, tmp_path):
     result = run("evaluate", sample_model_dir, SAMPLE, "--report", out, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["documents"] == 112  # stdout stays JSON; the report path goes to stderr
-    assert sorted(p.name for p in out.iterdir()) == ["confusion_matrix.png", "mistakes.csv", "per_label.csv", "report.html"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "confusion_matrix.png",
+        "mistakes.csv",
+        "per_label.csv",
+        "report.html",
+    ]
     assert (out / "confusion_matrix.png").read_bytes().startswith(b"\x89PNG")
     page = (out / "report.html").read_text(encoding="utf-8")
     assert len(re.findall(r'<img alt="[^"]+" src="data:image/png;base64,', page)) == 3
     assert not re.search(r'(src|href)="(https?:|file:|//)', page) and "<link" not in page and "<script" not in page
     assert '<html lang="en" dir="ltr">' in page and "شؤون عربية" in page
-    for section in ("Scores and counts per label", "Calibration and coverage", "threshold (", "Most confident mistakes"):
+    for section in (
+        "Scores and counts per label",
+        "Calibration and coverage",
+        "threshold (",
+        "Most confident mistakes",
+    ):
         assert section in page
     data = (out / "per_label.csv").read_bytes()
     assert data.startswith(codecs.BOM_UTF8)
@@ -102,7 +110,9 @@ FORMULA = "=1+1 "
 
 @pytest.fixture(scope="module")
 def named_model(tmp_path_factory, tiny):
-    label_map = LabelMap.from_dict({"labels": {label: {"name": name, "from": [label]} for label, name in DISPLAY_NAMES.items()}})
+    label_map = LabelMap.from_dict(
+        {"labels": {label: {"name": name, "from": [label]} for label, name in DISPLAY_NAMES.items()}}
+    )
     directory = tmp_path_factory.mktemp("models") / "newsroom"
     train([tiny], TrainConfig(min_df=1, test_size=0.34), label_map=label_map, name="newsroom").save(directory)
     return directory
@@ -112,14 +122,27 @@ def named_model(tmp_path_factory, tiny):
 def outlet_news(tmp_path_factory, tiny):
     """The tiny articles under their labels from two outlets, plus mistakes: one sports text filed
     twice under two wrong labels, and one wrong text with a formula-like start and id."""
-    records = [{"id": f"{label}-{path.stem}", "text": path.read_text(encoding="utf-8"), "label": label,
-                "source": "alpha" if int(path.stem) % 2 else "beta"}
-               for label in ("economy", "security", "sports") for path in sorted((tiny / label).glob("*.txt"))]
+    records = [
+        {
+            "id": f"{label}-{path.stem}",
+            "text": path.read_text(encoding="utf-8"),
+            "label": label,
+            "source": "alpha" if int(path.stem) % 2 else "beta",
+        }
+        for label in ("economy", "security", "sports")
+        for path in sorted((tiny / label).glob("*.txt"))
+    ]
     sports = (tiny / "sports" / "02.txt").read_text(encoding="utf-8")
-    records += [{"id": "twice-1", "text": sports, "label": "economy", "source": "alpha"},
-                {"id": "twice-2", "text": sports, "label": "security", "source": "beta"},
-                {"id": "=cmd", "text": FORMULA + (tiny / "sports" / "03.txt").read_text(encoding="utf-8"),
-                 "label": "economy", "source": "beta"}]
+    records += [
+        {"id": "twice-1", "text": sports, "label": "economy", "source": "alpha"},
+        {"id": "twice-2", "text": sports, "label": "security", "source": "beta"},
+        {
+            "id": "=cmd",
+            "text": FORMULA + (tiny / "sports" / "03.txt").read_text(encoding="utf-8"),
+            "label": "economy",
+            "source": "beta",
+        },
+    ]
     path = tmp_path_factory.mktemp("news") / "news.jsonl"
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
     return path, records
@@ -140,8 +163,12 @@ def reports(named_model, outlet_news, tmp_path_factory):
         finally:
             report_module._shaped = shaped
         assert result.exit_code == 0, result.output
-        made[lang] = {"dir": out, "page": (out / "report.html").read_text(encoding="utf-8"),
-                      "scores": json.loads(result.stdout), "drawn": drawn[lang]}
+        made[lang] = {
+            "dir": out,
+            "page": (out / "report.html").read_text(encoding="utf-8"),
+            "scores": json.loads(result.stdout),
+            "drawn": drawn[lang],
+        }
     return made
 
 
@@ -202,13 +229,16 @@ def test_report_shows_the_model_and_its_card_scores(reports, named_model, tiny):
     assert card["created"].replace("T", " ")[:16] in page and "qism " + card["versions"]["qism"] in page
     model = tables(page)["The model"]
     assert model[1:] == [[str(tiny), str(len(list(tiny.glob("*/*.txt"))))]]  # the training source, its articles
-    assert 'classifier ' + card["config"]["classifier"] in page and "min_df 1" in page
+    assert "classifier " + card["config"]["classifier"] in page and "min_df 1" in page
     rows = {row[0]: row[1:] for row in tables(page)["Scores"]}
     assert rows["this evaluation"][:2] == [f"{scores['documents']:,}", f"{scores['accuracy']:.1%}"]
     held_out = card["scores"]
     assert rows["held out at training (the model card)"] == [
-        f"{held_out['documents']:,}", f"{held_out['accuracy']:.1%}", f"{held_out['macro_f1']:.1%}",
-        f"{held_out['expected_calibration_error']:.3f}"]
+        f"{held_out['documents']:,}",
+        f"{held_out['accuracy']:.1%}",
+        f"{held_out['macro_f1']:.1%}",
+        f"{held_out['expected_calibration_error']:.3f}",
+    ]
 
 
 def test_report_counts_predicted_against_actual(reports, outlet_news):
@@ -226,10 +256,13 @@ def test_report_breaks_scores_down_per_outlet(reports, outlet_news):
     records = outlet_news[1]
     by_outlet = reports["en"]["scores"]["by_outlet"]
     assert {outlet: row["documents"] for outlet, row in by_outlet.items()} == {
-        outlet: sum(r["source"] == outlet for r in records) for outlet in ("alpha", "beta")}
+        outlet: sum(r["source"] == outlet for r in records) for outlet in ("alpha", "beta")
+    }
     rows = tables(reports["en"]["page"])["Scores per outlet"]
-    assert rows[1:] == [[outlet, str(row["documents"]), f"{row['accuracy']:.1%}", f"{row['macro_f1']:.1%}"]
-                        for outlet, row in by_outlet.items()]
+    assert rows[1:] == [
+        [outlet, str(row["documents"]), f"{row['accuracy']:.1%}", f"{row['macro_f1']:.1%}"]
+        for outlet, row in by_outlet.items()
+    ]
     assert "الوسيلة" in tables(reports["ar"]["page"])["النتائج حسب الوسيلة الإعلامية"][0]
 
 
@@ -279,9 +312,14 @@ def test_unknown_report_language_is_refused_in_one_line(sample_model_dir, tmp_pa
 
 
 def test_compare_puts_two_models_side_by_side():
-    first = {"documents": 10, "accuracy": 0.8, "macro_f1": 0.7, "expected_calibration_error": 0.05,
-             "per_label": {"a": {"f1": 0.6}, "b": {"f1": 0.8}},
-             "by_threshold": [{"target_coverage": 0.9, "accuracy": 0.85}]}
+    first = {
+        "documents": 10,
+        "accuracy": 0.8,
+        "macro_f1": 0.7,
+        "expected_calibration_error": 0.05,
+        "per_label": {"a": {"f1": 0.6}, "b": {"f1": 0.8}},
+        "by_threshold": [{"target_coverage": 0.9, "accuracy": 0.85}],
+    }
     second = {"documents": 10, "accuracy": 0.9, "macro_f1": 0.75, "per_label": {"b": {"f1": 0.9}, "c": {"f1": 0.5}}}
     comparison = compare(first, second, ["one", "two"])
     assert comparison["models"] == ["one", "two"] and comparison["documents"] == 10

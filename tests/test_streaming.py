@@ -3,23 +3,27 @@ and the in-memory path unchanged for corpora that fit."""
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
 from conftest import SAMPLE, corpus
-from training import TrainConfig, read_source, train
-from training.cli import app
-from training.errors import QismError
-from training import config as qism_config, streaming
-from training.trainer import fit, prepare
+from qism import TrainConfig, read_source, streaming, train
+from qism import config as qism_config
+from qism.cli import app
+from qism.errors import QismError
+from qism.trainer import fit, prepare
+from typer.testing import CliRunner
 
 runner = CliRunner()
 
 
 def arrays(model) -> dict[str, np.ndarray]:
     features, classifier = model.pipeline.named_steps["features"], model.pipeline.named_steps["classifier"]
-    return {"columns": features.columns_, "idf": features.idf_, "boilerplate": features.boilerplate_,
-            "coef": classifier.coef_, "intercept": classifier.intercept_,
-            "temperature": np.asarray(classifier.temperature_)}
+    return {
+        "columns": features.columns_,
+        "idf": features.idf_,
+        "boilerplate": features.boilerplate_,
+        "coef": classifier.coef_,
+        "intercept": classifier.intercept_,
+        "temperature": np.asarray(classifier.temperature_),
+    }
 
 
 def test_in_memory_training_is_the_fit_of_the_prepared_corpus():
@@ -105,16 +109,18 @@ def test_training_on_a_cluster_counts_as_here(tmp_path, monkeypatch):
     """Chunks cleaned and counted on a Dask cluster of two processes give the statistics and model of
     streaming here."""
     distributed = pytest.importorskip("distributed")
-    from training import cluster
+    from qism import cluster
 
     monkeypatch.setattr(streaming, "CHUNK_DOCUMENTS", 30)  # several chunks in flight
     here = train([SAMPLE], TrainConfig(), n_jobs=1, streaming=True)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc:
-        model = cluster.train_and_save_on_cluster(tmp_path / "m", [str(SAMPLE)], scheduler=lc.scheduler_address,
-                                                  n_jobs=1)
+        model = cluster.train_and_save_on_cluster(
+            tmp_path / "m", [str(SAMPLE)], scheduler=lc.scheduler_address, n_jobs=1
+        )
         with pytest.raises(QismError, match="drop --in-memory"):
-            cluster.train_and_save_on_cluster(tmp_path / "m2", [str(SAMPLE)], scheduler=lc.scheduler_address,
-                                              streaming=False)
+            cluster.train_and_save_on_cluster(
+                tmp_path / "m2", [str(SAMPLE)], scheduler=lc.scheduler_address, streaming=False
+            )
     assert model.card["training"]["chunks_on"] == "dask" and here.card["training"]["chunks_on"] == "local"
     for name, values in arrays(model).items():
         assert np.array_equal(values, arrays(here)[name]), name
@@ -124,14 +130,15 @@ def test_averaged_shard_models_are_fitted_on_the_cluster_as_here(tmp_path, monke
     """linear_svc averages one model per shard: on a Dask cluster the shard fits are tasks there,
     and the model is the one fitted here."""
     distributed = pytest.importorskip("distributed")
-    from training import cluster
+    from qism import cluster
 
     monkeypatch.setattr(streaming, "SHARD_DOCUMENTS", 30)  # three shards of the sample's training split
     config = {"classifier": "linear_svc"}
     here = train([SAMPLE], TrainConfig(**config), n_jobs=1, streaming=True)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as lc:
-        model = cluster.train_and_save_on_cluster(tmp_path / "m", [str(SAMPLE)], scheduler=lc.scheduler_address,
-                                                  n_jobs=1, train_options=config)
+        model = cluster.train_and_save_on_cluster(
+            tmp_path / "m", [str(SAMPLE)], scheduler=lc.scheduler_address, n_jobs=1, train_options=config
+        )
         prefixes = lc.scheduler.task_prefixes
         fitted_there = prefixes["fit_shard"].state_counts["memory"] if "fit_shard" in prefixes else 0
     assert here.card["training"]["shards"] >= 3 and model.card["training"]["shard_fits_on"] == "dask"

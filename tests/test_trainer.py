@@ -1,7 +1,6 @@
 import pytest
-
-from training import Document, QismError, TrainConfig, train
-from training.trainer import prepare
+from qism import Document, QismError, TrainConfig, train
+from qism.trainer import prepare
 
 
 def docs(*pairs):
@@ -42,8 +41,14 @@ def test_label_too_small_to_split(tiny, tmp_path):
     assert train([tiny, tmp_path], TrainConfig(test_size=0, min_df=1)).card["labels"]["rare"] == 1
 
 
-@pytest.mark.parametrize("bad, option", [({"classifier": "forest"}, "--classifier"), ({"test_size": 1.5}, "--test-size"),
-                                         ({"cleaning": {"nope": True}}, "nope")])
+@pytest.mark.parametrize(
+    "bad, option",
+    [
+        ({"classifier": "forest"}, "--classifier"),
+        ({"test_size": 1.5}, "--test-size"),
+        ({"cleaning": {"nope": True}}, "nope"),
+    ],
+)
 def test_bad_config_is_refused_when_made(bad, option):
     with pytest.raises(QismError, match=option):
         TrainConfig(**bad)

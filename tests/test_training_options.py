@@ -7,15 +7,19 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from qism import LinearClassifier, QismError, TfidfFeaturizer, TrainConfig, load_model, read_source, train
+from qism.card import card_markdown
+from qism.classifier import classifier_for, outlet_label_masks
+from qism.cli import app
+from qism.features.boilerplate import (
+    edge_segments,
+    learn_edge_boilerplate,
+    peel_edge_boilerplate,
+    segment_key,
+    strip_edge_boilerplate,
+)
+from qism.trainer import Prepared, fit, outlet_balancing_weights
 from typer.testing import CliRunner
-
-from training import LinearClassifier, QismError, TfidfFeaturizer, TrainConfig, load_model, read_source, train
-from training.cli import app
-from training.card import card_markdown
-from training.features.boilerplate import (edge_segments, learn_edge_boilerplate, peel_edge_boilerplate, segment_key,
-                                          strip_edge_boilerplate)
-from training.classifier import classifier_for, outlet_label_masks
-from training.trainer import Prepared, fit, outlet_balancing_weights
 
 NOTICE = "حمل تطبيق الموقع الآن لتصلك الأخبار العاجلة على هاتفك"
 
@@ -68,10 +72,15 @@ def test_outlet_label_sets_change_only_multi_source_fits(tiny):
     X = TfidfFeaturizer(min_df=1).fit_transform([d.text for d in docs] * 2)
     labels = np.array([d.label for d in docs] * 2)
     economy_free = np.array(["x"] * len(docs) + ["y"] * len(docs), dtype=object)
-    economy_free[len(docs):][labels[len(docs):] == "economy"] = "x"  # outlet y has no economy section
+    economy_free[len(docs) :][labels[len(docs) :] == "economy"] = "x"  # outlet y has no economy section
+
     def coef(outlet_label_sets, sources):
-        return LinearClassifier("sgd", calibration_size=0, outlet_label_sets=outlet_label_sets).fit(
-            X, labels, outlets=sources).coef_
+        return (
+            LinearClassifier("sgd", calibration_size=0, outlet_label_sets=outlet_label_sets)
+            .fit(X, labels, outlets=sources)
+            .coef_
+        )
+
     assert not np.array_equal(coef(True, economy_free), coef(False, economy_free))
     one_source = np.array(["x"] * X.shape[0], dtype=object)
     assert np.array_equal(coef(True, one_source), coef(False, one_source))
@@ -99,7 +108,11 @@ def test_label_sets_for_some_labels_only_and_with_a_weight():
 def test_label_set_labels_reach_the_learner_and_survive_saving(tiny, tmp_path):
     config = TrainConfig(test_size=0, label_set_labels=["security"], label_set_weight=0.1)
     classifier = classifier_for(config)
-    assert (classifier.outlet_label_sets, classifier.label_sets_only, classifier.label_sets_weight) == (True, ("security",), 0.1)
+    assert (classifier.outlet_label_sets, classifier.label_sets_only, classifier.label_sets_weight) == (
+        True,
+        ("security",),
+        0.1,
+    )
     model = train([tiny], config)
     model.save(tmp_path / "m")
     loaded = load_model(tmp_path / "m").pipeline.named_steps["classifier"]
@@ -117,10 +130,16 @@ def test_per_outlet_scores_in_the_card_and_sample_weights_reach_the_learner(tiny
     outlets = ["one"] * len(docs) + ["two"] * (len(texts) - len(docs))
     received = []
     original = LinearClassifier.fit
-    monkeypatch.setattr(LinearClassifier, "fit", lambda self, X, y, sample_weight=None, outlets=None:
-                        received.append((list(y), sample_weight)) or original(self, X, y, sample_weight, outlets))
-    pipeline, _, _, scores = fit(Prepared(texts, labels, [], {}, outlets=outlets),
-                                 TrainConfig(test_size=0.3, balance_outlets=True))
+    monkeypatch.setattr(
+        LinearClassifier,
+        "fit",
+        lambda self, X, y, sample_weight=None, outlets=None: (
+            received.append((list(y), sample_weight)) or original(self, X, y, sample_weight, outlets)
+        ),
+    )
+    pipeline, _, _, scores = fit(
+        Prepared(texts, labels, [], {}, outlets=outlets), TrainConfig(test_size=0.3, balance_outlets=True)
+    )
     y, weights = received[0]
     assert weights is not None and len(weights) == len(y)
     assert len(set(np.round(weights, 6))) > 1  # sports articles of "two" weigh apart from the others
@@ -132,10 +151,30 @@ def test_per_outlet_scores_in_the_card_and_sample_weights_reach_the_learner(tiny
 
 
 def test_cli_training_options_reach_the_card(tiny, tmp_path):
-    result = CliRunner().invoke(app, ["train", str(tiny), "--out", str(tmp_path / "m"), "--min-df", "1", "--json",
-                                      "--class-weight", "none", "--boilerplate-min-docs", "0", "--balance-outlets",
-                                      "--classifier", "linear_svc", "--C", "0.5", "--outlet-label-sets",
-                                      "--lead-words", "30"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            str(tiny),
+            "--out",
+            str(tmp_path / "m"),
+            "--min-df",
+            "1",
+            "--json",
+            "--class-weight",
+            "none",
+            "--boilerplate-min-docs",
+            "0",
+            "--balance-outlets",
+            "--classifier",
+            "linear_svc",
+            "--C",
+            "0.5",
+            "--outlet-label-sets",
+            "--lead-words",
+            "30",
+        ],
+    )
     config = json.loads(result.output)["config"]
     assert (config["class_weight"], config["boilerplate_min_docs"], config["balance_outlets"]) == (None, 0, True)
     assert config["outlet_label_sets"] is True and config["lead_words"] == 30
@@ -144,7 +183,10 @@ def test_cli_training_options_reach_the_card(tiny, tmp_path):
 
 def test_outlet_from_jsonl_is_the_origin(tmp_path):
     path = tmp_path / "ant.jsonl"
-    rows = [{"text": f"نص رقم {i} عن الرياضة والاقتصاد", "label": "ab"[i % 2], "source": "BBC" if i < 10 else "CNN"} for i in range(20)]
+    rows = [
+        {"text": f"نص رقم {i} عن الرياضة والاقتصاد", "label": "ab"[i % 2], "source": "BBC" if i < 10 else "CNN"}
+        for i in range(20)
+    ]
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
     model = train([path], TrainConfig(min_df=1, test_size=0.5))
     assert set(model.card["scores"]["by_outlet"]) == {"BBC", "CNN"}
@@ -152,9 +194,15 @@ def test_outlet_from_jsonl_is_the_origin(tmp_path):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from(["خبر عن الاقتصاد.", NOTICE, "", "سطر طويل " * 300, "جملة. أخرى؟", "سؤال? نعم! لا؟ بل.",
-                                 "!", "? ."]), max_size=8),
-       st.sampled_from(["\n", " "]))
+@given(
+    st.lists(
+        st.sampled_from(
+            ["خبر عن الاقتصاد.", NOTICE, "", "سطر طويل " * 300, "جملة. أخرى؟", "سؤال? نعم! لا؟ بل.", "!", "? ."]
+        ),
+        max_size=8,
+    ),
+    st.sampled_from(["\n", " "]),
+)
 def test_quick_edge_check_agrees_with_peeling_every_segment(pieces, separator):
     text = separator.join(pieces)
     keys = frozenset(segment_key(s) for s in (NOTICE, "خبر عن الاقتصاد."))
@@ -163,8 +211,7 @@ def test_quick_edge_check_agrees_with_peeling_every_segment(pieces, separator):
 
 def test_nb_log_count_ratios_favour_a_labels_own_words():
     import scipy.sparse as sp
-
-    from training.classifier import nb_log_count_ratios
+    from qism.classifier import nb_log_count_ratios
 
     X = sp.csr_matrix(np.array([[1, 0, 1], [1, 0, 1], [0, 1, 1], [0, 1, 1]], dtype=np.float32))
     ratios = nb_log_count_ratios(X, np.array([0, 0, 1, 1]), 2, alpha=1.0)
@@ -184,7 +231,20 @@ def test_nb_scaling_is_folded_into_plain_weights(tiny, kind):
 
 
 def test_cli_nb_and_class_scaling_options(tiny, tmp_path):
-    result = CliRunner().invoke(app, ["train", str(tiny), "--out", str(tmp_path / "m"), "--min-df", "1", "--json",
-                                      "--nb-scaling", "0", "--class-scaling"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            str(tiny),
+            "--out",
+            str(tmp_path / "m"),
+            "--min-df",
+            "1",
+            "--json",
+            "--nb-scaling",
+            "0",
+            "--class-scaling",
+        ],
+    )
     config = json.loads(result.output)["config"]
     assert (config["nb_scaling"], config["class_scaling"]) == (0, True)

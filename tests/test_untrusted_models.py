@@ -22,16 +22,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sklearn
+from conftest import FIXTURES, SPORTS, assert_user_error, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from training import QismError, TrainConfig, load_model, train
-from training import model as model_module
-from training.card import qism_version
-from training.model import ARRAYS_FILE, CARD_FILE, PIPELINE_FILE, card_checksum
-
-from conftest import FIXTURES, SPORTS, assert_user_error, run
-
+from qism import QismError, TrainConfig, load_model, train
+from qism import model as model_module
+from qism.card import qism_version
+from qism.model import ARRAYS_FILE, CARD_FILE, PIPELINE_FILE, card_checksum
 
 
 @pytest.fixture
@@ -49,7 +46,9 @@ def reseal(directory: Path, card: dict | None = None) -> None:
     """Make the card's checksums match the (tampered) files and the (tampered) card itself: anyone
     can, so a checksum is integrity, not a signature."""
     card = card if card is not None else json.loads((directory / CARD_FILE).read_text(encoding="utf-8"))
-    card["files"] = {name: hashlib.sha256((directory / name).read_bytes()).hexdigest() for name in (PIPELINE_FILE, ARRAYS_FILE)}
+    card["files"] = {
+        name: hashlib.sha256((directory / name).read_bytes()).hexdigest() for name in (PIPELINE_FILE, ARRAYS_FILE)
+    }
     card["card_sha256"] = card_checksum(card)
     (directory / CARD_FILE).write_text(json.dumps(card, ensure_ascii=False), encoding="utf-8")
 
@@ -76,6 +75,7 @@ class Payload:
 
 
 # --- no code runs from a model file -----------------------------------------------------------
+
 
 def test_pickled_object_array_in_arrays_npz_is_refused_and_does_not_run(model_dir, marker, tmp_path):
     with np.load(model_dir / ARRAYS_FILE) as arrays:
@@ -108,12 +108,29 @@ def test_pickle_files_beside_the_model_are_never_opened(model_dir, marker):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("cls", ["os.system", "subprocess.Popen", "builtins.exec", "builtins.eval",
-                                 "sklearn.preprocessing.FunctionTransformer", "training.model.load_model", "Model"])
+@pytest.mark.parametrize(
+    "cls",
+    [
+        "os.system",
+        "subprocess.Popen",
+        "builtins.exec",
+        "builtins.eval",
+        "sklearn.preprocessing.FunctionTransformer",
+        "qism.model.load_model",
+        "Model",
+    ],
+)
 @pytest.mark.parametrize("where", ["pipeline", "features", "cleaner"])
 def test_classes_outside_the_whitelist_are_refused(model_dir, marker, cls, where):
-    payload = {"class": cls, "params": {"command": f"touch {marker}", "args": ["touch", str(marker)],
-                                        "func": "os.system", "source": f"open({str(marker)!r}, 'w')"}}
+    payload = {
+        "class": cls,
+        "params": {
+            "command": f"touch {marker}",
+            "args": ["touch", str(marker)],
+            "func": "os.system",
+            "source": f"open({str(marker)!r}, 'w')",
+        },
+    }
 
     def plant(spec):
         if where == "pipeline":
@@ -129,7 +146,9 @@ def test_classes_outside_the_whitelist_are_refused(model_dir, marker, cls, where
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("attribute", ["__class__", "__dict__", "__reduce__", "_lookup", "_compiled_key", "predict", "fit"])
+@pytest.mark.parametrize(
+    "attribute", ["__class__", "__dict__", "__reduce__", "_lookup", "_compiled_key", "predict", "fit"]
+)
 def test_dunder_private_and_method_attributes_are_refused(model_dir, attribute):
     edit_spec(model_dir, lambda spec: step(spec, "classifier")["fitted"].update({attribute: "os.system"}))
     with pytest.raises(QismError, match=f"model sets a non-fitted attribute '{attribute}'"):
@@ -147,7 +166,9 @@ MALFORMED_SPECS = {
     "not JSON": "{'format': qism",
     "a list": "[]",
     "a pipeline that is a list": '{"format": "qism-model", "format_version": 1, "pipeline": []}',
-    "steps that are not pairs": '{"format": "qism-model", "format_version": 1, "pipeline": {"class": "Pipeline", "steps": [1]}}',
+    "steps that are not pairs": (
+        '{"format": "qism-model", "format_version": 1, "pipeline": {"class": "Pipeline", "steps": [1]}}'
+    ),
     "nested too deeply": "[" * 100_000 + "]" * 100_000,
     "versions that are a string": '{"format": "qism-model", "format_version": 2, "versions": "x"}',
 }
@@ -162,6 +183,7 @@ def test_malformed_pipeline_json_is_refused(model_dir, malformed):
 
 
 # --- damaged or altered files are caught by the card's checksums -------------------------------
+
 
 def test_truncated_or_modified_files_are_refused_before_use(model_dir):
     arrays = model_dir / ARRAYS_FILE
@@ -193,6 +215,7 @@ def test_arrays_that_do_not_fit_together_are_refused_at_load(model_dir):
 
 # --- every value a model file holds is bounded before it is used --------------------------------
 
+
 def edit_arrays(directory: Path, change) -> None:
     """Change the arrays (a dict of name -> array) and write them back as qism does, then reseal."""
     with np.load(directory / ARRAYS_FILE) as arrays:
@@ -212,6 +235,7 @@ def set_param(where: str, key: str, value):
     def change(spec):
         estimator = step(spec, "features")["params"]["cleaner"] if where == "cleaner" else step(spec, where)
         estimator["params"][key] = value
+
     return change
 
 
@@ -238,11 +262,20 @@ PARAMETER_EDITS = {  # (step, parameter, value, what the message names)
 
 
 def test_a_model_file_never_decides_how_many_processes_run(model_dir, tiny):
-    edit_spec(model_dir, lambda spec: (set_param("features", "n_jobs", 1000)(spec), set_param("classifier", "n_jobs", 1000)(spec)))
+    edit_spec(
+        model_dir,
+        lambda spec: (set_param("features", "n_jobs", 1000)(spec), set_param("classifier", "n_jobs", 1000)(spec)),
+    )
     model = load_model(model_dir)
-    assert model.pipeline.get_params()["features__n_jobs"] is None and model.pipeline.get_params()["classifier__n_jobs"] is None
+    assert (
+        model.pipeline.get_params()["features__n_jobs"] is None
+        and model.pipeline.get_params()["classifier__n_jobs"] is None
+    )
     train([tiny], TrainConfig(test_size=0, min_df=1), n_jobs=2).save(model_dir)  # nor does the --jobs of a training
-    assert '"n_jobs": -1' not in (model_dir / PIPELINE_FILE).read_text() and '"n_jobs": 2' not in (model_dir / PIPELINE_FILE).read_text()
+    assert (
+        '"n_jobs": -1' not in (model_dir / PIPELINE_FILE).read_text()
+        and '"n_jobs": 2' not in (model_dir / PIPELINE_FILE).read_text()
+    )
 
 
 def set_fitted(where: str, key: str, value):
@@ -262,8 +295,10 @@ FITTED_EDITS = {  # (step, attribute, value, message)
 }
 
 
-SPEC_EDITS = {**{edit: (set_param(*change[:3]), change[3]) for edit, change in PARAMETER_EDITS.items()},
-              **{edit: (set_fitted(*change[:3]), change[3]) for edit, change in FITTED_EDITS.items()}}
+SPEC_EDITS = {
+    **{edit: (set_param(*change[:3]), change[3]) for edit, change in PARAMETER_EDITS.items()},
+    **{edit: (set_fitted(*change[:3]), change[3]) for edit, change in FITTED_EDITS.items()},
+}
 
 
 def with_value(name: str, index, value):
@@ -271,6 +306,7 @@ def with_value(name: str, index, value):
         array = contents[name].copy()
         array[index] = value
         contents[name] = array
+
     return change
 
 
@@ -311,7 +347,11 @@ def npy_member(shape, descr="<f8", data=b"\x00" * 64) -> bytes:
 def add_members(directory: Path, members: dict[str, bytes], replace: bool = False) -> None:
     path = directory / ARRAYS_FILE
     with zipfile.ZipFile(path) as archive:
-        kept = {info.filename: archive.read(info) for info in archive.infolist() if not (replace and info.filename in members)}
+        kept = {
+            info.filename: archive.read(info)
+            for info in archive.infolist()
+            if not (replace and info.filename in members)
+        }
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in kept.items():
             archive.writestr(name, data)
@@ -320,9 +360,16 @@ def add_members(directory: Path, members: dict[str, bytes], replace: bool = Fals
     reseal(directory)
 
 
-@pytest.mark.parametrize("case", ["an unused member declaring 80 GB", "a used member declaring 80 GB",
-                                  "a used member of 40 MB that does not fit", "a member twice",
-                                  "pickled objects declared in the header"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "an unused member declaring 80 GB",
+        "a used member declaring 80 GB",
+        "a used member of 40 MB that does not fit",
+        "a member twice",
+        "pickled objects declared in the header",
+    ],
+)
 def test_array_sizes_are_checked_before_anything_is_read(model_dir, case, monkeypatch):
     huge = npy_member((10**10,))
     if case == "an unused member declaring 80 GB":
@@ -349,9 +396,15 @@ def test_array_sizes_are_checked_before_anything_is_read(model_dir, case, monkey
 
 
 CARD_EDITS = {  # (change of the card, message)
-    "label_names naming a label the model lacks": (lambda c: c.update(label_names={"sports": "رياضة", "weather": "طقس"}), "label_names"),
+    "label_names naming a label the model lacks": (
+        lambda c: c.update(label_names={"sports": "رياضة", "weather": "طقس"}),
+        "label_names",
+    ),
     "label_names that are numbers": (lambda c: c.update(label_names={"sports": 7}), "label_names"),
-    "two labels with one name (a label twice)": (lambda c: c.update(label_names={"sports": "x", "economy": "x"}), "label_names"),
+    "two labels with one name (a label twice)": (
+        lambda c: c.update(label_names={"sports": "x", "economy": "x"}),
+        "label_names",
+    ),
     "labels that are a list": (lambda c: c.update(labels=["sports"]), "labels"),
     "config that is a string": (lambda c: c.update(config="sgd"), "card.json"),
     "scores that are a string": (lambda c: c.update(scores="great"), "card.json"),
@@ -360,9 +413,11 @@ CARD_EDITS = {  # (change of the card, message)
 
 
 #: Every edit above: (how the file is written back and resealed, the change, what the message names).
-VALUE_EDITS = {**{edit: (edit_spec, *SPEC_EDITS[edit]) for edit in SPEC_EDITS},
-               **{edit: (edit_arrays, *ARRAY_EDITS[edit]) for edit in ARRAY_EDITS},
-               **{edit: (edit_card, *CARD_EDITS[edit]) for edit in CARD_EDITS}}
+VALUE_EDITS = {
+    **{edit: (edit_spec, *SPEC_EDITS[edit]) for edit in SPEC_EDITS},
+    **{edit: (edit_arrays, *ARRAY_EDITS[edit]) for edit in ARRAY_EDITS},
+    **{edit: (edit_card, *CARD_EDITS[edit]) for edit in CARD_EDITS},
+}
 
 
 @pytest.mark.parametrize("edit", VALUE_EDITS)
@@ -420,10 +475,16 @@ def json_paths(value, path=()):
             yield from json_paths(item, path + (i,))
 
 
-JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
-                           | st.sampled_from([10**9, -1, 0, 2**63, "sports", "Pipeline", "os.system"]),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-                           max_leaves=6)
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=8)
+    | st.sampled_from([10**9, -1, 0, 2**63, "sports", "Pipeline", "os.system"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -444,11 +505,16 @@ def test_any_edit_of_a_resealed_card_or_pipeline_is_refused_or_works_never_a_tra
         reseal(directory, document)
     else:
         (directory / CARD_FILE).write_text(json.dumps(document), encoding="utf-8")
-    for args in (["info", directory], ["predict", "--model", directory, "-k", "3", SPORTS],
-                 ["evaluate", directory, FIXTURES / "tiny"]):
+    for args in (
+        ["info", directory],
+        ["predict", "--model", directory, "-k", "3", SPORTS],
+        ["evaluate", directory, FIXTURES / "tiny"],
+    ):
         result = run(*args)
-        assert result.exit_code in (0, 1) and (result.exception is None or isinstance(result.exception, SystemExit)), \
-            (args, result.exception)
+        assert result.exit_code in (0, 1) and (result.exception is None or isinstance(result.exception, SystemExit)), (
+            args,
+            result.exception,
+        )
         assert "Traceback" not in result.output
 
 
@@ -471,6 +537,7 @@ def edited(document, path, new):
 
 # --- models from other versions ---------------------------------------------------------------
 
+
 def saved_by(spec: dict, qism: str = "0.0.1", sklearn_version: str = "0.24.2") -> None:
     spec["versions"].update({"qism": qism, "scikit-learn": sklearn_version})
 
@@ -478,7 +545,9 @@ def saved_by(spec: dict, qism: str = "0.0.1", sklearn_version: str = "0.24.2") -
 def test_model_from_other_versions_loads_when_its_arrays_still_work(model_dir, tiny_model_dir):
     edit_spec(model_dir, saved_by)
     texts = [SPORTS, "ارتفعت أسعار الأسهم"]
-    np.testing.assert_array_equal(load_model(model_dir).predict_proba(texts), load_model(tiny_model_dir).predict_proba(texts))
+    np.testing.assert_array_equal(
+        load_model(model_dir).predict_proba(texts), load_model(tiny_model_dir).predict_proba(texts)
+    )
 
 
 def test_model_from_other_versions_that_does_not_work_names_both_versions(model_dir):
@@ -491,18 +560,25 @@ def test_model_from_other_versions_that_does_not_work_names_both_versions(model_
     with pytest.raises(QismError) as caught:
         load_model(model_dir)
     message = str(caught.value)
-    for part in ("saved by qism 0.0.1 with scikit-learn 0.24.2", f"qism {qism_version()} and scikit-learn {sklearn.__version__}",
-                 "'penalty_C'", "retrain it"):
+    for part in (
+        "saved by qism 0.0.1 with scikit-learn 0.24.2",
+        f"qism {qism_version()} and scikit-learn {sklearn.__version__}",
+        "'penalty_C'",
+        "retrain it",
+    ):
         assert part in message
 
 
 def test_newer_model_format_names_both_qism_versions(model_dir):
     edit_spec(model_dir, lambda spec: spec.update({"format_version": 99, "versions": {"qism": "9.0"}}))
-    with pytest.raises(QismError, match=rf"model format 99 \(saved by qism 9.0\) cannot be read by qism {qism_version()}"):
+    with pytest.raises(
+        QismError, match=rf"model format 99 \(saved by qism 9.0\) cannot be read by qism {qism_version()}"
+    ):
         load_model(model_dir)
 
 
 # --- saving never loses the previous model ----------------------------------------------------
+
 
 def model_files(parent: Path) -> list[str]:
     return sorted(p.name for p in parent.iterdir())
@@ -567,6 +643,7 @@ def test_rewriting_a_model_keeps_the_modes_of_its_folder_and_files(model_dir, ti
 
 # --- staging folders of killed saves are cleaned, never one still being written --------------
 
+
 def age(path: Path, seconds: float) -> None:
     """Make a folder and its files look `seconds` old."""
     then = time.time() - seconds
@@ -576,6 +653,7 @@ def age(path: Path, seconds: float) -> None:
 
 def leftovers(tmp_path: Path, tiny_model_dir: Path) -> dict[str, Path]:
     """Folders beside `model` as killed saves leave them, and others that look alike but are not qism's."""
+
     def copy(name, extra=None):
         folder = Path(shutil.copytree(tiny_model_dir, tmp_path / name))
         if extra:
@@ -585,10 +663,15 @@ def leftovers(tmp_path: Path, tiny_model_dir: Path) -> dict[str, Path]:
     old = tmp_path / ".model.k1ll3d_0.old"
     old.mkdir()
     shutil.copytree(tiny_model_dir, old / "model")
-    found = {"killed staging": copy(".model.k1ll3d_1.staging"), "half-written staging": tmp_path / ".model.k1ll3d_2.staging",
-             "retired model": old, "staging with a user file": copy(".model.k1ll3d_3.staging", "notes.txt"),
-             "another name": copy(".model.notmine.staging"), "another model's staging": copy(".other.k1ll3d_4.staging"),
-             "fresh staging": copy(".model.fr3sh_00.staging")}
+    found = {
+        "killed staging": copy(".model.k1ll3d_1.staging"),
+        "half-written staging": tmp_path / ".model.k1ll3d_2.staging",
+        "retired model": old,
+        "staging with a user file": copy(".model.k1ll3d_3.staging", "notes.txt"),
+        "another name": copy(".model.notmine.staging"),
+        "another model's staging": copy(".other.k1ll3d_4.staging"),
+        "fresh staging": copy(".model.fr3sh_00.staging"),
+    }
     found["half-written staging"].mkdir()
     (found["half-written staging"] / PIPELINE_FILE).write_text("{")
     for name, folder in found.items():
@@ -607,6 +690,7 @@ def test_stale_staging_of_killed_saves_is_cleaned_on_the_next_save(tmp_path, mod
 
 def _save_slowly(directory: str, started) -> None:
     """A save that stops half-way through writing its arrays (until it is killed)."""
+
     def stall(handle, **arrays):
         handle.write(b"PK\x03\x04 half an archive")
         handle.flush()

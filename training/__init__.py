@@ -1,7 +1,7 @@
 """qism: topic classifiers for Arabic news, from labeled corpora to labels on the command line.
 
-The names below are imported when first used, so `qism --help` and `qism --version` answer without
-loading scikit-learn, and `from training import train` works as ever.
+The library is `import qism` (its source is the repository's `training/` folder). The names below are
+imported when first used, so `qism --help` and `qism --version` answer without loading scikit-learn.
 """
 
 from __future__ import annotations
@@ -11,19 +11,35 @@ from typing import TYPE_CHECKING
 
 #: Where each public name lives.
 _HOMES = {
-    "LinearClassifier": "classifier", "TextCleaner": "clean", "clean_text": "clean",
-    "LabelOptions": "config", "ReadOptions": "config", "TrainConfig": "config",
-    "Document": "corpus", "read_source": "corpus", "read_sources": "corpus", "QismError": "errors",
-    "evaluate": "evaluation", "TfidfFeaturizer": "features", "Model": "model", "load_model": "model",
-    "label_documents": "predict", "LabelMap": "recipe", "load_recipe": "recipe", "plan_training": "recipe",
-    "score": "scores", "build_pipeline": "trainer", "train": "trainer", "train_and_save": "trainer",
+    "LinearClassifier": "classifier",
+    "TextCleaner": "clean",
+    "clean_text": "clean",
+    "LabelOptions": "config",
+    "ReadOptions": "config",
+    "TrainConfig": "config",
+    "Document": "corpus",
+    "read_source": "corpus",
+    "read_sources": "corpus",
+    "QismError": "errors",
+    "evaluate": "evaluation",
+    "TfidfFeaturizer": "features",
+    "Model": "model",
+    "load_model": "model",
+    "label_documents": "predict",
+    "LabelMap": "recipe",
+    "load_recipe": "recipe",
+    "plan_training": "recipe",
+    "score": "scores",
+    "build_pipeline": "trainer",
+    "train": "trainer",
+    "train_and_save": "trainer",
 }
 __all__ = sorted(_HOMES)
 
 
 def __getattr__(name: str):
     if name not in _HOMES:
-        raise AttributeError(f"module 'training' has no attribute {name!r}")
+        raise AttributeError(f"module 'qism' has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
     globals()[name] = value
     return value

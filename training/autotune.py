@@ -25,8 +25,16 @@ from .features import featurizer_for
 FOLDS = 3
 #: Classifier settings after the given configuration, cheap and likely good first: SGD is the default
 #: and fast, LinearSVC a few times slower, complement NB nearly free, logistic regression the slowest.
-CLASSIFIER_GRID = (("sgd", 0.5), ("sgd", 1.0), ("sgd", 2.0), ("sgd", 4.0), ("linear_svc", 0.3), ("linear_svc", 1.0),
-                   ("complement_nb", 1.0), ("logreg", 1.0))
+CLASSIFIER_GRID = (
+    ("sgd", 0.5),
+    ("sgd", 1.0),
+    ("sgd", 2.0),
+    ("sgd", 4.0),
+    ("linear_svc", 0.3),
+    ("linear_svc", 1.0),
+    ("complement_nb", 1.0),
+    ("logreg", 1.0),
+)
 #: Word n-gram ranges; those other than the given one are tried with the best classifier found, each
 #: featurized once.
 WORD_NGRAMS = ((1, 1), (1, 2), (1, 3))
@@ -34,6 +42,7 @@ WORD_NGRAMS = ((1, 1), (1, 2), (1, 3))
 RELATIVE_COST = {"complement_nb": 0.2, "sgd": 1.0, "linear_svc": 4.0, "logreg": 20.0}
 #: The settings autotune chooses; each trial records them.
 KNOBS = ("classifier", "C", "class_weight", "word_ngrams")
+
 
 def classifier_candidates(base: TrainConfig) -> list[dict]:
     """The given configuration's knobs first (always tried), then the grid, each with the given class
@@ -67,10 +76,13 @@ def cv_macro_f1(X, labels: np.ndarray, folds, config: TrainConfig, sample_weight
     for fit_rows, check_rows in folds:
         classifier = classifier_for(config, n_jobs)
         weights = None if sample_weight is None else sample_weight[fit_rows]
-        classifier.fit(X[fit_rows], labels[fit_rows], sample_weight=weights,
-                       outlets=None if outlets is None else outlets[fit_rows])
+        classifier.fit(
+            X[fit_rows], labels[fit_rows], sample_weight=weights, outlets=None if outlets is None else outlets[fit_rows]
+        )
         predicted = classifier.predict(X[check_rows])
-        scores.append(f1_score(labels[check_rows], predicted, labels=np.unique(labels), average="macro", zero_division=0))
+        scores.append(
+            f1_score(labels[check_rows], predicted, labels=np.unique(labels), average="macro", zero_division=0)
+        )
     return float(np.mean(scores))
 
 
@@ -84,9 +96,17 @@ def estimated_seconds(kind: str, seconds_by_kind: dict[str, float]) -> float:
     return float(per_unit) * RELATIVE_COST[kind]
 
 
-def choose_config(texts: list[str], labels, base: TrainConfig, budget_seconds: float, *, sample_weight=None,
-                  outlets=None, n_jobs: int | None = None,
-                  report: Callable[[str], None] = lambda message: None) -> tuple[TrainConfig, dict]:
+def choose_config(
+    texts: list[str],
+    labels,
+    base: TrainConfig,
+    budget_seconds: float,
+    *,
+    sample_weight=None,
+    outlets=None,
+    n_jobs: int | None = None,
+    report: Callable[[str], None] = lambda message: None,
+) -> tuple[TrainConfig, dict]:
     """The best configuration by cross-validated macro-F1 on `texts` (the training split only), and
     the record of the search for the model card.
 
@@ -106,8 +126,11 @@ def choose_config(texts: list[str], labels, base: TrainConfig, budget_seconds: f
         report(f"autotune {len(trials) + len(skipped) + 1}/{planned}: {describe_knobs(knobs_of(config))}")
         trial_started = time.perf_counter()
         score = cv_macro_f1(X, labels, folds, config, sample_weight, outlets, n_jobs)
-        trial = {"config": knobs_of(config), "cv_macro_f1": round(score, 4),
-                 "seconds": round(time.perf_counter() - trial_started, 2)}
+        trial = {
+            "config": knobs_of(config),
+            "cv_macro_f1": round(score, 4),
+            "seconds": round(time.perf_counter() - trial_started, 2),
+        }
         trials.append(trial)
         return trial
 
@@ -133,8 +156,15 @@ def choose_config(texts: list[str], labels, base: TrainConfig, budget_seconds: f
         run(config, featurizer_for(config, n_jobs).fit_transform(texts))
     best = best_trial(trials)
     report(f"autotune chose {describe_knobs(best['config'])} (CV macro-F1 {best['cv_macro_f1']:.4f})")
-    record = {"budget_seconds": budget_seconds, "seconds": round(time.perf_counter() - started, 2),
-              "documents": len(labels), "folds": len(folds), "trials": trials, "skipped": skipped, "chosen": best}
+    record = {
+        "budget_seconds": budget_seconds,
+        "seconds": round(time.perf_counter() - started, 2),
+        "documents": len(labels),
+        "folds": len(folds),
+        "trials": trials,
+        "skipped": skipped,
+        "chosen": best,
+    }
     return replace(base, **best["config"]), record
 
 

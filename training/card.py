@@ -31,22 +31,48 @@ def package_versions() -> dict[str, str]:
     import scipy
     import sklearn
 
-    return {"qism": qism_version(), "scikit-learn": sklearn.__version__, "numpy": numpy.__version__,
-            "scipy": scipy.__version__, "joblib": joblib.__version__}
+    return {
+        "qism": qism_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "joblib": joblib.__version__,
+    }
 
 
-def new_card(*, name: str, config: dict, labels: dict[str, int], split: dict[str, int], sources: list[dict],
-             scores: dict | None, seconds: float, data: dict, label_map=None, unmapped: dict | None = None,
-             autotune: dict | None = None, notes: list[str] | None = None,
-             unseen_outlets: dict | None = None) -> dict:
+def new_card(
+    *,
+    name: str,
+    config: dict,
+    labels: dict[str, int],
+    split: dict[str, int],
+    sources: list[dict],
+    scores: dict | None,
+    seconds: float,
+    data: dict,
+    label_map=None,
+    unmapped: dict | None = None,
+    autotune: dict | None = None,
+    notes: list[str] | None = None,
+    unseen_outlets: dict | None = None,
+) -> dict:
     """The card of a model just trained. `data` holds what preparing the corpus dropped, repaired,
     flagged and merged; `label_map` (a `recipe.LabelMap`) adds the labels' display names and the map
     itself (so evaluation can map raw labels as training did), `unmapped` the raw labels it dropped.
     `unseen_outlets` is the record of this training's recipe on outlets left out (see
     `check_unseen_outlets`)."""
-    card = {"name": name, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": package_versions(),
-            "labels": labels, "config": config, "split": split, "sources": sources, **data, "scores": scores,
-            "training_seconds": round(seconds, 2)}
+    card = {
+        "name": name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "versions": package_versions(),
+        "labels": labels,
+        "config": config,
+        "split": split,
+        "sources": sources,
+        **data,
+        "scores": scores,
+        "training_seconds": round(seconds, 2),
+    }
     if label_map is not None:
         card["label_names"] = {label: label_map.names[label] for label in labels}
         card["label_map"] = label_map.to_dict()
@@ -69,26 +95,45 @@ def _is_count(value) -> bool:
 
 
 def _is_scored_group(result) -> bool:
-    if not isinstance(result, dict) or not isinstance(result.get("group"), str) or not _is_count(result.get("documents")):
+    if (
+        not isinstance(result, dict)
+        or not isinstance(result.get("group"), str)
+        or not _is_count(result.get("documents"))
+    ):
         return False
     sections = result.get("sections")
-    return (_is_share(result.get("accuracy")) and _is_share(result.get("macro_f1")) and isinstance(sections, dict)
-            and all(isinstance(label, str) and isinstance(row, dict) and _is_share(row.get("f1"))
-                    and _is_count(row.get("support")) for label, row in sections.items()))
+    return (
+        _is_share(result.get("accuracy"))
+        and _is_share(result.get("macro_f1"))
+        and isinstance(sections, dict)
+        and all(
+            isinstance(label, str)
+            and isinstance(row, dict)
+            and _is_share(row.get("f1"))
+            and _is_count(row.get("support"))
+            for label, row in sections.items()
+        )
+    )
 
 
 def check_unseen_outlets(record, where: str) -> dict:
     """A record of `bench/unseen_outlets.py --save` (a recipe trained with each outlet left out in
     turn, scored on it), checked for what the card shows: the sources and configuration it was
     measured with, and per left-out group its documents, accuracy, macro-F1 and F1 per section."""
-    shape = ("results (a list of groups with group, documents, accuracy, macro_f1, sections), "
-             "mean_macro_f1, sources, config")
+    shape = (
+        "results (a list of groups with group, documents, accuracy, macro_f1, sections), mean_macro_f1, sources, config"
+    )
     if not isinstance(record, dict):
         raise QismError(f"{where}: expected a record of bench/unseen_outlets.py --save with {shape}")
     results = record.get("results")
-    if (not isinstance(results, list) or not results or not all(map(_is_scored_group, results))
-            or not _is_share(record.get("mean_macro_f1")) or not isinstance(record.get("config"), dict)
-            or not isinstance(record.get("sources"), list)):
+    if (
+        not isinstance(results, list)
+        or not results
+        or not all(map(_is_scored_group, results))
+        or not _is_share(record.get("mean_macro_f1"))
+        or not isinstance(record.get("config"), dict)
+        or not isinstance(record.get("sources"), list)
+    ):
         raise QismError(f"{where}: not a record of bench/unseen_outlets.py --save; it needs {shape}")
     return record
 
@@ -96,8 +141,11 @@ def check_unseen_outlets(record, where: str) -> dict:
 def measured_with(record: dict, sources: list[str], config: dict, label_map: dict | None) -> bool:
     """Whether a record of outlets left out was measured on these sources, with this configuration
     and label map (both as `to_dict` gives them)."""
-    return (record["sources"] == list(sources) and record["config"] == json.loads(json.dumps(config))
-            and record.get("label_map") == (json.loads(json.dumps(label_map)) if label_map is not None else None))
+    return (
+        record["sources"] == list(sources)
+        and record["config"] == json.loads(json.dumps(config))
+        and record.get("label_map") == (json.loads(json.dumps(label_map)) if label_map is not None else None)
+    )
 
 
 def unseen_outlets_table(record: dict) -> str:
@@ -107,10 +155,16 @@ def unseen_outlets_table(record: dict) -> str:
     labels = sorted({label for result in results for label in result["sections"]})
     lines = ["| left out | docs | accuracy | macro-F1 | " + " | ".join(labels) + " |", "|" + "---|" * (4 + len(labels))]
     for result in results:
-        cells = [f"{result['sections'][label]['f1']:.2f} ({result['sections'][label]['support']:,})"
-                 if label in result["sections"] else "–" for label in labels]
-        lines.append(f"| {result['group']} | {result['documents']:,} | {result['accuracy']:.3f} | "
-                     f"{result['macro_f1']:.3f} | " + " | ".join(cells) + " |")
+        cells = [
+            f"{result['sections'][label]['f1']:.2f} ({result['sections'][label]['support']:,})"
+            if label in result["sections"]
+            else "–"
+            for label in labels
+        ]
+        lines.append(
+            f"| {result['group']} | {result['documents']:,} | {result['accuracy']:.3f} | "
+            f"{result['macro_f1']:.3f} | " + " | ".join(cells) + " |"
+        )
     means = []
     for label in labels:
         values = [result["sections"][label]["f1"] for result in results if label in result["sections"]]
@@ -122,7 +176,10 @@ def unseen_outlets_table(record: dict) -> str:
 
 def per_label_rows(scores: dict) -> list[tuple[str, float, float, float, int]]:
     """(label, precision, recall, F1, support) per label, in the scores' order."""
-    return [(label, row["precision"], row["recall"], row["f1"], row["support"]) for label, row in scores["per_label"].items()]
+    return [
+        (label, row["precision"], row["recall"], row["f1"], row["support"])
+        for label, row in scores["per_label"].items()
+    ]
 
 
 def describe_knobs(knobs: dict) -> str:
@@ -134,27 +191,35 @@ def autotune_summary(record: dict) -> str:
     """One line on a card's search, for `qism train` and `qism info`."""
     chosen = record["chosen"]
     skipped = f", {len(record['skipped'])} skipped for time" if record["skipped"] else ""
-    return (f"autotune: {len(record['trials'])} trials in {record['seconds']:.1f} s{skipped}; chose "
-            f"{describe_knobs(chosen['config'])} (CV macro-F1 {chosen['cv_macro_f1']:.4f}, {record['folds']} folds "
-            f"of {record['documents']:,} training documents)")
+    return (
+        f"autotune: {len(record['trials'])} trials in {record['seconds']:.1f} s{skipped}; chose "
+        f"{describe_knobs(chosen['config'])} (CV macro-F1 {chosen['cv_macro_f1']:.4f}, {record['folds']} folds "
+        f"of {record['documents']:,} training documents)"
+    )
 
 
 def scores_text(scores: dict) -> str:
-    lines = [f"documents  {scores['documents']:,}",
-             f"accuracy   {scores['accuracy']:.4f}",
-             f"macro-F1   {scores['macro_f1']:.4f}"]
+    lines = [
+        f"documents  {scores['documents']:,}",
+        f"accuracy   {scores['accuracy']:.4f}",
+        f"macro-F1   {scores['macro_f1']:.4f}",
+    ]
     if "expected_calibration_error" in scores:
         lines.append(f"ECE        {scores['expected_calibration_error']:.4f}")
     width = max(len(label) for label in scores["per_label"]) + 2
     lines += ["", f"{'label':<{width}}precision  recall  F1      support"]
-    lines += [f"{label:<{width}}{precision:<11.3f}{recall:<8.3f}{f1:<8.3f}{support}"
-              for label, precision, recall, f1, support in per_label_rows(scores)]
+    lines += [
+        f"{label:<{width}}{precision:<11.3f}{recall:<8.3f}{f1:<8.3f}{support}"
+        for label, precision, recall, f1, support in per_label_rows(scores)
+    ]
     matrix = scores["confusion_matrix"]
     lines += ["", "confusion matrix (rows: true, columns: predicted, in the order above)"]
     lines += [" ".join(f"{value:>6}" for value in row) for row in matrix["rows_true_columns_predicted"]]
     if "by_threshold" in scores:
         lines += ["", "threshold  coverage  accuracy   (predict --threshold: below it, the label is unknown)"]
-        lines += [f"{row['threshold']:<11.3f}{row['coverage']:<10.1%}{row['accuracy']:.1%}" for row in scores["by_threshold"]]
+        lines += [
+            f"{row['threshold']:<11.3f}{row['coverage']:<10.1%}{row['accuracy']:.1%}" for row in scores["by_threshold"]
+        ]
     return "\n".join(lines)
 
 
@@ -168,10 +233,17 @@ def comparison_text(comparison: dict) -> str:
         difference = f"{row['difference']:+.4f}" if row["difference"] is not None else "-"
         return f"{name:<{label_width}}{a:<{width}}{b:<{width}}{difference}"
 
-    lines = [f"documents {comparison['documents']:,}", "",
-             f"{'':<{label_width}}{first:<{width}}{second:<{width}}difference"]
-    names = {"accuracy": "accuracy", "macro_f1": "macro-F1", "expected_calibration_error": "ECE",
-             "accuracy_at_coverage_90": "acc@90% cov"}
+    lines = [
+        f"documents {comparison['documents']:,}",
+        "",
+        f"{'':<{label_width}}{first:<{width}}{second:<{width}}difference",
+    ]
+    names = {
+        "accuracy": "accuracy",
+        "macro_f1": "macro-F1",
+        "expected_calibration_error": "ECE",
+        "accuracy_at_coverage_90": "acc@90% cov",
+    }
     lines += [line(names[key], row) for key, row in comparison["metrics"].items()]
     lines += [line(f"F1 {label}", row) for label, row in comparison["per_label_f1"].items()]
     return "\n".join(lines)
@@ -209,70 +281,127 @@ def card_markdown(card: dict) -> str:
     lines.append("")
     scores = card.get("scores")
     if scores:
-        lines += ["## Held-out scores", "",
-                  f"- documents: {scores['documents']:,}",
-                  f"- accuracy: {_percent(scores['accuracy'])}%",
-                  f"- macro-F1: {_percent(scores['macro_f1'])}%"]
+        lines += [
+            "## Held-out scores",
+            "",
+            f"- documents: {scores['documents']:,}",
+            f"- accuracy: {_percent(scores['accuracy'])}%",
+            f"- macro-F1: {_percent(scores['macro_f1'])}%",
+        ]
         if "expected_calibration_error" in scores:
             lines.append(f"- expected calibration error: {scores['expected_calibration_error']:.3f}")
         lines += ["", "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
-        lines += [f"| {label} | {_percent(precision)} | {_percent(recall)} | {_percent(f1)} | {support} |"
-                  for label, precision, recall, f1, support in per_label_rows(scores)]
+        lines += [
+            f"| {label} | {_percent(precision)} | {_percent(recall)} | {_percent(f1)} | {support} |"
+            for label, precision, recall, f1, support in per_label_rows(scores)
+        ]
         matrix = scores["confusion_matrix"]
-        lines += ["", "Confusion matrix (rows: true label, columns: predicted):", "",
-                  "| | " + " | ".join(matrix["labels"]) + " |", "|---" * (len(matrix["labels"]) + 1) + "|"]
+        lines += [
+            "",
+            "Confusion matrix (rows: true label, columns: predicted):",
+            "",
+            "| | " + " | ".join(matrix["labels"]) + " |",
+            "|---" * (len(matrix["labels"]) + 1) + "|",
+        ]
         for label, row in zip(matrix["labels"], matrix["rows_true_columns_predicted"]):
             lines.append(f"| **{label}** | " + " | ".join(str(v) for v in row) + " |")
         if "by_threshold" in scores:
-            lines += ["", "Leaving articles scored below a threshold unlabeled (`qism predict --threshold`):", "",
-                      "| threshold | coverage | accuracy |", "|---|---|---|"]
-            lines += [f"| {row['threshold']:.3f} | {_percent(row['coverage'])}% | {_percent(row['accuracy'])}% |"
-                      for row in scores["by_threshold"]]
+            lines += [
+                "",
+                "Leaving articles scored below a threshold unlabeled (`qism predict --threshold`):",
+                "",
+                "| threshold | coverage | accuracy |",
+                "|---|---|---|",
+            ]
+            lines += [
+                f"| {row['threshold']:.3f} | {_percent(row['coverage'])}% | {_percent(row['accuracy'])}% |"
+                for row in scores["by_threshold"]
+            ]
         if "by_outlet" in scores:
-            lines += ["", "Held-out scores per outlet (named by the record, or the file a document came from):", "",
-                      "| outlet | documents | accuracy | macro-F1 |", "|---|---|---|---|"]
-            lines += [f"| {outlet} | {row['documents']:,} | {_percent(row['accuracy'])}% | {_percent(row['macro_f1'])}% |"
-                      for outlet, row in scores["by_outlet"].items()]
+            lines += [
+                "",
+                "Held-out scores per outlet (named by the record, or the file a document came from):",
+                "",
+                "| outlet | documents | accuracy | macro-F1 |",
+                "|---|---|---|---|",
+            ]
+            lines += [
+                f"| {outlet} | {row['documents']:,} | {_percent(row['accuracy'])}% | {_percent(row['macro_f1'])}% |"
+                for outlet, row in scores["by_outlet"].items()
+            ]
     else:
         lines.append("Trained on all documents (no held-out split), so there are no held-out scores.")
     if "unseen_outlets" in card:
-        lines += ["", "## On outlets it never saw", "",
-                  "This recipe trained with one outlet or corpus left out at a time and scored on it "
-                  "(`python bench/unseen_outlets.py`): macro-F1 over the sections the left-out group has, "
-                  "F1 per section (with its documents).", "", unseen_outlets_table(card["unseen_outlets"])]
+        lines += [
+            "",
+            "## On outlets it never saw",
+            "",
+            "This recipe trained with one outlet or corpus left out at a time and scored on it "
+            "(`python bench/unseen_outlets.py`): macro-F1 over the sections the left-out group has, "
+            "F1 per section (with its documents).",
+            "",
+            unseen_outlets_table(card["unseen_outlets"]),
+        ]
     names = card.get("label_names", {})
     lines += ["", "## Labels", "", "| label | name | training documents |", "|---|---|---|"]
     lines += [f"| {label} | {names.get(label, label)} | {count:,} |" for label, count in card.get("labels", {}).items()]
     by_outlet = card.get("documents_by_outlet")
     if by_outlet and len(by_outlet) > 1:
         labels = list(card.get("labels", {}))
-        lines += ["", "Documents per outlet (rows) and label (columns), before the held-out split:", "",
-                  "| outlet | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
-        lines += [f"| {outlet} | " + " | ".join(f"{row[label]:,}" if label in row else "–" for label in labels) + " |"
-                  for outlet, row in by_outlet.items()]
+        lines += [
+            "",
+            "Documents per outlet (rows) and label (columns), before the held-out split:",
+            "",
+            "| outlet | " + " | ".join(labels) + " |",
+            "|---" * (len(labels) + 1) + "|",
+        ]
+        lines += [
+            f"| {outlet} | " + " | ".join(f"{row[label]:,}" if label in row else "–" for label in labels) + " |"
+            for outlet, row in by_outlet.items()
+        ]
     lines += ["", "## Training data", "", "| source | documents | SHA-256 |", "|---|---|---|"]
     lines += [f"| {s['path']} | {s['documents']:,} | `{s['sha256'][:16]}…` |" for s in card.get("sources", [])]
     lines += [line for note in data_notes(card) for line in ("", note)]
     if "autotune" in card:
-        lines += ["", "## Autotune", "", autotune_summary(card["autotune"]), "",
-                  "| classifier | C | class weight | word n-grams | CV macro-F1 | seconds |", "|---|---|---|---|---|---|"]
-        lines += [f"| {t['config']['classifier']} | {t['config']['C']:g} | {t['config']['class_weight'] or 'none'} | "
-                  f"{'-'.join(map(str, t['config']['word_ngrams']))} | {t['cv_macro_f1']:.4f} | {t['seconds']} |"
-                  for t in card["autotune"]["trials"]]
+        lines += [
+            "",
+            "## Autotune",
+            "",
+            autotune_summary(card["autotune"]),
+            "",
+            "| classifier | C | class weight | word n-grams | CV macro-F1 | seconds |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {t['config']['classifier']} | {t['config']['C']:g} | {t['config']['class_weight'] or 'none'} | "
+            f"{'-'.join(map(str, t['config']['word_ngrams']))} | {t['cv_macro_f1']:.4f} | {t['seconds']} |"
+            for t in card["autotune"]["trials"]
+        ]
     if card.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {note}" for note in card["notes"]]
-    lines += ["", "## Configuration", "", "```json", json.dumps(card.get("config", {}), ensure_ascii=False, indent=2), "```", ""]
+    lines += [
+        "",
+        "## Configuration",
+        "",
+        "```json",
+        json.dumps(card.get("config", {}), ensure_ascii=False, indent=2),
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def card_summary(card: dict, name: str) -> str:
     """`qism info`: the card in a few lines, then its held-out scores."""
     config = card.get("config", {})
-    lines = [f"model     {name}",
-             f"created   {card.get('created')} (qism {card.get('versions', {}).get('qism')})",
-             "labels    " + ", ".join(f"{label} ({count:,})" for label, count in card.get("labels", {}).items()),
-             "sources   " + ", ".join(f"{s['path']} ({s['documents']:,})" for s in card.get("sources", [])),
-             f"config    {config.get('classifier')} C={config.get('C')} word n-grams {','.join(map(str, config.get('word_ngrams') or ()))}"]
+    lines = [
+        f"model     {name}",
+        f"created   {card.get('created')} (qism {card.get('versions', {}).get('qism')})",
+        "labels    " + ", ".join(f"{label} ({count:,})" for label, count in card.get("labels", {}).items()),
+        "sources   " + ", ".join(f"{s['path']} ({s['documents']:,})" for s in card.get("sources", [])),
+        f"config    {config.get('classifier')} C={config.get('C')} word n-grams "
+        f"{','.join(map(str, config.get('word_ngrams') or ()))}",
+    ]
     lines += [autotune_summary(card["autotune"])] if "autotune" in card else []
     lines += ["", scores_text(card["scores"])] if card.get("scores") else []
     return "\n".join(lines)

@@ -87,8 +87,9 @@ def documents_per_label(X, y_index: np.ndarray, n_classes: int) -> np.ndarray:
     """Per label and feature, how many of the label's documents have the feature (sums over shards)."""
     X = sp.csr_matrix(X)
     present = sp.csr_matrix((np.ones_like(X.data), X.indices, X.indptr), shape=X.shape)
-    membership = sp.csr_matrix((np.ones(len(y_index), dtype=X.dtype), (y_index, np.arange(len(y_index)))),
-                               shape=(n_classes, len(y_index)))
+    membership = sp.csr_matrix(
+        (np.ones(len(y_index), dtype=X.dtype), (y_index, np.arange(len(y_index)))), shape=(n_classes, len(y_index))
+    )
     return np.asarray((membership @ present).todense())
 
 
@@ -103,8 +104,9 @@ def nb_ratios_from_counts(in_label: np.ndarray, alpha: float) -> np.ndarray:
 MIN_DOCS_OF_A_USED_LABEL = 5
 
 
-def outlet_label_masks(y_index: np.ndarray, n_classes: int, outlets: np.ndarray,
-                       only: Iterable[int] | None = None, weight: float = 0.0) -> np.ndarray:
+def outlet_label_masks(
+    y_index: np.ndarray, n_classes: int, outlets: np.ndarray, only: Iterable[int] | None = None, weight: float = 0.0
+) -> np.ndarray:
     """Per label and document, 1 if the document counts in the label's one-vs-rest problem, else
     `weight` (0: it is left out).
 
@@ -156,8 +158,10 @@ def _one_vs_rest(make, X, y_index, n_classes, sample_weight, ratios, masks, n_jo
         delayed(_fit_binary)(make, X, y_index == k, weights[k], None if ratios is None else ratios[k])
         for k in range(n_classes)
     )
-    return (np.vstack([coef for coef, _ in fitted]).astype(np.float32),
-            np.asarray([intercept for _, intercept in fitted], dtype=np.float32))
+    return (
+        np.vstack([coef for coef, _ in fitted]).astype(np.float32),
+        np.asarray([intercept for _, intercept in fitted], dtype=np.float32),
+    )
 
 
 def fit_temperature(decision: np.ndarray, y_index: np.ndarray) -> float:
@@ -187,8 +191,9 @@ def fit_class_scaling(logits: np.ndarray, y_index: np.ndarray) -> tuple[np.ndarr
         residual[rows, y_index] -= 1
         residual /= n
         loss = -log_p[rows, y_index].mean() + strength * ((scale - 1) @ (scale - 1) + bias @ bias)
-        gradient = np.concatenate([(residual * logits).sum(axis=0) + 2 * strength * (scale - 1),
-                                   residual.sum(axis=0) + 2 * strength * bias])
+        gradient = np.concatenate(
+            [(residual * logits).sum(axis=0) + 2 * strength * (scale - 1), residual.sum(axis=0) + 2 * strength * bias]
+        )
         return loss, gradient
 
     start = np.concatenate([np.ones(k), np.zeros(k)])
@@ -218,12 +223,20 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
     Defaults are `qism train`'s.
     """
 
-    def __init__(self, kind: str = DEFAULT.classifier, C: float = DEFAULT.C, class_weight: str | None = DEFAULT.class_weight,
-                 nb_scaling: float = DEFAULT.nb_scaling, calibration_size: float = DEFAULT.calibration_size,
-                 class_scaling: bool = DEFAULT.class_scaling, outlet_label_sets: bool = DEFAULT.outlet_label_sets,
-                 label_sets_only: tuple[str, ...] = DEFAULT.label_set_labels,
-                 label_sets_weight: float = DEFAULT.label_set_weight, n_jobs: int | None = None,
-                 random_state: int = DEFAULT.seed):
+    def __init__(
+        self,
+        kind: str = DEFAULT.classifier,
+        C: float = DEFAULT.C,
+        class_weight: str | None = DEFAULT.class_weight,
+        nb_scaling: float = DEFAULT.nb_scaling,
+        calibration_size: float = DEFAULT.calibration_size,
+        class_scaling: bool = DEFAULT.class_scaling,
+        outlet_label_sets: bool = DEFAULT.outlet_label_sets,
+        label_sets_only: tuple[str, ...] = DEFAULT.label_set_labels,
+        label_sets_weight: float = DEFAULT.label_set_weight,
+        n_jobs: int | None = None,
+        random_state: int = DEFAULT.seed,
+    ):
         self.kind = kind
         self.C = C
         self.class_weight = class_weight
@@ -258,7 +271,11 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("a classifier needs at least two labels")
         masks = None
         if self.outlet_label_sets and outlets is not None:
-            only = [k for k, label in enumerate(classes) if label in self.label_sets_only] if self.label_sets_only else None
+            only = (
+                [k for k, label in enumerate(classes) if label in self.label_sets_only]
+                if self.label_sets_only
+                else None
+            )
             masks = outlet_label_masks(y_index, n_classes, outlets, only, self.label_sets_weight)
         self.temperature_ = 1.0
         scale, bias = np.ones(n_classes), np.zeros(n_classes)
@@ -269,7 +286,10 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
                 np.arange(len(y_index)), test_size=n_held, stratify=y_index, random_state=self.random_state
             )
             self.coef_, self.intercept_ = self._fit_weights(
-                X[fit_rows], y_index[fit_rows], n_classes, None if sample_weight is None else sample_weight[fit_rows],
+                X[fit_rows],
+                y_index[fit_rows],
+                n_classes,
+                None if sample_weight is None else sample_weight[fit_rows],
                 None if masks is None else masks[:, fit_rows],
             )
             held = self.decision_function(X[held_rows])
@@ -310,9 +330,16 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
 
 def classifier_for(config: TrainConfig, n_jobs: int | None = None) -> LinearClassifier:
     """The classifier a training configuration asks for."""
-    return LinearClassifier(config.classifier, C=config.C, class_weight=config.class_weight,
-                            nb_scaling=config.nb_scaling, calibration_size=config.calibration_size,
-                            class_scaling=config.class_scaling,
-                            outlet_label_sets=config.outlet_label_sets or bool(config.label_set_labels),
-                            label_sets_only=config.label_set_labels, label_sets_weight=config.label_set_weight,
-                            n_jobs=n_jobs, random_state=config.seed)
+    return LinearClassifier(
+        config.classifier,
+        C=config.C,
+        class_weight=config.class_weight,
+        nb_scaling=config.nb_scaling,
+        calibration_size=config.calibration_size,
+        class_scaling=config.class_scaling,
+        outlet_label_sets=config.outlet_label_sets or bool(config.label_set_labels),
+        label_sets_only=config.label_set_labels,
+        label_sets_weight=config.label_set_weight,
+        n_jobs=n_jobs,
+        random_state=config.seed,
+    )

@@ -19,9 +19,7 @@ from sklearn.base import BaseEstimator
 # --- character tables -------------------------------------------------------------------------
 
 #: Harakat, tanween, shadda, sukun, superscript alef, Quranic annotation marks.
-DIACRITICS = (
-    "\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e4\u06e7\u06e8\u06ea-\u06ed"
-)
+DIACRITICS = "\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e4\u06e7\u06e8\u06ea-\u06ed"
 TATWEEL = "\u0640"
 #: Zero-width and bidi control characters pasted in from web pages, and stray C0 controls.
 INVISIBLES = "\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\u061c\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
@@ -78,10 +76,16 @@ def _char_step(char_map: tuple[str, dict[str, str]], doc: str) -> CharMap:
     return step
 
 
-remove_diacritics = _char_step(DIACRITICS_MAP, "Drop tashkeel: most news text has none, so marked words would otherwise be new words.")
+remove_diacritics = _char_step(
+    DIACRITICS_MAP, "Drop tashkeel: most news text has none, so marked words would otherwise be new words."
+)
 remove_tatweel = _char_step(TATWEEL_MAP, "Drop the kashida used to stretch words (كـــبير -> كبير).")
-normalize_alef = _char_step(ALEF_MAP, "Hamzated and wasla alef forms (أ إ آ ٱ) to bare alef, as writers use them inconsistently.")
-normalize_yeh = _char_step(YEH_MAP, "Alef maqsura ى to yeh ي (and Persian yeh/kaf to Arabic), a common final-letter variation.")
+normalize_alef = _char_step(
+    ALEF_MAP, "Hamzated and wasla alef forms (أ إ آ ٱ) to bare alef, as writers use them inconsistently."
+)
+normalize_yeh = _char_step(
+    YEH_MAP, "Alef maqsura ى to yeh ي (and Persian yeh/kaf to Arabic), a common final-letter variation."
+)
 normalize_teh_marbuta = _char_step(TEH_MARBUTA_MAP, "Teh marbuta ة to heh ه, often interchanged at word ends.")
 normalize_digits = _char_step(DIGITS_MAP, "Arabic-Indic (٣) and Persian (۳) digits to ASCII digits.")
 remove_invisibles = _char_step(INVISIBLES_MAP, "Zero-width, bidi-control and C0 control characters (NUL included).")
@@ -96,7 +100,9 @@ def normalize_unicode(text: str) -> str:
 
 # --- web residue ------------------------------------------------------------------------------
 
-_HTML_RE = re.compile(r"</?[A-Za-z!][^<>]{0,500}>|&(?:#\d{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z]{2,10});|(?<![\w#&])#\d{2,7};")
+_HTML_RE = re.compile(
+    r"</?[A-Za-z!][^<>]{0,500}>|&(?:#\d{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z]{2,10});|(?<![\w#&])#\d{2,7};"
+)
 _URL_RE = re.compile(r"(?:https?://|www\.)[^\s<>\"]+", re.IGNORECASE)
 # A pattern that starts with a run (`[\w.+-]+`, `#+`) may start only where its run starts: tried from
 # every character of a long run that never matches, the run is scanned again from each, which is
@@ -111,6 +117,7 @@ _GLUED_PUNCT_RE = re.compile(r"([.!?؟،؛:])(?<=[\u0621-\u064a][.!?؟،؛:])(?=
 
 
 # Each regex runs only when the character it needs is in the text: most articles have none.
+
 
 def remove_html(text: str) -> str:
     """HTML tags and entities, including bare ones that lost their ampersand (`#215;`)."""
@@ -127,7 +134,7 @@ def remove_emails(text: str) -> str:
         return text
     pieces, end = [], 0
     while match := (end and _EMAIL_AT_RE.match(text, end)) or _EMAIL_RE.search(text, end):
-        pieces += (text[end:match.start()], " ")
+        pieces += (text[end : match.start()], " ")
         end = match.end()
     return "".join([*pieces, text[end:]]) if pieces else text
 
@@ -197,8 +204,8 @@ def remove_source_prefix(lines: list[str]) -> list[str]:
     out = list(lines)
     for i, line in enumerate(out[:3]):
         match = _SOURCE_PREFIX_RE.match(line)
-        if match and len(line[match.end():].split()) >= _MIN_LEAD_WORDS:
-            out[i] = line[match.end():]
+        if match and len(line[match.end() :].split()) >= _MIN_LEAD_WORDS:
+            out[i] = line[match.end() :]
             break
     return out
 
@@ -275,18 +282,21 @@ class TextCleaner(BaseEstimator):
         params = {name: getattr(self, name) for name in _SWITCHES}
         key = tuple(params.values())
         if getattr(self, "_compiled_key", None) != key:
-            char_map = CharMap(INVISIBLES_MAP, *(
-                step_map
-                for name, step_map in (
-                    ("diacritics", DIACRITICS_MAP),
-                    ("tatweel", TATWEEL_MAP),
-                    ("alef", ALEF_MAP),
-                    ("yeh", YEH_MAP),
-                    ("teh_marbuta", TEH_MARBUTA_MAP),
-                    ("digits", DIGITS_MAP),
-                )
-                if params[name]
-            ))
+            char_map = CharMap(
+                INVISIBLES_MAP,
+                *(
+                    step_map
+                    for name, step_map in (
+                        ("diacritics", DIACRITICS_MAP),
+                        ("tatweel", TATWEEL_MAP),
+                        ("alef", ALEF_MAP),
+                        ("yeh", YEH_MAP),
+                        ("teh_marbuta", TEH_MARBUTA_MAP),
+                        ("digits", DIGITS_MAP),
+                    )
+                    if params[name]
+                ),
+            )
             text_steps = [
                 step
                 for name, step in (

@@ -13,17 +13,26 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from .card import autotune_summary, card_summary, comparison_text, data_notes, qism_version, scores_text
-from .config import (CLASSIFIERS, DEFAULT, OUTPUT_FORMATS, REPORT_LANGUAGES, LabelOptions, ReadOptions, check_engine,
-                     check_report_language, parse_columns, parse_duration)
+from .config import (
+    CLASSIFIERS,
+    DEFAULT,
+    OUTPUT_FORMATS,
+    REPORT_LANGUAGES,
+    LabelOptions,
+    ReadOptions,
+    check_engine,
+    check_report_language,
+    parse_columns,
+    parse_duration,
+)
 from .corpus import FORMATS, ID_COLUMNS, LABEL_COLUMNS, TEXT_COLUMNS, read_inputs
 from .errors import QismError, printable
 from .progress import ProgressMeter, count_documents
-
 
 
 def _when_called(module: str, name: str) -> Callable:
@@ -72,7 +81,9 @@ def _show_version(asked: bool) -> None:
 
 @app.callback()
 def main(
-    version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Show qism's version and exit")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Show qism's version and exit")
+    ] = False,
 ):
     """Train topic classifiers for Arabic news and label articles."""
 
@@ -89,10 +100,26 @@ def _switch(name: str, on: bool) -> str:
     return f"[default: --{'' if on else 'no-'}{name}]"
 
 
-TextColumn = Annotated[Optional[str], typer.Option(help=f"Column (CSV) or key (JSONL) holding the text [default: {_candidates(TEXT_COLUMNS)}]")]
-LabelColumn = Annotated[Optional[str], typer.Option(help=f"Column (CSV) or key (JSONL) holding the label [default: {_candidates(LABEL_COLUMNS)}]")]
-Encoding = Annotated[Optional[str], typer.Option(help="Encoding of the input files [default: detected: UTF-8, UTF-16 with BOM, or Windows-1256]")]
-Errors = Annotated[Optional[str], typer.Option("--errors", help="Undecodable bytes: 'strict' stops with the file and byte offset, 'replace' puts U+FFFD in their place and counts them [default: strict]")]
+TextColumn = Annotated[
+    str | None,
+    typer.Option(help=f"Column (CSV) or key (JSONL) holding the text [default: {_candidates(TEXT_COLUMNS)}]"),
+]
+LabelColumn = Annotated[
+    str | None,
+    typer.Option(help=f"Column (CSV) or key (JSONL) holding the label [default: {_candidates(LABEL_COLUMNS)}]"),
+]
+Encoding = Annotated[
+    str | None,
+    typer.Option(help="Encoding of the input files [default: detected: UTF-8, UTF-16 with BOM, or Windows-1256]"),
+]
+Errors = Annotated[
+    str | None,
+    typer.Option(
+        "--errors",
+        help="Undecodable bytes: 'strict' stops with the file and byte offset, 'replace' puts U+FFFD in "
+        "their place and counts them [default: strict]",
+    ),
+]
 Jobs = Annotated[int, typer.Option("--jobs", "-j", help="Processes for featurizing; -1 uses every core")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON for programs")]
 
@@ -169,32 +196,160 @@ def _progress_done(meter: ProgressMeter) -> None:
 @app.command("train", short_help="Train a classifier on labeled sources and save it with its card.")
 @_user_errors
 def train_command(
-    sources: Annotated[Optional[list[str]], typer.Argument(metavar="SOURCE", help="Labeled corpora: folders of <label>/*.txt, .zip, .csv/.tsv, .jsonl(.gz)")] = None,
+    sources: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="SOURCE", help="Labeled corpora: folders of <label>/*.txt, .zip, .csv/.tsv, .jsonl(.gz)"
+        ),
+    ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to save the model in")] = ...,
-    recipe: Annotated[Optional[Path], typer.Option(help="A recipe (TOML/JSON) naming sources, label map and options; options given here override it")] = None,
-    label_map: Annotated[Optional[Path], typer.Option(help="Rename/merge labels (TOML/JSON); labels it does not list are dropped")] = None,
-    classifier: Annotated[Optional[str], typer.Option(help=f"One of: {', '.join(CLASSIFIERS)} [default: {DEFAULT.classifier}]")] = None,
-    c: Annotated[Optional[float], typer.Option("--C", help=f"Inverse regularization strength [default: {DEFAULT.C}]")] = None,
-    word_ngrams: Annotated[Optional[str], typer.Option(metavar="LOW,HIGH", help=f"Word n-gram range [default: {_range(DEFAULT.word_ngrams)}]")] = None,
-    char_ngrams: Annotated[Optional[str], typer.Option(metavar="LOW,HIGH", help=f"Char n-gram range, or 0 for none [default: {_range(DEFAULT.char_ngrams)}]")] = None,
-    min_df: Annotated[Optional[int], typer.Option(help=f"Keep terms found in at least this many documents [default: {DEFAULT.min_df}]")] = None,
-    max_features: Annotated[Optional[int], typer.Option(help="Keep at most this many terms, most frequent first [default: no limit]")] = None,
-    test_size: Annotated[Optional[float], typer.Option(help=f"Share held out for the card's scores; 0 trains on all [default: {DEFAULT.test_size}]")] = None,
-    seed: Annotated[Optional[int], typer.Option(help=f"Seed of the split and the learners [default: {DEFAULT.seed}]")] = None,
-    class_weight: Annotated[Optional[str], typer.Option(help=f"'balanced' weighs labels inversely to their frequency, 'none' does not [default: {DEFAULT.class_weight or 'none'}]")] = None,
-    nb_scaling: Annotated[Optional[float], typer.Option(help=f"Scale features by naive Bayes log-count ratios (NB-SVM) for linear_svc and sgd, with this smoothing; 0 turns it off [default: {DEFAULT.nb_scaling}]")] = None,
-    class_scaling: Annotated[Optional[bool], typer.Option("--class-scaling/--no-class-scaling", help=f"Calibrate with a scale and bias per label besides the temperature {_switch('class-scaling', DEFAULT.class_scaling)}", show_default=False)] = None,
-    boilerplate_min_docs: Annotated[Optional[int], typer.Option(help=f"Drop first/last sentences found in this many training articles (outlet notices); 0 keeps them [default: {DEFAULT.boilerplate_min_docs}]")] = None,
-    balance_outlets: Annotated[Optional[bool], typer.Option("--balance-outlets/--no-balance-outlets", help=f"Give every outlet the same weight within each label {_switch('balance-outlets', DEFAULT.balance_outlets)}", show_default=False)] = None,
-    lead_words: Annotated[Optional[int], typer.Option(help=f"Also count the word n-grams of each article's first N words as lead terms; 0 turns it off [default: {DEFAULT.lead_words}]")] = None,
-    outlet_label_sets: Annotated[Optional[bool], typer.Option("--outlet-label-sets/--no-outlet-label-sets", help=f"Count an outlet's articles against a label only if that outlet uses the label (corpora mixing outlets with different sections) {_switch('outlet-label-sets', DEFAULT.outlet_label_sets)}", show_default=False)] = None,
-    autotune: Annotated[Optional[str], typer.Option(metavar="DURATION", help="Choose classifier, C, class weight and word n-grams by cross-validation on the training split within this time (90s, 5m, 1h, or seconds), starting from the options given")] = None,
-    teh_marbuta: Annotated[Optional[bool], typer.Option("--teh-marbuta/--no-teh-marbuta", help=f"Normalize ة to ه {_switch('teh-marbuta', True)}", show_default=False)] = None,
-    dedupe: Annotated[Optional[bool], typer.Option("--dedupe/--no-dedupe", help=f"Drop duplicate texts and texts found under two labels {_switch('dedupe', DEFAULT.dedupe)}", show_default=False)] = None,
-    streaming: Annotated[Optional[bool], typer.Option("--streaming/--in-memory", help="Train in bounded memory: count the corpus in chunks and fit over shards spilled to disk (reads the sources twice) [default: only when the corpus would not fit --memory-budget]", show_default=False)] = None,
-    memory_budget: Annotated[Optional[str], typer.Option(metavar="SIZE", help="Memory the in-memory fit may take before training streams, such as 8GB [default: half the machine's memory]")] = None,
-    engine: Annotated[str, typer.Option(help="'local' trains here; 'dask' streams, cleaning and counting each chunk on a Dask cluster (pip install 'qism[dask]')")] = "local",
-    scheduler: Annotated[Optional[str], typer.Option(help="With --engine dask: the scheduler's address (tcp://HOST:PORT) or scheduler file [default: a local cluster]")] = None,
+    recipe: Annotated[
+        Path | None,
+        typer.Option(help="A recipe (TOML/JSON) naming sources, label map and options; options given here override it"),
+    ] = None,
+    label_map: Annotated[
+        Path | None, typer.Option(help="Rename/merge labels (TOML/JSON); labels it does not list are dropped")
+    ] = None,
+    classifier: Annotated[
+        str | None, typer.Option(help=f"One of: {', '.join(CLASSIFIERS)} [default: {DEFAULT.classifier}]")
+    ] = None,
+    c: Annotated[
+        float | None, typer.Option("--C", help=f"Inverse regularization strength [default: {DEFAULT.C}]")
+    ] = None,
+    word_ngrams: Annotated[
+        str | None,
+        typer.Option(metavar="LOW,HIGH", help=f"Word n-gram range [default: {_range(DEFAULT.word_ngrams)}]"),
+    ] = None,
+    char_ngrams: Annotated[
+        str | None,
+        typer.Option(
+            metavar="LOW,HIGH", help=f"Char n-gram range, or 0 for none [default: {_range(DEFAULT.char_ngrams)}]"
+        ),
+    ] = None,
+    min_df: Annotated[
+        int | None,
+        typer.Option(help=f"Keep terms found in at least this many documents [default: {DEFAULT.min_df}]"),
+    ] = None,
+    max_features: Annotated[
+        int | None, typer.Option(help="Keep at most this many terms, most frequent first [default: no limit]")
+    ] = None,
+    test_size: Annotated[
+        float | None,
+        typer.Option(help=f"Share held out for the card's scores; 0 trains on all [default: {DEFAULT.test_size}]"),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help=f"Seed of the split and the learners [default: {DEFAULT.seed}]")
+    ] = None,
+    class_weight: Annotated[
+        str | None,
+        typer.Option(
+            help="'balanced' weighs labels inversely to their frequency, 'none' does not [default: "
+            f"{DEFAULT.class_weight or 'none'}]"
+        ),
+    ] = None,
+    nb_scaling: Annotated[
+        float | None,
+        typer.Option(
+            help="Scale features by naive Bayes log-count ratios (NB-SVM) for linear_svc and sgd, with this "
+            f"smoothing; 0 turns it off [default: {DEFAULT.nb_scaling}]"
+        ),
+    ] = None,
+    class_scaling: Annotated[
+        bool | None,
+        typer.Option(
+            "--class-scaling/--no-class-scaling",
+            help="Calibrate with a scale and bias per label besides the temperature "
+            f"{_switch('class-scaling', DEFAULT.class_scaling)}",
+            show_default=False,
+        ),
+    ] = None,
+    boilerplate_min_docs: Annotated[
+        int | None,
+        typer.Option(
+            help="Drop first/last sentences found in this many training articles (outlet notices); 0 keeps "
+            f"them [default: {DEFAULT.boilerplate_min_docs}]"
+        ),
+    ] = None,
+    balance_outlets: Annotated[
+        bool | None,
+        typer.Option(
+            "--balance-outlets/--no-balance-outlets",
+            help="Give every outlet the same weight within each label "
+            f"{_switch('balance-outlets', DEFAULT.balance_outlets)}",
+            show_default=False,
+        ),
+    ] = None,
+    lead_words: Annotated[
+        int | None,
+        typer.Option(
+            help="Also count the word n-grams of each article's first N words as lead terms; 0 turns it off "
+            f"[default: {DEFAULT.lead_words}]"
+        ),
+    ] = None,
+    outlet_label_sets: Annotated[
+        bool | None,
+        typer.Option(
+            "--outlet-label-sets/--no-outlet-label-sets",
+            help="Count an outlet's articles against a label only if that outlet uses the label (corpora "
+            f"mixing outlets with different sections) {_switch('outlet-label-sets', DEFAULT.outlet_label_sets)}",
+            show_default=False,
+        ),
+    ] = None,
+    autotune: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DURATION",
+            help="Choose classifier, C, class weight and word n-grams by cross-validation on the training "
+            "split within this time (90s, 5m, 1h, or seconds), starting from the options given",
+        ),
+    ] = None,
+    teh_marbuta: Annotated[
+        bool | None,
+        typer.Option(
+            "--teh-marbuta/--no-teh-marbuta",
+            help=f"Normalize ة to ه {_switch('teh-marbuta', True)}",
+            show_default=False,
+        ),
+    ] = None,
+    dedupe: Annotated[
+        bool | None,
+        typer.Option(
+            "--dedupe/--no-dedupe",
+            help=f"Drop duplicate texts and texts found under two labels {_switch('dedupe', DEFAULT.dedupe)}",
+            show_default=False,
+        ),
+    ] = None,
+    streaming: Annotated[
+        bool | None,
+        typer.Option(
+            "--streaming/--in-memory",
+            help="Train in bounded memory: count the corpus in chunks and fit over shards spilled to disk "
+            "(reads the sources twice) [default: only when the corpus would not fit --memory-budget]",
+            show_default=False,
+        ),
+    ] = None,
+    memory_budget: Annotated[
+        str | None,
+        typer.Option(
+            metavar="SIZE",
+            help="Memory the in-memory fit may take before training streams, such as 8GB [default: half the "
+            "machine's memory]",
+        ),
+    ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="'local' trains here; 'dask' streams, cleaning and counting each chunk on a Dask cluster "
+            "(pip install 'qism[dask]')"
+        ),
+    ] = "local",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="With --engine dask: the scheduler's address (tcp://HOST:PORT) or scheduler file [default: "
+            "a local cluster]"
+        ),
+    ] = None,
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
     encoding: Encoding = None,
@@ -203,26 +358,52 @@ def train_command(
     as_json: AsJson = False,
 ):
     """Train a classifier on labeled sources (or a recipe) and save it with its card."""
-    options = _given(classifier=classifier, C=c, min_df=min_df, max_features=max_features, test_size=test_size,
-                     seed=seed, nb_scaling=nb_scaling, class_scaling=class_scaling, lead_words=lead_words,
-                     boilerplate_min_docs=boilerplate_min_docs, balance_outlets=balance_outlets,
-                     outlet_label_sets=outlet_label_sets, dedupe=dedupe, word_ngrams=word_ngrams,
-                     char_ngrams=char_ngrams, class_weight=class_weight,  # "0" and "none": off, whatever a recipe says
-                     cleaning=None if teh_marbuta is None else {"teh_marbuta": teh_marbuta})
+    options = _given(
+        classifier=classifier,
+        C=c,
+        min_df=min_df,
+        max_features=max_features,
+        test_size=test_size,
+        seed=seed,
+        nb_scaling=nb_scaling,
+        class_scaling=class_scaling,
+        lead_words=lead_words,
+        boilerplate_min_docs=boilerplate_min_docs,
+        balance_outlets=balance_outlets,
+        outlet_label_sets=outlet_label_sets,
+        dedupe=dedupe,
+        word_ngrams=word_ngrams,
+        char_ngrams=char_ngrams,
+        class_weight=class_weight,  # "0" and "none": off, whatever a recipe says
+        cleaning=None if teh_marbuta is None else {"teh_marbuta": teh_marbuta},
+    )
     read = _given(text_column=text_column, label_column=label_column, encoding=encoding, errors=errors)
     on_cluster = check_engine(engine, scheduler) == "dask"
     cluster = {"scheduler": scheduler, "n_workers": None if jobs == -1 else jobs} if on_cluster else {}
     with _status("training") as status:
         model = (train_and_save_on_cluster if on_cluster else train_and_save)(
-            out, sources or [], recipe=recipe, label_map=label_map, train_options=options, read_options=read,
-            n_jobs=jobs, autotune=autotune and parse_duration(autotune), streaming=streaming,
-            memory_budget=memory_budget, report=status.update, notice=_note, **cluster)
+            out,
+            sources or [],
+            recipe=recipe,
+            label_map=label_map,
+            train_options=options,
+            read_options=read,
+            n_jobs=jobs,
+            autotune=autotune and parse_duration(autotune),
+            streaming=streaming,
+            memory_budget=memory_budget,
+            report=status.update,
+            notice=_note,
+            **cluster,
+        )
     _print_json(model.card) if as_json else typer.echo(_training_summary(out, model.card))
 
 
 def _training_summary(out: Path, card: dict) -> str:
-    lines = [f"saved {out} ({len(card['labels'])} labels, {card['split']['train']:,} training documents, "
-             f"{card['training_seconds']:.1f} s, {card.get('training', {}).get('path', 'in-memory')})"]
+    lines = [
+        f"saved {out} ({len(card['labels'])} labels, {card['split']['train']:,} training documents, "
+        f"{card['training_seconds']:.1f} s, {card.get('training', {}).get('path', 'in-memory')})"
+    ]
     lines += [autotune_summary(card["autotune"])] if "autotune" in card else []
     lines += data_notes(card)
     lines += [scores_text(card["scores"])] if card["scores"] else []
@@ -234,9 +415,24 @@ def _training_summary(out: Path, card: dict) -> str:
 def evaluate_command(
     model: Annotated[Path, typer.Argument(metavar="MODEL", help="Model folder")],
     sources: Annotated[list[str], typer.Argument(metavar="SOURCE", help="Labeled corpora to score the model on")],
-    report: Annotated[Optional[Path], typer.Option(help="Write report.html (self-contained), confusion_matrix.png, per_label.csv and mistakes.csv into this folder")] = None,
-    lang: Annotated[str, typer.Option("--lang", help=f"Language of the --report page: {', '.join(REPORT_LANGUAGES)} (ar: right to left, labels by their display names)")] = "en",
-    against: Annotated[Optional[Path], typer.Option(help="A second model folder to compare with, side by side on the same documents")] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write report.html (self-contained), confusion_matrix.png, per_label.csv and mistakes.csv "
+            "into this folder"
+        ),
+    ] = None,
+    lang: Annotated[
+        str,
+        typer.Option(
+            "--lang",
+            help=f"Language of the --report page: {', '.join(REPORT_LANGUAGES)} (ar: right to left, labels by "
+            "their display names)",
+        ),
+    ] = "en",
+    against: Annotated[
+        Path | None, typer.Option(help="A second model folder to compare with, side by side on the same documents")
+    ] = None,
     as_json: AsJson = False,
     jobs: Jobs = -1,
     text_column: TextColumn = None,
@@ -252,37 +448,130 @@ def evaluate_command(
     loaded, other = load_model(model), (load_model(against) if against is not None else None)
     for each in (loaded, other):
         each and each.set_jobs(jobs)
-    options = ReadOptions(**_given(text_column=text_column, label_column=label_column, encoding=encoding, errors=errors))
+    options = ReadOptions(
+        **_given(text_column=text_column, label_column=label_column, encoding=encoding, errors=errors)
+    )
     result, comparison = evaluate_models(loaded, sources, options, other, names=[str(model), str(against)])
     if report is not None:
         page = write_report(report, loaded, result, sources=sources, lang=lang, model_name=model.name)
         typer.echo(f"report: {page}", err=True)
     shown = comparison if comparison is not None else result.scores
-    _print_json(shown) if as_json else typer.echo(comparison_text(shown) if comparison is not None else scores_text(shown))
+    _print_json(shown) if as_json else typer.echo(
+        comparison_text(shown) if comparison is not None else scores_text(shown)
+    )
 
 
-@app.command("predict", context_settings={"ignore_unknown_options": True},
-             short_help="Label articles: arguments, a file or folder, or standard input.")
+@app.command(
+    "predict",
+    context_settings={"ignore_unknown_options": True},
+    short_help="Label articles: arguments, a file or folder, or standard input.",
+)
 @_user_errors
 def predict_command(
-    texts: Annotated[Optional[list[str]], typer.Argument(metavar="ARTICLE", help="Articles to label ('-' reads standard input; '--' ends the options, for an article that starts with '-')")] = None,
-    model: Annotated[Optional[Path], typer.Option("--model", "-m", metavar="DIR", help="Model folder [default: the shipped default model]")] = None,
-    input_path: Annotated[Optional[str], typer.Option("--input", "-i", metavar="PATH", help="A file or folder of articles (any supported format; labels not needed)")] = None,
-    input_format: Annotated[Optional[str], typer.Option("--input-format", metavar="FORMAT", help=f"Format of --input when its name does not say: {', '.join(FORMATS)}")] = None,
-    lines: Annotated[bool, typer.Option("--lines", help="One article per line (standard input or a .txt file)")] = False,
+    texts: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="ARTICLE",
+            help="Articles to label ('-' reads standard input; '--' ends the options, for an article that "
+            "starts with '-')",
+        ),
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", "-m", metavar="DIR", help="Model folder [default: the shipped default model]"),
+    ] = None,
+    input_path: Annotated[
+        str | None,
+        typer.Option(
+            "--input",
+            "-i",
+            metavar="PATH",
+            help="A file or folder of articles (any supported format; labels not needed)",
+        ),
+    ] = None,
+    input_format: Annotated[
+        str | None,
+        typer.Option(
+            "--input-format",
+            metavar="FORMAT",
+            help=f"Format of --input when its name does not say: {', '.join(FORMATS)}",
+        ),
+    ] = None,
+    lines: Annotated[
+        bool, typer.Option("--lines", help="One article per line (standard input or a .txt file)")
+    ] = False,
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="How many labels to give per article, best first")] = 1,
-    output_format: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help=f"One of: {', '.join(OUTPUT_FORMATS)}; with --engine dask, jsonl (the default there) or parquet")] = "table",
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE", help="Write results to this file (atomically) instead of stdout")] = None,
-    threshold: Annotated[float, typer.Option(help="Below this best probability the label is --unknown-label (see `qism evaluate` for coverage and accuracy)")] = 0.0,
-    unknown_label: Annotated[str, typer.Option(metavar="NAME", help="The label of articles below --threshold, or without text")] = "unknown",
-    explain: Annotated[int, typer.Option(metavar="N", help="Show the N terms that pushed each article most towards its label")] = 0,
-    id_column: Annotated[Optional[str], typer.Option(metavar="NAME", help=f"Column (CSV) or key (JSONL) holding the ids [default: {_candidates(ID_COLUMNS)}]")] = None,
-    keep_columns: Annotated[Optional[str], typer.Option(metavar="A,B,...", help="Input columns (CSV) or keys (JSONL) to carry to every output, such as title,url")] = None,
-    bom: Annotated[bool, typer.Option("--bom", help="Start CSV output with a UTF-8 byte order mark, so Excel reads the Arabic")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr (there is none either when the results go to the terminal)")] = False,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an --output (jsonl, csv) that an interrupted run left, without labeling its records again; with --engine dask, skip the input files already labeled")] = False,
-    engine: Annotated[str, typer.Option(help="'local' labels here; 'dask' labels each file of --input (GLOB, folder or URL) as a task on a Dask cluster, into the folder --output (pip install 'qism[dask]')")] = "local",
-    scheduler: Annotated[Optional[str], typer.Option(help="With --engine dask: the scheduler's address (tcp://HOST:PORT) or scheduler file [default: a local cluster]")] = None,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            metavar="FORMAT",
+            help=f"One of: {', '.join(OUTPUT_FORMATS)}; with --engine dask, jsonl (the default there) or parquet",
+        ),
+    ] = "table",
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="Write results to this file (atomically) instead of stdout"
+        ),
+    ] = None,
+    threshold: Annotated[
+        float,
+        typer.Option(
+            help="Below this best probability the label is --unknown-label (see `qism evaluate` for coverage "
+            "and accuracy)"
+        ),
+    ] = 0.0,
+    unknown_label: Annotated[
+        str, typer.Option(metavar="NAME", help="The label of articles below --threshold, or without text")
+    ] = "unknown",
+    explain: Annotated[
+        int, typer.Option(metavar="N", help="Show the N terms that pushed each article most towards its label")
+    ] = 0,
+    id_column: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME", help=f"Column (CSV) or key (JSONL) holding the ids [default: {_candidates(ID_COLUMNS)}]"
+        ),
+    ] = None,
+    keep_columns: Annotated[
+        str | None,
+        typer.Option(
+            metavar="A,B,...", help="Input columns (CSV) or keys (JSONL) to carry to every output, such as title,url"
+        ),
+    ] = None,
+    bom: Annotated[
+        bool, typer.Option("--bom", help="Start CSV output with a UTF-8 byte order mark, so Excel reads the Arabic")
+    ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="No progress on stderr (there is none either when the results go to the terminal)"
+        ),
+    ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue an --output (jsonl, csv) that an interrupted run left, without labeling its "
+            "records again; with --engine dask, skip the input files already labeled",
+        ),
+    ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="'local' labels here; 'dask' labels each file of --input (GLOB, folder or URL) as a task on "
+            "a Dask cluster, into the folder --output (pip install 'qism[dask]')"
+        ),
+    ] = "local",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="With --engine dask: the scheduler's address (tcp://HOST:PORT) or scheduler file [default: "
+            "a local cluster]"
+        ),
+    ] = None,
     gzip_output: Annotated[bool, typer.Option("--gzip", help="With --engine dask: write .labels.jsonl.gz")] = False,
     text_column: TextColumn = None,
     encoding: Encoding = None,
@@ -296,22 +585,48 @@ def predict_command(
     options = LabelOptions(top_k=top_k, threshold=threshold, unknown_label=unknown_label, explain=explain)
     read = _input_options(text_column, id_column, encoding, errors, keep_columns)
     if check_engine(engine, scheduler) == "dask":
-        return _on_cluster(texts, input_path, output, model, scheduler, resume, output_format, gzip_output, jobs, options, read, quiet)
+        return _on_cluster(
+            texts, input_path, output, model, scheduler, resume, output_format, gzip_output, jobs, options, read, quiet
+        )
     documents = read_inputs(texts or [], input_path, input_format, lines, read, note=_note)
     loaded = load_model(model)
     shown = not quiet and (output is not None or not sys.stdout.isatty())  # not into results on the screen
-    total = len(texts) if texts and texts != ["-"] else count_documents(input_path, "lines" if lines else input_format) if input_path and shown else None
+    total = (
+        len(texts)
+        if texts and texts != ["-"]
+        else count_documents(input_path, "lines" if lines else input_format)
+        if input_path and shown
+        else None
+    )
     meter = ProgressMeter(total)
-    counts = label_to_output(loaded, documents, options, fmt=output_format, output=output, resume=resume,
-                             bom=bom, n_jobs=jobs, input_path=input_path, read_options=read,
-                             on_batch=_progress(meter) if shown else lambda n: None)
+    counts = label_to_output(
+        loaded,
+        documents,
+        options,
+        fmt=output_format,
+        output=output,
+        resume=resume,
+        bom=bom,
+        n_jobs=jobs,
+        input_path=input_path,
+        read_options=read,
+        on_batch=_progress(meter) if shown else lambda n: None,
+    )
     _labeled(counts, meter, output)
 
 
 def _input_options(text_column, id_column, encoding, errors, keep_columns) -> ReadOptions:
     """How `predict` reads its input: labels not needed; the columns and encoding given."""
-    return ReadOptions(require_labels=False, **_given(text_column=text_column, id_column=id_column, encoding=encoding,
-                                                      errors=errors, keep_columns=keep_columns and parse_columns(keep_columns)))
+    return ReadOptions(
+        require_labels=False,
+        **_given(
+            text_column=text_column,
+            id_column=id_column,
+            encoding=encoding,
+            errors=errors,
+            keep_columns=keep_columns and parse_columns(keep_columns),
+        ),
+    )
 
 
 def _labeled(counts: dict, meter: ProgressMeter, output: Path | None) -> None:
@@ -325,27 +640,67 @@ def _labeled(counts: dict, meter: ProgressMeter, output: Path | None) -> None:
         _note(f"{counts['replaced_characters']:,} undecodable characters were replaced by U+FFFD")
 
 
-def _on_cluster(texts, input_path, output, model, scheduler, resume, output_format, compress, jobs,
-                label_options, read_options, quiet) -> None:
+def _on_cluster(
+    texts,
+    input_path,
+    output,
+    model,
+    scheduler,
+    resume,
+    output_format,
+    compress,
+    jobs,
+    label_options,
+    read_options,
+    quiet,
+) -> None:
     """`qism predict --engine dask`: label the files on the cluster and say what was done."""
-    summary = label_files_on_cluster(texts or [], input_path, output, model=model, scheduler=scheduler, resume=resume,
-                                     output_format="jsonl" if output_format == "table" else output_format,
-                                     compress=compress, n_workers=None if jobs == -1 else jobs,
-                                     label_options=label_options, read_options=read_options,
-                                     report=(lambda message: None) if quiet else _note)
-    typer.echo(f"labeled {summary['labeled']} files ({summary['records']:,} records), skipped {summary['skipped']} "
-               f"already labeled, into {summary['output']}")
+    summary = label_files_on_cluster(
+        texts or [],
+        input_path,
+        output,
+        model=model,
+        scheduler=scheduler,
+        resume=resume,
+        output_format="jsonl" if output_format == "table" else output_format,
+        compress=compress,
+        n_workers=None if jobs == -1 else jobs,
+        label_options=label_options,
+        read_options=read_options,
+        report=(lambda message: None) if quiet else _note,
+    )
+    typer.echo(
+        f"labeled {summary['labeled']} files ({summary['records']:,} records), skipped {summary['skipped']} "
+        f"already labeled, into {summary['output']}"
+    )
 
 
 @app.command("serve", short_help="Label articles over HTTP (needs qism[serve]).")
 @_user_errors
 def serve_command(
-    model: Annotated[Optional[Path], typer.Option("--model", "-m", metavar="DIR", help="Model folder [default: the shipped default model]")] = None,
-    host: Annotated[str, typer.Option(metavar="ADDRESS", help="Address to listen on; 0.0.0.0 for every interface")] = "127.0.0.1",
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", "-m", metavar="DIR", help="Model folder [default: the shipped default model]"),
+    ] = None,
+    host: Annotated[
+        str, typer.Option(metavar="ADDRESS", help="Address to listen on; 0.0.0.0 for every interface")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on")] = 8000,
     workers: Annotated[int, typer.Option(metavar="N", help="Worker processes, each with the model loaded once")] = 1,
-    max_pending: Annotated[Optional[int], typer.Option(metavar="N", help="Requests a worker holds at once, labeling or waiting; past it, 503 [default: 64]")] = None,
-    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help=f"Log each request on stderr {_switch('access-log', True)}", show_default=False)] = True,
+    max_pending: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N", help="Requests a worker holds at once, labeling or waiting; past it, 503 [default: 64]"
+        ),
+    ] = None,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help=f"Log each request on stderr {_switch('access-log', True)}",
+            show_default=False,
+        ),
+    ] = True,
 ):
     """Label articles over HTTP: POST /v1/predict, GET /v1/model, /healthz, /readyz, /docs (needs qism[serve])."""
     from .serve import serve  # FastAPI and uvicorn are an extra: imported only for this command
@@ -360,7 +715,7 @@ def _note(message: str) -> None:
 @app.command("info", short_help="Show a model's card.")
 @_user_errors
 def info_command(
-    model: Annotated[Optional[Path], typer.Argument(help="Model folder [default: the shipped default model]")] = None,
+    model: Annotated[Path | None, typer.Argument(help="Model folder [default: the shipped default model]")] = None,
     as_json: AsJson = False,
 ):
     """Show a model's card: labels, training data, configuration and held-out scores."""

@@ -65,6 +65,7 @@ def require_extra(module: str, extra: str):
 
 # --- paths: local or fsspec URLs --------------------------------------------------------------
 
+
 def is_url(path: str) -> bool:
     return "://" in path and not path.startswith("file://")
 
@@ -133,6 +134,7 @@ def _join(folder: str, name: str) -> str:
 
 # --- one task ---------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class FileTask:
     """What a worker needs to label one input file."""
@@ -196,8 +198,10 @@ def _lines_in_range(path: str, start: int, end: int, errors: str) -> Iterator[tu
             try:
                 yield f"{path}: byte {offset}", line.decode("utf-8-sig" if offset == 0 else "utf-8", errors)
             except UnicodeDecodeError as err:
-                raise QismError(f"{path}: byte {offset + err.start}: not UTF-8; name the encoding with --encoding "
-                                "or use --errors replace") from None
+                raise QismError(
+                    f"{path}: byte {offset + err.start}: not UTF-8; name the encoding with --encoding "
+                    "or use --errors replace"
+                ) from None
 
 
 def _documents(path: str, task: FileTask) -> Iterator[Document]:
@@ -216,8 +220,15 @@ def _write_parquet(records: Iterator[dict], handle) -> int:
     pa = require_extra("pyarrow", "parquet")
     pq = require_extra("pyarrow.parquet", "parquet")
     item = pa.struct([("label", pa.string()), ("score", pa.float64()), ("label_ar", pa.string())])
-    schema = pa.schema([("id", pa.string()), ("label", pa.string()), ("label_ar", pa.string()),
-                        ("top", pa.list_(item)), ("reason", pa.string())])
+    schema = pa.schema(
+        [
+            ("id", pa.string()),
+            ("label", pa.string()),
+            ("label_ar", pa.string()),
+            ("top", pa.list_(item)),
+            ("reason", pa.string()),
+        ]
+    )
     count = 0
     with pq.ParquetWriter(handle, schema) as writer:
         batch: list[dict] = []
@@ -302,9 +313,15 @@ def label_file(task: FileTask) -> dict:
         path = _local_copy(task.input, scratch) if is_url(task.input) else task.input
         records = label_documents(model, _documents(path, task), task.label_options, batch_size=TASK_BATCH_SIZE)
         written = _write_output(task, records)
-    manifest = {"input": task.input, "input_bytes": _size(task.input), "byte_range": task.byte_range,
-                "output": Path(task.output).name, **written,
-                "model": task.model or "default", "seconds": round(time.perf_counter() - started, 3)}
+    manifest = {
+        "input": task.input,
+        "input_bytes": _size(task.input),
+        "byte_range": task.byte_range,
+        "output": Path(task.output).name,
+        **written,
+        "model": task.model or "default",
+        "seconds": round(time.perf_counter() - started, 3),
+    }
     _write_manifest(task.manifest, manifest)
     return manifest
 
@@ -328,6 +345,7 @@ def finished(task: FileTask) -> bool:
 
 # --- the run ----------------------------------------------------------------------------------
 
+
 def _byte_ranges(path: str, shard_bytes: int, read_options: ReadOptions) -> list[tuple[int, int]] | None:
     """The shards of a plain local UTF-8 JSON Lines file larger than `shard_bytes`, else None (one task)."""
     if is_url(path) or not path.lower().endswith(".jsonl") or (size := os.path.getsize(path)) <= shard_bytes:
@@ -340,10 +358,16 @@ def _byte_ranges(path: str, shard_bytes: int, read_options: ReadOptions) -> list
     return [(size * k // n, size * (k + 1) // n) for k in range(n)]
 
 
-def plan_tasks(inputs: list[str], output_dir: str, model: str | None, output_format: str = "jsonl",
-               compress: bool = False, label_options: LabelOptions = LabelOptions(),
-               read_options: ReadOptions = ReadOptions(require_labels=False),
-               shard_bytes: int = SHARD_BYTES) -> list[FileTask]:
+def plan_tasks(
+    inputs: list[str],
+    output_dir: str,
+    model: str | None,
+    output_format: str = "jsonl",
+    compress: bool = False,
+    label_options: LabelOptions = LabelOptions(),
+    read_options: ReadOptions = ReadOptions(require_labels=False),
+    shard_bytes: int = SHARD_BYTES,
+) -> list[FileTask]:
     """One task per input file, each with its output and manifest names, or per shard of a plain
     JSON Lines file larger than `shard_bytes` (`<name>.00002-of-00005.labels.jsonl`); two inputs of
     the same name would write the same output, which is refused."""
@@ -356,14 +380,30 @@ def plan_tasks(inputs: list[str], output_dir: str, model: str | None, output_for
     for path in inputs:
         name = path.rstrip("/").rsplit("/", 1)[-1] + suffix
         if name in seen:
-            raise QismError(f"{seen[name]} and {path} would both be labeled into {name}; give inputs with distinct names")
+            raise QismError(
+                f"{seen[name]} and {path} would both be labeled into {name}; give inputs with distinct names"
+            )
         seen[name] = path
         ranges = _byte_ranges(path, shard_bytes, read_options)
         for k, byte_range in enumerate(ranges or [None]):
-            shard = name if ranges is None else name.replace(OUTPUT_SUFFIX, f".{k + 1:05d}-of-{len(ranges):05d}{OUTPUT_SUFFIX}", 1)
+            shard = (
+                name
+                if ranges is None
+                else name.replace(OUTPUT_SUFFIX, f".{k + 1:05d}-of-{len(ranges):05d}{OUTPUT_SUFFIX}", 1)
+            )
             output = _join(output_dir, shard)
-            tasks.append(FileTask(path, output, output + MANIFEST_SUFFIX, model, output_format, label_options,
-                                  read_options, byte_range))
+            tasks.append(
+                FileTask(
+                    path,
+                    output,
+                    output + MANIFEST_SUFFIX,
+                    model,
+                    output_format,
+                    label_options,
+                    read_options,
+                    byte_range,
+                )
+            )
     return tasks
 
 
@@ -381,8 +421,9 @@ def _client(scheduler: str | None, n_workers: int | None):
     require_extra("dask", "dask")
     distributed = require_extra("distributed", "dask")
     if scheduler is None:
-        cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                           dashboard_address=":0")  # any free port: others may run a cluster here
+        cluster = distributed.LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+        )  # any free port: others may run a cluster here
         return distributed.Client(cluster), cluster
     try:
         if scheduler.endswith(".json"):
@@ -392,11 +433,21 @@ def _client(scheduler: str | None, n_workers: int | None):
         raise QismError(f"cannot reach the Dask scheduler at {scheduler} ({err})") from None
 
 
-def label_files(input_spec: str, output_dir: str, *, model: str | os.PathLike | None = None,
-                scheduler: str | None = None, resume: bool = False, output_format: str | None = "jsonl",
-                compress: bool = False, n_workers: int | None = None, label_options: LabelOptions = LabelOptions(),
-                read_options: ReadOptions = ReadOptions(require_labels=False), shard_bytes: int = SHARD_BYTES,
-                report: Callable[[str], None] = lambda message: None) -> dict:
+def label_files(
+    input_spec: str,
+    output_dir: str,
+    *,
+    model: str | os.PathLike | None = None,
+    scheduler: str | None = None,
+    resume: bool = False,
+    output_format: str | None = "jsonl",
+    compress: bool = False,
+    n_workers: int | None = None,
+    label_options: LabelOptions = LabelOptions(),
+    read_options: ReadOptions = ReadOptions(require_labels=False),
+    shard_bytes: int = SHARD_BYTES,
+    report: Callable[[str], None] = lambda message: None,
+) -> dict:
     """Label every file `input_spec` names (GLOB, folder, file or URL) into `output_dir`, one Dask task
     per file (or per `shard_bytes` of a big JSON Lines file), on the cluster at `scheduler` or on a
     local one of `n_workers` processes.
@@ -414,8 +465,9 @@ def label_files(input_spec: str, output_dir: str, *, model: str | os.PathLike | 
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         inputs = [p if is_url(p) else str(Path(p).resolve()) for p in inputs]
         output_dir = str(Path(output_dir).resolve())
-    tasks = plan_tasks(inputs, output_dir, model, output_format or "jsonl", compress, label_options, read_options,
-                       shard_bytes)
+    tasks = plan_tasks(
+        inputs, output_dir, model, output_format or "jsonl", compress, label_options, read_options, shard_bytes
+    )
     todo = [task for task in tasks if not (resume and finished(task))]
     report(f"{len(tasks)} input files, {len(tasks) - len(todo)} already labeled")
     manifests = []
@@ -423,36 +475,55 @@ def label_files(input_spec: str, output_dir: str, *, model: str | os.PathLike | 
         distributed = require_extra("distributed", "dask")
         client, cluster = _client(scheduler, n_workers)
         try:
-            futures = [client.submit(label_file, task, key=f"qism-label-{i}-{hashlib.sha1(task.input.encode()).hexdigest()[:12]}",
-                                     pure=False, retries=0)
-                       for i, task in enumerate(todo)]
+            futures = [
+                client.submit(
+                    label_file,
+                    task,
+                    key=f"qism-label-{i}-{hashlib.sha1(task.input.encode()).hexdigest()[:12]}",
+                    pure=False,
+                    retries=0,
+                )
+                for i, task in enumerate(todo)
+            ]
             for future in distributed.as_completed(futures):
                 try:
                     manifests.append(future.result())
                 except distributed.KilledWorker as err:
-                    raise QismError(f"workers kept dying while labeling a file ({err}); the files labeled so far "
-                                    "are complete, and --resume continues") from None
+                    raise QismError(
+                        f"workers kept dying while labeling a file ({err}); the files labeled so far "
+                        "are complete, and --resume continues"
+                    ) from None
                 report(f"labeled {len(manifests)} of {len(todo)} files")
         finally:
             client.close()
             if cluster is not None:
                 cluster.close()
     _remove_partial_outputs(tasks)
-    summary = {"inputs": len(tasks), "labeled": len(manifests), "skipped": len(tasks) - len(todo),
-               "records": sum(m["records"] for m in manifests), "output": output_dir,
-               "files": sorted(manifests, key=lambda m: m["input"])}
+    summary = {
+        "inputs": len(tasks),
+        "labeled": len(manifests),
+        "skipped": len(tasks) - len(todo),
+        "records": sum(m["records"] for m in manifests),
+        "output": output_dir,
+        "files": sorted(manifests, key=lambda m: m["input"]),
+    }
     _write_manifest(_join(output_dir, "_qism_run.json"), summary)
     return summary
 
 
-def label_files_on_cluster(texts: list[str], input_spec: str | None, output: str | os.PathLike | None, **options) -> dict:
+def label_files_on_cluster(
+    texts: list[str], input_spec: str | None, output: str | os.PathLike | None, **options
+) -> dict:
     """`qism predict --engine dask`: the files of `input_spec` into the folder `output` (see `label_files`)."""
     if texts or input_spec is None or output is None:
-        raise QismError("--engine dask labels the files of --input into the folder --output; give both, and no articles")
+        raise QismError(
+            "--engine dask labels the files of --input into the folder --output; give both, and no articles"
+        )
     return label_files(input_spec, str(output), **options)
 
 
 # --- training: streaming's work on each chunk, on the cluster ---------------------------------
+
 
 class DaskChunks(ChunkEngine):
     """Streaming training's tasks (cleaning and counting each chunk, fitting each averaged shard
@@ -479,8 +550,9 @@ class DaskChunks(ChunkEngine):
             yield pending.popleft().result()
 
 
-def train_and_save_on_cluster(out: str | os.PathLike, sources=(), *, scheduler: str | None = None,
-                              n_workers: int | None = None, **options) -> Model:
+def train_and_save_on_cluster(
+    out: str | os.PathLike, sources=(), *, scheduler: str | None = None, n_workers: int | None = None, **options
+) -> Model:
     """`qism train --engine dask`: `trainer.train_and_save`, streaming, with each chunk cleaned and
     counted on the cluster at `scheduler` (or a local one of `n_workers` processes), and the shard
     models of averaged learners fitted there; SGD's epochs over the shards run here."""

@@ -20,9 +20,24 @@ CLASS_WEIGHTS = ("balanced", None)
 #: What to do with bytes the encoding cannot decode: stop with an error, or put U+FFFD in their place.
 DECODE_ERRORS = ("strict", "replace")
 #: The switches of `clean.TextCleaner`, one per cleaning step.
-CLEANING_STEPS = ("diacritics", "tatweel", "alef", "yeh", "teh_marbuta", "digits", "html", "urls", "emails",
-                  "mentions", "hashtags", "punctuation_spacing", "breadcrumbs", "comment_footer", "source_prefix",
-                  "repeated_lines")
+CLEANING_STEPS = (
+    "diacritics",
+    "tatweel",
+    "alef",
+    "yeh",
+    "teh_marbuta",
+    "digits",
+    "html",
+    "urls",
+    "emails",
+    "mentions",
+    "hashtags",
+    "punctuation_spacing",
+    "breadcrumbs",
+    "comment_footer",
+    "source_prefix",
+    "repeated_lines",
+)
 #: Longest word and char n-grams: beyond them a model grows without learning more.
 MAX_WORD_NGRAM = 5
 MAX_CHAR_NGRAM = 10
@@ -52,11 +67,16 @@ def _integer(value, name: str, low: int, high: int | None = None) -> int:
     return value
 
 
-def _number(value, name: str, low: float, high: float | None = None, *, low_open: bool = False,
-            high_open: bool = False) -> float:
+def _number(
+    value, name: str, low: float, high: float | None = None, *, low_open: bool = False, high_open: bool = False
+) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise QismError(f"{name} takes a finite number; got {value!r}")
-    if value < low or (low_open and value == low) or (high is not None and (value > high or (high_open and value == high))):
+    if (
+        value < low
+        or (low_open and value == low)
+        or (high is not None and (value > high or (high_open and value == high)))
+    ):
         if high is None:
             bounds = f"above {low:g}" if low_open else f"of {low:g} or more"
         else:
@@ -91,7 +111,9 @@ def _ngram_range(value, name: str, high: int, optional: bool = False) -> tuple[i
     if whole and len(value) == 2 and 1 <= value[0] <= value[1] <= high:
         return (value[0], value[1])
     shown = ",".join(map(str, value)) if whole else repr(value)  # as the option takes it: 3,1
-    raise QismError(f"{name} takes LOW,HIGH with 1 <= LOW <= HIGH <= {high}{', or 0 for none' if optional else ''}; got {shown}")
+    raise QismError(
+        f"{name} takes LOW,HIGH with 1 <= LOW <= HIGH <= {high}{', or 0 for none' if optional else ''}; got {shown}"
+    )
 
 
 def parse_columns(text: str) -> tuple[str, ...]:
@@ -128,8 +150,18 @@ def check_budget(seconds: float) -> float:
     return float(seconds)
 
 
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30,
-               "t": 1 << 40, "tb": 1 << 40}
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1 << 10,
+    "kb": 1 << 10,
+    "m": 1 << 20,
+    "mb": 1 << 20,
+    "g": 1 << 30,
+    "gb": 1 << 30,
+    "t": 1 << 40,
+    "tb": 1 << 40,
+}
 
 
 def parse_size(text, name: str = "--memory-budget") -> int:
@@ -138,7 +170,7 @@ def parse_size(text, name: str = "--memory-budget") -> int:
         return text
     value = str(text).strip().lower().replace(" ", "")
     number = value.rstrip("kmgtb")
-    unit = value[len(number):]
+    unit = value[len(number) :]
     try:
         size = float(number)
     except ValueError:
@@ -159,7 +191,9 @@ def check_engine(engine: str, scheduler: str | None) -> str:
     if scheduler is not None and engine != "dask":
         raise QismError("--scheduler is for --engine dask")
     if scheduler is not None and not (scheduler.startswith(_SCHEDULER_SCHEMES) or scheduler.endswith(".json")):
-        raise QismError(f"--scheduler takes an address such as tcp://HOST:8786 or a scheduler file (.json); got {scheduler!r}")
+        raise QismError(
+            f"--scheduler takes an address such as tcp://HOST:8786 or a scheduler file (.json); got {scheduler!r}"
+        )
     return engine
 
 
@@ -291,8 +325,10 @@ class ReadOptions:
         for name in ("text_column", "label_column", "id_column", "encoding", "outlet"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise QismError(f"--{name.replace('_', '-')} names {'an encoding' if name == 'encoding' else 'a column or key'}; "
-                                f"got {value!r}")
+                raise QismError(
+                    f"--{name.replace('_', '-')} names {'an encoding' if name == 'encoding' else 'a column or key'}; "
+                    f"got {value!r}"
+                )
         _flag(self.require_labels, "require_labels")
         object.__setattr__(self, "keep_columns", _kept_columns(self.keep_columns))
 
@@ -319,8 +355,10 @@ def _kept_columns(names) -> tuple[str, ...]:
         raise QismError(f"--keep-columns names {', '.join(map(repr, twice))} twice")
     taken = [name for name in names if name.lower() in RECORD_KEYS or _RANKED_COLUMN_RE.fullmatch(name.lower())]
     if taken:
-        raise QismError(f"--keep-columns: {', '.join(map(repr, taken))} is a name qism's records use "
-                        f"({', '.join(RECORD_KEYS)}, label_2, score_2, ...); rename the column in the input")
+        raise QismError(
+            f"--keep-columns: {', '.join(map(repr, taken))} is a name qism's records use "
+            f"({', '.join(RECORD_KEYS)}, label_2, score_2, ...); rename the column in the input"
+        )
     return names
 
 
@@ -344,4 +382,6 @@ class LabelOptions:
     def check_against(self, labels: list[str]) -> None:
         """The unknown label must not be one the model gives."""
         if self.unknown_label in labels:
-            raise QismError(f"--unknown-label must be a name the model does not use as a label; got {self.unknown_label!r}")
+            raise QismError(
+                f"--unknown-label must be a name the model does not use as a label; got {self.unknown_label!r}"
+            )

@@ -110,8 +110,10 @@ def _guess_encoding(data: bytes) -> str:
 
 
 def _undecodable(name: str, encoding: str, offset: int) -> str:
-    return (f"{name}: not valid {encoding} at byte {offset:,}; "
-            "name the encoding with --encoding, or use --errors replace to put U+FFFD in place of bad bytes")
+    return (
+        f"{name}: not valid {encoding} at byte {offset:,}; "
+        "name the encoding with --encoding, or use --errors replace to put U+FFFD in place of bad bytes"
+    )
 
 
 def _is_utf8(line: bytes) -> bool:
@@ -126,8 +128,10 @@ def _is_utf8(line: bytes) -> bool:
 
 
 def _mixed_encodings(name: str) -> str:
-    return (f"{name}: UTF-8 in a file read as windows-1256 (the encoding of its start); a file must be in one "
-            "encoding: convert it to UTF-8 (iconv -f cp1256 -t utf-8 on its Windows-1256 part), or name one with --encoding")
+    return (
+        f"{name}: UTF-8 in a file read as windows-1256 (the encoding of its start); a file must be in one "
+        "encoding: convert it to UTF-8 (iconv -f cp1256 -t utf-8 on its Windows-1256 part), or name one with --encoding"
+    )
 
 
 def decode(data: bytes, name: str, encoding: str | None = None, errors: str = "strict") -> str:
@@ -184,8 +188,9 @@ def replace_lone_surrogates(text: str) -> str:
 def _without_lone_surrogates(doc: Document) -> Document:
     texts = {field.name: getattr(doc, field.name) for field in dataclasses.fields(doc)}
     texts["fields"] = tuple((name, replace_lone_surrogates(value)) for name, value in doc.fields)
-    return Document(**{name: replace_lone_surrogates(value) if isinstance(value, str) else value
-                       for name, value in texts.items()})
+    return Document(
+        **{name: replace_lone_surrogates(value) if isinstance(value, str) else value for name, value in texts.items()}
+    )
 
 
 def label_key(label: str) -> str:
@@ -197,14 +202,24 @@ def detect_format(path: Path) -> str:
     if path.is_dir():
         return "folder"
     name = path.name.lower()
-    for suffix, fmt in ((".zip", "zip"), (".csv", "csv"), (".tsv", "tsv"), (".jsonl", "jsonl"),
-                        (".jsonl.gz", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl"), (".txt", "txt")):
+    for suffix, fmt in (
+        (".zip", "zip"),
+        (".csv", "csv"),
+        (".tsv", "tsv"),
+        (".jsonl", "jsonl"),
+        (".jsonl.gz", "jsonl"),
+        (".ndjson", "jsonl"),
+        (".json", "jsonl"),
+        (".txt", "txt"),
+    ):
         if name.endswith(suffix):
             return fmt
     raise QismError(f"{path}: unknown format; expected a folder, .zip, .csv, .tsv, .jsonl, .jsonl.gz or .txt")
 
 
-def read_source(path: str | os.PathLike, options: ReadOptions = ReadOptions(), fmt: str | None = None) -> Iterator[Document]:
+def read_source(
+    path: str | os.PathLike, options: ReadOptions = ReadOptions(), fmt: str | None = None
+) -> Iterator[Document]:
     """Yield the documents of one source (`-` is standard input, one article or one per line)."""
     if str(path) == "-":
         if options.names_table_columns:
@@ -227,12 +242,15 @@ def read_source(path: str | os.PathLike, options: ReadOptions = ReadOptions(), f
     except UnicodeDecodeError as err:
         raise QismError(f"{path}: undecodable bytes ({err.reason}); name the encoding with --encoding") from None
     except MemoryError:
-        raise QismError(f"{path}: out of memory while reading it; split it into smaller files, "
-                        "or run with fewer --jobs") from None
+        raise QismError(
+            f"{path}: out of memory while reading it; split it into smaller files, or run with fewer --jobs"
+        ) from None
     except OSError as err:
         if err.errno == errno.ENAMETOOLONG:
-            raise QismError(f"{path}: folders nested too deep to read ({err.strerror}: a path in it is longer than "
-                            "the system allows); move the articles up into <label>/") from None
+            raise QismError(
+                f"{path}: folders nested too deep to read ({err.strerror}: a path in it is longer than "
+                "the system allows); move the articles up into <label>/"
+            ) from None
         raise QismError(f"{path}: {err.strerror or err}") from None
     except (EOFError, zlib.error) as err:
         raise QismError(f"{path}: damaged compressed data ({err})") from None
@@ -242,12 +260,15 @@ def _not_a_table(what: str) -> QismError:
     return QismError(f"--id-column and --keep-columns name columns of a csv, tsv or jsonl --input, not of {what}")
 
 
-def read_sources(paths: Iterable[str | os.PathLike], options: ReadOptions = ReadOptions(), fmt: str | None = None) -> Iterator[Document]:
+def read_sources(
+    paths: Iterable[str | os.PathLike], options: ReadOptions = ReadOptions(), fmt: str | None = None
+) -> Iterator[Document]:
     for path in paths:
         yield from read_source(path, options, fmt)
 
 
 # --- folder and zip ---------------------------------------------------------------------------
+
 
 def _label_of(parts: tuple[str, ...], options: ReadOptions, where: str) -> str | None:
     """The folder an article sits in is its label."""
@@ -268,8 +289,10 @@ def _article(data: bytes, name: str, relative: str, options: ReadOptions, outlet
 
 
 def _too_big(name: str, size: int | None = None) -> str:
-    return (f"{name}: {'' if size is None else f'{size:,} bytes, '}more than the {MAX_FILE_BYTES:,} qism reads "
-            "as one article; split it into articles")
+    return (
+        f"{name}: {'' if size is None else f'{size:,} bytes, '}more than the {MAX_FILE_BYTES:,} qism reads "
+        "as one article; split it into articles"
+    )
 
 
 def _bounded_bytes(handle, name: str) -> bytes:
@@ -350,8 +373,9 @@ def _outside(path: Path, root: Path, is_dir: bool) -> Document:
     relative = replace_lone_surrogates(path.relative_to(root).as_posix())
     parts = PurePosixPath(relative).parts
     label = parts[-1] if is_dir else parts[-2] if len(parts) >= 2 else None
-    return Document(text="", label=label, id=f"{relative}/" if is_dir else relative, outlet=root.name,
-                    problem=OUTSIDE_CORPUS)
+    return Document(
+        text="", label=label, id=f"{relative}/" if is_dir else relative, outlet=root.name, problem=OUTSIDE_CORPUS
+    )
 
 
 def _read_folder(root: Path, options: ReadOptions) -> Iterator[Document]:
@@ -366,8 +390,13 @@ def _read_folder(root: Path, options: ReadOptions) -> Iterator[Document]:
     if options.require_labels:
         for folder in tree.empty_folders:
             relative = replace_lone_surrogates(folder.relative_to(root).as_posix())
-            yield Document(text="", label=PurePosixPath(relative).name, id=f"{relative}/", outlet=root.name,
-                           problem=EMPTY_LABEL_FOLDER)
+            yield Document(
+                text="",
+                label=PurePosixPath(relative).name,
+                id=f"{relative}/",
+                outlet=root.name,
+                problem=EMPTY_LABEL_FOLDER,
+            )
 
 
 #: Entry names that point outside the archive: absolute (`/x`, `C:x`, `\\x`) or with a `..` part.
@@ -386,12 +415,16 @@ def _check_archive(path: Path, archive: zipfile.ZipFile, entries: list[zipfile.Z
     """Refuse, before reading anything, an archive whose entries point outside it or unpack too big."""
     unsafe = [info.filename for info in archive.infolist() if _UNSAFE_ENTRY_RE.search(info.filename)]
     if unsafe:
-        raise QismError(f"{path}: entries that point outside the archive ({', '.join(map(repr, unsafe[:3]))}); "
-                        "qism does not read archives with absolute paths or '..' in entry names")
+        raise QismError(
+            f"{path}: entries that point outside the archive ({', '.join(map(repr, unsafe[:3]))}); "
+            "qism does not read archives with absolute paths or '..' in entry names"
+        )
     total = sum(info.file_size for info in entries)
     if total > MAX_ARCHIVE_BYTES:
-        raise QismError(f"{path}: its articles unpack to {total:,} bytes, more than the {MAX_ARCHIVE_BYTES:,} "
-                        "qism reads from one archive (a zip bomb?); unpack it yourself and give the folder")
+        raise QismError(
+            f"{path}: its articles unpack to {total:,} bytes, more than the {MAX_ARCHIVE_BYTES:,} "
+            "qism reads from one archive (a zip bomb?); unpack it yourself and give the folder"
+        )
     for info in entries:
         if info.file_size > MAX_FILE_BYTES:
             raise QismError(_too_big(f"{path}:{info.filename}", info.file_size))
@@ -429,8 +462,16 @@ def _read_zip(path: Path, options: ReadOptions) -> Iterator[Document]:
 
 # --- tables -----------------------------------------------------------------------------------
 
-def _find_column(header: list[str], wanted: str | None, defaults: tuple[str, ...], what: str, path: Path,
-                 required: bool, option: str | None = None) -> int | None:
+
+def _find_column(
+    header: list[str],
+    wanted: str | None,
+    defaults: tuple[str, ...],
+    what: str,
+    path: Path,
+    required: bool,
+    option: str | None = None,
+) -> int | None:
     """Where the column `wanted` (else the first of `defaults`) is; one the user named must be there.
     `what` is what it holds, and `option` (--<what>-column unless named) what names it."""
     lowered = [name.strip().lower() for name in header]
@@ -440,8 +481,11 @@ def _find_column(header: list[str], wanted: str | None, defaults: tuple[str, ...
             return lowered.index(name.lower())
     if required or wanted:
         option = option or f"--{what}-column"
-        missing = (f"column {wanted!r} ({option})" if wanted else
-                   f"{what} column (looked for {', '.join(defaults)}; name it with {option})")
+        missing = (
+            f"column {wanted!r} ({option})"
+            if wanted
+            else f"{what} column (looked for {', '.join(defaults)}; name it with {option})"
+        )
         raise QismError(f"{path}: no {missing}; the columns are: {', '.join(header)}")
     return None
 
@@ -488,7 +532,9 @@ def _stream_lines(handle, name: str, options: ReadOptions, max_bytes: int | None
             probe = codecs.getincrementaldecoder(encoding)("replace")
             probe.setstate(state)
             line = number + len(_LINE_END_RE.findall(carried + probe.decode(block[:before])))
-            raise QismError(_undecodable(f"{name}: line {line}", encoding, offset + err.start - len(state[0]))) from None
+            raise QismError(
+                _undecodable(f"{name}: line {line}", encoding, offset + err.start - len(state[0]))
+            ) from None
         carried = "\r" if text.endswith("\r") and not final else ""
         text = text[:-1] if carried else text
         end = max(text.rfind("\n"), text.rfind("\r")) + 1
@@ -516,14 +562,18 @@ def _stream_lines(handle, name: str, options: ReadOptions, max_bytes: int | None
             return
         offset += len(block)
         if max_bytes is not None and offset > max_bytes:
-            raise QismError(f"{name}: unpacks to more than {max_bytes:,} bytes, more than qism reads from one "
-                            "archive (a gzip bomb?); unpack it yourself and give the file")
+            raise QismError(
+                f"{name}: unpacks to more than {max_bytes:,} bytes, more than qism reads from one "
+                "archive (a gzip bomb?); unpack it yourself and give the file"
+            )
         block = handle.read(_BLOCK_BYTES)
 
 
 def _too_long(name: str, number: int) -> str:
-    return (f"{name}: line {number}: more than the {MAX_FILE_BYTES:,} characters qism reads as one article; "
-            "split it into articles")
+    return (
+        f"{name}: line {number}: more than the {MAX_FILE_BYTES:,} characters qism reads as one article; "
+        "split it into articles"
+    )
 
 
 def _table_rows(rows, path: Path) -> Iterator[tuple[str, list[str]]]:
@@ -537,13 +587,19 @@ def _table_rows(rows, path: Path) -> Iterator[tuple[str, list[str]]]:
             return
         except csv.Error as err:
             if "field larger than field limit" in str(err):
-                raise QismError(f"{path}: line {start}: a field of more than the {MAX_FILE_BYTES:,} characters "
-                                "qism reads as one article; split it into articles, or check its quotes") from None
+                raise QismError(
+                    f"{path}: line {start}: a field of more than the {MAX_FILE_BYTES:,} characters "
+                    "qism reads as one article; split it into articles, or check its quotes"
+                ) from None
             if "unexpected end of data" in str(err):
-                raise QismError(f"{path}: line {start}: a quote opened in this row never closes, so the rest of "
-                                "the file would be one field; close the quote") from None
-            raise QismError(f"{path}: {_lines(start, rows.line_num)}: {err}; a quote inside a field must be "
-                            'doubled ("") and the field quoted') from None
+                raise QismError(
+                    f"{path}: line {start}: a quote opened in this row never closes, so the rest of "
+                    "the file would be one field; close the quote"
+                ) from None
+            raise QismError(
+                f"{path}: {_lines(start, rows.line_num)}: {err}; a quote inside a field must be "
+                'doubled ("") and the field quoted'
+            ) from None
         yield _lines(start, rows.line_num), row
 
 
@@ -562,7 +618,9 @@ def _read_table(path: Path, options: ReadOptions) -> Iterator[Document]:
     label_at = _find_column(header, options.label_column, LABEL_COLUMNS, "label", path, options.require_labels)
     id_at = _find_column(header, options.id_column, ID_COLUMNS, "id", path, False)
     title_at = _find_column(header, None, TITLE_COLUMNS, "title", path, False)
-    kept_at = [(name, _find_column(header, name, (), "kept", path, True, "--keep-columns")) for name in options.keep_columns]
+    kept_at = [
+        (name, _find_column(header, name, (), "kept", path, True, "--keep-columns")) for name in options.keep_columns
+    ]
     for where, row in rows:
         if not row:
             continue
@@ -585,7 +643,9 @@ def _json_record(line: str, where: str) -> dict:
     try:
         record = json.loads(line)
     except (ValueError, RecursionError) as err:
-        raise QismError(f"{where}: not valid JSON ({getattr(err, 'msg', err)}); each line must hold one JSON object") from None
+        raise QismError(
+            f"{where}: not valid JSON ({getattr(err, 'msg', err)}); each line must hold one JSON object"
+        ) from None
     if not isinstance(record, dict):
         raise QismError(f"{where}: not a JSON object; each line must hold one object with the text and the label")
     return record
@@ -600,7 +660,9 @@ def _check_keys(record: dict, options: ReadOptions, where: str) -> None:
     """The first record must have the keys the user named (a later one may lack them: sparse data)."""
     for key, option in [(options.id_column, "--id-column")] + [(key, "--keep-columns") for key in options.keep_columns]:
         if key is not None and key not in record:
-            raise QismError(f"{where}: no key {key!r} ({option}) in the first record; its keys are: {', '.join(record)}")
+            raise QismError(
+                f"{where}: no key {key!r} ({option}) in the first record; its keys are: {', '.join(record)}"
+            )
 
 
 def _read_jsonl(path: Path, options: ReadOptions) -> Iterator[Document]:
@@ -643,6 +705,7 @@ def jsonl_documents(lines: Iterable[tuple[str, str]], name: str, options: ReadOp
 
 
 # --- plain text -------------------------------------------------------------------------------
+
 
 def _read_text_file(path: Path, options: ReadOptions) -> Iterator[Document]:
     if options.require_labels:
@@ -699,8 +762,10 @@ def _noting_many_lines(documents: Iterator[Document], note: Callable[[str], None
     for doc in documents:
         if looks_like_one_per_line(doc.text):
             where = "standard input" if doc.outlet == "<stdin>" else doc.id
-            note(f"{where} is labeled as one article; if each of its {doc.text.strip().count(chr(10)) + 1:,} "
-                 "lines is an article, add --lines")
+            note(
+                f"{where} is labeled as one article; if each of its {doc.text.strip().count(chr(10)) + 1:,} "
+                "lines is an article, add --lines"
+            )
         yield doc
 
 
@@ -711,9 +776,14 @@ def _read_as_one_article(source: str, fmt: str | None) -> bool:
     return fmt == "txt" or (fmt is None and Path(source).is_file() and source.lower().endswith(".txt"))
 
 
-def read_inputs(texts: Iterable[str] = (), input_path: str | None = None, fmt: str | None = None,
-                lines: bool = False, options: ReadOptions = ReadOptions(require_labels=False),
-                note: Callable[[str], None] = lambda message: None) -> Iterator[Document]:
+def read_inputs(
+    texts: Iterable[str] = (),
+    input_path: str | None = None,
+    fmt: str | None = None,
+    lines: bool = False,
+    options: ReadOptions = ReadOptions(require_labels=False),
+    note: Callable[[str], None] = lambda message: None,
+) -> Iterator[Document]:
     """What `qism predict` labels: articles given as `texts`, `["-"]` for standard input, or the
     file or folder `input_path`; `lines` reads one article per line. `note` gets the hint about
     --lines when one article (standard input, a .txt file) looks like one article per line."""
@@ -730,10 +800,16 @@ def read_inputs(texts: Iterable[str] = (), input_path: str | None = None, fmt: s
     named = next((text for text in texts if _names_a_path(text)), None)
     if named is not None:
         raise QismError(f"{named!r} is a file or folder, not an article; to label what it holds, use --input {named}")
-    option = next((text for text in texts if len(text) > 1 and text.startswith("-") and not any(c.isspace() for c in text)), None)
-    if option is not None:  # an article starting with '-' goes through, but a lone word like '--verbose' is a mistyped option
-        raise QismError(f"{option!r} is taken for an article, but looks like an option: an option goes before '--' "
-                        "and must be one the command has (see --help)")
+    option = next(
+        (text for text in texts if len(text) > 1 and text.startswith("-") and not any(c.isspace() for c in text)), None
+    )
+    if (
+        option is not None
+    ):  # an article starting with '-' goes through, but a lone word like '--verbose' is a mistyped option
+        raise QismError(
+            f"{option!r} is taken for an article, but looks like an option: an option goes before '--' "
+            "and must be one the command has (see --help)"
+        )
     return (Document(text=replace_lone_surrogates(text)) for text in texts)
 
 

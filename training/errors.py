@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+
 class QismError(Exception):
     """A problem with the user's input, options or files, with a message that says what to do."""
 

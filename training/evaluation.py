@@ -35,8 +35,9 @@ class Evaluation:
 MAX_UNKNOWN_GOLD_SHARE = 0.5
 
 
-def read_labeled(sources: Iterable[str], options: ReadOptions = ReadOptions(),
-                 label_maps: Sequence[LabelMap] = ()) -> list[Document]:
+def read_labeled(
+    sources: Iterable[str], options: ReadOptions = ReadOptions(), label_maps: Sequence[LabelMap] = ()
+) -> list[Document]:
     """The labeled documents of `sources`, read once so several models can be scored on them
     (binary files and empty label folders have nothing to score). Each raw label that one of
     `label_maps` (the models' own, from their cards) lists becomes the label id it maps to, as in
@@ -46,7 +47,9 @@ def read_labeled(sources: Iterable[str], options: ReadOptions = ReadOptions(),
         for doc in read_source(source, options):
             if doc.label is None or doc.problem is not None:
                 continue
-            mapped = next((target for mapping in label_maps if (target := mapping.target(str(source), doc.label))), None)
+            mapped = next(
+                (target for mapping in label_maps if (target := mapping.target(str(source), doc.label))), None
+            )
             documents.append(replace(doc, label=mapped) if mapped else doc)
     if not documents:
         raise QismError("no labeled documents to evaluate")
@@ -70,8 +73,10 @@ def evaluate_documents(model, documents: Sequence[Document]) -> Evaluation:
     strangers = Counter(label for label in y_true if label not in known)
     if sum(strangers.values()) > MAX_UNKNOWN_GOLD_SHARE * len(y_true):
         named = ", ".join(f"{label} ({count:,})" for label, count in strangers.most_common(5))
-        raise QismError(f"{sum(strangers.values()):,} of {len(y_true):,} documents have labels the model does not know "
-                        f"({named}); its labels are {', '.join(model.labels)}. Is this the corpus and model you meant?")
+        raise QismError(
+            f"{sum(strangers.values()):,} of {len(y_true):,} documents have labels the model does not know "
+            f"({named}); its labels are {', '.join(model.labels)}. Is this the corpus and model you meant?"
+        )
     proba = model.predict_proba([doc.text for doc in documents])
     model_labels = model.labels
     y_pred = [model_labels[i] for i in proba.argmax(axis=1)]
@@ -82,7 +87,9 @@ def evaluate_documents(model, documents: Sequence[Document]) -> Evaluation:
     result["labels_unknown_to_model"] = unknown
     outlets = np.asarray([doc.outlet or "" for doc in documents], dtype=object)
     if len(set(outlets)) > 1:
-        result["by_outlet"] = scores_by_outlet(np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object), outlets)
+        result["by_outlet"] = scores_by_outlet(
+            np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object), outlets
+        )
     return Evaluation(list(documents), labels, label_indices(labels, y_true), padded, result)
 
 
@@ -91,8 +98,13 @@ def evaluate(model, sources: Iterable[str], options: ReadOptions = ReadOptions()
     return evaluate_documents(model, read_labeled(sources, options, [m for m in [model_label_map(model)] if m])).scores
 
 
-def evaluate_models(model, sources: Iterable[str], options: ReadOptions = ReadOptions(), against=None,
-                    names: Sequence[str] = ("model", "against")) -> tuple[Evaluation, dict | None]:
+def evaluate_models(
+    model,
+    sources: Iterable[str],
+    options: ReadOptions = ReadOptions(),
+    against=None,
+    names: Sequence[str] = ("model", "against"),
+) -> tuple[Evaluation, dict | None]:
     """`qism evaluate`: score `model` on labeled sources and, with `against` (a second model), both
     side by side on the same documents (see `compare`). Each model's own label map applies."""
     label_maps = [m for m in (model_label_map(model), against and model_label_map(against)) if m]
@@ -118,10 +130,14 @@ def compare(first: dict, second: dict, names: Sequence[str]) -> dict:
     metrics = {
         "accuracy": row(first["accuracy"], second["accuracy"]),
         "macro_f1": row(first["macro_f1"], second["macro_f1"]),
-        "expected_calibration_error": row(first.get("expected_calibration_error"), second.get("expected_calibration_error")),
+        "expected_calibration_error": row(
+            first.get("expected_calibration_error"), second.get("expected_calibration_error")
+        ),
         "accuracy_at_coverage_90": row(accuracy_at_coverage(first, 0.9), accuracy_at_coverage(second, 0.9)),
     }
     labels = list(dict.fromkeys([*first["per_label"], *second["per_label"]]))
-    per_label_f1 = {label: row(first["per_label"].get(label, {}).get("f1"), second["per_label"].get(label, {}).get("f1"))
-                    for label in labels}
+    per_label_f1 = {
+        label: row(first["per_label"].get(label, {}).get("f1"), second["per_label"].get(label, {}).get("f1"))
+        for label in labels
+    }
     return {"models": list(names), "documents": first["documents"], "metrics": metrics, "per_label_f1": per_label_f1}

@@ -22,7 +22,9 @@ def _explainable_steps(pipeline):
     """(text steps, featurizer, classifier): a pipeline that ends in a TfidfFeaturizer and a linear classifier."""
     *text_steps, featurizer, classifier = [step for _, step in pipeline.steps]
     if not isinstance(featurizer, TfidfFeaturizer) or not hasattr(classifier, "coef_"):
-        raise QismError("this model cannot explain its labels: it does not end in TF-IDF features and a linear classifier")
+        raise QismError(
+            "this model cannot explain its labels: it does not end in TF-IDF features and a linear classifier"
+        )
     return text_steps, featurizer, classifier
 
 

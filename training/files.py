@@ -77,8 +77,9 @@ def replaced_atomically(target: Path) -> bool:
 
 
 @contextmanager
-def atomic_file(path: str | os.PathLike, mode: str = "w", newline: str | None = None,
-                keep_on_interrupt: bool = False) -> Iterator[IO]:
+def atomic_file(
+    path: str | os.PathLike, mode: str = "w", newline: str | None = None, keep_on_interrupt: bool = False
+) -> Iterator[IO]:
     """A file to write that becomes `path` only when the block completes (`mode` "w" or "wb").
 
     With `keep_on_interrupt`, Ctrl-C (KeyboardInterrupt) leaves what was written flushed to disk
@@ -102,8 +103,9 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", newline: str | None = 
 
 @contextmanager
 def _replacing(target: Path, mode: str, text: dict, keep_on_interrupt: bool) -> Iterator[IO]:
-    handle = tempfile.NamedTemporaryFile(mode, **text, dir=target.parent, prefix=f".{target.name}.", suffix=".part",
-                                         delete=False)
+    handle = tempfile.NamedTemporaryFile(
+        mode, **text, dir=target.parent, prefix=f".{target.name}.", suffix=".part", delete=False
+    )
     kept = False
     try:
         with handle:
@@ -177,8 +179,12 @@ def _left_by_a_killed_save(folder: Path, target: Path, contents: Collection[str]
         return False
     if folder.name.endswith(".old"):
         inside = os.listdir(folder)
-        if inside and not (inside == [target.name] and not (folder / target.name).is_symlink()
-                           and (folder / target.name).is_dir() and _only_files_named(folder / target.name, contents)):
+        if inside and not (
+            inside == [target.name]
+            and not (folder / target.name).is_symlink()
+            and (folder / target.name).is_dir()
+            and _only_files_named(folder / target.name, contents)
+        ):
             return False
     elif not _only_files_named(folder, contents):
         return False

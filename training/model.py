@@ -79,12 +79,16 @@ LOADABLE = {cls.__name__: cls for cls in (Pipeline, TfidfFeaturizer, TextCleaner
 
 # --- pipeline <-> (JSON spec, arrays) ---------------------------------------------------------
 
+
 def _encode(estimator: BaseEstimator, prefix: str, arrays: dict[str, np.ndarray]) -> dict:
     name = type(estimator).__name__
     if name not in LOADABLE:
         raise TypeError(f"{name} cannot be saved in a qism model")
     if isinstance(estimator, Pipeline):
-        return {"class": name, "steps": [[step, _encode(est, f"{prefix}{step}.", arrays)] for step, est in estimator.steps]}
+        return {
+            "class": name,
+            "steps": [[step, _encode(est, f"{prefix}{step}.", arrays)] for step, est in estimator.steps],
+        }
     params = {}
     for key, value in estimator.get_params(deep=False).items():
         if key == "n_jobs":
@@ -229,11 +233,16 @@ def _fill_arrays(path: Path, pipeline: Pipeline, pending: list[tuple[BaseEstimat
 
 # --- what a loadable model is -----------------------------------------------------------------
 
+
 def _model_steps(pipeline) -> tuple[TfidfFeaturizer, LinearClassifier]:
     """The featurizer and classifier of a qism pipeline, the only shape of pipeline a model has."""
     steps = pipeline.steps if isinstance(pipeline, Pipeline) else None
-    if not (steps and [name for name, _ in steps] == ["features", "classifier"]
-            and isinstance(steps[0][1], TfidfFeaturizer) and isinstance(steps[1][1], LinearClassifier)):
+    if not (
+        steps
+        and [name for name, _ in steps] == ["features", "classifier"]
+        and isinstance(steps[0][1], TfidfFeaturizer)
+        and isinstance(steps[1][1], LinearClassifier)
+    ):
         raise ValueError("the pipeline is not TF-IDF features followed by a linear classifier")
     return steps[0][1], steps[1][1]
 
@@ -246,14 +255,26 @@ def _check_parameters(features: TfidfFeaturizer, classifier: LinearClassifier) -
     if features.dtype not in ("float32", "float64"):
         raise ValueError(f"dtype is float32 or float64; got {str(features.dtype)[:40]!r}")
     try:
-        TrainConfig(classifier=classifier.kind, C=classifier.C, class_weight=classifier.class_weight,
-                    nb_scaling=classifier.nb_scaling, word_ngrams=features.word_ngrams, char_ngrams=features.char_ngrams,
-                    min_df=features.min_df, max_df=features.max_df, max_features=features.max_features,
-                    n_buckets=features.n_buckets, sublinear_tf=features.sublinear_tf,
-                    cleaning=cleaner.get_params() if isinstance(cleaner, TextCleaner) else {},
-                    boilerplate_min_docs=features.boilerplate_min_docs, lead_words=features.lead_words,
-                    outlet_label_sets=classifier.outlet_label_sets, calibration_size=classifier.calibration_size,
-                    class_scaling=classifier.class_scaling, seed=classifier.random_state)
+        TrainConfig(
+            classifier=classifier.kind,
+            C=classifier.C,
+            class_weight=classifier.class_weight,
+            nb_scaling=classifier.nb_scaling,
+            word_ngrams=features.word_ngrams,
+            char_ngrams=features.char_ngrams,
+            min_df=features.min_df,
+            max_df=features.max_df,
+            max_features=features.max_features,
+            n_buckets=features.n_buckets,
+            sublinear_tf=features.sublinear_tf,
+            cleaning=cleaner.get_params() if isinstance(cleaner, TextCleaner) else {},
+            boilerplate_min_docs=features.boilerplate_min_docs,
+            lead_words=features.lead_words,
+            outlet_label_sets=classifier.outlet_label_sets,
+            calibration_size=classifier.calibration_size,
+            class_scaling=classifier.class_scaling,
+            seed=classifier.random_state,
+        )
     except QismError as err:
         raise ValueError(f"a parameter out of bounds: {err}") from None
 
@@ -263,8 +284,11 @@ def _fitted_array(estimator, key: str, kinds: str, shape: tuple) -> np.ndarray:
     value = getattr(estimator, key, None)
     if not isinstance(value, np.ndarray):
         raise ValueError(f"{type(estimator).__name__} lacks its fitted {key}")
-    if value.dtype.kind not in kinds or value.ndim != len(shape) or any(
-            want is not None and have != want for have, want in zip(value.shape, shape)):
+    if (
+        value.dtype.kind not in kinds
+        or value.ndim != len(shape)
+        or any(want is not None and have != want for have, want in zip(value.shape, shape))
+    ):
         raise ValueError(f"{key} is an array of {value.dtype} shaped {value.shape}; expected {shape} of kind {kinds!r}")
     return value
 
@@ -280,11 +304,16 @@ def _check_shapes(features: TfidfFeaturizer, classifier: LinearClassifier) -> No
     label and one column per kept bucket."""
     columns = _fitted_array(features, "columns_", "iu", (None,))
     if not 0 < len(columns) <= features.n_buckets:
-        raise ValueError(f"columns_ must keep from 1 to n_buckets ({features.n_buckets:,}) buckets; it keeps {len(columns):,}")
+        raise ValueError(
+            f"columns_ must keep from 1 to n_buckets ({features.n_buckets:,}) buckets; it keeps {len(columns):,}"
+        )
     _fitted_array(features, "idf_", "f", (len(columns),))
     if getattr(features, "n_features_out_", len(columns)) != len(columns):
         raise ValueError(f"n_features_out_ is not the {len(columns):,} columns kept")
-    if hasattr(features, "boilerplate_") and len(_fitted_array(features, "boilerplate_", "u", (None,))) > MAX_BOILERPLATE_KEYS:
+    if (
+        hasattr(features, "boilerplate_")
+        and len(_fitted_array(features, "boilerplate_", "u", (None,))) > MAX_BOILERPLATE_KEYS
+    ):
         raise ValueError(f"boilerplate_ holds more than {MAX_BOILERPLATE_KEYS:,} segments")
     classes = _fitted_array(classifier, "classes_", "Uiu", (None,))
     if len(classes) < 2:
@@ -326,13 +355,18 @@ def _check_loadable(pipeline) -> tuple[TfidfFeaturizer, LinearClassifier]:
 def card_checksum(card: dict) -> str:
     """SHA-256 of a card's content without its own checksum (keys sorted, compact JSON)."""
     content = {key: value for key, value in card.items() if key != "card_sha256"}
-    return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    ).hexdigest()
 
 
 def _sealed(card: dict, files: dict[str, str]) -> dict:
     """The card as saved: marked as a qism model's, with the checksums of the files and of itself."""
-    content = {"format": CARD_FORMAT, **{key: value for key, value in card.items() if key not in ("format", "files", "card_sha256")},
-               "files": files}
+    content = {
+        "format": CARD_FORMAT,
+        **{key: value for key, value in card.items() if key not in ("format", "files", "card_sha256")},
+        "files": files,
+    }
     content = json.loads(json.dumps(content, ensure_ascii=False))  # as it reads back: lists for tuples, keys as text
     return {**content, "card_sha256": card_checksum(content)}
 
@@ -348,7 +382,9 @@ def _check_card(card: dict, labels: list[str]) -> None:
         raise ValueError(f"{CARD_FILE}: label_names is not a table of label names")
     strangers = sorted(set(names) - set(labels))
     if strangers:
-        raise ValueError(f"{CARD_FILE}: label_names names labels the model does not have: {', '.join(map(repr, strangers[:3]))}")
+        raise ValueError(
+            f"{CARD_FILE}: label_names names labels the model does not have: {', '.join(map(repr, strangers[:3]))}"
+        )
     twice = sorted(name for name, count in Counter(names.values()).items() if count > 1)
     if twice:
         raise ValueError(f"{CARD_FILE}: label_names gives two labels the name {twice[0]!r}")
@@ -363,7 +399,9 @@ def _read_json(path: Path):
     """A JSON file of a model, refusing one larger than MAX_JSON_BYTES before reading it."""
     size = path.stat().st_size
     if size > MAX_JSON_BYTES:
-        raise ValueError(f"{path.name}: {size:,} bytes, larger than the {MAX_JSON_BYTES:,} a model's {path.name} may be")
+        raise ValueError(
+            f"{path.name}: {size:,} bytes, larger than the {MAX_JSON_BYTES:,} a model's {path.name} may be"
+        )
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -390,8 +428,9 @@ def _strangers(target: Path) -> list[str]:
     """What in the folder `target` is not a qism model's file."""
     with os.scandir(target) as scan:
         entries = {entry.name: entry.is_file(follow_symlinks=False) for entry in scan}
-    strangers = sorted(name + ("" if is_file else "/") for name, is_file in entries.items()
-                       if name not in MODEL_FILES or not is_file)
+    strangers = sorted(
+        name + ("" if is_file else "/") for name, is_file in entries.items() if name not in MODEL_FILES or not is_file
+    )
     if entries and not strangers and not _is_model_card(target / CARD_FILE):
         strangers = [f"{CARD_FILE} that is not a qism model's" if CARD_FILE in entries else f"no {CARD_FILE}"]
     return strangers
@@ -413,12 +452,16 @@ def check_model_folder(directory: str | os.PathLike, sources=()) -> Path:
         if real.is_relative_to(target):
             raise QismError(f"{directory}: holds the training source {source}; save the model in a folder of its own")
         if real.is_dir() and target.is_relative_to(real):
-            raise QismError(f"{directory}: lies inside the training source {source}, which a model there would "
-                            "change; save the model elsewhere")
+            raise QismError(
+                f"{directory}: lies inside the training source {source}, which a model there would "
+                "change; save the model elsewhere"
+            )
     here = Path.cwd().resolve()
     if here == target or here.is_relative_to(target):
-        raise QismError(f"{directory}: {'is' if here == target else 'holds'} the current folder; "
-                        "save the model in a folder of its own")
+        raise QismError(
+            f"{directory}: {'is' if here == target else 'holds'} the current folder; "
+            "save the model in a folder of its own"
+        )
     for _ in range(MAX_LOOKS):
         try:
             if not stat.S_ISDIR(os.stat(target).st_mode):
@@ -432,8 +475,10 @@ def check_model_folder(directory: str | os.PathLike, sources=()) -> Path:
         raise QismError(f"{directory}: changes while it is read (other saves to it?); try again")
     if strangers:
         shown = ", ".join(strangers[:3]) + (f" and {len(strangers) - 3:,} more" if len(strangers) > 3 else "")
-        raise QismError(f"{directory}: holds files that are not a qism model's ({shown}); qism replaces only a model "
-                        "folder, so save the model elsewhere")
+        raise QismError(
+            f"{directory}: holds files that are not a qism model's ({shown}); qism replaces only a model "
+            "folder, so save the model elsewhere"
+        )
     return target
 
 
@@ -446,6 +491,7 @@ def _sha256(path: Path) -> str:
 
 
 # --- the model --------------------------------------------------------------------------------
+
 
 def _as_texts(texts: str | Iterable[str]) -> list[str]:
     """A string is one text (as fastText's `predict` takes one or a list), anything else a sequence."""
@@ -482,7 +528,9 @@ class Model:
         labels = self.labels
         return [labels[i] for i in self.predict_proba(texts).argmax(axis=1)]
 
-    def predict_top(self, texts: str | Iterable[str], k: int = 3, threshold: float = 0.0) -> list[list[tuple[str, float]]]:
+    def predict_top(
+        self, texts: str | Iterable[str], k: int = 3, threshold: float = 0.0
+    ) -> list[list[tuple[str, float]]]:
         """The `k` most probable labels of each text with their probabilities, best first, keeping
         those of probability at least `threshold` (as fastText's `predict`): an empty list is a text
         the model is unsure of."""
@@ -503,15 +551,21 @@ class Model:
     def save(self, directory: str | os.PathLike) -> Path:
         """Write the model folder atomically: a complete new model, or the old one untouched. Only an
         empty folder or a qism model is replaced (see `check_model_folder`)."""
-        sources = [s["path"] for s in self.card.get("sources", []) if isinstance(s, dict) and isinstance(s.get("path"), str)]
+        sources = [
+            s["path"] for s in self.card.get("sources", []) if isinstance(s, dict) and isinstance(s.get("path"), str)
+        ]
         target = check_model_folder(directory, sources)
         try:
             _check_loadable(self.pipeline)
         except ValueError as err:
             raise QismError(f"cannot save this model, qism would not load it: {err}") from None
         arrays: dict[str, np.ndarray] = {}
-        spec = {"format": "qism-model", "format_version": FORMAT_VERSION, "versions": package_versions(),
-                "pipeline": _encode(self.pipeline, "", arrays)}
+        spec = {
+            "format": "qism-model",
+            "format_version": FORMAT_VERSION,
+            "versions": package_versions(),
+            "pipeline": _encode(self.pipeline, "", arrays),
+        }
         with staged_folder(target, MODEL_FILES) as staging:
             (staging / PIPELINE_FILE).write_text(json.dumps(spec, ensure_ascii=False, indent=1), encoding="utf-8")
             with open(staging / ARRAYS_FILE, "wb") as handle:
@@ -525,8 +579,19 @@ class Model:
 
 
 #: What a damaged, crafted or incompatible model file can raise while it is read, built and tried.
-_BAD_MODEL_ERRORS = (ValueError, KeyError, TypeError, AttributeError, IndexError, ArithmeticError, MemoryError,
-                     OSError, EOFError, RecursionError, zipfile.BadZipFile)
+_BAD_MODEL_ERRORS = (
+    ValueError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    ArithmeticError,
+    MemoryError,
+    OSError,
+    EOFError,
+    RecursionError,
+    zipfile.BadZipFile,
+)
 
 
 def _minor(version) -> str | None:
@@ -539,9 +604,11 @@ def _cannot_use(directory: Path, spec, err: Exception) -> str:
     saved = saved if isinstance(saved, dict) else {}
     running = package_versions()
     if any(_minor(saved.get(name)) != _minor(running[name]) for name in ("qism", "scikit-learn") if saved.get(name)):
-        return (f"{directory}: saved by qism {saved.get('qism')} with scikit-learn {saved.get('scikit-learn')}, it does "
-                f"not work with qism {running['qism']} and scikit-learn {running['scikit-learn']} ({err}); "
-                "retrain it, or install the versions it was saved with")
+        return (
+            f"{directory}: saved by qism {saved.get('qism')} with scikit-learn {saved.get('scikit-learn')}, it does "
+            f"not work with qism {running['qism']} and scikit-learn {running['scikit-learn']} ({err}); "
+            "retrain it, or install the versions it was saved with"
+        )
     return f"{directory}: cannot read the model ({err})"
 
 
@@ -574,12 +641,18 @@ def load_model(directory: str | os.PathLike | None = None) -> Model:
             raise QismError(f"{directory}: the card lists no checksums; the model cannot be verified")
         if "format" in card or "card_sha256" in card:  # cards saved before qism 0.2 have neither
             if card.get("format") != CARD_FORMAT or not isinstance(card.get("card_sha256"), str):
-                raise QismError(f"{directory / CARD_FILE}: the card has no checksum of its own; the model cannot be verified")
+                raise QismError(
+                    f"{directory / CARD_FILE}: the card has no checksum of its own; the model cannot be verified"
+                )
             if card_checksum(card) != card["card_sha256"]:
-                raise QismError(f"{directory / CARD_FILE}: checksum does not match its content; the card is damaged or was altered")
+                raise QismError(
+                    f"{directory / CARD_FILE}: checksum does not match its content; the card is damaged or was altered"
+                )
         for name, expected in checksums.items():
             if _sha256(directory / name) != expected:
-                raise QismError(f"{directory / name}: checksum does not match the card; the model is damaged or was altered")
+                raise QismError(
+                    f"{directory / name}: checksum does not match the card; the model is damaged or was altered"
+                )
         spec = _read_json(directory / PIPELINE_FILE)
         if spec.get("format") != "qism-model":
             raise QismError(f"{directory}: not a qism model")
@@ -593,7 +666,9 @@ def load_model(directory: str | os.PathLike | None = None) -> Model:
         pipeline = _decode(spec["pipeline"], pending)
         _fill_arrays(directory / ARRAYS_FILE, pipeline, pending)
         _check_loadable(pipeline)
-        pipeline.set_params(features__n_jobs=None, classifier__n_jobs=None)  # the file never decides how many processes run
+        pipeline.set_params(
+            features__n_jobs=None, classifier__n_jobs=None
+        )  # the file never decides how many processes run
         _check_works(pipeline)
         _check_card(card, [str(label) for label in pipeline.classes_])
     except _BAD_MODEL_ERRORS as err:

@@ -71,10 +71,14 @@ class _Layout:
 
     def cells(self, record: dict, score: Callable[[float], object], terms: Callable[[list[dict]], str]) -> list:
         """The record's cells in `header` order; `score` and `terms` format those for the output."""
-        ranked = record["top"][:self.top_k]
+        ranked = record["top"][: self.top_k]
         best = ranked[0]["score"] if ranked else None
-        cells = [record.get("id", ""), record["label"], *([record["label_ar"]] if self.names else []),
-                 "" if best is None else score(best)]
+        cells = [
+            record.get("id", ""),
+            record["label"],
+            *([record["label_ar"]] if self.names else []),
+            "" if best is None else score(best),
+        ]
         for rank in range(1, self.top_k):
             item = ranked[rank] if rank < len(ranked) else None
             cells += [item["label"] if item else ""] + ([item["label_ar"] if item else ""] if self.names else [])
@@ -114,8 +118,14 @@ _ZERO_WIDTH_CATEGORIES = ("Mn", "Me", "Cf")
 def display_width(text: str) -> int:
     """The terminal cells `text` takes: one a letter (Arabic or Latin), two a wide East Asian
     character, none a combining mark (Arabic vowel signs) or a format character."""
-    return sum(0 if unicodedata.category(char) in _ZERO_WIDTH_CATEGORIES
-               else 2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+    return sum(
+        0
+        if unicodedata.category(char) in _ZERO_WIDTH_CATEGORIES
+        else 2
+        if unicodedata.east_asian_width(char) in "WF"
+        else 1
+        for char in text
+    )
 
 
 def _right_to_left(text: str) -> bool:
@@ -148,7 +158,7 @@ def _table_rows(layout: _Layout, records: Iterable[dict]) -> Iterator[list[str]]
     header = layout.header()
     terms = lambda items: ", ".join(f"{item['term']} {item['weight']:.2f}" for item in items)
     kept_at = {header.index(name) for name in layout.kept}
-    names_at = [i for i, name in enumerate(header[:header.index("reason")]) if name.startswith("label_ar")]
+    names_at = [i for i, name in enumerate(header[: header.index("reason")]) if name.startswith("label_ar")]
     for number, record in enumerate(records, 1):
         cells = [printable(str(cell)) for cell in layout.cells({"id": number, **record}, lambda p: f"{p:.2f}", terms)]
         for i in names_at:
@@ -182,6 +192,7 @@ def _write_table(records: Iterable[dict], out: IO[str], top_k: int = 1) -> None:
 
 # --- JSON -------------------------------------------------------------------------------------
 
+
 def _write_json(records: Iterable[dict], out: IO[str]) -> None:
     out.write("[")
     for i, record in enumerate(records):
@@ -194,8 +205,9 @@ def _write_jsonl(records: Iterable[dict], out: IO[str]) -> None:
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-def write_records(records: Iterable[dict], fmt: str, out: IO[str], bom: bool = False, header: bool = True,
-                  top_k: int = 1) -> None:
+def write_records(
+    records: Iterable[dict], fmt: str, out: IO[str], bom: bool = False, header: bool = True, top_k: int = 1
+) -> None:
     """Write `records` in format `fmt`; `bom` starts with a UTF-8 byte order mark, which Excel needs
     to read a CSV file as UTF-8. `header=False` continues an output that has its start already.
     `top_k` is how many ranked labels the CSV and table have columns for."""
@@ -226,10 +238,19 @@ def atomic_output(path: str | os.PathLike | None, newline: str | None = None, ke
 #: Formats whose records are lines, so a cut-off output can be continued.
 RESUMABLE_FORMATS = ("jsonl", "csv")
 #: The options that decide an output's records, as the command line names them.
-RUN_OPTIONS = {"format": "--format", "top_k": "--top-k", "explain": "--explain", "threshold": "--threshold",
-               "unknown_label": "--unknown-label", "bom": "--bom", "text_column": "--text-column",
-               "id_column": "--id-column", "keep_columns": "--keep-columns", "encoding": "--encoding",
-               "errors": "--errors"}
+RUN_OPTIONS = {
+    "format": "--format",
+    "top_k": "--top-k",
+    "explain": "--explain",
+    "threshold": "--threshold",
+    "unknown_label": "--unknown-label",
+    "bom": "--bom",
+    "text_column": "--text-column",
+    "id_column": "--id-column",
+    "keep_columns": "--keep-columns",
+    "encoding": "--encoding",
+    "errors": "--errors",
+}
 #: Bytes of an input file whose SHA-256 stands for its content in a run record (with its size).
 INPUT_HEAD_BYTES = 1 << 20
 
@@ -248,17 +269,25 @@ class Continuation:
     complete: bool = False
 
 
-def describe_run(model: Model, options: LabelOptions, fmt: str, bom: bool, input_path: str | None,
-                 read_options: ReadOptions = ReadOptions()) -> dict:
+def describe_run(
+    model: Model,
+    options: LabelOptions,
+    fmt: str,
+    bom: bool,
+    input_path: str | None,
+    read_options: ReadOptions = ReadOptions(),
+) -> dict:
     """What decides the records of a run: the model (the checksums of its files and its display
     names), the input (see `_input_fingerprint`) and the options (`RUN_OPTIONS`)."""
     card = model.card
     decisive = card.get("files") or card  # a model never saved has no checksums: its whole card
     digest = hashlib.sha256(json.dumps([decisive, card.get("label_names")], sort_keys=True, default=str).encode())
     chosen = {"format": fmt, "bom": bom, **asdict(options), **asdict(read_options)}
-    return {"model": {"name": card.get("name"), "sha256": digest.hexdigest()},
-            "input": _input_fingerprint(input_path),
-            "options": json.loads(json.dumps({key: chosen[key] for key in RUN_OPTIONS}))}  # as the record stores them
+    return {
+        "model": {"name": card.get("name"), "sha256": digest.hexdigest()},
+        "input": _input_fingerprint(input_path),
+        "options": json.loads(json.dumps({key: chosen[key] for key in RUN_OPTIONS})),
+    }  # as the record stores them
 
 
 def _input_fingerprint(input_path: str | None) -> dict:
@@ -286,16 +315,20 @@ def _read_run_record(record: Path, shown: str) -> dict | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as err:
-        raise QismError(f"{shown}: its run record {record.name} cannot be read ({err}); "
-                        "run without --resume to start again") from None
+        raise QismError(
+            f"{shown}: its run record {record.name} cannot be read ({err}); run without --resume to start again"
+        ) from None
     if not isinstance(data, dict) or data.get("format") != "qism-run" or not isinstance(data.get("run"), dict):
-        raise QismError(f"{shown}: its run record {record.name} is not one qism wrote; run without --resume to start again")
+        raise QismError(
+            f"{shown}: its run record {record.name} is not one qism wrote; run without --resume to start again"
+        )
     return data
 
 
 def _write_run_record(record: Path, run: dict, **state) -> None:
-    write_atomically(record, json.dumps({"format": "qism-run", "run": run, **state}, ensure_ascii=False,
-                                        indent=1).encode("utf-8"))
+    write_atomically(
+        record, json.dumps({"format": "qism-run", "run": run, **state}, ensure_ascii=False, indent=1).encode("utf-8")
+    )
 
 
 def _run_difference(recorded: dict, run: dict) -> str | None:
@@ -306,8 +339,10 @@ def _run_difference(recorded: dict, run: dict) -> str | None:
     if before.get("path") != now["path"] and (before.get("size") is None or now.get("size") is None):
         return f"another input ({before.get('path') or 'standard input or arguments'})"
     if (before.get("size"), before.get("head_sha256")) != (now.get("size"), now.get("head_sha256")):
-        return (f"another input ({before.get('path')}, {before.get('size') or 0:,} bytes then; "
-                f"{now.get('size') or 0:,} bytes now)")
+        return (
+            f"another input ({before.get('path')}, {before.get('size') or 0:,} bytes then; "
+            f"{now.get('size') or 0:,} bytes now)"
+        )
     for key, option in RUN_OPTIONS.items():
         old, new = recorded.get("options", {}).get(key), run["options"][key]
         if old != new:
@@ -371,9 +406,9 @@ def _complete_records(source: Path, fmt: str) -> Iterator[tuple[str, str | None]
 
 def _copy_complete_records(source: Path, fmt: str, out: IO[str]) -> Continuation:
     copied, last_id = 0, None
-    for text, last_id in _complete_records(source, fmt):
+    for text, record_id in _complete_records(source, fmt):
         out.write(text)
-        copied += 1
+        copied, last_id = copied + 1, record_id
     header = fmt == "csv" and copied > 0
     return Continuation(out, copied - header, last_id if copied > header else None, header)
 
@@ -396,12 +431,16 @@ def _earlier_output(target: Path, shown: str, run: dict) -> tuple[Path | None, d
     elif recorded.get("complete") and target.is_file():
         earlier = target
     else:
-        raise QismError(f"{shown}: no record of the run that wrote it, so it cannot be continued; "
-                        "run without --resume to start again")
+        raise QismError(
+            f"{shown}: no record of the run that wrote it, so it cannot be continued; "
+            "run without --resume to start again"
+        )
     difference = _run_difference(recorded["run"], run)
     if difference:
-        raise QismError(f"{shown} was written with {difference}; resume with the same model, input and options, "
-                        "or run without --resume to start again")
+        raise QismError(
+            f"{shown} was written with {difference}; resume with the same model, input and options, "
+            "or run without --resume to start again"
+        )
     return earlier, recorded
 
 
@@ -413,13 +452,21 @@ def _refuse_writing_the_input(shown: str, target: Path, input_path: str | None) 
         raise QismError(f"--output {shown} is the input; write the records to another file")
     folder = Path(os.path.realpath(input_path))
     if folder.is_dir() and folder in target.parents and target.suffix.lower() == ".txt":
-        raise QismError(f"--output {shown} is inside the input folder, where it would be read as an article; "
-                        "write it elsewhere or name it otherwise than .txt")
+        raise QismError(
+            f"--output {shown} is inside the input folder, where it would be read as an article; "
+            "write it elsewhere or name it otherwise than .txt"
+        )
 
 
 @contextmanager
-def output_for(path: str | os.PathLike | None, fmt: str, run: dict, resume: bool = False,
-               newline: str | None = None, input_path: str | None = None):
+def output_for(
+    path: str | os.PathLike | None,
+    fmt: str,
+    run: dict,
+    resume: bool = False,
+    newline: str | None = None,
+    input_path: str | None = None,
+):
     """A `Continuation` to write records to, atomically (see `atomic_output`); stdout when `path`
     is None.
 
@@ -477,8 +524,13 @@ def output_for(path: str | os.PathLike | None, fmt: str, run: dict, resume: bool
     for left in _partial_outputs(target):
         left.unlink(missing_ok=True)  # what runs that did not finish left: the output is whole now
     if recorded_run:
-        _write_run_record(record, run, complete=True, records=continuation.done + continuation.written,
-                          output_bytes=target.stat().st_size)
+        _write_run_record(
+            record,
+            run,
+            complete=True,
+            records=continuation.done + continuation.written,
+            output_bytes=target.stat().st_size,
+        )
     elif record.exists():
         record.unlink()  # it described the file just replaced
 
@@ -489,11 +541,15 @@ def skip_done(documents: Iterable[Document], continuation: Continuation) -> Iter
     skipped = deque(enumerate(itertools.islice(documents, continuation.done), 1), maxlen=1)
     count, last = skipped[0] if skipped else (0, None)
     if count < continuation.done:
-        raise QismError("the output to resume holds more records than the input has documents; "
-                        "is it the same input? Run without --resume to start again")
+        raise QismError(
+            "the output to resume holds more records than the input has documents; "
+            "is it the same input? Run without --resume to start again"
+        )
     if last is not None and continuation.last_id and last.id and last.id != continuation.last_id:
-        raise QismError(f"the output to resume ends with id {continuation.last_id!r} where the input has "
-                        f"{last.id!r}; is it the same input? Run without --resume to start again")
+        raise QismError(
+            f"the output to resume ends with id {continuation.last_id!r} where the input has "
+            f"{last.id!r}; is it the same input? Run without --resume to start again"
+        )
     return documents
 
 
@@ -511,10 +567,20 @@ def _counting_written(records: Iterable[dict], continuation: Continuation) -> It
         continuation.written += 1
 
 
-def label_to_output(model: Model, documents: Iterable[Document], options: LabelOptions = LabelOptions(), *,
-                    fmt: str = "jsonl", output: str | os.PathLike | None = None, resume: bool = False,
-                    bom: bool = False, n_jobs: int | None = None, input_path: str | None = None,
-                    read_options: ReadOptions = ReadOptions(), on_batch=lambda n: None) -> dict:
+def label_to_output(
+    model: Model,
+    documents: Iterable[Document],
+    options: LabelOptions = LabelOptions(),
+    *,
+    fmt: str = "jsonl",
+    output: str | os.PathLike | None = None,
+    resume: bool = False,
+    bom: bool = False,
+    n_jobs: int | None = None,
+    input_path: str | None = None,
+    read_options: ReadOptions = ReadOptions(),
+    on_batch=lambda n: None,
+) -> dict:
     """`qism predict`: label `documents` (read from `input_path` with `read_options`, when they come
     from a file or a folder) and write their records in `fmt` to `output` (atomically; stdout when
     None), continuing what an interrupted run left with `resume`. Returns counts: the documents
@@ -538,8 +604,19 @@ def label_to_output(model: Model, documents: Iterable[Document], options: LabelO
     with output_for(output, fmt, run, resume, newline="" if fmt == "csv" else None, input_path=input_path) as target:
         if target.complete:
             return {"documents": 0, "replaced_characters": 0, "already_complete": target.done}
-        records = label_documents(model, _counting_replaced(skip_done(documents, target), replaced), options,
-                                  batch_size=batch_size_for(n_jobs), on_batch=counted)
-        write_records(_counting_written(records, target), fmt, target.out, bom=bom, header=not target.has_header,
-                      top_k=min(options.top_k, len(model.labels)))
+        records = label_documents(
+            model,
+            _counting_replaced(skip_done(documents, target), replaced),
+            options,
+            batch_size=batch_size_for(n_jobs),
+            on_batch=counted,
+        )
+        write_records(
+            _counting_written(records, target),
+            fmt,
+            target.out,
+            bom=bom,
+            header=not target.has_header,
+            top_k=min(options.top_k, len(model.labels)),
+        )
     return {"documents": labeled[0], "replaced_characters": replaced[0]}

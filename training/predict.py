@@ -21,8 +21,13 @@ def batch_size_for(n_jobs: int | None) -> int:
     return CHUNK_SIZE * resolve_jobs(n_jobs) * 2
 
 
-def label_documents(model: Model, documents: Iterable[Document], options: LabelOptions = LabelOptions(),
-                    batch_size: int = 1000, on_batch: Callable[[int], None] = lambda n: None) -> Iterator[dict]:
+def label_documents(
+    model: Model,
+    documents: Iterable[Document],
+    options: LabelOptions = LabelOptions(),
+    batch_size: int = 1000,
+    on_batch: Callable[[int], None] = lambda n: None,
+) -> Iterator[dict]:
     """One record per document: `id` (when known), `label`, `label_ar` (when the model has display
     names), `top` (the best `options.top_k` labels), with `options.explain` `terms` (that many terms
     that pushed it most towards its best label), and last the document's kept input columns
@@ -41,7 +46,9 @@ def label_documents(model: Model, documents: Iterable[Document], options: LabelO
         positions = [i for i, record in enumerate(records) if record is None]
         usable = [batch[i].text for i in positions]
         if usable:
-            proba, terms = model.explain(usable, options.explain) if options.explain else (model.predict_proba(usable), None)
+            proba, terms = (
+                model.explain(usable, options.explain) if options.explain else (model.predict_proba(usable), None)
+            )
             for i, (position, top) in enumerate(zip(positions, top_labels(proba, model.labels, options.top_k))):
                 record = {"id": batch[position].id} if batch[position].id is not None else {}
                 record["label"] = top[0][0] if top[0][1] >= options.threshold else options.unknown_label
@@ -51,7 +58,9 @@ def label_documents(model: Model, documents: Iterable[Document], options: LabelO
                 if terms is not None:
                     record["terms"] = terms[i]
                 if record["label"] == options.unknown_label:
-                    record["reason"] = f"below the threshold {options.threshold:g}; the best label is {top[0][0]} ({top[0][1]:.2f})"
+                    record["reason"] = (
+                        f"below the threshold {options.threshold:g}; the best label is {top[0][0]} ({top[0][1]:.2f})"
+                    )
                 record.update(batch[position].fields)
                 records[position] = record
         yield from records

@@ -40,7 +40,9 @@ def count_documents(path: str | os.PathLike, fmt: str | None = None) -> int | No
             return None
         if fmt == "zip":
             with zipfile.ZipFile(path) as archive:
-                return sum(1 for info in archive.infolist() if not info.is_dir() and info.filename.lower().endswith(".txt"))
+                return sum(
+                    1 for info in archive.infolist() if not info.is_dir() and info.filename.lower().endswith(".txt")
+                )
         if fmt in ("jsonl", "lines"):
             return _count_lines(path, non_blank=fmt == "jsonl")
         if fmt == "txt":
@@ -89,4 +91,6 @@ class ProgressMeter:
         """The closing line, for a run that showed progress (None otherwise)."""
         if not self.shown:
             return None
-        return f"labeled {self.done:,} documents in {_duration(self.clock() - self.started)} ({self._rate():,.0f} docs/s)"
+        return (
+            f"labeled {self.done:,} documents in {_duration(self.clock() - self.started)} ({self._rate():,.0f} docs/s)"
+        )

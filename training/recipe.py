@@ -35,7 +35,6 @@ from .config import ReadOptions, TrainConfig
 from .corpus import Document
 from .errors import QismError
 
-
 #: The largest recipe, label map or record of outlets left out that qism reads (settings, not data).
 MAX_CONFIG_FILE_BYTES = 4 << 20
 
@@ -80,7 +79,9 @@ class LabelMap:
                 raise QismError(f"{where}: label {label_id!r} needs a non-empty `from` list of raw labels")
             unknown = sorted(set(entry) - {"name", "from", "scope"})
             if unknown:
-                raise QismError(f"{where}: label {label_id!r} has unknown key(s) {', '.join(unknown)}; known: name, from, scope")
+                raise QismError(
+                    f"{where}: label {label_id!r} has unknown key(s) {', '.join(unknown)}; known: name, from, scope"
+                )
             names[label_id] = str(entry.get("name", label_id))
             for raw in entry["from"]:
                 source, _, label = str(raw).rpartition(":")
@@ -213,9 +214,14 @@ class TrainingPlan:
     unseen_outlets: dict | None = None
 
 
-def plan_training(sources: Iterable[str] = (), *, recipe: str | Path | None = None,
-                  label_map: str | Path | None = None, train_options: dict | None = None,
-                  read_options: dict | None = None) -> TrainingPlan:
+def plan_training(
+    sources: Iterable[str] = (),
+    *,
+    recipe: str | Path | None = None,
+    label_map: str | Path | None = None,
+    train_options: dict | None = None,
+    read_options: dict | None = None,
+) -> TrainingPlan:
     """Merge a recipe with options given beside it (on the command line): each given option (a
     `cleaning` step too) overrides the recipe's of the same name and leaves the others as they are."""
     plan = load_recipe(recipe) if recipe is not None else Recipe(list(map(str, sources)))
@@ -225,10 +231,13 @@ def plan_training(sources: Iterable[str] = (), *, recipe: str | Path | None = No
     cleaning = {**plan.train.get("cleaning", {}), **train_options.pop("cleaning", {})}
     config = TrainConfig.from_dict({**plan.train, **train_options, **({"cleaning": cleaning} if cleaning else {})})
     read = ReadOptions.from_dict({**plan.read, **read_options})
-    own = {source: ReadOptions.from_dict({**plan.read, **options, **read_options}, f"source {source}")
-           for source, options in plan.source_read.items()}
+    own = {
+        source: ReadOptions.from_dict({**plan.read, **options, **read_options}, f"source {source}")
+        for source, options in plan.source_read.items()
+    }
     mapping = LabelMap.load(label_map) if label_map is not None else plan.label_map
     if not plan.sources:
         raise QismError("no training sources given")
-    return TrainingPlan(plan.sources, config, read, mapping, plan.notes, own, plan.unseen_outlets_file,
-                        plan.unseen_outlets)
+    return TrainingPlan(
+        plan.sources, config, read, mapping, plan.notes, own, plan.unseen_outlets_file, plan.unseen_outlets
+    )

@@ -43,8 +43,20 @@ IDS_SHOWN = 3
 EXCERPT_CHARS = 300
 TERMS_SHOWN = 8
 #: The training settings the page shows, in this order (the card keeps them all).
-SETTINGS_SHOWN = ("classifier", "C", "class_weight", "word_ngrams", "char_ngrams", "min_df", "max_features",
-                  "nb_scaling", "lead_words", "balance_outlets", "test_size", "seed")
+SETTINGS_SHOWN = (
+    "classifier",
+    "C",
+    "class_weight",
+    "word_ngrams",
+    "char_ngrams",
+    "min_df",
+    "max_features",
+    "nb_scaling",
+    "lead_words",
+    "balance_outlets",
+    "test_size",
+    "seed",
+)
 #: Annotations of the coverage plot closer than this (share of the axes across, up) to one already
 #: drawn are left out: on small sets several thresholds land on nearly the same point.
 LABEL_SPACING = (0.13, 0.06)
@@ -53,83 +65,145 @@ LABEL_SPACING = (0.13, 0.06)
 
 STRINGS = {
     "en": {
-        "lang": "en", "dir": "ltr", "comma": ", ",
+        "lang": "en",
+        "dir": "ltr",
+        "comma": ", ",
         "font": '"Segoe UI", "Noto Sans", "DejaVu Sans", Arial, "Noto Sans Arabic", Tahoma, sans-serif',
         "title": "Evaluation of the model {model}",
         "subtitle": "on {sources}: {documents} articles",
         "model": "The model",
         "created": "Trained {date} with {version}; {train} training articles, {test} held out to score it.",
-        "source": "training source", "documents": "articles", "settings": "Settings",
+        "source": "training source",
+        "documents": "articles",
+        "settings": "Settings",
         "scores": "Scores",
-        "this_evaluation": "this evaluation", "held_out": "held out at training (the model card)",
+        "this_evaluation": "this evaluation",
+        "held_out": "held out at training (the model card)",
         "no_held_out": "The model was trained on all its data: its card has no held-out scores.",
-        "accuracy": "accuracy", "macro_f1": "macro-F1", "ece": "calibration error (ECE)",
+        "accuracy": "accuracy",
+        "macro_f1": "macro-F1",
+        "ece": "calibration error (ECE)",
         "unknown_labels": "Labels the model does not know (always wrong): {labels}",
         "per_label": "Scores and counts per label",
-        "per_label_note": ("Actual: the articles of each label in the data; predicted: the articles the model gave "
-                           "that label; the difference is predicted minus actual."),
-        "label": "label", "name": "name", "precision": "precision", "recall": "recall", "f1": "F1",
-        "actual": "actual", "predicted_count": "predicted", "difference": "difference",
+        "per_label_note": (
+            "Actual: the articles of each label in the data; predicted: the articles the model gave "
+            "that label; the difference is predicted minus actual."
+        ),
+        "label": "label",
+        "name": "name",
+        "precision": "precision",
+        "recall": "recall",
+        "f1": "F1",
+        "actual": "actual",
+        "predicted_count": "predicted",
+        "difference": "difference",
         "outlets": "Scores per outlet",
-        "outlets_note": "A model that learned an outlet's style rather than the topic does well on one outlet and badly on another.",
+        "outlets_note": "A model that learned an outlet's style rather than the topic does well on one "
+        "outlet and badly on another.",
         "outlet": "outlet",
         "calibration": "Calibration and coverage",
-        "calibration_note": ("Scores are calibrated probabilities: among articles scored <bdi dir=\"ltr\">0.8</bdi>, "
-                             "about <bdi dir=\"ltr\">80%</bdi> should be right. "
-                             "With <code>qism predict --threshold P</code>, an article whose best score is below P is "
-                             "labeled unknown and can go to a person; the table shows how many articles keep a label "
-                             "at each threshold and how often it is right."),
-        "threshold": 'threshold (<bdi dir="ltr">--threshold</bdi>)', "coverage": "coverage",
+        "calibration_note": (
+            'Scores are calibrated probabilities: among articles scored <bdi dir="ltr">0.8</bdi>, '
+            'about <bdi dir="ltr">80%</bdi> should be right. '
+            "With <code>qism predict --threshold P</code>, an article whose best score is below P is "
+            "labeled unknown and can go to a person; the table shows how many articles keep a label "
+            "at each threshold and how often it is right."
+        ),
+        "threshold": 'threshold (<bdi dir="ltr">--threshold</bdi>)',
+        "coverage": "coverage",
         "mistakes": "Most confident mistakes",
-        "mistakes_note": ("The wrong labels the model was surest of, each text once, with the terms that pushed it "
-                          "towards them (weight: what the term adds to the label's log-odds). Showing {shown} of "
-                          "{total}; all are in {file}."),
+        "mistakes_note": (
+            "The wrong labels the model was surest of, each text once, with the terms that pushed it "
+            "towards them (weight: what the term adds to the label's log-odds). Showing {shown} of "
+            "{total}; all are in {file}."
+        ),
         "no_mistakes": "None.",
-        "id": "id", "true": "true label", "predicted": "predicted", "confidence": "score", "excerpt": "excerpt and terms",
-        "cm_title": "Confusion matrix", "cm_x": "predicted label", "cm_y": "true label", "cm_bar": "share of the true label",
-        "cal_title": "Calibration (ECE {ece})", "cal_perfect": "perfect calibration",
-        "cal_model": "model (dot size: articles)", "cal_x": "score (best probability)", "cal_y": "accuracy",
-        "cov_title": "Accuracy against coverage by threshold", "cov_x": "coverage (share of articles labeled)",
+        "id": "id",
+        "true": "true label",
+        "predicted": "predicted",
+        "confidence": "score",
+        "excerpt": "excerpt and terms",
+        "cm_title": "Confusion matrix",
+        "cm_x": "predicted label",
+        "cm_y": "true label",
+        "cm_bar": "share of the true label",
+        "cal_title": "Calibration (ECE {ece})",
+        "cal_perfect": "perfect calibration",
+        "cal_model": "model (dot size: articles)",
+        "cal_x": "score (best probability)",
+        "cal_y": "accuracy",
+        "cov_title": "Accuracy against coverage by threshold",
+        "cov_x": "coverage (share of articles labeled)",
         "cov_y": "accuracy on them",
     },
     "ar": {
-        "lang": "ar", "dir": "rtl", "comma": "، ",
+        "lang": "ar",
+        "dir": "rtl",
+        "comma": "، ",
         "font": '"Noto Naskh Arabic", "Noto Sans Arabic", "Segoe UI", Tahoma, "DejaVu Sans", Arial, sans-serif',
         "title": "تقييم النموذج {model}",
         "subtitle": "على {sources}: {documents} مقالة",
         "model": "النموذج",
         "created": "دُرِّب في {date} بإصدار {version}؛ {train} مقالة للتدريب، و{test} مقالة حُجبت عنه لقياس أدائه.",
-        "source": "مصدر التدريب", "documents": "المقالات", "settings": "الإعدادات",
+        "source": "مصدر التدريب",
+        "documents": "المقالات",
+        "settings": "الإعدادات",
         "scores": "النتائج",
-        "this_evaluation": "هذا التقييم", "held_out": "المقالات المحجوبة عند التدريب (بطاقة النموذج)",
+        "this_evaluation": "هذا التقييم",
+        "held_out": "المقالات المحجوبة عند التدريب (بطاقة النموذج)",
         "no_held_out": "دُرِّب النموذج على كل بياناته، فليس في بطاقته نتائج على مقالات محجوبة.",
-        "accuracy": "نسبة الصواب", "macro_f1": "متوسط F1 للأقسام", "ece": "خطأ المعايرة (ECE)",
+        "accuracy": "نسبة الصواب",
+        "macro_f1": "متوسط F1 للأقسام",
+        "ece": "خطأ المعايرة (ECE)",
         "unknown_labels": "أقسام لا يعرفها النموذج (خاطئة دائمًا): {labels}",
         "per_label": "النتائج والأعداد حسب القسم",
-        "per_label_note": ("الفعلي: عدد مقالات القسم في البيانات؛ المتوقع: عدد المقالات التي وضعها النموذج فيه؛ "
-                           "والفرق هو المتوقع ناقص الفعلي."),
-        "label": "القسم", "name": "الاسم", "precision": "الدقة", "recall": "الاستدعاء", "f1": "F1",
-        "actual": "الفعلي", "predicted_count": "المتوقع", "difference": "الفرق",
+        "per_label_note": (
+            "الفعلي: عدد مقالات القسم في البيانات؛ المتوقع: عدد المقالات التي وضعها النموذج فيه؛ "
+            "والفرق هو المتوقع ناقص الفعلي."
+        ),
+        "label": "القسم",
+        "name": "الاسم",
+        "precision": "الدقة",
+        "recall": "الاستدعاء",
+        "f1": "F1",
+        "actual": "الفعلي",
+        "predicted_count": "المتوقع",
+        "difference": "الفرق",
         "outlets": "النتائج حسب الوسيلة الإعلامية",
         "outlets_note": "النموذج الذي تعلّم أسلوب وسيلة ما بدل الموضوع ينجح مع وسيلة ويخفق مع أخرى.",
         "outlet": "الوسيلة",
         "calibration": "المعايرة والتغطية",
-        "calibration_note": ("الدرجات احتمالات معايَرة: من بين المقالات التي درجتها <bdi dir=\"ltr\">0.8</bdi> ينبغي أن يصحّ "
-                             "تصنيف نحو <bdi dir=\"ltr\">80%</bdi> منها. "
-                             "مع <code dir=\"ltr\">qism predict --threshold P</code> تُوسم المقالة التي تقل أعلى درجاتها "
-                             "عن P بأنها غير معروفة ويمكن أن يراجعها محرر؛ ويبيّن الجدول كم مقالة تحتفظ بقسمها عند كل عتبة "
-                             "وكم مرة يصحّ تصنيفها."),
-        "threshold": 'العتبة (<bdi dir="ltr">--threshold</bdi>)', "coverage": "التغطية",
+        "calibration_note": (
+            'الدرجات احتمالات معايَرة: من بين المقالات التي درجتها <bdi dir="ltr">0.8</bdi> ينبغي أن يصحّ '
+            'تصنيف نحو <bdi dir="ltr">80%</bdi> منها. '
+            'مع <code dir="ltr">qism predict --threshold P</code> تُوسم المقالة التي تقل أعلى درجاتها '
+            "عن P بأنها غير معروفة ويمكن أن يراجعها محرر؛ ويبيّن الجدول كم مقالة تحتفظ بقسمها عند كل عتبة "
+            "وكم مرة يصحّ تصنيفها."
+        ),
+        "threshold": 'العتبة (<bdi dir="ltr">--threshold</bdi>)',
+        "coverage": "التغطية",
         "mistakes": "الأخطاء التي كان النموذج أكثر ثقة بها",
-        "mistakes_note": ("التصنيفات الخاطئة التي كان النموذج أكثر ثقة بها، وكل نص مرة واحدة، مع الكلمات التي دفعته إليها "
-                          "(الوزن: ما تضيفه الكلمة إلى لوغاريتم أرجحية القسم). المعروض {shown} من {total}؛ وكلها في {file}."),
+        "mistakes_note": (
+            "التصنيفات الخاطئة التي كان النموذج أكثر ثقة بها، وكل نص مرة واحدة، مع الكلمات التي دفعته إليها "
+            "(الوزن: ما تضيفه الكلمة إلى لوغاريتم أرجحية القسم). المعروض {shown} من {total}؛ وكلها في {file}."
+        ),
         "no_mistakes": "لا أخطاء.",
-        "id": "المعرّف", "true": "القسم الصحيح", "predicted": "القسم المتوقع", "confidence": "الدرجة",
+        "id": "المعرّف",
+        "true": "القسم الصحيح",
+        "predicted": "القسم المتوقع",
+        "confidence": "الدرجة",
         "excerpt": "مقتطف وكلمات مؤثرة",
-        "cm_title": "مصفوفة الالتباس", "cm_x": "القسم المتوقع", "cm_y": "القسم الصحيح", "cm_bar": "النسبة من القسم الصحيح",
-        "cal_title": "المعايرة (ECE {ece})", "cal_perfect": "معايرة مثالية",
-        "cal_model": "النموذج (حجم النقطة: عدد المقالات)", "cal_x": "الدرجة (أعلى احتمال)", "cal_y": "نسبة الصواب",
-        "cov_title": "نسبة الصواب مقابل التغطية حسب العتبة", "cov_x": "التغطية (حصة المقالات الموسومة)",
+        "cm_title": "مصفوفة الالتباس",
+        "cm_x": "القسم المتوقع",
+        "cm_y": "القسم الصحيح",
+        "cm_bar": "النسبة من القسم الصحيح",
+        "cal_title": "المعايرة (ECE {ece})",
+        "cal_perfect": "معايرة مثالية",
+        "cal_model": "النموذج (حجم النقطة: عدد المقالات)",
+        "cal_x": "الدرجة (أعلى احتمال)",
+        "cal_y": "نسبة الصواب",
+        "cov_title": "نسبة الصواب مقابل التغطية حسب العتبة",
+        "cov_x": "التغطية (حصة المقالات الموسومة)",
         "cov_y": "نسبة الصواب فيها",
     },
 }
@@ -141,6 +215,7 @@ def strings_for(lang: str) -> dict[str, str]:
 
 
 # --- packages for the pictures ----------------------------------------------------------------
+
 
 def _importable(module: str) -> bool:
     try:
@@ -162,8 +237,10 @@ def require_picture_packages() -> None:
         raise QismError("--report needs matplotlib; install it with: pip install 'qism[report]'")
     missing = [package for module, package in SHAPING_PACKAGES.items() if not _importable(module)]
     if missing and not _matplotlib_lays_out_arabic():
-        raise QismError(f"--report needs {' and '.join(missing)} to draw Arabic with this matplotlib; "
-                        "install with: pip install 'qism[report]'")
+        raise QismError(
+            f"--report needs {' and '.join(missing)} to draw Arabic with this matplotlib; "
+            "install with: pip install 'qism[report]'"
+        )
 
 
 def _shaped(text: str) -> str:
@@ -178,6 +255,7 @@ def _shaped(text: str) -> str:
 
 
 # --- pictures ---------------------------------------------------------------------------------
+
 
 def _png(figure) -> bytes:
     buffer = io.BytesIO()
@@ -209,8 +287,15 @@ def confusion_matrix_png(matrix: np.ndarray, names: list[str], t: dict[str, str]
         axes.set_ylabel(_shaped(t["cm_y"]))
         size = max(6, 11 - n // 3)
         for (i, j), count in np.ndenumerate(matrix):
-            axes.text(j, i, f"{count:,}", ha="center", va="center", fontsize=size,
-                      color="white" if shares[i, j] > 0.5 else "black")
+            axes.text(
+                j,
+                i,
+                f"{count:,}",
+                ha="center",
+                va="center",
+                fontsize=size,
+                color="white" if shares[i, j] > 0.5 else "black",
+            )
         axes.set_title(_shaped(t["cm_title"]))
         return _png(figure)
 
@@ -227,8 +312,13 @@ def calibration_png(bins: list[dict], ece: float, t: dict[str, str]) -> bytes:
         sizes = [20 + 200 * b["documents"] / max(1, sum(x["documents"] for x in bins)) for b in bins]
         axes.plot(confidence, accuracy, color="tab:blue")
         axes.scatter(confidence, accuracy, s=sizes, color="tab:blue", label=_shaped(t["cal_model"]))
-        axes.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), xlabel=_shaped(t["cal_x"]), ylabel=_shaped(t["cal_y"]),
-                 title=_shaped(t["cal_title"].format(ece=f"{ece:.3f}")))
+        axes.set(
+            xlim=(-0.02, 1.02),
+            ylim=(-0.02, 1.02),
+            xlabel=_shaped(t["cal_x"]),
+            ylabel=_shaped(t["cal_y"]),
+            title=_shaped(t["cal_title"].format(ece=f"{ece:.3f}")),
+        )
         axes.legend(loc="lower right")
         return _png(figure)
 
@@ -267,6 +357,7 @@ def coverage_png(confidence: np.ndarray, correct: np.ndarray, rows: list[dict], 
 
 # --- the figures the page shows ---------------------------------------------------------------
 
+
 def distinct_thresholds(rows: list[dict]) -> list[dict]:
     """The threshold rows with each threshold once: on a small set several coverages give the same one."""
     first: dict[float, dict] = {}
@@ -294,13 +385,24 @@ def mistakes(model, evaluation: Evaluation, names: list[str]) -> list[dict]:
     groups: dict[str, dict] = {}
     for i in wrong[np.argsort(-confidence[wrong], kind="stable")]:
         document = evaluation.documents[i]
-        group = groups.setdefault(" ".join(document.text.split()), {
-            "ids": [], "true": [], "predicted": names[predicted[i]], "confidence": float(confidence[i]), "text": document.text})
+        group = groups.setdefault(
+            " ".join(document.text.split()),
+            {
+                "ids": [],
+                "true": [],
+                "predicted": names[predicted[i]],
+                "confidence": float(confidence[i]),
+                "text": document.text,
+            },
+        )
         group["ids"].append(document.id or str(i + 1))
         if names[evaluation.y_index[i]] not in group["true"]:
             group["true"].append(names[evaluation.y_index[i]])
     _, terms = model.explain([group["text"] for group in groups.values()], TERMS_SHOWN) if groups else (None, [])
-    return [{**group, "excerpt": _excerpt(flat), "terms": its_terms} for (flat, group), its_terms in zip(groups.items(), terms)]
+    return [
+        {**group, "excerpt": _excerpt(flat), "terms": its_terms}
+        for (flat, group), its_terms in zip(groups.items(), terms)
+    ]
 
 
 # --- the page ---------------------------------------------------------------------------------
@@ -318,7 +420,8 @@ td.number { text-align: right; font-variant-numeric: tabular-nums; white-space: 
 table.mistakes { width: 100%%; table-layout: fixed; font-size: 0.92em; }
 table.mistakes .id { width: 12em; overflow-wrap: anywhere; font-size: 0.85em; }
 table.mistakes .label { width: 7.5em; } table.mistakes .score { width: 4em; }
-table.mistakes .chips { row-gap: 1em; max-height: 1.3em; overflow: hidden; }  /* the chips that fit one line; mistakes.csv has all */
+/* the chips that fit one line; mistakes.csv has all */
+table.mistakes .chips { row-gap: 1em; max-height: 1.3em; overflow: hidden; }
 .excerpt { display: -webkit-box; -webkit-box-orient: vertical; -webkit-line-clamp: 2; line-clamp: 2; overflow: hidden; }
 """
 
@@ -378,34 +481,48 @@ def _setting(value) -> str:
 
 def _header(r: _Report) -> str:
     title = r.t["title"].format(model=_auto(r.model_name))
-    subtitle = r.t["subtitle"].format(sources=r.t["comma"].join(map(_ltr, r.sources)),
-                                      documents=_ltr(f"{len(r.evaluation.documents):,}"))
+    subtitle = r.t["subtitle"].format(
+        sources=r.t["comma"].join(map(_ltr, r.sources)), documents=_ltr(f"{len(r.evaluation.documents):,}")
+    )
     return f'<h1>{title}</h1><p class="subtitle">{subtitle}</p>'
 
 
 def _model_section(r: _Report) -> str:
     card, t = r.model.card, r.t
     split = card.get("split", {})
-    created = t["created"].format(date=_ltr(str(card.get("created", "?")).replace("T", " ").replace("Z", " UTC")),
-                                  version=_ltr("qism " + card.get("versions", {}).get("qism", "?")),
-                                  train=_ltr(f"{split.get('train', 0):,}"), test=_ltr(f"{split.get('test', 0):,}"))
-    sources = _table([t["source"], t["documents"]], [
-        _cell(_ltr(source["path"])) + _number(f"{source['documents']:,}") for source in card.get("sources", [])])
+    created = t["created"].format(
+        date=_ltr(str(card.get("created", "?")).replace("T", " ").replace("Z", " UTC")),
+        version=_ltr("qism " + card.get("versions", {}).get("qism", "?")),
+        train=_ltr(f"{split.get('train', 0):,}"),
+        test=_ltr(f"{split.get('test', 0):,}"),
+    )
+    sources = _table(
+        [t["source"], t["documents"]],
+        [_cell(_ltr(source["path"])) + _number(f"{source['documents']:,}") for source in card.get("sources", [])],
+    )
     config = card.get("config", {})
-    settings = "".join(f'<li class="chip">{_ltr(f"{key} {_setting(config[key])}")}</li>' for key in SETTINGS_SHOWN if key in config)
-    return (f"<h2>{t['model']}</h2><p>{created}</p>{sources}"
-            f'<p>{t["settings"]}:</p><ul class="chips">{settings}</ul>')
+    settings = "".join(
+        f'<li class="chip">{_ltr(f"{key} {_setting(config[key])}")}</li>' for key in SETTINGS_SHOWN if key in config
+    )
+    return f'<h2>{t["model"]}</h2><p>{created}</p>{sources}<p>{t["settings"]}:</p><ul class="chips">{settings}</ul>'
 
 
 def _scores_row(name: str, scores: dict) -> str:
     ece = scores.get("expected_calibration_error")
-    return (_cell(name) + _number(f"{scores['documents']:,}") + _number(_percent(scores["accuracy"]))
-            + _number(_percent(scores["macro_f1"])) + _number("–" if ece is None else f"{ece:.3f}"))
+    return (
+        _cell(name)
+        + _number(f"{scores['documents']:,}")
+        + _number(_percent(scores["accuracy"]))
+        + _number(_percent(scores["macro_f1"]))
+        + _number("–" if ece is None else f"{ece:.3f}")
+    )
 
 
 def _scores_section(r: _Report) -> str:
     t, scores, card_scores = r.t, r.evaluation.scores, r.model.card.get("scores")
-    rows = [_scores_row(t["this_evaluation"], scores)] + ([_scores_row(t["held_out"], card_scores)] if card_scores else [])
+    rows = [_scores_row(t["this_evaluation"], scores)] + (
+        [_scores_row(t["held_out"], card_scores)] if card_scores else []
+    )
     table = _table(["", t["documents"], t["accuracy"], t["macro_f1"], t["ece"]], rows)
     unknown = scores.get("labels_unknown_to_model") or []
     notes = "" if card_scores else f"<p>{t['no_held_out']}</p>"
@@ -418,8 +535,10 @@ def _label_row(shown: str, name: str | None, predicted: int, figures: tuple) -> 
     _, precision, recall, f1, actual = figures
     counts = _number(f"{actual:,}") + _number(f"{predicted:,}") + _number(f"{predicted - actual:+,}")
     # precision of a label never predicted, recall and F1 of one the data lacks: not defined
-    shares = "".join(_number(_percent(value) if defined else "–")
-                     for value, defined in ((precision, predicted), (recall, actual), (f1, actual)))
+    shares = "".join(
+        _number(_percent(value) if defined else "–")
+        for value, defined in ((precision, predicted), (recall, actual), (f1, actual))
+    )
     return _cell(_auto(shown)) + ("" if name is None else _cell(_auto(name))) + counts + shares
 
 
@@ -427,10 +546,15 @@ def _per_label_section(r: _Report) -> str:
     t, scores = r.t, r.evaluation.scores
     display = [r.model.label_names.get(label, label) for label in r.evaluation.labels]
     with_names = display != r.names  # the English page names labels by id: their display names beside them
-    header = ([t["label"]] + ([t["name"]] if with_names else [])
-              + [t["actual"], t["predicted_count"], t["difference"], t["precision"], t["recall"], t["f1"]])
-    rows = [_label_row(shown, name if with_names else None, predicted, figures)
-            for shown, name, predicted, figures in zip(r.names, display, predicted_counts(scores), per_label_rows(scores))]
+    header = (
+        [t["label"]]
+        + ([t["name"]] if with_names else [])
+        + [t["actual"], t["predicted_count"], t["difference"], t["precision"], t["recall"], t["f1"]]
+    )
+    rows = [
+        _label_row(shown, name if with_names else None, predicted, figures)
+        for shown, name, predicted, figures in zip(r.names, display, predicted_counts(scores), per_label_rows(scores))
+    ]
     return f"<h2>{t['per_label']}</h2><p>{t['per_label_note']}</p>{_table(header, rows)}"
 
 
@@ -438,24 +562,37 @@ def _outlets_section(r: _Report) -> str:
     t, by_outlet = r.t, r.evaluation.scores.get("by_outlet")
     if not by_outlet:
         return ""
-    rows = [_cell(_auto(outlet)) + _number(f"{row['documents']:,}") + _number(_percent(row["accuracy"]))
-            + _number(_percent(row["macro_f1"])) for outlet, row in by_outlet.items()]
+    rows = [
+        _cell(_auto(outlet))
+        + _number(f"{row['documents']:,}")
+        + _number(_percent(row["accuracy"]))
+        + _number(_percent(row["macro_f1"]))
+        for outlet, row in by_outlet.items()
+    ]
     table = _table([t["outlet"], t["documents"], t["accuracy"], t["macro_f1"]], rows)
     return f"<h2>{t['outlets']}</h2><p>{t['outlets_note']}</p>{table}"
 
 
 def _calibration_section(r: _Report) -> str:
     t = r.t
-    rows = [_number(f"{row['threshold']:.3f}") + _number(_percent(row["coverage"])) + _number(_percent(row["accuracy"]))
-            for row in distinct_thresholds(r.evaluation.scores["by_threshold"])]
-    pictures = _image(r.pictures["calibration"], t["cal_title"].format(ece="")) + _image(r.pictures["coverage"], t["cov_title"])
-    return (f"<h2>{t['calibration']}</h2><p>{t['calibration_note']}</p><div class=\"pictures\">{pictures}</div>"
-            f"{_table([t['threshold'], t['coverage'], t['accuracy']], rows)}")
+    rows = [
+        _number(f"{row['threshold']:.3f}") + _number(_percent(row["coverage"])) + _number(_percent(row["accuracy"]))
+        for row in distinct_thresholds(r.evaluation.scores["by_threshold"])
+    ]
+    pictures = _image(r.pictures["calibration"], t["cal_title"].format(ece="")) + _image(
+        r.pictures["coverage"], t["cov_title"]
+    )
+    return (
+        f'<h2>{t["calibration"]}</h2><p>{t["calibration_note"]}</p><div class="pictures">{pictures}</div>'
+        f"{_table([t['threshold'], t['coverage'], t['accuracy']], rows)}"
+    )
 
 
 def _chips(terms: list[dict]) -> str:
-    return "".join(f'<li class="chip">{_auto(term["term"])}<span class="weight">{_ltr(format(term["weight"], ".2f"))}</span></li>'
-                   for term in terms)
+    return "".join(
+        f'<li class="chip">{_auto(term["term"])}<span class="weight">{_ltr(format(term["weight"], ".2f"))}</span></li>'
+        for term in terms
+    )
 
 
 def _ids(ids: list[str]) -> str:
@@ -465,14 +602,24 @@ def _ids(ids: list[str]) -> str:
 
 def _mistakes_section(r: _Report) -> str:
     t, shown = r.t, r.mistakes[:MISTAKES_SHOWN]
-    note = t["mistakes_note"].format(shown=_ltr(len(shown)), total=_ltr(f"{len(r.mistakes):,}"),
-                                     file='<a href="mistakes.csv"><bdi dir="ltr">mistakes.csv</bdi></a>')
+    note = t["mistakes_note"].format(
+        shown=_ltr(len(shown)),
+        total=_ltr(f"{len(r.mistakes):,}"),
+        file='<a href="mistakes.csv"><bdi dir="ltr">mistakes.csv</bdi></a>',
+    )
     if not shown:
         return f"<h2>{t['mistakes']}</h2><p>{t['no_mistakes']}</p>"
-    rows = [_cell(_ids(m["ids"]), "id") + _cell(t["comma"].join(map(_auto, m["true"])), "label")
-            + _cell(_auto(m["predicted"]), "label") + _number(f"{m['confidence']:.2f}")
-            + _cell(f'<div class="excerpt" dir="auto">{html.escape(m["excerpt"])}</div><ul class="chips">{_chips(m["terms"])}</ul>')
-            for m in shown]
+    rows = [
+        _cell(_ids(m["ids"]), "id")
+        + _cell(t["comma"].join(map(_auto, m["true"])), "label")
+        + _cell(_auto(m["predicted"]), "label")
+        + _number(f"{m['confidence']:.2f}")
+        + _cell(
+            f'<div class="excerpt" dir="auto">{html.escape(m["excerpt"])}</div>'
+            f'<ul class="chips">{_chips(m["terms"])}</ul>'
+        )
+        for m in shown
+    ]
     header = [t["id"], t["true"], t["predicted"], t["confidence"], t["excerpt"]]
     columns = '<colgroup><col class="id"><col class="label"><col class="label"><col class="score"><col></colgroup>'
     table = _table(header, rows, "mistakes").replace("<thead>", columns + "<thead>", 1)
@@ -486,7 +633,7 @@ def _page(r: _Report) -> str:
     confusion = f'<div class="pictures">{_image(r.pictures["confusion"], t["cm_title"])}</div>'
     plain_title = html.escape(t["title"].format(model=r.model_name))
     return f"""<!DOCTYPE html>
-<html lang="{t['lang']}" dir="{t['dir']}">
+<html lang="{t["lang"]}" dir="{t["dir"]}">
 <head><meta charset="utf-8"><title>{plain_title}</title><style>{STYLE % {"font": t["font"]}}</style></head>
 <body>
 {_header(r)}
@@ -501,6 +648,7 @@ def _page(r: _Report) -> str:
 
 # --- files ------------------------------------------------------------------------------------
 
+
 def _csv_bytes(header: list[str], rows: list[list]) -> bytes:
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer)
@@ -510,21 +658,43 @@ def _csv_bytes(header: list[str], rows: list[list]) -> bytes:
 
 
 def _per_label_csv(evaluation: Evaluation, names: dict[str, str]) -> bytes:
-    return _csv_bytes(["label", "name", "precision", "recall", "f1", "support", "predicted"], [
-        [label, names.get(label, label), f"{precision:.4f}", f"{recall:.4f}", f"{f1:.4f}", support, predicted]
-        for (label, precision, recall, f1, support), predicted
-        in zip(per_label_rows(evaluation.scores), predicted_counts(evaluation.scores))])
+    return _csv_bytes(
+        ["label", "name", "precision", "recall", "f1", "support", "predicted"],
+        [
+            [label, names.get(label, label), f"{precision:.4f}", f"{recall:.4f}", f"{f1:.4f}", support, predicted]
+            for (label, precision, recall, f1, support), predicted in zip(
+                per_label_rows(evaluation.scores), predicted_counts(evaluation.scores)
+            )
+        ],
+    )
 
 
 def _mistakes_csv(found: list[dict]) -> bytes:
-    return _csv_bytes(["id", "true", "predicted", "score", "terms", "excerpt"], [
-        ["; ".join(m["ids"]), "; ".join(m["true"]), m["predicted"], f"{m['confidence']:.4f}",
-         "; ".join(f"{term['term']} ({term['weight']:.2f})" for term in m["terms"]), m["excerpt"]]
-        for m in found])
+    return _csv_bytes(
+        ["id", "true", "predicted", "score", "terms", "excerpt"],
+        [
+            [
+                "; ".join(m["ids"]),
+                "; ".join(m["true"]),
+                m["predicted"],
+                f"{m['confidence']:.4f}",
+                "; ".join(f"{term['term']} ({term['weight']:.2f})" for term in m["terms"]),
+                m["excerpt"],
+            ]
+            for m in found
+        ],
+    )
 
 
-def write_report(directory: str | os.PathLike, model, evaluation: Evaluation, *, sources: list[str] = (),
-                 lang: str = "en", model_name: str = "") -> Path:
+def write_report(
+    directory: str | os.PathLike,
+    model,
+    evaluation: Evaluation,
+    *,
+    sources: list[str] = (),
+    lang: str = "en",
+    model_name: str = "",
+) -> Path:
     """Write `report.html`, `confusion_matrix.png`, `per_label.csv` and `mistakes.csv` into
     `directory`, in `lang` (en, ar); each file appears whole or not at all. `sources` are the data
     evaluated on, `model_name` names the model when its card does not. Returns the path of the page."""
@@ -539,12 +709,18 @@ def write_report(directory: str | os.PathLike, model, evaluation: Evaluation, *,
     confidence = evaluation.proba.max(axis=1)
     correct = evaluation.proba.argmax(axis=1) == evaluation.y_index
     pictures = {
-        "confusion": confusion_matrix_png(np.asarray(scores["confusion_matrix"]["rows_true_columns_predicted"]), names, t),
-        "calibration": calibration_png(reliability(evaluation.proba, evaluation.y_index), scores["expected_calibration_error"], t),
+        "confusion": confusion_matrix_png(
+            np.asarray(scores["confusion_matrix"]["rows_true_columns_predicted"]), names, t
+        ),
+        "calibration": calibration_png(
+            reliability(evaluation.proba, evaluation.y_index), scores["expected_calibration_error"], t
+        ),
         "coverage": coverage_png(confidence, correct, distinct_thresholds(scores["by_threshold"]), t),
     }
     found = mistakes(model, evaluation, names)
-    report = _Report(t, model, model.card.get("name") or model_name or "qism", list(sources), evaluation, names, pictures, found)
+    report = _Report(
+        t, model, model.card.get("name") or model_name or "qism", list(sources), evaluation, names, pictures, found
+    )
     page = _page(report)
     directory.mkdir(parents=True, exist_ok=True)
     write_atomically(directory / "confusion_matrix.png", pictures["confusion"])

@@ -23,9 +23,7 @@ def score(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str], p
     labels = list(labels)
     gold = set(y_true)
     present = [label for label in labels if label in gold]
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
-    )
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     result = {
         "documents": len(y_true),
         "accuracy": float(accuracy_score(y_true, y_pred)),
@@ -60,16 +58,22 @@ def reliability(proba: np.ndarray, y_index: np.ndarray, bins: int = 15) -> list[
     edges = np.linspace(0, 1, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
     return [
-        {"confidence": float(confidence[which == b].mean()), "accuracy": float(correct[which == b].mean()),
-         "documents": int((which == b).sum())}
-        for b in range(bins) if (which == b).any()
+        {
+            "confidence": float(confidence[which == b].mean()),
+            "accuracy": float(correct[which == b].mean()),
+            "documents": int((which == b).sum()),
+        }
+        for b in range(bins)
+        if (which == b).any()
     ]
 
 
 def expected_calibration_error(proba: np.ndarray, y_index: np.ndarray, bins: int = 15) -> float:
     """Gap between confidence and accuracy, averaged over equal-width confidence bins."""
-    return float(sum(b["documents"] * abs(b["accuracy"] - b["confidence"]) for b in reliability(proba, y_index, bins))
-                 / len(y_index))
+    return float(
+        sum(b["documents"] * abs(b["accuracy"] - b["confidence"]) for b in reliability(proba, y_index, bins))
+        / len(y_index)
+    )
 
 
 def threshold_for_coverage(confidence: np.ndarray, coverage: float) -> float:
@@ -87,8 +91,14 @@ def accuracy_by_coverage(proba: np.ndarray, y_index: np.ndarray, coverages: Sequ
     for target in coverages:
         threshold = threshold_for_coverage(confidence, target)
         kept = confidence >= threshold
-        rows.append({"target_coverage": target, "threshold": threshold, "coverage": float(kept.mean()),
-                     "accuracy": float(correct[kept].mean())})
+        rows.append(
+            {
+                "target_coverage": target,
+                "threshold": threshold,
+                "coverage": float(kept.mean()),
+                "accuracy": float(correct[kept].mean()),
+            }
+        )
     return rows
 
 

@@ -15,7 +15,7 @@ import os
 import socket
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from .errors import QismError
 
@@ -28,7 +28,9 @@ try:
     from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
     from starlette.exceptions import HTTPException
 except ImportError as err:
-    raise QismError(f"qism serve needs FastAPI and uvicorn ({err.name} is missing): pip install 'qism[serve]'") from None
+    raise QismError(
+        f"qism serve needs FastAPI and uvicorn ({err.name} is missing): pip install 'qism[serve]'"
+    ) from None
 try:  # the HTTP parser uvicorn's "auto" would pick
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HTTPProtocol
 except ImportError:
@@ -67,11 +69,12 @@ log = logging.getLogger("qism.serve")
 
 # --- the request and response bodies ------------------------------------------------------------
 
+
 class Article(BaseModel):
     """One article, with the id its record carries back."""
 
     model_config = ConfigDict(extra="forbid")
-    id: Union[StrictStr, StrictInt, None] = None
+    id: StrictStr | StrictInt | None = None
     text: StrictStr
 
 
@@ -80,16 +83,24 @@ class Parameters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     top_k: StrictInt = Field(LabelOptions.top_k, description="How many labels to give per article, best first")
-    threshold: Union[StrictInt, StrictFloat] = Field(LabelOptions.threshold, description="Below this best probability the label is unknown_label")
-    unknown_label: StrictStr = Field(LabelOptions.unknown_label, max_length=MAX_LABEL_CHARS,
-                                     description="The label of articles below threshold, or without text")
-    explain: StrictInt = Field(LabelOptions.explain, description="How many terms that pushed each article towards its label to list")
+    threshold: StrictInt | StrictFloat = Field(
+        LabelOptions.threshold, description="Below this best probability the label is unknown_label"
+    )
+    unknown_label: StrictStr = Field(
+        LabelOptions.unknown_label,
+        max_length=MAX_LABEL_CHARS,
+        description="The label of articles below threshold, or without text",
+    )
+    explain: StrictInt = Field(
+        LabelOptions.explain, description="How many terms that pushed each article towards its label to list"
+    )
 
 
 class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    inputs: Union[StrictStr, list[StrictStr], list[Article]] = Field(
-        description=f"One text, a list of texts, or a list of {{id, text}} objects; at most {MAX_BATCH}")
+    inputs: StrictStr | list[StrictStr] | list[Article] = Field(
+        description=f"One text, a list of texts, or a list of {{id, text}} objects; at most {MAX_BATCH}"
+    )
     parameters: Parameters = Field(default_factory=Parameters)
 
 
@@ -126,29 +137,42 @@ class ErrorResponse(BaseModel):
 
 # --- turning a request into library calls ------------------------------------------------------
 
+
 def documents_of(inputs: str | list[str] | list[Article]) -> list[Document]:
     """The documents a request names, in order. Lone surrogates (JSON escapes such as \\ud800) become
     U+FFFD, as when `qism predict` reads a file, so every record can be written as UTF-8."""
     if isinstance(inputs, str):
         inputs = [inputs]
-    return [Document(text=replace_lone_surrogates(item)) if isinstance(item, str) else
-            Document(text=replace_lone_surrogates(item.text),
-                     id=None if item.id is None else replace_lone_surrogates(str(item.id)))
-            for item in inputs]
+    return [
+        Document(text=replace_lone_surrogates(item))
+        if isinstance(item, str)
+        else Document(
+            text=replace_lone_surrogates(item.text),
+            id=None if item.id is None else replace_lone_surrogates(str(item.id)),
+        )
+        for item in inputs
+    ]
 
 
 #: The command-line names LabelOptions' messages use, and the request's names for the same options.
-_PARAMETER_NAMES = {"--top-k": "top_k", "--threshold": "threshold", "--unknown-label": "unknown_label",
-                    "--explain": "explain"}
+_PARAMETER_NAMES = {
+    "--top-k": "top_k",
+    "--threshold": "threshold",
+    "--unknown-label": "unknown_label",
+    "--explain": "explain",
+}
 
 
 def label_options(parameters: Parameters, model: Model) -> LabelOptions:
     """The request's parameters, checked by `LabelOptions` as `qism predict`'s options are; its
     messages name them as the request does."""
     try:
-        options = LabelOptions(top_k=parameters.top_k, threshold=parameters.threshold,
-                               unknown_label=replace_lone_surrogates(parameters.unknown_label),
-                               explain=parameters.explain)
+        options = LabelOptions(
+            top_k=parameters.top_k,
+            threshold=parameters.threshold,
+            unknown_label=replace_lone_surrogates(parameters.unknown_label),
+            explain=parameters.explain,
+        )
         options.check_against(model.labels)
     except QismError as err:
         message = str(err)
@@ -166,6 +190,7 @@ def predictions_body(model: Model, documents: list[Document], options: LabelOpti
 
 # --- errors: always a JSON body, never a traceback ----------------------------------------------
 
+
 def error_response(status: int, message: str, details: list | None = None, headers: dict | None = None) -> JSONResponse:
     body = {"error": message} if details is None else {"error": message, "details": details}
     return JSONResponse(body, status_code=status, headers=headers)
@@ -174,8 +199,13 @@ def error_response(status: int, message: str, details: list | None = None, heade
 def _validation_details(err: RequestValidationError) -> list[dict]:
     """Where and why the body does not fit, without echoing its content back (a location can name
     a key of the body, so lone surrogates become U+FFFD)."""
-    return [{"location": replace_lone_surrogates(".".join(str(part) for part in error.get("loc", ()))),
-             "message": replace_lone_surrogates(str(error.get("msg", "")))} for error in err.errors()[:20]]
+    return [
+        {
+            "location": replace_lone_surrogates(".".join(str(part) for part in error.get("loc", ()))),
+            "message": replace_lone_surrogates(str(error.get("msg", ""))),
+        }
+        for error in err.errors()[:20]
+    ]
 
 
 async def _on_validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
@@ -213,8 +243,10 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
-            response = error_response(413 if length.isdigit() else 400,
-                                      f"the body is over {self.limit:,} bytes" if length.isdigit() else "bad Content-Length")
+            response = error_response(
+                413 if length.isdigit() else 400,
+                f"the body is over {self.limit:,} bytes" if length.isdigit() else "bad Content-Length",
+            )
             return await response(scope, receive, send)
         received = 0
 
@@ -231,6 +263,7 @@ class BodyLimit:
 
 
 # --- the application ---------------------------------------------------------------------------
+
 
 class NoDelayHTTPProtocol(_HTTPProtocol):
     """uvicorn's HTTP protocol with Nagle's algorithm off on every connection.
@@ -259,17 +292,22 @@ def create_app(model: Model | str | os.PathLike | None = None, max_pending: int 
         app.state.pending = 0
         yield
 
-    app = FastAPI(title="qism", summary="Label Arabic news articles with their section",
-                  version=qism_version(), lifespan=lifespan)
+    app = FastAPI(
+        title="qism", summary="Label Arabic news articles with their section", version=qism_version(), lifespan=lifespan
+    )
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(HTTPException, _on_http_error)
     app.add_exception_handler(QismError, _on_qism_error)
     app.add_exception_handler(Exception, _on_unexpected_error)
-    errors = {status: {"model": ErrorResponse, "description": description} for status, description in {
-        413: f"body over {MAX_BODY_BYTES:,} bytes or more than {MAX_BATCH} texts",
-        422: "malformed JSON, wrong types or parameters out of range",
-        503: "the server is busy: retry after the seconds Retry-After says"}.items()}
+    errors = {
+        status: {"model": ErrorResponse, "description": description}
+        for status, description in {
+            413: f"body over {MAX_BODY_BYTES:,} bytes or more than {MAX_BATCH} texts",
+            422: "malformed JSON, wrong types or parameters out of range",
+            503: "the server is busy: retry after the seconds Retry-After says",
+        }.items()
+    }
 
     @app.post("/v1/predict", response_model=PredictResponse, responses=errors)
     async def predict(body: PredictRequest, request: Request):
@@ -283,8 +321,9 @@ def create_app(model: Model | str | os.PathLike | None = None, max_pending: int 
             return error_response(503, "the server is busy; retry shortly", headers={"Retry-After": "1"})
         state.pending += 1
         try:
-            content = await anyio.to_thread.run_sync(predictions_body, state.model, documents, options,
-                                                     limiter=state.threads)
+            content = await anyio.to_thread.run_sync(
+                predictions_body, state.model, documents, options, limiter=state.threads
+            )
         finally:
             state.pending -= 1
         return Response(content, media_type="application/json")
@@ -314,8 +353,14 @@ def app_from_environment() -> FastAPI:
     return create_app(os.environ.get(MODEL_ENV) or None, int(os.environ.get(PENDING_ENV, MAX_PENDING)))
 
 
-def serve(model_dir: str | os.PathLike | None = None, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
-          max_pending: int | None = None, access_log: bool = True) -> None:
+def serve(
+    model_dir: str | os.PathLike | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    max_pending: int | None = None,
+    access_log: bool = True,
+) -> None:
     """Run the server until SIGTERM or Ctrl-C, which let requests in flight finish first.
 
     The model is loaded here first, so a bad folder is one line of error rather than a worker's
@@ -328,9 +373,15 @@ def serve(model_dir: str | os.PathLike | None = None, host: str = "127.0.0.1", p
         raise QismError("--max-pending must be at least 1")
     model = load_model(model_dir)
     # the protocol by name: a worker imports it once it answers the supervisor's health checks
-    settings = dict(host=host, port=port, access_log=access_log, http=f"{__name__}:{NoDelayHTTPProtocol.__name__}",
-                    limit_concurrency=MAX_CONNECTIONS, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-                    timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS)
+    settings = dict(
+        host=host,
+        port=port,
+        access_log=access_log,
+        http=f"{__name__}:{NoDelayHTTPProtocol.__name__}",
+        limit_concurrency=MAX_CONNECTIONS,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+    )
     if workers == 1:
         uvicorn.run(create_app(model, max_pending), **settings)
         return

@@ -39,13 +39,23 @@ import scipy.sparse as sp
 from joblib import Parallel, delayed
 from sklearn.model_selection import train_test_split
 
-from .classifier import (MIN_CALIBRATION_DOCS, ONE_VS_REST, SGD_EPOCHS, _make_estimator, balanced_weights, documents_per_label, fit_class_scaling,
-                         fit_temperature, nb_ratios_from_counts, outlet_label_masks)
+from .classifier import (
+    MIN_CALIBRATION_DOCS,
+    ONE_VS_REST,
+    SGD_EPOCHS,
+    _make_estimator,
+    balanced_weights,
+    documents_per_label,
+    fit_class_scaling,
+    fit_temperature,
+    nb_ratios_from_counts,
+    outlet_label_masks,
+)
+from .config import parse_size
+from .corpus import Document
+from .errors import QismError
 from .features import clean_all
 from .features.boilerplate import count_edge_segments, frequent_segments
-from .corpus import Document
-from .config import parse_size
-from .errors import QismError
 
 #: Documents read, cleaned and counted at a time.
 CHUNK_DOCUMENTS = 5000
@@ -58,6 +68,7 @@ MEMORY_PER_INPUT_BYTE = 12
 MEMORY_SHARE = 0.5
 #: Classifiers whose shard models can be averaged (linear weights and a bias).
 STREAMING_CLASSIFIERS = ("sgd", "linear_svc", "logreg")
+
 
 def machine_memory() -> int:
     """Physical memory of this machine in bytes (0 when the system does not say)."""
@@ -111,14 +122,19 @@ def choose_streaming(sources: list[str], streaming: bool | None, memory_budget: 
 def check_streaming_config(config, autotune: float | None) -> None:
     """What streaming training (asked for, or chosen for a corpus over the memory budget) cannot do."""
     if config.classifier not in STREAMING_CLASSIFIERS:
-        raise QismError(f"streaming training (--streaming, or a corpus over --memory-budget) fits linear learners: "
-                        f"use --classifier {' or '.join(STREAMING_CLASSIFIERS)}, not {config.classifier}")
+        raise QismError(
+            f"streaming training (--streaming, or a corpus over --memory-budget) fits linear learners: "
+            f"use --classifier {' or '.join(STREAMING_CLASSIFIERS)}, not {config.classifier}"
+        )
     if autotune is not None:
-        raise QismError("--autotune cross-validates in memory; it cannot be combined with streaming training "
-                        "(--streaming, or a corpus over --memory-budget)")
+        raise QismError(
+            "--autotune cross-validates in memory; it cannot be combined with streaming training "
+            "(--streaming, or a corpus over --memory-budget)"
+        )
 
 
 # --- spill files: pickled pieces, read back one at a time -------------------------------------
+
 
 def _pieces(path: Path) -> Iterator:
     if not path.exists():
@@ -178,8 +194,15 @@ class ChunkEngine:
 class _Plan:
     """Which shard each kept document goes to: fit shards, then calibration shards, or -1 (test)."""
 
-    def __init__(self, y_train: np.ndarray, train_rows: np.ndarray, n_kept: int, calibration_size: float,
-                 shard_documents: int, seed: int):
+    def __init__(
+        self,
+        y_train: np.ndarray,
+        train_rows: np.ndarray,
+        n_kept: int,
+        calibration_size: float,
+        shard_documents: int,
+        seed: int,
+    ):
         n_train = len(train_rows)
         counts = np.bincount(y_train)
         n_held = int(round(calibration_size * n_train))
@@ -191,8 +214,11 @@ class _Plan:
             fit_local, held_local = local, local[:0]
         rng = np.random.default_rng(seed)
         fit_shards = np.array_split(rng.permutation(fit_local), max(1, -(-len(fit_local) // shard_documents)))
-        held_shards = (np.array_split(rng.permutation(held_local), -(-len(held_local) // shard_documents))
-                       if len(held_local) else [])
+        held_shards = (
+            np.array_split(rng.permutation(held_local), -(-len(held_local) // shard_documents))
+            if len(held_local)
+            else []
+        )
         self.shards = [np.sort(rows) for rows in [*fit_shards, *held_shards]]
         self.n_fit_shards = len(fit_shards)
         self.calibrated = bool(len(held_local))
@@ -218,8 +244,14 @@ def _averaged(classifier, load_shard, y_train, n_classes, weights, masks, ratios
         for number in new:
             local, X = load_shard(number)
             report(f"streaming: fitting shard {number + 1} ({len(local):,} documents)")
-            yield (X, y_train[local], n_classes, None if weights is None else weights[local],
-                   None if masks is None else masks[:, local], ratios)
+            yield (
+                X,
+                y_train[local],
+                n_classes,
+                None if weights is None else weights[local],
+                None if masks is None else masks[:, local],
+                ratios,
+            )
 
     for size, (coef, intercept) in engine.map(fit_shard, classifier, tasks()):
         fitted["coef"] = fitted.get("coef", 0.0) + coef.astype(np.float64) * size
@@ -248,19 +280,34 @@ def _sgd_epochs(classifier, load_shard, y_train, n_classes, weights, masks, rati
             local, X = load_shard(int(number))
             y = y_train[local]
             base = None if weights is None else weights[local]
-            label_weights = [base if masks is None else masks[k, local] if base is None else base * masks[k, local]
-                             for k in range(n_classes)]
+            label_weights = [
+                base if masks is None else masks[k, local] if base is None else base * masks[k, local]
+                for k in range(n_classes)
+            ]
             Parallel(n_jobs=classifier.n_jobs, prefer="threads")(
-                delayed(_partial_fit_label)(estimators[k], X, y == k, label_weights[k], None if ratios is None else ratios[k])
-                for k in range(n_classes))
+                delayed(_partial_fit_label)(
+                    estimators[k], X, y == k, label_weights[k], None if ratios is None else ratios[k]
+                )
+                for k in range(n_classes)
+            )
     coef = np.vstack([e.coef_[0] if ratios is None else e.coef_[0] * ratios[k] for k, e in enumerate(estimators)])
     return coef.astype(np.float32), np.asarray([e.intercept_[0] for e in estimators], dtype=np.float32)
 
 
-def fit_streaming(pipeline, config, read_again: Callable[[], Iterator[tuple[str, Document]]], positions: np.ndarray,
-                  labels: np.ndarray, outlets: np.ndarray, train_rows: np.ndarray, test_rows: np.ndarray,
-                  sample_weight: np.ndarray | None = None, report: Callable[[str], None] = lambda message: None,
-                  shard_documents: int | None = None, engine: ChunkEngine | None = None):
+def fit_streaming(
+    pipeline,
+    config,
+    read_again: Callable[[], Iterator[tuple[str, Document]]],
+    positions: np.ndarray,
+    labels: np.ndarray,
+    outlets: np.ndarray,
+    train_rows: np.ndarray,
+    test_rows: np.ndarray,
+    sample_weight: np.ndarray | None = None,
+    report: Callable[[str], None] = lambda message: None,
+    shard_documents: int | None = None,
+    engine: ChunkEngine | None = None,
+):
     """Fit `pipeline` (unfitted) on the training rows of a corpus that `read_again` reads anew, whose
     kept documents are at `positions` in it, with `labels` and `outlets` per kept document.
 
@@ -281,8 +328,10 @@ def fit_streaming(pipeline, config, read_again: Callable[[], Iterator[tuple[str,
         # read again: clean, spill the cleaned texts, count edge segments of the training documents
         featurizer.boilerplate_ = np.empty(0, dtype=np.uint64)
         segments = Counter()
-        chunks = ((indices, texts, plan.shard_of[indices] >= 0, bool(config.boilerplate_min_docs))
-                  for indices, texts in _chunks(read_again(), np.asarray(positions)))
+        chunks = (
+            (indices, texts, plan.shard_of[indices] >= 0, bool(config.boilerplate_min_docs))
+            for indices, texts in _chunks(read_again(), np.asarray(positions))
+        )
         with open(spill / "cleaned", "wb") as handle:
             for done, (indices, cleaned, chunk_segments) in enumerate(engine.map(clean_chunk, featurizer, chunks), 1):
                 segments.update(chunk_segments)
@@ -299,16 +348,28 @@ def fit_streaming(pipeline, config, read_again: Callable[[], Iterator[tuple[str,
         shard_files = [open(spill / f"shard-{n}", "wb") for n in range(len(plan.shards))]
         try:
             with open(spill / "test", "wb") as test_file:
-                for done, (indices, counts) in enumerate(engine.map(count_chunk, featurizer, _pieces(spill / "cleaned")), 1):
+                for done, (indices, counts) in enumerate(
+                    engine.map(count_chunk, featurizer, _pieces(spill / "cleaned")), 1
+                ):
                     training = plan.shard_of[indices] >= 0
                     if training.any():
                         per_label += documents_per_label(counts[training], label_index[indices[training]], n_classes)
                     for number in np.unique(plan.shard_of[indices][training]):
                         rows = plan.shard_of[indices] == number
-                        pickle.dump((plan.local_of[indices[rows]], counts[rows]), shard_files[number], protocol=pickle.HIGHEST_PROTOCOL)
+                        pickle.dump(
+                            (plan.local_of[indices[rows]], counts[rows]),
+                            shard_files[number],
+                            protocol=pickle.HIGHEST_PROTOCOL,
+                        )
                     if is_test[indices].any():
-                        pickle.dump((indices[is_test[indices]], counts[is_test[indices]]), test_file, protocol=pickle.HIGHEST_PROTOCOL)
-                    report(f"streaming: counted {min(done * CHUNK_DOCUMENTS, len(labels)):,} of {len(labels):,} documents")
+                        pickle.dump(
+                            (indices[is_test[indices]], counts[is_test[indices]]),
+                            test_file,
+                            protocol=pickle.HIGHEST_PROTOCOL,
+                        )
+                    report(
+                        f"streaming: counted {min(done * CHUNK_DOCUMENTS, len(labels)):,} of {len(labels):,} documents"
+                    )
         finally:
             for handle in shard_files:
                 handle.close()
@@ -347,16 +408,18 @@ def fit_streaming(pipeline, config, read_again: Callable[[], Iterator[tuple[str,
         all_shards = list(range(len(plan.shards)))
         if config.classifier == "sgd" and len(plan.shards) > 1:
             fitting = "partial_fit epochs"
-            fit_on = functools.partial(_sgd_epochs, classifier, load_shard, y_train, n_classes, weights, masks, ratios,
-                                       config.seed, report)
+            fit_on = functools.partial(
+                _sgd_epochs, classifier, load_shard, y_train, n_classes, weights, masks, ratios, config.seed, report
+            )
         else:
             fitting = "averaged shard models"
-            fit_on = functools.partial(_averaged, classifier, load_shard, y_train, n_classes, weights, masks, ratios, report,
-                                       engine, fitted={})
+            fit_on = functools.partial(
+                _averaged, classifier, load_shard, y_train, n_classes, weights, masks, ratios, report, engine, fitted={}
+            )
         held_decisions, held_labels = [], []
         if plan.calibrated:
             calibration = fit_on(fit_shards)
-            for number in all_shards[plan.n_fit_shards:]:
+            for number in all_shards[plan.n_fit_shards :]:
                 local, X = load_shard(number)
                 held_decisions.append(np.asarray(X @ calibration[0].T) + calibration[1])
                 held_labels.append(y_train[local])
@@ -380,9 +443,14 @@ def fit_streaming(pipeline, config, read_again: Callable[[], Iterator[tuple[str,
                 probas.append(classifier.predict_proba(featurizer.weigh(counts)))
     finally:
         shutil.rmtree(spill, ignore_errors=True)
-    info = {"chunks_on": engine.name, "fit": fitting,
-            "shard_fits_on": engine.name if fitting == "averaged shard models" else "local", "shards": len(plan.shards), "shard_documents": shard_documents,
-            "calibration_shards": len(plan.shards) - plan.n_fit_shards}
+    info = {
+        "chunks_on": engine.name,
+        "fit": fitting,
+        "shard_fits_on": engine.name if fitting == "averaged shard models" else "local",
+        "shards": len(plan.shards),
+        "shard_documents": shard_documents,
+        "calibration_shards": len(plan.shards) - plan.n_fit_shards,
+    }
     if not order:
         return np.empty(0, dtype=np.int64), np.empty((0, n_classes)), info
     return np.concatenate(order), np.vstack(probas), info

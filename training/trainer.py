@@ -22,10 +22,10 @@ from .clean import ARABIC_LETTER_RE
 from .config import ReadOptions, TrainConfig, check_budget, resolve_jobs
 from .corpus import EMPTY_LABEL_FOLDER, Document, label_key, read_source
 from .errors import QismError
-from .scores import score, scores_by_outlet
 from .features import MAX_ARTICLE_CHARS, featurizer_for
 from .model import Model, check_model_folder
 from .recipe import LabelMap, TrainingPlan, plan_training
+from .scores import score, scores_by_outlet
 from .streaming import ChunkEngine, check_streaming_config, choose_streaming, fit_streaming
 
 
@@ -35,6 +35,7 @@ def build_pipeline(config: TrainConfig, n_jobs: int | None = None) -> Pipeline:
 
 
 # --- corpus preparation -----------------------------------------------------------------------
+
 
 @dataclass
 class Prepared:
@@ -75,7 +76,7 @@ def _add_to_digest(digest, doc: Document) -> None:
     """Add a document to its source's SHA-256 in pieces, so a huge article is not copied whole."""
     digest.update(f"{doc.label}\x1f".encode())
     for start in range(0, len(doc.text), _DIGEST_PIECE):
-        digest.update(doc.text[start:start + _DIGEST_PIECE].encode())
+        digest.update(doc.text[start : start + _DIGEST_PIECE].encode())
     digest.update(b"\x1e")
 
 
@@ -161,8 +162,9 @@ def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True, keep
         texts = [texts[i] for i in kept]
         labels = [labels[i] for i in kept]
         outlets = [outlets[i] for i in kept]
-    return Prepared(texts, labels, sources, dict(dropped), _nonzero(repaired), _nonzero(flagged), merges,
-                    empty_folders, outlets)
+    return Prepared(
+        texts, labels, sources, dict(dropped), _nonzero(repaired), _nonzero(flagged), merges, empty_folders, outlets
+    )
 
 
 def _nonzero(counts: Counter) -> dict[str, int]:
@@ -193,7 +195,10 @@ def outlet_balancing_weights(labels: np.ndarray, outlets: np.ndarray) -> np.ndar
     groups = Counter(zip(labels, outlets))
     outlets_per_label = Counter(label for label, _ in groups)
     label_sizes = Counter(labels)
-    weights = [label_sizes[label] / (outlets_per_label[label] * groups[label, outlet]) for label, outlet in zip(labels, outlets)]
+    weights = [
+        label_sizes[label] / (outlets_per_label[label] * groups[label, outlet])
+        for label, outlet in zip(labels, outlets)
+    ]
     return np.asarray(weights, dtype=np.float64)
 
 
@@ -216,16 +221,28 @@ def check_trainable(prepared: Prepared) -> Counter:
     return label_counts
 
 
-def autotune_on_training_split(prepared: Prepared, config: TrainConfig, budget_seconds: float,
-                               n_jobs: int | None = None, report: Callable[[str], None] = lambda message: None):
+def autotune_on_training_split(
+    prepared: Prepared,
+    config: TrainConfig,
+    budget_seconds: float,
+    n_jobs: int | None = None,
+    report: Callable[[str], None] = lambda message: None,
+):
     """`choose_config` on the training split only: the held-out split scores the chosen model, so it
     must not choose it. Returns the chosen configuration and the record of the search."""
     check_trainable(prepared)
     train_rows, _ = split(prepared, config.test_size, config.seed)
     report(f"autotune: cross-validating on the {len(train_rows):,} training documents for up to {budget_seconds:g} s")
-    return choose_config([prepared.texts[i] for i in train_rows], [prepared.labels[i] for i in train_rows], config,
-                         budget_seconds, sample_weight=training_weights(prepared, config, train_rows),
-                         outlets=prepared.outlet_array()[train_rows], n_jobs=n_jobs, report=report)
+    return choose_config(
+        [prepared.texts[i] for i in train_rows],
+        [prepared.labels[i] for i in train_rows],
+        config,
+        budget_seconds,
+        sample_weight=training_weights(prepared, config, train_rows),
+        outlets=prepared.outlet_array()[train_rows],
+        n_jobs=n_jobs,
+        report=report,
+    )
 
 
 def training_weights(prepared: Prepared, config: TrainConfig, rows: np.ndarray) -> np.ndarray | None:
@@ -235,8 +252,12 @@ def training_weights(prepared: Prepared, config: TrainConfig, rows: np.ndarray) 
     return outlet_balancing_weights(np.asarray(prepared.labels, dtype=object)[rows], prepared.outlet_array()[rows])
 
 
-def fit(prepared: Prepared, config: TrainConfig, n_jobs: int | None = None,
-        report: Callable[[str], None] = lambda message: None):
+def fit(
+    prepared: Prepared,
+    config: TrainConfig,
+    n_jobs: int | None = None,
+    report: Callable[[str], None] = lambda message: None,
+):
     """Fit the pipeline on the train split and score it on the held-out split."""
     label_counts = check_trainable(prepared)
     train_rows, test_rows = split(prepared, config.test_size, config.seed)
@@ -246,13 +267,18 @@ def fit(prepared: Prepared, config: TrainConfig, n_jobs: int | None = None,
     pipeline = build_pipeline(config, n_jobs)
     report(f"fitting on {len(train_rows):,} documents")
     weights = training_weights(prepared, config, train_rows)
-    pipeline.fit(texts[train_rows], labels[train_rows], classifier__sample_weight=weights,
-                 classifier__outlets=outlets[train_rows])
+    pipeline.fit(
+        texts[train_rows],
+        labels[train_rows],
+        classifier__sample_weight=weights,
+        classifier__outlets=outlets[train_rows],
+    )
     scores = None
     if len(test_rows):
         report(f"scoring on {len(test_rows):,} held-out documents")
-        scores = held_out_scores(pipeline.predict_proba(texts[test_rows]), pipeline.classes_, labels[test_rows],
-                                 outlets[test_rows])
+        scores = held_out_scores(
+            pipeline.predict_proba(texts[test_rows]), pipeline.classes_, labels[test_rows], outlets[test_rows]
+        )
     return pipeline, {"train": len(train_rows), "test": len(test_rows)}, dict(sorted(label_counts.items())), scores
 
 
@@ -265,8 +291,14 @@ def held_out_scores(proba: np.ndarray, classes: np.ndarray, truth: np.ndarray, o
     return scores
 
 
-def fit_streamed(prepared: Prepared, config: TrainConfig, read_again, n_jobs: int | None = None,
-                 report: Callable[[str], None] = lambda message: None, engine: ChunkEngine | None = None):
+def fit_streamed(
+    prepared: Prepared,
+    config: TrainConfig,
+    read_again,
+    n_jobs: int | None = None,
+    report: Callable[[str], None] = lambda message: None,
+    engine: ChunkEngine | None = None,
+):
     """`fit` for a corpus prepared without its texts (`prepare(..., keep_texts=False)`), which
     `read_again` reads anew: the same split and weights, fitted in bounded memory (see `streaming`)."""
     label_counts = check_trainable(prepared)
@@ -274,18 +306,40 @@ def fit_streamed(prepared: Prepared, config: TrainConfig, read_again, n_jobs: in
     pipeline = build_pipeline(config, n_jobs)
     report(f"fitting on {len(train_rows):,} documents, streaming")
     labels, outlets = np.asarray(prepared.labels, dtype=object), prepared.outlet_array()
-    order, proba, run = fit_streaming(pipeline, config, read_again, np.asarray(prepared.texts), labels, outlets,
-                                      train_rows, test_rows, training_weights(prepared, config, train_rows), report,
-                                      engine=engine)
+    order, proba, run = fit_streaming(
+        pipeline,
+        config,
+        read_again,
+        np.asarray(prepared.texts),
+        labels,
+        outlets,
+        train_rows,
+        test_rows,
+        training_weights(prepared, config, train_rows),
+        report,
+        engine=engine,
+    )
     scores = held_out_scores(proba, pipeline.classes_, labels[order], outlets[order]) if len(order) else None
     return pipeline, {"train": len(train_rows), "test": len(test_rows)}, dict(sorted(label_counts.items())), scores, run
 
 
-def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptions = ReadOptions(),
-          source_options: dict[str, ReadOptions] | None = None, label_map: LabelMap | None = None, n_jobs: int | None = None, name: str = "",
-          autotune: float | None = None, notes: list[str] | None = None, streaming: bool | None = None,
-          memory_budget: int | str | None = None, engine: ChunkEngine | None = None,
-          unseen_outlets: dict | None = None, report: Callable[[str], None] = lambda message: None) -> Model:
+def train(
+    sources,
+    config: TrainConfig | None = None,
+    *,
+    read_options: ReadOptions = ReadOptions(),
+    source_options: dict[str, ReadOptions] | None = None,
+    label_map: LabelMap | None = None,
+    n_jobs: int | None = None,
+    name: str = "",
+    autotune: float | None = None,
+    notes: list[str] | None = None,
+    streaming: bool | None = None,
+    memory_budget: int | str | None = None,
+    engine: ChunkEngine | None = None,
+    unseen_outlets: dict | None = None,
+    report: Callable[[str], None] = lambda message: None,
+) -> Model:
     """Read labeled sources, fit a classifier and return the model with its card (not yet saved).
 
     `source_options` reads the sources it names with their own options instead of `read_options`.
@@ -314,7 +368,9 @@ def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptio
     source_options = source_options or {}
 
     def read():
-        documents = ((path, doc) for path in sources for doc in read_source(path, source_options.get(path, read_options)))
+        documents = (
+            (path, doc) for path in sources for doc in read_source(path, source_options.get(path, read_options))
+        )
         return label_map.apply(documents, dropped_by_map) if label_map is not None else documents
 
     report(f"reading {', '.join(sources)}")
@@ -332,12 +388,29 @@ def train(sources, config: TrainConfig | None = None, *, read_options: ReadOptio
     else:
         pipeline, sizes, label_counts, scores = fit(prepared, config, n_jobs, report)
         run = {"path": "in-memory"}
-    data = {"dropped": prepared.dropped, "repaired": prepared.repaired, "flagged": prepared.flagged,
-            "label_merges": prepared.label_merges, "empty_label_folders": prepared.empty_label_folders,
-            "documents_by_outlet": documents_by_outlet(prepared)}
-    card = new_card(name=name, config=config.to_dict(), labels=label_counts, split=sizes, sources=prepared.sources,
-                    scores=scores, seconds=time.perf_counter() - started, data=data, label_map=label_map,
-                    unmapped=unmapped, autotune=search, notes=notes, unseen_outlets=unseen_outlets)
+    data = {
+        "dropped": prepared.dropped,
+        "repaired": prepared.repaired,
+        "flagged": prepared.flagged,
+        "label_merges": prepared.label_merges,
+        "empty_label_folders": prepared.empty_label_folders,
+        "documents_by_outlet": documents_by_outlet(prepared),
+    }
+    card = new_card(
+        name=name,
+        config=config.to_dict(),
+        labels=label_counts,
+        split=sizes,
+        sources=prepared.sources,
+        scores=scores,
+        seconds=time.perf_counter() - started,
+        data=data,
+        label_map=label_map,
+        unmapped=unmapped,
+        autotune=search,
+        notes=notes,
+        unseen_outlets=unseen_outlets,
+    )
     card["training"] = {**run, "memory_budget": memory_budget}
     return Model(pipeline, card)
 
@@ -349,36 +422,63 @@ def unseen_outlets_for_card(plan: TrainingPlan, autotuned: bool, notice: Callabl
         return None
     record = plan.unseen_outlets
     if record is None:
-        notice(f"{plan.unseen_outlets_file}: not made yet, so the card has no scores on outlets left out "
-               f"(python bench/unseen_outlets.py --save {plan.unseen_outlets_file})")
+        notice(
+            f"{plan.unseen_outlets_file}: not made yet, so the card has no scores on outlets left out "
+            f"(python bench/unseen_outlets.py --save {plan.unseen_outlets_file})"
+        )
         return None
     label_map = plan.label_map.to_dict() if plan.label_map is not None else None
     if autotuned or not measured_with(record, plan.sources, plan.config.to_dict(), label_map):
-        notice(f"{plan.unseen_outlets_file} was measured with other sources, options or labels: it stays out of "
-               "the card (bench/unseen_outlets.py --save measures it again)")
+        notice(
+            f"{plan.unseen_outlets_file} was measured with other sources, options or labels: it stays out of "
+            "the card (bench/unseen_outlets.py --save measures it again)"
+        )
         return None
     return record
 
 
-def train_and_save(out: str | os.PathLike, sources=(), *, recipe: str | os.PathLike | None = None,
-                   label_map: str | os.PathLike | None = None, train_options: dict | None = None,
-                   read_options: dict | None = None, n_jobs: int | None = None, autotune: float | None = None,
-                   streaming: bool | None = None, memory_budget: int | str | None = None,
-                   engine: ChunkEngine | None = None, report: Callable[[str], None] = lambda message: None,
-                   notice: Callable[[str], None] = lambda message: None) -> Model:
+def train_and_save(
+    out: str | os.PathLike,
+    sources=(),
+    *,
+    recipe: str | os.PathLike | None = None,
+    label_map: str | os.PathLike | None = None,
+    train_options: dict | None = None,
+    read_options: dict | None = None,
+    n_jobs: int | None = None,
+    autotune: float | None = None,
+    streaming: bool | None = None,
+    memory_budget: int | str | None = None,
+    engine: ChunkEngine | None = None,
+    report: Callable[[str], None] = lambda message: None,
+    notice: Callable[[str], None] = lambda message: None,
+) -> Model:
     """`qism train`: merge a recipe with the options given (see `recipe.plan_training`), train, and
     save the model in `out`. Every option is checked before any corpus is read. `report` gets
     progress, `notice` what a user should read (the recipe's scores on outlets left out cannot go in
     the card)."""
-    plan: TrainingPlan = plan_training(sources, recipe=recipe, label_map=label_map, train_options=train_options,
-                                       read_options=read_options)
+    plan: TrainingPlan = plan_training(
+        sources, recipe=recipe, label_map=label_map, train_options=train_options, read_options=read_options
+    )
     check_model_folder(out, plan.sources)  # before hours of training, not after
     n_jobs = resolve_jobs(n_jobs)
     unseen = unseen_outlets_for_card(plan, autotune is not None, notice)
-    model = train(plan.sources, plan.config, read_options=plan.read_options, source_options=plan.source_options,
-                  label_map=plan.label_map, n_jobs=n_jobs, name=Path(out).name, autotune=autotune, notes=plan.notes,
-                  streaming=streaming, memory_budget=memory_budget, engine=engine, unseen_outlets=unseen,
-                  report=report)
+    model = train(
+        plan.sources,
+        plan.config,
+        read_options=plan.read_options,
+        source_options=plan.source_options,
+        label_map=plan.label_map,
+        n_jobs=n_jobs,
+        name=Path(out).name,
+        autotune=autotune,
+        notes=plan.notes,
+        streaming=streaming,
+        memory_budget=memory_budget,
+        engine=engine,
+        unseen_outlets=unseen,
+        report=report,
+    )
     report(f"saving to {out}")
     model.save(out)
     return model

@@ -36,12 +36,21 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
     `boilerplate_min_docs`: edge segments found in that many training articles are left out (0: kept).
     """
 
-    def __init__(self, cleaner: TextCleaner | str | None = None, word_ngrams: tuple[int, int] = DEFAULT.word_ngrams,
-                 char_ngrams: tuple[int, int] | None = DEFAULT.char_ngrams, sublinear_tf: bool = DEFAULT.sublinear_tf,
-                 min_df: int = DEFAULT.min_df, max_df: float = DEFAULT.max_df,
-                 max_features: int | None = DEFAULT.max_features, n_buckets: int = DEFAULT.n_buckets,
-                 dtype: str = "float32", boilerplate_min_docs: int = DEFAULT.boilerplate_min_docs,
-                 lead_words: int = DEFAULT.lead_words, n_jobs: int | None = None):
+    def __init__(
+        self,
+        cleaner: TextCleaner | str | None = None,
+        word_ngrams: tuple[int, int] = DEFAULT.word_ngrams,
+        char_ngrams: tuple[int, int] | None = DEFAULT.char_ngrams,
+        sublinear_tf: bool = DEFAULT.sublinear_tf,
+        min_df: int = DEFAULT.min_df,
+        max_df: float = DEFAULT.max_df,
+        max_features: int | None = DEFAULT.max_features,
+        n_buckets: int = DEFAULT.n_buckets,
+        dtype: str = "float32",
+        boilerplate_min_docs: int = DEFAULT.boilerplate_min_docs,
+        lead_words: int = DEFAULT.lead_words,
+        n_jobs: int | None = None,
+    ):
         self.cleaner = cleaner
         self.word_ngrams = word_ngrams
         self.char_ngrams = char_ngrams
@@ -56,7 +65,9 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
         self.n_jobs = n_jobs
 
     def __getstate__(self):  # derived tables are rebuilt on demand; parallel tasks stay small
-        return {key: value for key, value in super().__getstate__().items() if key not in ("_lookup", "_boilerplate_set")}
+        return {
+            key: value for key, value in super().__getstate__().items() if key not in ("_lookup", "_boilerplate_set")
+        }
 
     def clean(self, text: str) -> str:
         """The article as the model reads it: its first `MAX_ARTICLE_CHARS`, cleaned."""
@@ -80,7 +91,9 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
             tokens = hashing.TOKEN_RE.findall(text)
             terms.extend(hashing.word_ngram_terms(tokens, *self.word_ngrams))
             if self.lead_words:
-                terms.extend("^" + term for term in hashing.word_ngram_terms(tokens[: self.lead_words], *self.word_ngrams))
+                terms.extend(
+                    "^" + term for term in hashing.word_ngram_terms(tokens[: self.lead_words], *self.word_ngrams)
+                )
         if self.char_ngrams:
             terms.extend(hashing.char_ngram_terms(text, *self.char_ngrams))
         return terms
@@ -90,16 +103,23 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
         return self._lookup_table()[hashing.term_buckets(terms, self.n_buckets)]
 
     def _count_chunk(self, texts: Sequence[str], cleaned: bool = False) -> sp.csr_matrix:
-        return hashing.term_counts([self._prepared(text, cleaned) for text in texts], self.word_ngrams,
-                                   self.lead_words, self.char_ngrams, self.n_buckets, self.dtype)
+        return hashing.term_counts(
+            [self._prepared(text, cleaned) for text in texts],
+            self.word_ngrams,
+            self.lead_words,
+            self.char_ngrams,
+            self.n_buckets,
+            self.dtype,
+        )
 
     def _clean_chunk(self, texts: Sequence[str]) -> list[str]:
         return [self.clean(text) for text in texts]
 
     def count(self, texts: Sequence[str], cleaned: bool = False) -> sp.csr_matrix:
         """Term counts per hashed bucket, computed in parallel chunks when `n_jobs` allows."""
-        return pool.stack_chunks(functools.partial(self._count_chunk, cleaned=cleaned), texts, self.n_jobs,
-                                 self.n_buckets, self.dtype)
+        return pool.stack_chunks(
+            functools.partial(self._count_chunk, cleaned=cleaned), texts, self.n_jobs, self.n_buckets, self.dtype
+        )
 
     def fit(self, texts, y=None):
         self.fit_transform(texts)
@@ -154,8 +174,16 @@ def clean_all(featurizer: TfidfFeaturizer, texts: Sequence[str]) -> list[str]:
 
 def featurizer_for(config: TrainConfig, n_jobs: int | None = None) -> TfidfFeaturizer:
     """The featurizer a training configuration asks for."""
-    return TfidfFeaturizer(cleaner=TextCleaner(**config.cleaning), word_ngrams=config.word_ngrams,
-                           char_ngrams=config.char_ngrams, sublinear_tf=config.sublinear_tf, min_df=config.min_df,
-                           max_df=config.max_df, max_features=config.max_features, n_buckets=config.n_buckets,
-                           boilerplate_min_docs=config.boilerplate_min_docs, lead_words=config.lead_words,
-                           n_jobs=n_jobs)
+    return TfidfFeaturizer(
+        cleaner=TextCleaner(**config.cleaning),
+        word_ngrams=config.word_ngrams,
+        char_ngrams=config.char_ngrams,
+        sublinear_tf=config.sublinear_tf,
+        min_df=config.min_df,
+        max_df=config.max_df,
+        max_features=config.max_features,
+        n_buckets=config.n_buckets,
+        boilerplate_min_docs=config.boilerplate_min_docs,
+        lead_words=config.lead_words,
+        n_jobs=n_jobs,
+    )

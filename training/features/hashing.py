@@ -109,8 +109,12 @@ def word_ngram_terms(tokens: list[str], low: int, high: int) -> list[str]:
 
 def char_ngram_terms(text: str, low: int, high: int) -> list[str]:
     """Char n-grams of each word padded with spaces, marked with a leading `#`."""
-    return ["#" + padded[i : i + n] for padded in (f" {word} " for word in text.split())
-            for n in range(low, high + 1) for i in range(len(padded) - n + 1)]
+    return [
+        "#" + padded[i : i + n]
+        for padded in (f" {word} " for word in text.split())
+        for n in range(low, high + 1)
+        for i in range(len(padded) - n + 1)
+    ]
 
 
 def _char_hasher(n_buckets: int, dtype) -> FeatureHasher:
@@ -150,8 +154,9 @@ def term_buckets(terms: Sequence[str], n_buckets: int) -> np.ndarray:
     return buckets
 
 
-def article_term_hashes(texts: Sequence[str], word_ngrams: tuple[int, int],
-                        lead_words: int) -> tuple[np.ndarray, np.ndarray]:
+def article_term_hashes(
+    texts: Sequence[str], word_ngrams: tuple[int, int], lead_words: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(document, hash) of every word n-gram of `texts`, then of every lead n-gram (those of each
     article's first `lead_words` words, hashed apart) when `lead_words` > 0."""
     words = word_hashes(texts)
@@ -162,8 +167,14 @@ def article_term_hashes(texts: Sequence[str], word_ngrams: tuple[int, int],
     return docs, grams
 
 
-def term_counts(texts: Sequence[str], word_ngrams: tuple[int, int] | None, lead_words: int,
-                char_ngrams: tuple[int, int] | None, n_buckets: int, dtype) -> sp.csr_matrix:
+def term_counts(
+    texts: Sequence[str],
+    word_ngrams: tuple[int, int] | None,
+    lead_words: int,
+    char_ngrams: tuple[int, int] | None,
+    n_buckets: int,
+    dtype,
+) -> sp.csr_matrix:
     """Counts of the terms of cleaned `texts` per hashed bucket: word n-grams, lead n-grams, char n-grams."""
     shape = (len(texts), n_buckets)
     counts = sp.csr_matrix(shape, dtype=dtype)

@@ -81,8 +81,12 @@ def map_ranges(work: Callable, texts: Sequence[str], bounds: list[tuple[int, int
         global _INHERITED
         try:
             _INHERITED = (work, texts)
-            pool = ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork"),
-                                       initializer=_start_worker, initargs=(os.getpid(),))
+            pool = ProcessPoolExecutor(
+                n_jobs,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_start_worker,
+                initargs=(os.getpid(),),
+            )
             try:
                 results = list(pool.map(_work_on_range, bounds))
             except BrokenProcessPool:
