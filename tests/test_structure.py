@@ -1,4 +1,6 @@
-"""The library's shape: data flows one way through its modules, and no class grows past a screenful."""
+"""The library's shape: data flows one way through its modules, and no class, function or signature grows
+past what a reader holds at once. Sizes are counted in statements and parameters, not lines, so formatting
+neither hides nor inflates them."""
 
 import ast
 from pathlib import Path
@@ -37,7 +39,22 @@ FLOW = [
     "serve",
     "cluster",
 ]
-MAX_CLASS_LINES = 120
+MAX_CLASS_STATEMENTS = 80
+MAX_FUNCTION_STATEMENTS = 60
+MAX_POSITIONAL_PARAMETERS = 6
+#: Functions over a limit today, being reshaped (issue 25: one fitting path, options declared once).
+#: Remove a name when it fits; a name that fits again fails the test, so the list only shrinks.
+OVER_LIMIT = {
+    "streaming.fit_streaming",
+    "streaming._averaged",
+    "streaming._sgd_epochs",
+    "streaming.fit_shard",
+    "cli._on_cluster",
+    "cluster.plan_tasks",
+    "classifier._one_vs_rest",
+    "corpus._find_column",
+    "autotune.cv_macro_f1",
+}
 
 
 def module_name(path: Path) -> str:
@@ -69,8 +86,46 @@ def test_no_module_imports_one_later_in_the_flow(path):
         assert FLOW.index(imported) < FLOW.index(name), f"{name} imports {imported}, which comes later"
 
 
+def statements(node: ast.AST) -> int:
+    """Statements inside `node`, nested ones included, docstrings not."""
+    inside = [n for n in ast.walk(node) if isinstance(n, ast.stmt) and n is not node]
+    return sum(not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)) for n in inside)
+
+
+def positional_parameters(function: ast.FunctionDef) -> int:
+    named = [a.arg for a in function.args.posonlyargs + function.args.args]
+    return len(named) - (named[:1] in (["self"], ["cls"]))
+
+
+def is_exempt_from_the_parameter_cap(function: ast.FunctionDef, in_class: bool) -> bool:
+    """Typer commands take one parameter per option, and estimators store theirs in `__init__`
+    (scikit-learn's convention)."""
+    command = any(getattr(getattr(d, "func", None), "attr", "") == "command" for d in function.decorator_list)
+    return command or (in_class and function.name == "__init__")
+
+
+def functions(tree: ast.Module):
+    """(function, in a class) for every function of a module, methods included."""
+    for node in ast.walk(tree):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                yield child, isinstance(node, ast.ClassDef)
+
+
 @pytest.mark.parametrize("path", SOURCES, ids=lambda path: module_name(path))
-def test_no_class_is_longer_than_a_screenful(path):
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+def test_no_class_or_function_outgrows_what_a_reader_holds_at_once(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    over = set()
+    for node in ast.walk(tree):
         if isinstance(node, ast.ClassDef):
-            assert node.end_lineno - node.lineno + 1 <= MAX_CLASS_LINES, f"{node.name} in {path.name}"
+            assert statements(node) <= MAX_CLASS_STATEMENTS, f"{node.name} in {path.name}: {statements(node)}"
+    for function, in_class in functions(tree):
+        name = f"{module_name(path)}.{function.name}"
+        too_long = statements(function) > MAX_FUNCTION_STATEMENTS
+        too_wide = positional_parameters(function) > MAX_POSITIONAL_PARAMETERS
+        if too_long or (too_wide and not is_exempt_from_the_parameter_cap(function, in_class)):
+            over.add(name)
+    known = {name for name in OVER_LIMIT if name.rsplit(".", 1)[0] == module_name(path)}
+    assert over == known, (
+        f"over the limits: {sorted(over - known)}; fits now, drop from OVER_LIMIT: {sorted(known - over)}"
+    )
