@@ -54,13 +54,13 @@ def parse_settings(pairs: list[str]) -> dict:
     return settings
 
 
-def read_recipe(recipe_path: Path, settings: dict):
-    """The recipe's training plan (with `settings` over its [train]) and its documents, read,
-    relabeled and deduplicated as `qism train` does."""
+def read_recipe(recipe_path: Path, settings: dict, read_options: dict | None = None):
+    """The recipe's training plan (with `settings` over its [train], `read_options` over every
+    source's) and its documents, read, relabeled and deduplicated as `qism train` does."""
     from qism import plan_training, read_source
     from qism.trainer import prepare
 
-    plan = plan_training(recipe=recipe_path, train_options=settings)
+    plan = plan_training(recipe=recipe_path, train_options=settings, read_options=read_options)
     documents = (
         (path, doc)
         for path in plan.sources
@@ -73,23 +73,16 @@ def read_recipe(recipe_path: Path, settings: dict):
 
 def leave_out(prepared, config, group: str, jobs: int | None) -> dict:
     """Fit on every document not of `group`, score on the group's documents."""
-    from qism.trainer import Prepared, fit
+    from qism.trainer import fit
 
     outlets = prepared.outlet_array()
     out = outlets == group
-    keep = np.flatnonzero(~out)
-    training = Prepared(
-        texts=[prepared.texts[i] for i in keep],
-        labels=[prepared.labels[i] for i in keep],
-        sources=[],
-        dropped={},
-        outlets=list(outlets[keep]),
-    )
+    training = prepared.subset(np.flatnonzero(~out))
     started = time.perf_counter()
     pipeline, _, _, _ = fit(training, replace(config, test_size=0), n_jobs=jobs)
     seconds = time.perf_counter() - started
     known = set(pipeline.classes_)
-    rows = [i for i in np.flatnonzero(out) if prepared.labels[i] in known]
+    rows = [i for i in np.intersect1d(np.flatnonzero(out), prepared.article_rows()) if prepared.labels[i] in known]
     truth = np.asarray([prepared.labels[i] for i in rows], dtype=object)
     proba = pipeline.predict_proba([prepared.texts[i] for i in rows])
     predicted = pipeline.classes_[proba.argmax(axis=1)]
@@ -99,7 +92,7 @@ def leave_out(prepared, config, group: str, jobs: int | None) -> dict:
     return {
         "group": group,
         "documents": len(rows),
-        "unscored": int(out.sum()) - len(rows),
+        "unscored": int(out[prepared.article_rows()].sum()) - len(rows),
         "accuracy": float(np.mean(truth == predicted)),
         "macro_f1": float(np.mean(per_label)),
         "sections": {

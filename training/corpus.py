@@ -70,6 +70,36 @@ class Document:
     problem: str | None = None
     #: The input columns its record carries to the output (`ReadOptions.keep_columns`), as (name, value).
     fields: tuple[tuple[str, str], ...] = ()
+    #: A short form of the article read just before it (`SHORT_FORMS`), None for an article itself.
+    part: str | None = None
+
+
+#: The documents `ReadOptions.titles = "also"` adds after an article: its title alone, and its title
+#: with its lead sentence.
+SHORT_FORMS = ("title", "title_lead")
+#: A lead sentence ends at the first sentence mark (not a decimal point) after this many words, or
+#: after `_MAX_LEAD_SENTENCE_WORDS` words.
+_MIN_LEAD_SENTENCE_WORDS = 8
+_MAX_LEAD_SENTENCE_WORDS = 40
+_SENTENCE_END_RE = re.compile(r"[.!?؟](?!\d|نت|كوم)")  # not a decimal point, not `العربية.نت`
+
+
+def lead_sentence(body: str) -> str:
+    """An article's first sentence, also when the next one is glued to it (`الدستوري.وكانت`)."""
+    words = body.split()[:_MAX_LEAD_SENTENCE_WORDS]
+    for i in range(_MIN_LEAD_SENTENCE_WORDS - 1, len(words)):
+        end = _SENTENCE_END_RE.search(words[i])
+        if end:
+            return " ".join(words[:i] + [words[i][: end.end()]])
+    return " ".join(words)
+
+
+def _with_title(article: Document, title: str, body: str, options: ReadOptions) -> Iterator[Document]:
+    """The article, and with `titles = "also"` its short forms (same label, id and outlet)."""
+    yield article
+    if options.titles == "also" and title.strip():
+        yield dataclasses.replace(article, text=title, part="title", fields=())
+        yield dataclasses.replace(article, text=f"{title}\n{lead_sentence(body)}", part="title_lead", fields=())
 
 
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
@@ -627,16 +657,18 @@ def _read_table(path: Path, options: ReadOptions) -> Iterator[Document]:
         if len(row) != len(header):
             hint = "a quote may be unbalanced" if where.startswith("lines") else "quote fields that hold the delimiter"
             raise QismError(f"{path}: {where}: {len(row)} fields, the header has {len(header)}; {hint}")
-        text = row[text_at]
-        if title_at is not None and row[title_at]:
-            text = f"{row[title_at]}\n{text}"
-        yield Document(
+        text = body = row[text_at]
+        title = row[title_at] if title_at is not None else ""
+        if title:
+            text = f"{title}\n{text}"
+        article = Document(
             text=text,
             label=row[label_at] if label_at is not None else None,
             id=row[id_at] if id_at is not None else None,
             outlet=path.name,
             fields=tuple((name, row[at]) for name, at in kept_at),
         )
+        yield from _with_title(article, title, body, options)
 
 
 def _json_record(line: str, where: str) -> dict:
@@ -691,9 +723,10 @@ def jsonl_documents(lines: Iterable[tuple[str, str]], name: str, options: ReadOp
             label = str(label)
         if options.require_labels and not isinstance(label, str):
             raise QismError(f"{where}: no {label_key!r} in the record; name the key with --label-column")
-        text = record[text_key]
-        if isinstance(record.get("title"), str) and record["title"]:
-            text = f"{record['title']}\n{text}"
+        text = body = record[text_key]
+        title = record["title"] if isinstance(record.get("title"), str) else ""
+        if title:
+            text = f"{title}\n{text}"
         document = Document(
             text=text,
             label=label if isinstance(label, str) else None,
@@ -701,7 +734,10 @@ def jsonl_documents(lines: Iterable[tuple[str, str]], name: str, options: ReadOp
             outlet=str(record["source"]) if record.get("source") else name,
             fields=tuple((key, _field_value(record.get(key))) for key in options.keep_columns),
         )
-        yield _without_lone_surrogates(document) if "\\u" in line else document
+        if "\\u" in line:
+            document = _without_lone_surrogates(document)
+            title, body = replace_lone_surrogates(title), replace_lone_surrogates(body)
+        yield from _with_title(document, title, body, options)
 
 
 # --- plain text -------------------------------------------------------------------------------

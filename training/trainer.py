@@ -55,10 +55,33 @@ class Prepared:
     empty_label_folders: list[str] = field(default_factory=list)
     #: Where each kept document came from: its outlet when the record names one, else its file.
     outlets: list[str] = field(default_factory=list)
+    #: Each kept document's short form (`corpus.SHORT_FORMS`), "" for an article; empty when the
+    #: sources gave no short forms.
+    parts: list[str] = field(default_factory=list)
+    #: Each kept document's article (its row here): itself for an article, so a split by article
+    #: keeps a title on its article's side.
+    article_of: list[int] = field(default_factory=list)
 
     def outlet_array(self) -> np.ndarray:
         """`outlets` as an array, one (unnamed) outlet when they were not recorded."""
         return np.asarray(self.outlets or [""] * len(self.texts), dtype=object)
+
+    def article_rows(self) -> np.ndarray:
+        """The rows that are articles, not short forms."""
+        return np.flatnonzero(np.asarray(self.parts, dtype=object) == "") if self.parts else np.arange(len(self.texts))
+
+    def subset(self, rows: np.ndarray) -> Prepared:
+        """These rows' documents (with each short form's article among them), to fit on."""
+        new_row = {old: new for new, old in enumerate(rows)}
+        return Prepared(
+            texts=[self.texts[i] for i in rows],
+            labels=[self.labels[i] for i in rows],
+            sources=[],
+            dropped={},
+            outlets=[self.outlets[i] for i in rows] if self.outlets else [],
+            parts=[self.parts[i] for i in rows] if self.parts else [],
+            article_of=[new_row[self.article_of[i]] for i in rows] if self.parts else [],
+        )
 
 
 _WHITESPACE_RE = re.compile(r"\s+")
@@ -98,17 +121,54 @@ def merge_label_spellings(labels: Iterable[str]) -> dict[str, str]:
     return merges
 
 
+@dataclass
+class _Rows:
+    """The documents kept so far, with what deduplication and a split by article need."""
+
+    dedupe: bool
+    texts: list = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    outlets: list[str] = field(default_factory=list)
+    parts: list[str] = field(default_factory=list)
+    article_positions: list[int] = field(default_factory=list)
+    keys: list[bytes] = field(default_factory=list)
+
+    def add(self, text: str, kept_as, label: str, outlet: str, part: str, article_position: int) -> None:
+        """Keep a document (`kept_as`: its text or its position); `part` is "" for an article."""
+        self.texts.append(kept_as)
+        self.labels.append(label)
+        self.outlets.append(outlet)
+        self.parts.append(part)
+        self.article_positions.append(article_position)
+        if self.dedupe:
+            self.keys.append(_dedupe_key(text))
+
+    def columns(self, labels: list[str], dropped: Counter) -> tuple[list, list, list, list, list]:
+        """Texts, labels, outlets, parts and articles' rows of the documents left after deduplication
+        (with these labels, spellings merged); parts and articles empty without short forms."""
+        kept = _kept_rows(self.keys, labels, self.parts, dropped) if self.dedupe else range(len(self.texts))
+        kept = _with_their_articles(kept, self.parts, self.article_positions, dropped)
+        row_of_article = {self.article_positions[i]: row for row, i in enumerate(kept) if not self.parts[i]}
+        has_short_forms = any(self.parts)
+        return (
+            [self.texts[i] for i in kept],
+            [labels[i] for i in kept],
+            [self.outlets[i] for i in kept],
+            [self.parts[i] for i in kept] if has_short_forms else [],
+            [row_of_article[self.article_positions[i]] for i in kept] if has_short_forms else [],
+        )
+
+
 def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True, keep_texts: bool = True) -> Prepared:
     """Collect labeled documents per source and account for every one: drop binary files, empty and
     unlabeled ones, exact duplicates, and texts that appear under more than one label (they teach
     nothing and leak across a split); merge label spellings; count what is kept but worth a look.
+    A short form of an article (`Document.part`) is kept with its article, and dropped with it.
 
     Without `keep_texts`, `texts` holds each kept document's position in `documents` instead of its
     text, so a corpus larger than memory is accounted for in one pass and read again for its texts."""
-    texts: list[str] = []
-    labels: list[str] = []
-    outlets: list[str] = []
-    keys: list[bytes] = []
+    rows = _Rows(dedupe)
+    article_position = -1
     per_source: dict[str, dict] = {}
     ids_seen: set[tuple[str, str]] = set()
     dropped, repaired, flagged = Counter(), Counter(), Counter()
@@ -116,6 +176,12 @@ def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True, keep
     for position, (source_path, doc) in enumerate(documents):
         if doc.problem == EMPTY_LABEL_FOLDER:
             empty_folders.append(f"{source_path}/{doc.id}")
+            continue
+        if doc.part is None:
+            article_position = position
+        elif doc.text and not doc.text.isspace() and doc.label:  # a short form: not in the source's count
+            kept_as = doc.text if keep_texts else position
+            rows.add(doc.text, kept_as, doc.label, doc.outlet or Path(source_path).name, doc.part, article_position)
             continue
         entry = per_source.setdefault(source_path, {"path": source_path, "documents": 0, "sha256": hashlib.sha256()})
         entry["documents"] += 1
@@ -136,35 +202,55 @@ def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True, keep
         repaired["replaced_characters"] += doc.text.count("\ufffd")
         repaired["truncated"] += len(doc.text) > MAX_ARTICLE_CHARS
         text = doc.text[:MAX_ARTICLE_CHARS]  # all the featurizer reads; a huge file is not kept whole
-        texts.append(text if keep_texts else position)
-        labels.append(doc.label)
-        outlets.append(doc.outlet or Path(source_path).name)
-        if dedupe:
-            keys.append(_dedupe_key(text))
+        rows.add(text, text if keep_texts else position, doc.label, doc.outlet or Path(source_path).name, "", position)
     sources = [{**entry, "sha256": entry["sha256"].hexdigest()} for entry in per_source.values()]
-    merges = merge_label_spellings(labels)
-    repaired["relabeled"] = sum(label in merges for label in labels)
-    labels = [merges.get(label, " ".join(label.split())) for label in labels]
-    if dedupe:
-        labels_of: dict[bytes, set[str]] = {}
-        for key, label in zip(keys, labels):
-            labels_of.setdefault(key, set()).add(label)
-        seen: set[bytes] = set()
-        kept = []
-        for i, key in enumerate(keys):
-            if len(labels_of[key]) > 1:
-                dropped["label_conflicts"] += 1
-            elif key in seen:
-                dropped["duplicates"] += 1
-            else:
-                seen.add(key)
-                kept.append(i)
-        texts = [texts[i] for i in kept]
-        labels = [labels[i] for i in kept]
-        outlets = [outlets[i] for i in kept]
+    merges = merge_label_spellings(rows.labels)
+    repaired["relabeled"] = sum(label in merges for label in rows.labels)
+    labels = [merges.get(label, " ".join(label.split())) for label in rows.labels]
+    texts, labels, outlets, parts, article_of = rows.columns(labels, dropped)
     return Prepared(
-        texts, labels, sources, dict(dropped), _nonzero(repaired), _nonzero(flagged), merges, empty_folders, outlets
+        texts,
+        labels,
+        sources,
+        dict(dropped),
+        _nonzero(repaired),
+        _nonzero(flagged),
+        merges,
+        empty_folders,
+        outlets,
+        parts,
+        article_of,
     )
+
+
+def _kept_rows(keys: list[bytes], labels: list[str], parts: list[str], dropped: Counter) -> list[int]:
+    """The rows left once texts found under two labels (all copies) and repeats (all but the first)
+    are dropped; a short form's are counted apart from the articles'."""
+    labels_of: dict[bytes, set[str]] = {}
+    for key, label in zip(keys, labels):
+        labels_of.setdefault(key, set()).add(label)
+    seen: set[bytes] = set()
+    kept = []
+    for i, key in enumerate(keys):
+        suffix = f"_{parts[i]}" if parts[i] else ""
+        if len(labels_of[key]) > 1:
+            dropped["label_conflicts" + suffix] += 1
+        elif key in seen:
+            dropped["duplicates" + suffix] += 1
+        else:
+            seen.add(key)
+            kept.append(i)
+    return kept
+
+
+def _with_their_articles(rows, parts: list[str], article_positions: list[int], dropped: Counter) -> list[int]:
+    """The rows without the short forms whose article was dropped (a split by article has no side
+    for them)."""
+    articles = {article_positions[i] for i in rows if not parts[i]}
+    kept = [i for i in rows if not parts[i] or article_positions[i] in articles]
+    if len(kept) < len(rows):
+        dropped["short_forms_of_dropped_articles"] += len(rows) - len(kept)
+    return kept
 
 
 def _nonzero(counts: Counter) -> dict[str, int]:
@@ -172,11 +258,36 @@ def _nonzero(counts: Counter) -> dict[str, int]:
 
 
 def split(prepared: Prepared, test_size: float, seed: int):
-    """Stratified train/test indices (all rows train when test_size is 0)."""
-    n = len(prepared.labels)
+    """Stratified train/test indices (all rows train when test_size is 0). Articles are split, and
+    their short forms train with them or are left out with them: test rows are articles only, so
+    held-out scores are articles' and their titles never leak into training."""
+    if not prepared.parts:
+        return split_rows(prepared.labels, test_size, seed)
+    articles = prepared.article_rows()
+    train_articles, test_articles = split_rows([prepared.labels[i] for i in articles], test_size, seed)
+    article_of = np.asarray(prepared.article_of)
+    in_train = np.zeros(len(article_of), dtype=bool)
+    in_train[articles[train_articles]] = True
+    short_forms = np.flatnonzero((article_of != np.arange(len(article_of))) & in_train[article_of])
+    return np.concatenate([articles[train_articles], short_forms]), articles[test_articles]
+
+
+def short_forms_of(prepared: Prepared, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The rows of these articles' short forms, by form (`corpus.SHORT_FORMS`), in the order of `rows`."""
+    position = {article: i for i, article in enumerate(rows)}
+    forms: dict[str, list[tuple[int, int]]] = {}
+    for row, (part, article) in enumerate(zip(prepared.parts, prepared.article_of)):
+        if part and article in position:
+            forms.setdefault(part, []).append((position[article], row))
+    return {part: np.asarray([row for _, row in sorted(pairs)], dtype=int) for part, pairs in forms.items()}
+
+
+def split_rows(labels: list[str], test_size: float, seed: int):
+    """Stratified train/test indices of documents with these labels."""
+    n = len(labels)
     if not test_size:
         return np.arange(n), np.arange(0)
-    counts = Counter(prepared.labels)
+    counts = Counter(labels)
     short = sorted(label for label, count in counts.items() if count < 2)
     if short:
         raise QismError(
@@ -186,7 +297,7 @@ def split(prepared: Prepared, test_size: float, seed: int):
     n_test = max(int(round(test_size * n)), len(counts))
     if n - n_test < len(counts):
         raise QismError(f"{n} documents are too few to hold out {test_size:.0%} for testing; use --test-size 0")
-    return train_test_split(np.arange(n), test_size=n_test, stratify=prepared.labels, random_state=seed)
+    return train_test_split(np.arange(n), test_size=n_test, stratify=labels, random_state=seed)
 
 
 def outlet_balancing_weights(labels: np.ndarray, outlets: np.ndarray) -> np.ndarray:
@@ -246,10 +357,18 @@ def autotune_on_training_split(
 
 
 def training_weights(prepared: Prepared, config: TrainConfig, rows: np.ndarray) -> np.ndarray | None:
-    """Outlet-balancing sample weights of these rows, when the configuration asks for them."""
-    if not config.balance_outlets:
-        return None
-    return outlet_balancing_weights(np.asarray(prepared.labels, dtype=object)[rows], prepared.outlet_array()[rows])
+    """Sample weights of these rows: outlet-balancing when the configuration asks for it, times
+    `title_weight` for short forms; None when all are 1."""
+    weights = None
+    if config.balance_outlets:
+        weights = outlet_balancing_weights(
+            np.asarray(prepared.labels, dtype=object)[rows], prepared.outlet_array()[rows]
+        )
+    if prepared.parts and config.title_weight != 1:
+        short = np.asarray(prepared.parts, dtype=object)[rows] != ""
+        weights = np.ones(len(rows)) if weights is None else weights
+        weights[short] *= config.title_weight
+    return weights
 
 
 def fit(
