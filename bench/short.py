@@ -29,12 +29,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from qism.card import SHORT_INPUT_LENGTHS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from unseen_outlets import RECIPE, ROOT, parse_settings, read_recipe
-
-#: The lengths scored: the article as read (title included), the title alone, title + lead sentence.
-LENGTHS = ("article", "title", "title_lead")
 
 
 def rows_by_length(prepared, articles: np.ndarray) -> dict[str, np.ndarray]:
@@ -49,7 +47,7 @@ def scores_by_length(features, classifier, prepared, rows: dict[str, np.ndarray]
     from qism.scores import score
 
     results = {}
-    for length in LENGTHS:
+    for length in SHORT_INPUT_LENGTHS:
         chosen = rows.get(length, np.arange(0))
         if not len(chosen):
             continue
@@ -119,7 +117,7 @@ def left_out(prepared, config, group, weights, jobs, articles_only) -> dict[floa
 def mean_by_length(results: list[dict], weight: float) -> dict:
     """Mean macro-F1 and accuracy per length over the groups that have that length."""
     means = {}
-    for length in LENGTHS:
+    for length in SHORT_INPUT_LENGTHS:
         scored = [r["scores"][str(weight)][length] for r in results if length in r["scores"][str(weight)]]
         if scored:
             means[length] = {
@@ -129,28 +127,6 @@ def mean_by_length(results: list[dict], weight: float) -> dict:
                 "ece": float(np.mean([s["ece"] for s in scored])),
             }
     return means
-
-
-def short_input_table(record: dict) -> str:
-    """The record as a Markdown table: a row per split (held-out, each group left out, their mean) and
-    title weight, accuracy / macro-F1 / calibration error per length."""
-    header = "| scored on | title weight | " + " | ".join(f"{length} (docs, acc, macro-F1, ECE)" for length in LENGTHS)
-    lines = [header + " |", "|" + "---|" * (2 + len(LENGTHS))]
-    rows = [("held-out split", record.get("held_out"))] + [
-        (f"{r['group']} left out", r["scores"]) for r in record["left_out"]
-    ]
-    rows += [("**mean of left out**", record.get("left_out_mean"))]
-    for name, by_weight in rows:
-        for weight, scored in (by_weight or {}).items():
-            cells = [
-                f"{scored[length].get('documents', scored[length].get('groups')):,}, {scored[length]['accuracy']:.3f}, "
-                f"{scored[length]['macro_f1']:.3f}, {scored[length]['ece']:.3f}"
-                if length in scored
-                else "–"
-                for length in LENGTHS
-            ]
-            lines.append(f"| {name} | {weight} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def main() -> None:
@@ -167,6 +143,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--save", type=Path, metavar="FILE", help="also write the record (JSON, atomically)")
     args = parser.parse_args()
+    from qism import plan_training
+    from qism.card import short_input_table
     from qism.files import write_atomically
 
     started = time.perf_counter()
@@ -196,7 +174,7 @@ def main() -> None:
         articles_only=args.articles_only,
         seconds=round(time.perf_counter() - started, 1),
         sources=plan.sources,
-        source_options={path: dict(vars(options)) for path, options in plan.source_options.items()},
+        source_options=plan_training(recipe=args.recipe, train_options=settings).source_options_dict(),
         config=config.to_dict(),
         label_map=plan.label_map.to_dict() if plan.label_map else None,
     )

@@ -153,6 +153,7 @@ def main() -> None:
         "mean_macro_f1": float(np.mean([r["macro_f1"] for r in results])),
         "seconds": round(time.perf_counter() - started, 1),
         "sources": plan.sources,
+        "source_options": plan.source_options_dict(),
         "config": config.to_dict(),
         "label_map": plan.label_map.to_dict() if plan.label_map else None,
     }

@@ -321,3 +321,60 @@ def test_bench_record_of_outlets_left_out_enters_the_card_it_was_measured_for(ti
     assert result.exit_code == 0 and "outlets left out" not in result.stderr, result.stderr
     assert load_model(tmp_path / "m").card["unseen_outlets"] == record
     assert "| north | 18 |" in (tmp_path / "m" / "card.md").read_text(encoding="utf-8")
+
+
+def test_bench_record_of_short_input_enters_the_card_only_with_the_read_options_it_was_measured_with(
+    tiny, tmp_path, monkeypatch
+):
+    """bench/short.py --save writes what a recipe's `short_input` reads: titles alone, title + lead
+    and articles of the held-out split and of each outlet left out; a training that reads the
+    sources otherwise (no titles) leaves it out of the card."""
+    import csv
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from qism import read_source
+
+    documents = list(read_source(tiny))
+    for outlet in ("north", "south"):
+        with open(tmp_path / f"{outlet}.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["title", "text", "label"])
+            writer.writerows(
+                [" ".join([*doc.text.split()[:6], outlet]), f"{doc.text} {outlet}", doc.label] for doc in documents
+            )
+    sources = '[{path = "north.csv", outlet = "north", titles = "%s"}, {path = "south.csv", outlet = "south"}]'
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(
+        f'sources = {sources % "also"}\nshort_input = "short.json"\n[train]\ntest_size = 0.34\ntitle_weight = 0.5\n',
+        encoding="utf-8",
+    )
+    bench = Path(__file__).resolve().parent.parent / "bench" / "short.py"
+    run = subprocess.run(
+        [sys.executable, str(bench), "--recipe", "recipe.toml", "--save", "short.json", "--jobs", "1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    record = json.loads((tmp_path / "short.json").read_text(encoding="utf-8"))
+    assert sorted(record["held_out"]["0.5"]) == ["article", "title", "title_lead"]
+    assert [result["group"] for result in record["left_out"]] == ["north", "south"]
+    assert record["left_out_mean"]["0.5"]["title"]["groups"] == 2
+    monkeypatch.chdir(tmp_path)  # the recipe's sources are relative to the folder qism runs in
+    result = CliRunner().invoke(app, ["train", "--recipe", "recipe.toml", "--out", "m"])
+    assert result.exit_code == 0 and "short.json" not in result.stderr, result.stderr
+    assert load_model(tmp_path / "m").card["short_input"] == record
+    card_md = (tmp_path / "m" / "card.md").read_text(encoding="utf-8")
+    assert "## On titles and short items" in card_md and "| north left out | 0.5 | 18, " in card_md
+    assert "| **mean of left out** | 0.5 | 2 groups, " in card_md
+
+    recipe.write_text(recipe.read_text(encoding="utf-8").replace('titles = "also"', 'titles = "no"'), encoding="utf-8")
+    result = CliRunner().invoke(app, ["train", "--recipe", "recipe.toml", "--out", "other"])
+    assert result.exit_code == 0 and "short.json was measured with other" in result.stderr, result.stderr
+    assert "short_input" not in load_model(tmp_path / "other").card
+    (tmp_path / "short.json").write_text(json.dumps({**record, "held_out": {"0.5": {"title": {}}}}), encoding="utf-8")
+    with pytest.raises(QismError, match="short.json: not a record of bench/short.py --save"):
+        load_recipe(recipe)

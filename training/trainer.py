@@ -24,7 +24,7 @@ from .corpus import EMPTY_LABEL_FOLDER, Document, label_key, read_source
 from .errors import QismError
 from .features import MAX_ARTICLE_CHARS, featurizer_for
 from .model import Model, check_model_folder
-from .recipe import LabelMap, TrainingPlan, plan_training
+from .recipe import BENCH_RECORDS, LabelMap, TrainingPlan, plan_training
 from .scores import score, scores_by_outlet
 from .streaming import ChunkEngine, check_streaming_config, choose_streaming, fit_streaming
 
@@ -457,6 +457,7 @@ def train(
     memory_budget: int | str | None = None,
     engine: ChunkEngine | None = None,
     unseen_outlets: dict | None = None,
+    short_input: dict | None = None,
     report: Callable[[str], None] = lambda message: None,
 ) -> Model:
     """Read labeled sources, fit a classifier and return the model with its card (not yet saved).
@@ -469,7 +470,8 @@ def train(
     would need more than `memory_budget` (bytes, or a size such as 8GB; default: half the machine's
     memory). The card's `training` says which path ran. `engine` runs streaming's work on each chunk
     elsewhere (a Dask cluster, see `cluster`); it implies streaming. `unseen_outlets`, scores of
-    these sources and configuration on outlets left out (`card.check_unseen_outlets`), go in the card.
+    these sources and configuration on outlets left out (`card.check_unseen_outlets`), and
+    `short_input`, on short input (`card.check_short_input`), go in the card.
     """
     config = config if config is not None else TrainConfig()
     budget = check_budget(autotune) if autotune is not None else None
@@ -529,28 +531,30 @@ def train(
         autotune=search,
         notes=notes,
         unseen_outlets=unseen_outlets,
+        short_input=short_input,
     )
     card["training"] = {**run, "memory_budget": memory_budget}
     return Model(pipeline, card)
 
 
-def unseen_outlets_for_card(plan: TrainingPlan, autotuned: bool, notice: Callable[[str], None]) -> dict | None:
-    """The recipe's scores on outlets left out, if they were measured on what this training fits:
-    its sources, configuration and label map (an autotuned configuration is not known before)."""
-    if plan.unseen_outlets_file is None:
+def bench_record_for_card(plan: TrainingPlan, key: str, autotuned: bool, notice: Callable[[str], None]) -> dict | None:
+    """The recipe's record of a bench (`recipe.BENCH_RECORDS`: scores on outlets left out, on short
+    input), if it was measured on what this training fits: its sources, their read options, the
+    configuration and label map (an autotuned configuration is not known before)."""
+    file, record = getattr(plan, f"{key}_file"), getattr(plan, key)
+    if file is None:
         return None
-    record = plan.unseen_outlets
+    bench = BENCH_RECORDS[key][0]
     if record is None:
-        notice(
-            f"{plan.unseen_outlets_file}: not made yet, so the card has no scores on outlets left out "
-            f"(python bench/unseen_outlets.py --save {plan.unseen_outlets_file})"
-        )
+        notice(f"{file}: not made yet, so the card lacks its scores (python {bench} --save {file})")
         return None
     label_map = plan.label_map.to_dict() if plan.label_map is not None else None
-    if autotuned or not measured_with(record, plan.sources, plan.config.to_dict(), label_map):
+    if autotuned or not measured_with(
+        record, plan.sources, plan.config.to_dict(), label_map, plan.source_options_dict()
+    ):
         notice(
-            f"{plan.unseen_outlets_file} was measured with other sources, options or labels: it stays out of "
-            "the card (bench/unseen_outlets.py --save measures it again)"
+            f"{file} was measured with other sources, options or labels: it stays out of "
+            f"the card ({bench} --save measures it again)"
         )
         return None
     return record
@@ -581,7 +585,8 @@ def train_and_save(
     )
     check_model_folder(out, plan.sources)  # before hours of training, not after
     n_jobs = resolve_jobs(n_jobs)
-    unseen = unseen_outlets_for_card(plan, autotune is not None, notice)
+    unseen = bench_record_for_card(plan, "unseen_outlets", autotune is not None, notice)
+    short_input = bench_record_for_card(plan, "short_input", autotune is not None, notice)
     model = train(
         plan.sources,
         plan.config,
@@ -596,6 +601,7 @@ def train_and_save(
         memory_budget=memory_budget,
         engine=engine,
         unseen_outlets=unseen,
+        short_input=short_input,
         report=report,
     )
     report(f"saving to {out}")
