@@ -32,7 +32,7 @@ import numpy as np
 from qism.card import SHORT_INPUT_LENGTHS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from unseen_outlets import RECIPE, ROOT, parse_settings, read_recipe
+from unseen_outlets import RECIPE, ROOT, group_result, parse_settings, read_recipe, unseen_record
 
 
 def rows_by_length(prepared, articles: np.ndarray) -> dict[str, np.ndarray]:
@@ -63,11 +63,14 @@ def scores_by_length(features, classifier, prepared, rows: dict[str, np.ndarray]
     return results
 
 
-def fit_and_score(prepared, config, train_rows, test_rows, weights, jobs, articles_only) -> dict[float, dict]:
+def fit_and_score(
+    prepared, config, train_rows, test_rows, weights, jobs, articles_only, fitted=lambda weight, pipeline, seconds: None
+) -> dict[float, dict]:
     """Fit the features once on `train_rows` and a classifier per title weight; score `test_rows`'
-    articles and short forms by length, per weight."""
+    articles and short forms by length, per weight. `fitted` gets each weight's fitted pipeline."""
     from qism.trainer import build_pipeline, training_weights
 
+    started = time.perf_counter()
     parts = np.asarray(prepared.parts or [""] * len(prepared.texts), dtype=object)
     if articles_only:
         train_rows = train_rows[parts[train_rows] == ""]
@@ -83,6 +86,7 @@ def fit_and_score(prepared, config, train_rows, test_rows, weights, jobs, articl
         classifier = pipeline.named_steps["classifier"]
         classifier.fit(X, labels, sample_weight=training_weights(prepared, weighted, train_rows), outlets=outlets)
         results[weight] = scores_by_length(features, classifier, prepared, rows)
+        fitted(weight, pipeline, time.perf_counter() - started)
     return results
 
 
@@ -100,18 +104,12 @@ def held_out(prepared, config, weights, jobs, articles_only) -> dict[float, dict
     return fit_and_score(prepared, config, train_rows, test_rows, weights, jobs, articles_only)
 
 
-def left_out(prepared, config, group, weights, jobs, articles_only) -> dict[float, dict]:
+def left_out(prepared, config, group, weights, jobs, articles_only, fitted) -> dict[float, dict]:
     """Fit on every document not of `group` (no held-out split), score the group's."""
     out = prepared.outlet_array() == group
-    return fit_and_score(
-        prepared,
-        replace_config(config, test_size=0),
-        np.flatnonzero(~out),
-        np.flatnonzero(out),
-        weights,
-        jobs,
-        articles_only,
-    )
+    train_rows, test_rows = np.flatnonzero(~out), np.flatnonzero(out)
+    config = replace_config(config, test_size=0)
+    return fit_and_score(prepared, config, train_rows, test_rows, weights, jobs, articles_only, fitted)
 
 
 def mean_by_length(results: list[dict], weight: float) -> dict:
@@ -129,19 +127,67 @@ def mean_by_length(results: list[dict], weight: float) -> dict:
     return means
 
 
+def measure(args, plan, prepared, settings: dict) -> dict:
+    """The record: scores by length held out and per group left out, per title weight; each group's
+    `unseen` result (bench/unseen_outlets.py's) at the recipe's title weight."""
+    from qism.card import short_input_table
+
+    config = plan.config
+    weights = [float(w) for w in args.title_weights.split(",")] if args.title_weights else [config.title_weight]
+    record = {"held_out": None, "left_out": []}
+    if not args.only:
+        scored = held_out(prepared, config, weights, args.jobs, args.articles_only)
+        record["held_out"] = {str(w): s for w, s in scored.items()}
+        print(short_input_table(record), file=sys.stderr)
+    groups = [] if args.held_out_only else sorted(set(prepared.outlets), key=str.lower)
+    for group in [group for group in groups if group in args.only] if args.only else groups:
+        entry = {"group": group}
+
+        def fitted(weight, pipeline, seconds, entry=entry):
+            if weight == config.title_weight:
+                entry["unseen"] = group_result(pipeline, prepared, entry["group"], seconds)
+
+        scored = left_out(prepared, config, group, weights, args.jobs, args.articles_only, fitted)
+        record["left_out"].append({**entry, "scores": {str(w): s for w, s in scored.items()}})
+        print(f"{group}: {json.dumps(record['left_out'][-1]['scores'])}", file=sys.stderr)
+    return record
+
+
+def merged(records: list[dict]) -> dict:
+    """Records of runs over parts of the groups (`--only`) as one: the held-out scores of the one
+    that has them, every group left out (in order), the means again."""
+    record = {**records[0], "held_out": next((r["held_out"] for r in records if r.get("held_out")), None)}
+    record["left_out"] = sorted((g for r in records for g in r["left_out"]), key=lambda g: g["group"].lower())
+    record["seconds"] = sum(r["seconds"] for r in records)
+    return record
+
+
+def with_means(record: dict) -> dict:
+    if record["left_out"]:
+        weights = list(record["left_out"][0]["scores"])
+        record["left_out_mean"] = {w: mean_by_length(record["left_out"], w) for w in weights}
+    return record
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", type=Path, default=RECIPE)
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument(
-        "--title-weights", default=None, help="title_weight values, comma-separated (default: the recipe's)"
-    )
+    parser.add_argument("--title-weights", help="title_weight values, comma-separated (default: the recipe's)")
     parser.add_argument("--articles-only", action="store_true", help="train on articles only (short forms scored only)")
     parser.add_argument("--held-out-only", action="store_true", help="score the held-out split only")
     parser.add_argument("--only", action="append", default=[], metavar="GROUP", help="leave out only these groups")
+    parser.add_argument("--merge", nargs="+", type=Path, metavar="RECORD", help="merge records of runs with --only")
     parser.add_argument("--jobs", type=int, default=-1)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--save", type=Path, metavar="FILE", help="also write the record (JSON, atomically)")
+    parser.add_argument(
+        "--save-unseen",
+        type=Path,
+        metavar="FILE",
+        help="also write bench/unseen_outlets.py's record from the same fits (the recipe's title weight), "
+        "for a recipe that reads every source that has titles with titles = also, as this bench does",
+    )
     args = parser.parse_args()
     from qism import plan_training
     from qism.card import short_input_table
@@ -149,35 +195,29 @@ def main() -> None:
 
     started = time.perf_counter()
     settings = parse_settings(args.settings)
-    plan, prepared = read_recipe(args.recipe, settings, {"titles": "also"})
-    config = plan.config
-    weights = [float(w) for w in args.title_weights.split(",")] if args.title_weights else [config.title_weight]
-    print(f"{len(prepared.texts):,} documents read", file=sys.stderr)
-    record = {"held_out": None, "left_out": []}
-    if not args.only:
-        scored = held_out(prepared, config, weights, args.jobs, args.articles_only)
-        record["held_out"] = {str(w): s for w, s in scored.items()}
-        print(short_input_table(record), file=sys.stderr)
-    groups = [] if args.held_out_only else sorted(set(prepared.outlets), key=str.lower)
-    if args.only:
-        groups = [group for group in groups if group in args.only]
-    for group in groups:
-        scored = left_out(prepared, config, group, weights, args.jobs, args.articles_only)
-        record["left_out"].append({"group": group, "scores": {str(w): s for w, s in scored.items()}})
-        print(f"{group}: {json.dumps(record['left_out'][-1]['scores'])}", file=sys.stderr)
-    if record["left_out"]:
-        record["left_out_mean"] = {str(w): mean_by_length(record["left_out"], w) for w in weights}
-    recipe = args.recipe.resolve()
-    record.update(
-        recipe=str(recipe.relative_to(ROOT) if recipe.is_relative_to(ROOT) else args.recipe),
-        settings=settings,
-        articles_only=args.articles_only,
-        seconds=round(time.perf_counter() - started, 1),
-        sources=plan.sources,
-        source_options=plan_training(recipe=args.recipe, train_options=settings).source_options_dict(),
-        config=config.to_dict(),
-        label_map=plan.label_map.to_dict() if plan.label_map else None,
-    )
+    recipe_plan = plan_training(recipe=args.recipe, train_options=settings)
+    if args.merge:
+        record = merged([json.loads(path.read_text(encoding="utf-8")) for path in args.merge])
+    else:
+        plan, prepared = read_recipe(args.recipe, settings, {"titles": "also"})
+        print(f"{len(prepared.texts):,} documents read", file=sys.stderr)
+        recipe = args.recipe.resolve()
+        record = measure(args, plan, prepared, settings)
+        record.update(
+            recipe=str(recipe.relative_to(ROOT) if recipe.is_relative_to(ROOT) else args.recipe),
+            settings=settings,
+            articles_only=args.articles_only,
+            seconds=round(time.perf_counter() - started, 1),
+            sources=plan.sources,
+            source_options=recipe_plan.source_options_dict(),
+            config=plan.config.to_dict(),
+            label_map=plan.label_map.to_dict() if plan.label_map else None,
+        )
+    record = with_means(record)
+    unseen = [group["unseen"] for group in record["left_out"] if "unseen" in group]
+    if args.save_unseen and unseen and not record["articles_only"]:
+        unseen_report = unseen_record(args.recipe, recipe_plan, settings, unseen, record["seconds"])
+        write_atomically(args.save_unseen, (json.dumps(unseen_report, indent=1, ensure_ascii=False) + "\n").encode())
     if args.save:
         write_atomically(args.save, (json.dumps(record, indent=1, ensure_ascii=False) + "\n").encode())
     print(json.dumps(record, indent=2, ensure_ascii=False) if args.json else short_input_table(record))

@@ -347,12 +347,13 @@ def test_bench_record_of_short_input_enters_the_card_only_with_the_read_options_
     sources = '[{path = "north.csv", outlet = "north", titles = "%s"}, {path = "south.csv", outlet = "south"}]'
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(
-        f'sources = {sources % "also"}\nshort_input = "short.json"\n[train]\ntest_size = 0.34\ntitle_weight = 0.5\n',
+        f'sources = {sources % "also"}\nshort_input = "short.json"\nunseen_outlets = "unseen.json"\n'
+        "[train]\ntest_size = 0.34\ntitle_weight = 0.5\n",
         encoding="utf-8",
     )
     bench = Path(__file__).resolve().parent.parent / "bench" / "short.py"
     run = subprocess.run(
-        [sys.executable, str(bench), "--recipe", "recipe.toml", "--save", "short.json", "--jobs", "1"],
+        [sys.executable, str(bench), "--recipe", "recipe.toml", "--save", "short.json", "--save-unseen", "unseen.json"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -360,6 +361,13 @@ def test_bench_record_of_short_input_enters_the_card_only_with_the_read_options_
     )
     assert run.returncode == 0, run.stderr
     record = json.loads((tmp_path / "short.json").read_text(encoding="utf-8"))
+    # runs over parts of the groups (--only) merge into the same record
+    for part, groups in (("a", record["left_out"][:1]), ("b", record["left_out"][1:])):
+        partial = {**record, "left_out": groups, "held_out": record["held_out"] if part == "a" else None}
+        (tmp_path / f"{part}.json").write_text(json.dumps(partial), encoding="utf-8")
+    merge = [sys.executable, str(bench), "--recipe", "recipe.toml", "--merge", "b.json", "a.json", "--save", "m.json"]
+    assert subprocess.run(merge, cwd=tmp_path, capture_output=True, timeout=300).returncode == 0
+    assert json.loads((tmp_path / "m.json").read_text(encoding="utf-8")) == {**record, "seconds": 2 * record["seconds"]}
     assert sorted(record["held_out"]["0.5"]) == ["article", "title", "title_lead"]
     assert [result["group"] for result in record["left_out"]] == ["north", "south"]
     assert record["left_out_mean"]["0.5"]["title"]["groups"] == 2
@@ -367,6 +375,10 @@ def test_bench_record_of_short_input_enters_the_card_only_with_the_read_options_
     result = CliRunner().invoke(app, ["train", "--recipe", "recipe.toml", "--out", "m"])
     assert result.exit_code == 0 and "short.json" not in result.stderr, result.stderr
     assert load_model(tmp_path / "m").card["short_input"] == record
+    assert [group["group"] for group in load_model(tmp_path / "m").card["unseen_outlets"]["results"]] == [
+        "north",
+        "south",
+    ]
     card_md = (tmp_path / "m" / "card.md").read_text(encoding="utf-8")
     assert "## On titles and short items" in card_md and "| north left out | 0.5 | 18, " in card_md
     assert "| **mean of left out** | 0.5 | 2 groups, " in card_md
