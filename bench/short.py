@@ -129,7 +129,7 @@ def mean_by_length(results: list[dict], weight: float) -> dict:
 
 def measure(args, plan, prepared, settings: dict) -> dict:
     """The record: scores by length held out and per group left out, per title weight; each group's
-    `unseen` result (bench/unseen_outlets.py's) at the recipe's title weight."""
+    `unseen` results (bench/unseen_outlets.py's), per title weight."""
     from qism.card import short_input_table
 
     config = plan.config
@@ -141,11 +141,10 @@ def measure(args, plan, prepared, settings: dict) -> dict:
         print(short_input_table(record), file=sys.stderr)
     groups = [] if args.held_out_only else sorted(set(prepared.outlets), key=str.lower)
     for group in [group for group in groups if group in args.only] if args.only else groups:
-        entry = {"group": group}
+        entry = {"group": group, "unseen": {}}
 
         def fitted(weight, pipeline, seconds, entry=entry):
-            if weight == config.title_weight:
-                entry["unseen"] = group_result(pipeline, prepared, entry["group"], seconds)
+            entry["unseen"][str(weight)] = group_result(pipeline, prepared, entry["group"], seconds)
 
         scored = left_out(prepared, config, group, weights, args.jobs, args.articles_only, fitted)
         record["left_out"].append({**entry, "scores": {str(w): s for w, s in scored.items()}})
@@ -155,7 +154,7 @@ def measure(args, plan, prepared, settings: dict) -> dict:
 
 def merged(records: list[dict]) -> dict:
     """Records of runs over parts of the groups (`--only`) as one: the held-out scores of the one
-    that has them, every group left out (in order), the means again."""
+    that has them, every group left out (in order); the means follow."""
     record = {**records[0], "held_out": next((r["held_out"] for r in records if r.get("held_out")), None)}
     record["left_out"] = sorted((g for r in records for g in r["left_out"]), key=lambda g: g["group"].lower())
     record["seconds"] = sum(r["seconds"] for r in records)
@@ -177,7 +176,9 @@ def main() -> None:
     parser.add_argument("--articles-only", action="store_true", help="train on articles only (short forms scored only)")
     parser.add_argument("--held-out-only", action="store_true", help="score the held-out split only")
     parser.add_argument("--only", action="append", default=[], metavar="GROUP", help="leave out only these groups")
-    parser.add_argument("--merge", nargs="+", type=Path, metavar="RECORD", help="merge records of runs with --only")
+    parser.add_argument(
+        "--merge", nargs="+", type=Path, metavar="RECORD", help="merge records of runs with --only (of this recipe)"
+    )
     parser.add_argument("--jobs", type=int, default=-1)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--save", type=Path, metavar="FILE", help="also write the record (JSON, atomically)")
@@ -198,6 +199,7 @@ def main() -> None:
     recipe_plan = plan_training(recipe=args.recipe, train_options=settings)
     if args.merge:
         record = merged([json.loads(path.read_text(encoding="utf-8")) for path in args.merge])
+        record["config"] = recipe_plan.config.to_dict()  # its title_weight one of those measured
     else:
         plan, prepared = read_recipe(args.recipe, settings, {"titles": "also"})
         print(f"{len(prepared.texts):,} documents read", file=sys.stderr)
@@ -214,8 +216,11 @@ def main() -> None:
             label_map=plan.label_map.to_dict() if plan.label_map else None,
         )
     record = with_means(record)
-    unseen = [group["unseen"] for group in record["left_out"] if "unseen" in group]
-    if args.save_unseen and unseen and not record["articles_only"]:
+    weight = str(recipe_plan.config.title_weight)
+    unseen = [group["unseen"][weight] for group in record["left_out"] if weight in group.get("unseen", {})]
+    if args.save_unseen and (record["articles_only"] or len(unseen) < len(record["left_out"])):
+        sys.exit(f"--save-unseen: the groups were not all measured with the recipe's title_weight {weight}")
+    if args.save_unseen:
         unseen_report = unseen_record(args.recipe, recipe_plan, settings, unseen, record["seconds"])
         write_atomically(args.save_unseen, (json.dumps(unseen_report, indent=1, ensure_ascii=False) + "\n").encode())
     if args.save:

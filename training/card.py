@@ -173,13 +173,14 @@ def check_short_input(record, where: str) -> dict:
 def measured_with(
     record: dict, sources: list[str], config: dict, label_map: dict | None, source_options: dict | None = None
 ) -> bool:
-    """Whether a record of a bench was measured on these sources, with this configuration and label
-    map (both as `to_dict` gives them) and, when the record has them, these sources' read options."""
+    """Whether a record of a bench was measured on these sources, with this configuration, label map
+    (both as `to_dict` gives them) and these sources' read options (a record without them predates
+    read options that change what trains, such as titles)."""
     return (
         record["sources"] == list(sources)
         and record["config"] == json.loads(json.dumps(config))
         and record.get("label_map") == (json.loads(json.dumps(label_map)) if label_map is not None else None)
-        and ("source_options" not in record or record["source_options"] == json.loads(json.dumps(source_options)))
+        and record.get("source_options") == json.loads(json.dumps(source_options or {}))
     )
 
 
