@@ -2,9 +2,12 @@
 they happen, war and diplomacy between states stay `international` or `arab_affairs`, and the
 README's examples are labeled as the README says. Sentences written for qism, from no corpus."""
 
-import numpy as np
+import json
+
 import pytest
+from qism.cli import app
 from qism.model import DEFAULT_MODEL_PLACES, load_model
+from typer.testing import CliRunner
 
 #: (headline, the section a newsroom files it under)
 HEADLINES = [
@@ -25,8 +28,8 @@ HEADLINES = [
     ("وزراء خارجية دول الخليج يبحثون في الرياض العلاقات مع إيران", "arab_affairs"),
 ]
 
-#: Short and odd input: each gets a full, calibrated `top`.
-SHORT_INPUT = ["", "   ", "هدف", "؟", "12345", "the", "كورونا", "ـــ"]
+#: Short items: a word or two, a headline fragment, a question.
+SHORT_ITEMS = ["هدف", "كورونا", "أسعار النفط", "انفجار", "ترامب", "الدوري الإسباني", "؟ لماذا ارتفع الدولار"]
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +45,19 @@ def test_headlines_are_filed_where_a_newsroom_files_them(default_model, headline
     assert top[0][0] == section, top
 
 
-def test_short_and_odd_input_gets_a_full_top_of_probabilities(default_model):
-    tops = default_model.predict_top(SHORT_INPUT, k=len(default_model.labels))
-    for top in tops:
-        assert len(top) == len(default_model.labels)
-        assert np.isclose(sum(p for _, p in top), 1)
-        assert top[0][1] < 0.9  # nothing to read: no confident label
+def test_short_items_are_labeled_with_a_full_top(default_model, tmp_path):
+    """One line each, as a news feed gives them: every item gets a label and its top 3, best first;
+    a line without Arabic words gets its reason, not a guess."""
+    lines = tmp_path / "items.txt"
+    lines.write_text("\n".join([*SHORT_ITEMS, "", "the"]) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["predict", "--input", str(lines), "--lines", "--format", "json", "--top-k", "3"])
+    assert result.exit_code == 0, result.stderr
+    records = json.loads(result.stdout)
+    for record in records[: len(SHORT_ITEMS)]:
+        scores = [entry["score"] for entry in record["top"]]
+        assert record["label"] in default_model.labels and record["label"] == record["top"][0]["label"]
+        assert len(scores) == 3 and scores == sorted(scores, reverse=True) and sum(scores) <= 1 + 1e-6
+    assert [(r["top"], r["reason"]) for r in records[len(SHORT_ITEMS) :]] == [
+        ([], "empty text"),
+        ([], "no Arabic words"),
+    ]
