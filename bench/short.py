@@ -10,6 +10,7 @@ every `--title-weights` value (the featurizer does not read weights).
 
     python bench/short.py [--recipe data/recipes/default.toml] [--set KEY=VALUE ...]
                           [--title-weights 0.5,1] [--articles-only] [--held-out-only | --only GROUP ...]
+                          [--model DIR] [--merge RECORD ...]
                           [--jobs N] [--json] [--save FILE]
 
 `--save FILE` writes the record (JSON) that a recipe's `short_input = "FILE"` puts in the model
@@ -42,7 +43,7 @@ def rows_by_length(prepared, articles: np.ndarray) -> dict[str, np.ndarray]:
     return {"article": articles, **short_forms_of(prepared, articles)}
 
 
-def scores_by_length(features, classifier, prepared, rows: dict[str, np.ndarray]) -> dict:
+def scores_by_length(predict_proba, classes, prepared, rows: dict[str, np.ndarray]) -> dict:
     """Accuracy, macro-F1 over the sections present and calibration error of each length's rows."""
     from qism.scores import score
 
@@ -51,9 +52,9 @@ def scores_by_length(features, classifier, prepared, rows: dict[str, np.ndarray]
         chosen = rows.get(length, np.arange(0))
         if not len(chosen):
             continue
-        proba = classifier.predict_proba(features.transform([prepared.texts[i] for i in chosen]))
+        proba = predict_proba([prepared.texts[i] for i in chosen])
         truth = [prepared.labels[i] for i in chosen]
-        scored = score(truth, classifier.classes_[proba.argmax(axis=1)], list(classifier.classes_), proba)
+        scored = score(truth, classes[proba.argmax(axis=1)], list(classes), proba)
         results[length] = {
             "documents": len(chosen),
             "accuracy": scored["accuracy"],
@@ -61,6 +62,18 @@ def scores_by_length(features, classifier, prepared, rows: dict[str, np.ndarray]
             "ece": scored["expected_calibration_error"],
         }
     return results
+
+
+def saved_model_held_out(model_dir: Path, prepared, config) -> dict:
+    """A saved model (trained on this recipe's split, with or without short forms) scored on the
+    held-out split by length, without fitting: the model before titles trained, or the one shipped."""
+    from qism import load_model
+    from qism.trainer import split
+
+    model = load_model(model_dir)
+    _, test_rows = split(prepared, config.test_size, config.seed)
+    rows = rows_by_length(prepared, test_rows)
+    return scores_by_length(model.predict_proba, np.asarray(model.labels), prepared, rows)
 
 
 def fit_and_score(
@@ -85,7 +98,7 @@ def fit_and_score(
         weighted = replace_config(config, title_weight=weight)
         classifier = pipeline.named_steps["classifier"]
         classifier.fit(X, labels, sample_weight=training_weights(prepared, weighted, train_rows), outlets=outlets)
-        results[weight] = scores_by_length(features, classifier, prepared, rows)
+        results[weight] = scores_by_length(pipeline.predict_proba, classifier.classes_, prepared, rows)
         fitted(weight, pipeline, time.perf_counter() - started)
     return results
 
@@ -135,6 +148,9 @@ def measure(args, plan, prepared, settings: dict) -> dict:
     config = plan.config
     weights = [float(w) for w in args.title_weights.split(",")] if args.title_weights else [config.title_weight]
     record = {"held_out": None, "left_out": []}
+    if args.model:
+        record["held_out"] = {f"model {args.model.name}": saved_model_held_out(args.model, prepared, config)}
+        return record
     if not args.only:
         scored = held_out(prepared, config, weights, args.jobs, args.articles_only)
         record["held_out"] = {str(w): s for w, s in scored.items()}
@@ -175,6 +191,7 @@ def main() -> None:
     parser.add_argument("--title-weights", help="title_weight values, comma-separated (default: the recipe's)")
     parser.add_argument("--articles-only", action="store_true", help="train on articles only (short forms scored only)")
     parser.add_argument("--held-out-only", action="store_true", help="score the held-out split only")
+    parser.add_argument("--model", type=Path, help="score this saved model on the held-out split (no fitting)")
     parser.add_argument("--only", action="append", default=[], metavar="GROUP", help="leave out only these groups")
     parser.add_argument(
         "--merge", nargs="+", type=Path, metavar="RECORD", help="merge records of runs with --only (of this recipe)"
