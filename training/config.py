@@ -22,6 +22,8 @@ DECODE_ERRORS = ("strict", "replace")
 #: What a record's title adds to training (`ReadOptions.titles`): nothing beyond the article it heads
 #: ("no"), or also the title alone and the title with the article's lead sentence as documents.
 TITLE_DOCUMENTS = ("no", "also")
+#: Input formats a user can name with --input-format where the path alone does not say.
+INPUT_FORMATS = ("folder", "zip", "csv", "tsv", "jsonl", "txt", "lines", "fasttext")
 #: The switches of `clean.TextCleaner`, one per cleaning step.
 CLEANING_STEPS = (
     "diacritics",
@@ -328,6 +330,10 @@ class ReadOptions:
     #: "also": a record's title (CSV column `title`/`headline`, JSON key `title`) also gives two training
     #: documents beside its article, the title alone and the title with the lead sentence.
     titles: str = "no"
+    #: What separates the labels of a CSV or TSV cell that holds several (`security|arab affairs`).
+    label_separator: str = "|"
+    #: The format of every source, when its name does not say (`fasttext` for a `.train` file).
+    input_format: str | None = None
 
     def __post_init__(self):
         if self.errors not in DECODE_ERRORS:
@@ -343,6 +349,10 @@ class ReadOptions:
                 )
         _flag(self.require_labels, "require_labels")
         object.__setattr__(self, "keep_columns", _kept_columns(self.keep_columns))
+        if not isinstance(self.label_separator, str) or not self.label_separator.strip():
+            raise QismError(f"--label-separator takes characters, such as '|'; got {self.label_separator!r}")
+        if self.input_format is not None and self.input_format not in INPUT_FORMATS:
+            raise QismError(f"--input-format must be one of {', '.join(INPUT_FORMATS)}; got {self.input_format!r}")
 
     @property
     def names_table_columns(self) -> bool:
