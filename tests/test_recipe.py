@@ -390,6 +390,11 @@ def test_bench_record_of_short_input_enters_the_card_only_with_the_read_options_
     result = CliRunner().invoke(app, ["train", "--recipe", "recipe.toml", "--out", "other"])
     assert result.exit_code == 0 and "short.json was measured with other" in result.stderr, result.stderr
     assert "short_input" not in load_model(tmp_path / "other").card
-    (tmp_path / "short.json").write_text(json.dumps({**record, "held_out": {"0.5": {"title": {}}}}), encoding="utf-8")
-    with pytest.raises(QismError, match="short.json: not a record of bench/short.py --save"):
-        load_recipe(recipe)
+    for bad in ({"held_out": {"0.5": {"title": {}}}}, {"held_out": None, "left_out_mean": None}):
+        (tmp_path / "short.json").write_text(json.dumps({**record, **bad}), encoding="utf-8")
+        with pytest.raises(QismError, match="short.json: not a record of bench/short.py --save"):
+            load_recipe(recipe)
+    held_out_only = {**record, "left_out": []}
+    del held_out_only["left_out_mean"]
+    (tmp_path / "short.json").write_text(json.dumps(held_out_only), encoding="utf-8")
+    assert load_recipe(recipe).short_input == held_out_only

@@ -157,8 +157,9 @@ def _is_scored_length(scored) -> bool:
 def check_short_input(record, where: str) -> dict:
     """A record of `bench/short.py --save` (a recipe scored on held-out titles, title + lead and
     articles, and on each outlet left out), checked for what the card shows."""
-    shape = "held_out and left_out_mean (scores by title weight and length), left_out, sources, config"
+    shape = "held_out and/or left_out_mean (scores by title weight and length), left_out, sources, config"
     by_weight = [record.get(key) for key in ("held_out", "left_out_mean")] if isinstance(record, dict) else []
+    by_weight = [scores for scores in by_weight if scores is not None]  # a run may score either
     if (
         not by_weight
         or not all(isinstance(scores, dict) and all(map(_is_scored_length, scores.values())) for scores in by_weight)
@@ -166,7 +167,7 @@ def check_short_input(record, where: str) -> dict:
         or not isinstance(record.get("config"), dict)
         or not isinstance(record.get("sources"), list)
     ):
-        raise QismError(f"{where}: not a record of bench/short.py --save (all groups); it needs {shape}")
+        raise QismError(f"{where}: not a record of bench/short.py --save; it needs {shape}")
     return record
 
 
