@@ -169,9 +169,10 @@ def measure(args, plan, prepared, settings: dict) -> dict:
 
 
 def merged(records: list[dict]) -> dict:
-    """Records of runs over parts of the groups (`--only`) as one: the held-out scores of the one
-    that has them, every group left out (in order); the means follow."""
-    record = {**records[0], "held_out": next((r["held_out"] for r in records if r.get("held_out")), None)}
+    """Records of runs over parts of the groups (`--only`) or of saved models (`--model`) as one:
+    every held-out row, every group left out (in order); the means follow."""
+    held_out = {key: scores for r in records for key, scores in (r.get("held_out") or {}).items()}
+    record = {**records[0], "held_out": held_out or None}
     record["left_out"] = sorted((g for r in records for g in r["left_out"]), key=lambda g: g["group"].lower())
     record["seconds"] = sum(r["seconds"] for r in records)
     return record
