@@ -30,7 +30,7 @@ def test_in_memory_training_is_the_fit_of_the_prepared_corpus():
     """`train` on a corpus that fits is `fit(prepare(...))`, array for array, and says so on the card."""
     config = TrainConfig()
     model = train([SAMPLE], config, n_jobs=1)
-    pipeline, *_ = fit(prepare((str(SAMPLE), doc) for doc in read_source(SAMPLE)), config, n_jobs=1)
+    pipeline = fit(prepare((str(SAMPLE), doc) for doc in read_source(SAMPLE)), config, n_jobs=1).pipeline
     expected = arrays(type(model)(pipeline, {}))
     for name, values in arrays(model).items():
         assert np.array_equal(values, expected[name]), name

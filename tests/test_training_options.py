@@ -137,9 +137,8 @@ def test_per_outlet_scores_in_the_card_and_sample_weights_reach_the_learner(tiny
             received.append((list(y), sample_weight)) or original(self, X, y, sample_weight, outlets)
         ),
     )
-    pipeline, _, _, scores = fit(
-        Prepared(texts, labels, [], {}, outlets=outlets), TrainConfig(test_size=0.3, balance_outlets=True)
-    )
+    fitted = fit(Prepared(texts, labels, [], {}, outlets=outlets), TrainConfig(test_size=0.3, balance_outlets=True))
+    pipeline, scores = fitted.pipeline, fitted.scores
     y, weights = received[0]
     assert weights is not None and len(weights) == len(y)
     assert len(set(np.round(weights, 6))) > 1  # sports articles of "two" weigh apart from the others
