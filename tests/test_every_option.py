@@ -2,58 +2,11 @@
 array, where the two paths run the same algorithm, and the same effect where they do not. The cases
 are keyed by `TrainConfig`'s own fields, so an option added without a case fails here."""
 
-import json
-import random
 from dataclasses import fields
 
 import numpy as np
 import pytest
 from qism import QismError, TrainConfig, train
-
-#: Words of each label's stories, words every story shares, and each outlet's closing line.
-TOPIC_WORDS = {
-    "sports": ["المباراة", "الفريق", "اللاعب", "هدف", "الدوري", "المدرب", "البطولة", "الملعب", "الكأس", "الجمهور"],
-    "economy": [
-        "الأسعار",
-        "البورصة",
-        "الأسهم",
-        "التضخم",
-        "البنك",
-        "الاستثمار",
-        "الشركة",
-        "النفط",
-        "الميزانية",
-        "السوق",
-    ],
-    "security": ["الشرطة", "المتهم", "الجريمة", "المحكمة", "التحقيق", "الحادث", "السجن", "الأمن", "القضية", "الضحية"],
-}
-SHARED_WORDS = ["قال", "في", "اليوم", "وأضاف", "أن", "من", "على", "إلى", "هذا", "العام", "بعد", "الذي"]
-CLOSING_LINE = {"north": "تابعونا على موقعنا لمزيد من الأخبار.", "south": "جميع الحقوق محفوظة للجريدة."}
-#: Outlet north has all three sections; south has no security section and files such stories under economy.
-SECTIONS = {"north": ("sports", "economy", "security"), "south": ("sports", "economy")}
-
-
-def _story(rng: random.Random, topic: str, outlet: str) -> str:
-    words = [rng.choice(TOPIC_WORDS[topic] if rng.random() < 0.4 else SHARED_WORDS) for _ in range(rng.randint(25, 45))]
-    return f"{' '.join(words)} {rng.randint(1, 2030)}.\n{CLOSING_LINE[outlet]}"
-
-
-@pytest.fixture(scope="module")
-def two_outlets(tmp_path_factory):
-    """A JSON Lines corpus of two outlets whose sections differ (written here, not copied from a corpus),
-    with a few exact repeats so that deduplication has work."""
-    rng = random.Random(25)
-    records = []
-    for outlet, sections in SECTIONS.items():
-        for topic in ("sports", "economy", "security"):
-            label = topic if topic in sections else "economy"
-            count = 50 if topic in sections else 15
-            records += [{"text": _story(rng, topic, outlet), "label": label, "source": outlet} for _ in range(count)]
-    records += records[:6]
-    path = tmp_path_factory.mktemp("every-option") / "two-outlets.jsonl"
-    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n", encoding="utf-8")
-    return path
-
 
 #: The base of every case: what it changes is then the only difference from the defaults that matter here.
 BASE = {"min_df": 1, "test_size": 0.25}
