@@ -40,6 +40,22 @@ def corpus(name: str) -> Path:
     return path
 
 
+def model_arrays(model) -> dict:
+    """The arrays that make a trained model, by name: two models are the same when these are."""
+    import numpy as np
+
+    features, classifier = model.pipeline.named_steps["features"], model.pipeline.named_steps["classifier"]
+    return {
+        "classes": classifier.classes_,
+        "columns": features.columns_,
+        "idf": features.idf_,
+        "boilerplate": features.boilerplate_,
+        "coef": classifier.coef_,
+        "intercept": classifier.intercept_,
+        "temperature": np.asarray(classifier.temperature_),
+    }
+
+
 LABEL_MAP = """
 [labels.sport]
 name = "رياضة"

@@ -6,6 +6,7 @@ from dataclasses import fields
 
 import numpy as np
 import pytest
+from conftest import model_arrays
 from qism import QismError, TrainConfig, train
 
 #: The base of every case: what it changes is then the only difference from the defaults that matter here.
@@ -46,25 +47,12 @@ NOT_STREAMED = {"complement_nb"}
 TRAINED = {}
 
 
-def _arrays(model) -> dict[str, np.ndarray]:
-    features, classifier = model.pipeline.named_steps["features"], model.pipeline.named_steps["classifier"]
-    return {
-        "classes": classifier.classes_,
-        "columns": features.columns_,
-        "idf": features.idf_,
-        "boilerplate": features.boilerplate_,
-        "coef": classifier.coef_,
-        "intercept": classifier.intercept_,
-        "temperature": np.asarray(classifier.temperature_),
-    }
-
-
 def _trained(corpus, options: dict, streaming: bool) -> dict[str, np.ndarray]:
     key = (streaming, repr(sorted(options.items())))
     if key not in TRAINED:
         model = train([corpus], TrainConfig(**{**BASE, **options}), n_jobs=1, streaming=streaming)
         assert model.card["training"]["path"] == ("streaming" if streaming else "in-memory")
-        TRAINED[key] = _arrays(model)
+        TRAINED[key] = model_arrays(model)
     return TRAINED[key]
 
 

@@ -17,6 +17,10 @@ The in-memory fit holds every text, its cleaned form and the whole TF-IDF matrix
    The calibration share is held out as its own shards: its decisions under the average of the other
    shards fit the temperature, then its shard models join the average.
 
+Every step of the fit is the classifier's own (`LinearClassifier`'s weights, label masks, calibration
+split, NB ratios, `fit_weights`, `partial_fit` and `calibrate`, which its in-memory `fit` runs too);
+this module reads, chunks, spills, counts and drives them over the shards.
+
 Peak memory is one chunk, one shard's matrix and the per-label frequency table, whatever the corpus
 size; the spill folder on disk holds about the input's text and its counts. The input is read twice,
 so it must be files (not standard input).
