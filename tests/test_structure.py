@@ -47,7 +47,6 @@ MAX_POSITIONAL_PARAMETERS = 6
 OVER_LIMIT = {
     "cli._on_cluster",
     "cluster.plan_tasks",
-    "classifier._one_vs_rest",
     "corpus._find_column",
     "autotune.cv_macro_f1",
 }

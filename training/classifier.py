@@ -151,13 +151,13 @@ def label_problem_weights(sample_weight, masks, n_labels: int) -> list:
     return [masks[k] if sample_weight is None else sample_weight * masks[k] for k in range(n_labels)]
 
 
-def _one_vs_rest(make, X, y_index, n_classes, weights, ratios, n_jobs) -> tuple[np.ndarray, np.ndarray]:
+def _one_vs_rest(make, X, y_index, weights, ratios, n_jobs) -> tuple[np.ndarray, np.ndarray]:
     """One binary learner per label, on threads (SGD releases the GIL, and threads share X instead of
     copying it to each process; liblinear's take turns, see `LIBLINEAR_LOCK`), with each label's
     `weights` (see `label_problem_weights`)."""
     fitted = Parallel(n_jobs=estimator_jobs(n_jobs), prefer="threads")(
-        delayed(_fit_binary)(make, X, y_index == k, weights[k], None if ratios is None else ratios[k])
-        for k in range(n_classes)
+        delayed(_fit_binary)(make, X, y_index == k, label_weights, None if ratios is None else ratios[k])
+        for k, label_weights in enumerate(weights)
     )
     return (
         np.vstack([coef for coef, _ in fitted]).astype(np.float32),
@@ -265,13 +265,14 @@ class LinearFitSteps:
             if ratios is None and self.nb_scaling:
                 ratios = nb_log_count_ratios(X, y_index, n_classes, self.nb_scaling)
             label_weights = label_problem_weights(weights, masks, n_classes)
-            return _one_vs_rest(make, X, y_index, n_classes, label_weights, ratios, self.n_jobs)
+            return _one_vs_rest(make, X, y_index, label_weights, ratios, self.n_jobs)
         return _linear_weights(make().fit(X, y_index, sample_weight=weights), n_classes)
 
-    def partial_fit(self, X, y_index, weights=None, masks=None, ratios=None):
-        """One epoch of one-vs-rest SGD over these rows (a shard), continuing the epochs before, as
-        dask-ml's `Incremental` drives it; `weights`, `masks` and `ratios` as in `fit_weights`, over
-        the whole corpus. `coef_` and `intercept_` are the weights so far (temperature 1)."""
+    def fit_epoch(self, X, y_index, weights=None, masks=None, ratios=None):
+        """One epoch of one-vs-rest SGD over these rows (a shard), continuing the epochs before: what
+        `partial_fit` is to dask-ml's `Incremental`, with labels as indices into `classes_` and
+        `weights`, `masks` and `ratios` as in `fit_weights`, over the whole corpus. `coef_` and
+        `intercept_` are the weights so far (temperature 1)."""
         n_classes = len(self.classes_)
         if self.kind != "sgd":
             raise ValueError(f"epochs over shards are SGD's; {self.kind} fits each shard whole")

@@ -18,7 +18,7 @@ The in-memory fit holds every text, its cleaned form and the whole TF-IDF matrix
    shards fit the temperature, then its shard models join the average.
 
 Every step of the fit is the classifier's own (`LinearClassifier`'s weights, label masks, calibration
-split, NB ratios, `fit_weights`, `partial_fit` and `calibrate`, which its in-memory `fit` runs too);
+split, NB ratios, `fit_weights`, `fit_epoch` and `calibrate`, which its in-memory `fit` runs too);
 this module reads, chunks, spills, counts and drives them over the shards.
 
 Peak memory is one chunk, one shard's matrix and the per-label frequency table, whatever the corpus
@@ -226,7 +226,7 @@ class _Shards:
 
     def fit_arguments(self, local: np.ndarray) -> tuple:
         """(labels, weights, masks, ratios) of these training rows, as `LinearClassifier.fit_weights`
-        and `partial_fit` take them."""
+        and `fit_epoch` take them."""
         weights = None if self.weights is None else self.weights[local]
         return self.y[local], weights, None if self.masks is None else self.masks[:, local], self.ratios
 
@@ -259,7 +259,7 @@ def _averaged(classifier, shards: _Shards, engine, report, fitted: dict, numbers
 
 
 def _sgd_epochs(classifier, shards: _Shards, report, numbers: list[int]):
-    """SGD over all shards (`LinearClassifier.partial_fit`): each epoch visits the shards in a new
+    """SGD over all shards (`LinearClassifier.fit_epoch`): each epoch visits the shards in a new
     order, one pass over each, so the learning rate and regularization see the whole corpus, as in memory."""
     learner = clone(classifier)
     learner.classes_ = classifier.classes_
@@ -268,7 +268,7 @@ def _sgd_epochs(classifier, shards: _Shards, report, numbers: list[int]):
         report(f"streaming: SGD epoch {epoch + 1} of {SGD_EPOCHS} over {len(numbers)} shards")
         for number in rng.permutation(numbers):
             local, X = shards.load(int(number))
-            learner.partial_fit(X, *shards.fit_arguments(local))
+            learner.fit_epoch(X, *shards.fit_arguments(local))
     return learner.coef_, learner.intercept_
 
 
