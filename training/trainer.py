@@ -275,7 +275,7 @@ def fit(
     n_jobs: int | None = None,
     report: Callable[[str], None] = lambda message: None,
 ):
-    """Fit the pipeline on the train split and score it on the held-out split."""
+    """Fit the pipeline on the train split in memory and score it on the held-out split (a `Fitted`)."""
     label_counts = check_trainable(prepared)
     train_rows, test_rows = split(prepared, config.test_size, config.seed)
     texts = np.asarray(prepared.texts, dtype=object)
