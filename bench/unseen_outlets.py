@@ -77,7 +77,7 @@ def leave_out(prepared, config, group: str, jobs: int | None) -> dict:
 
     training = prepared.subset(np.flatnonzero(prepared.outlet_array() != group))
     started = time.perf_counter()
-    pipeline, _, _, _ = fit(training, replace(config, test_size=0), n_jobs=jobs)
+    pipeline = fit(training, replace(config, test_size=0), n_jobs=jobs).pipeline
     return group_result(pipeline, prepared, group, time.perf_counter() - started)
 
 
