@@ -2,6 +2,7 @@ import os
 from pathlib import Path
 
 import pytest
+import servers
 from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,3 +78,26 @@ def sample_model_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("models") / "sample"
     train([SAMPLE], TrainConfig()).save(directory)
     return directory
+
+
+# --- real `qism serve` processes (tests/servers.py) -----------------------------------------------
+
+
+@pytest.fixture
+def start(tmp_path):
+    started = []
+
+    def start(*args):
+        started.append(servers.Server(tmp_path / f"server{len(started)}.log", *[str(a) for a in args]))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def sample_server(sample_model_dir, tmp_path_factory):
+    server = servers.Server(tmp_path_factory.mktemp("serve") / "server.log", "--model", str(sample_model_dir))
+    yield server
+    server.stop()

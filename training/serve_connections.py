@@ -33,6 +33,33 @@ MAX_DRAINED_BYTES = 64 * 2**20
 WAITING, RECEIVING, ANSWERING = "waiting for a request", "receiving a request", "answering"
 
 
+class LingeringTransport:
+    """A connection's transport whose `close`, while the client is still sending its request's body (an
+    early 413 to a client that said `Connection: close`), only shuts the writing side and reads on: closing
+    with unread bytes would reset the connection before the client reads the answer. The reading is
+    bounded by the body's deadline and MAX_DRAINED_BYTES."""
+
+    def __init__(self, transport, protocol: GuardedHTTPProtocol):
+        self.transport, self.protocol, self.lingering = transport, protocol, False
+
+    def __getattr__(self, name):
+        return getattr(self.transport, name)
+
+    def close(self) -> None:
+        if self.protocol.phase != RECEIVING or self.lingering or self.transport.is_closing():
+            return self.transport.close()
+        self.lingering = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.transport.resume_reading()
+
+    def is_closing(self) -> bool:
+        return self.lingering or self.transport.is_closing()
+
+    def close_now(self) -> None:
+        self.transport.close()
+
+
 class GuardedHTTPProtocol(H11Protocol):
     """uvicorn's HTTP/1.1 protocol with deadlines, a per-client cap, a bounded drain and Nagle's algorithm off.
 
@@ -50,7 +77,7 @@ class GuardedHTTPProtocol(H11Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().connection_made(transport)
+        super().connection_made(LingeringTransport(transport, self))
         self.phase, self.deadline, self.drained = None, None, 0
         self.address = self.client[0] if self.client else ""
         siblings = self.by_client.setdefault(self.address, [])
@@ -74,6 +101,8 @@ class GuardedHTTPProtocol(H11Protocol):
             self.drained += len(data)
             if self.drained > MAX_DRAINED_BYTES:
                 return self.close()
+            if self.transport.lingering:
+                return
         super().data_received(data)
         self.follow_the_request()
 
@@ -90,6 +119,8 @@ class GuardedHTTPProtocol(H11Protocol):
 
     def follow_the_request(self) -> None:
         """Arm the deadline of the request's current part: headers, body, or none while it is answered."""
+        if self.transport.lingering:
+            return  # the body's deadline still runs
         state = self.conn.their_state
         if self.transport.is_closing():
             phase = None
@@ -109,8 +140,7 @@ class GuardedHTTPProtocol(H11Protocol):
         self.deadline = None if seconds is None else self.loop.call_later(seconds, self.close)
 
     def close(self) -> None:
-        if not self.transport.is_closing():
-            self.transport.close()
+        self.transport.close_now()
 
 
 def set_timeouts(header_seconds: float, body_seconds: float) -> None:
