@@ -725,9 +725,16 @@ def serve_command(
     body_timeout: Annotated[
         float, typer.Option(metavar="SECONDS", help="Close a connection whose request body takes longer")
     ] = 30.0,
+    corrections: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Append the editor page's corrections to this JSON Lines file (qism train --base reads it)",
+        ),
+    ] = None,
 ):
-    """Label articles over HTTP: POST /v1/predict, GET /v1/model, /metrics, /healthz, /readyz, /docs (needs
-    qism[serve]). SIGHUP reloads the model without dropping a request."""
+    """Label articles over HTTP: POST /v1/predict, GET /v1/model, /metrics, /healthz, /readyz, /docs, and an
+    editor's page at / (needs qism[serve]). SIGHUP reloads the model without dropping a request."""
     from .serve import serve  # FastAPI and uvicorn are an extra: imported only for this command
 
     serve(
@@ -741,6 +748,7 @@ def serve_command(
         api_key_file=api_key_file,
         reload_model=reload_model,
         timeouts=(header_timeout, body_timeout),
+        corrections=corrections,
     )
 
 

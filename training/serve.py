@@ -13,6 +13,7 @@ answers 503 with Retry-After instead of queueing without end.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hmac
 import html
 import ipaddress
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import time
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -79,8 +81,13 @@ MAX_ERRORS_REPORTED = 5
 MODEL_HEADER = "x-qism-model"
 #: Endpoints open without an API key (a load balancer's and a supervisor's checks).
 OPEN_ENDPOINTS = frozenset({"/healthz", "/readyz"})
+#: Pages open without an API key: they hold nothing of the server's; what they ask for needs the key.
+OPEN_PAGES = frozenset({"/", "/docs", "/openapi.json"})
 #: Endpoints counted by name in /metrics; any other path counts as "other".
-ENDPOINTS = frozenset({"/v1/predict", "/v1/model", "/metrics", "/docs", "/openapi.json", "/"}) | OPEN_ENDPOINTS
+ENDPOINTS = (
+    frozenset({"/v1/predict", "/v1/model", "/v1/corrections", "/v1/editor", "/metrics", "/docs", "/openapi.json", "/"})
+    | OPEN_ENDPOINTS
+)
 #: Seconds between two looks at the model folder with `reload_model`.
 RELOAD_POLL_SECONDS = 1.0
 #: Largest API key file read, and the shortest key accepted in it.
@@ -452,7 +459,7 @@ class Operated:
             await send(message)
 
         try:
-            if self.keys and endpoint not in OPEN_ENDPOINTS and not has_key(scope, self.keys):
+            if self.keys and endpoint not in OPEN_ENDPOINTS | OPEN_PAGES and not has_key(scope, self.keys):
                 message = "this server needs an API key: send Authorization: Bearer KEY"
                 refusal = error_response(401, message, headers={"WWW-Authenticate": "Bearer"})
                 return await refusal(scope, receive, send_named)
@@ -500,6 +507,71 @@ def docs_page(schema: dict) -> str:
     return f"<!doctype html><meta charset=utf-8><title>qism API</title><style>{style}</style>{''.join(parts)}"
 
 
+# --- the editor's page and its corrections -------------------------------------------------------
+
+#: The editor's page (Arabic, right to left, no resource from outside the machine).
+EDITOR_PAGE = Path(__file__).with_name("editor.html")
+#: A corrections file stops growing here: each line is at most a request body.
+MAX_CORRECTIONS_BYTES = 2**30
+MAX_TITLE_CHARS = 2000
+
+
+class Correction(BaseModel):
+    """An editor's correction: the article and the section it belongs to."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: StrictStr | StrictInt | None = None
+    title: StrictStr | None = Field(None, max_length=MAX_TITLE_CHARS)
+    text: StrictStr = Field(min_length=1)
+    label: StrictStr = Field(min_length=1, max_length=MAX_LABEL_CHARS, description="The section's id")
+
+
+class CorrectionsFile:
+    """Corrections appended to a JSON Lines file that `qism train --base` reads as labeled articles:
+    `{"id", "title"?, "text", "label", "guess", "time"}`, one a line. Each line is one write under an
+    exclusive lock (workers share the file), after a newline if a crash left the last line unfinished;
+    the file is never rewritten, and stops growing at MAX_CORRECTIONS_BYTES."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.path.abspath(path)
+        if os.path.lexists(self.path) and not os.path.isfile(self.path):
+            raise QismError(f"--corrections {path} is not a file")
+        if not os.path.isdir(os.path.dirname(self.path)):
+            raise QismError(f"--corrections {path}: no folder {os.path.dirname(self.path)}")
+
+    def record(self, model: Model, body: bytes) -> dict:
+        """Parse, check, label (the model's guess) and append one correction; on a labeling thread."""
+        try:
+            correction = Correction.model_validate(json.loads(body))
+        except (ValueError, RecursionError) as err:
+            details = err.errors(include_url=False, include_input=False) if isinstance(err, ValidationError) else []
+            found = [_detail(".".join(map(str, e["loc"])), e["msg"]) for e in details]
+            raise Refused(422, "the body is not a correction {id, title?, text, label}", found[:5]) from None
+        text = replace_lone_surrogates(correction.text)
+        guess = next(iter(label_documents(model, [Document(text=text)], LabelOptions())))["label"]
+        record = {"id": None if correction.id is None else replace_lone_surrogates(str(correction.id))}
+        if correction.title is not None:
+            record["title"] = replace_lone_surrogates(correction.title)
+        record |= {"text": text, "label": replace_lone_surrogates(correction.label), "guess": guess}
+        self.append({**record, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        return {key: value for key, value in record.items() if key != "text"}
+
+    def append(self, record: dict) -> None:
+        line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        descriptor = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            size = os.fstat(descriptor).st_size
+            if size + len(line) > MAX_CORRECTIONS_BYTES:
+                raise Refused(507, f"the corrections file is full ({MAX_CORRECTIONS_BYTES:,} bytes): start a new one")
+            if size and os.pread(descriptor, 1, size - 1) != b"\n":
+                line = b"\n" + line
+            while line:
+                line = line[os.write(descriptor, line) :]
+        finally:
+            os.close(descriptor)
+
+
 # --- the application ---------------------------------------------------------------------------
 
 
@@ -510,6 +582,7 @@ def create_app(
     api_keys: tuple[bytes, ...] = (),
     reload_model: bool = False,
     source: str | None = None,
+    corrections: str | os.PathLike | None = None,
 ) -> FastAPI:
     """The HTTP application for `model` (a loaded model, a model folder, or None: the default model),
     loaded when the application starts, once per worker process. A reload reads `source`, else the
@@ -545,6 +618,7 @@ def create_app(
     app.add_exception_handler(HTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected_error)
     _add_routes(app, max_pending, metrics)
+    _add_editor(app, CorrectionsFile(corrections) if corrections is not None else None)
     with_request_schema(app)
     return app
 
@@ -622,6 +696,34 @@ def _add_routes(app: FastAPI, max_pending: int, metrics: Metrics) -> None:
         return HTMLResponse(docs_page(app.openapi()))
 
 
+def _add_editor(app: FastAPI, corrections: CorrectionsFile | None) -> None:
+    page = EDITOR_PAGE.read_bytes()
+
+    @app.get("/", include_in_schema=False)
+    async def editor() -> HTMLResponse:
+        """The editor's page: paste or upload articles, see their sections, correct them."""
+        return HTMLResponse(page)
+
+    @app.get("/v1/editor")
+    async def editor_settings() -> dict:
+        """What the editor's page may do here: keep corrections (the server has --corrections FILE)."""
+        return {"corrections": corrections is not None}
+
+    @app.post("/v1/corrections", responses={404: {"description": "the server keeps no corrections"}})
+    async def correct(request: Request):
+        """Append an editor's correction {id, title?, text, label} to the corrections file, with the
+        model's guess and the time; answers the line written, without its text."""
+        if corrections is None:
+            return error_response(404, "this server keeps no corrections: start it with --corrections FILE")
+        body = await request.body()
+        state = request.app.state
+        model, request.state.model_header = state.served.model, state.served.header
+        try:
+            return await anyio.to_thread.run_sync(corrections.record, model, body, limiter=state.threads)
+        except Refused as refusal:
+            return error_response(refusal.status, refusal.message, refusal.details)
+
+
 def app_from_environment() -> FastAPI:
     """The application each uvicorn worker builds (`--factory`), with the options in $QISM_SERVE_OPTIONS;
     it stops with the process that started it."""
@@ -629,7 +731,13 @@ def app_from_environment() -> FastAPI:
     options = json.loads(os.environ[OPTIONS_ENV])
     set_timeouts(*options["timeouts"])
     keys = read_api_keys(options["api_key_file"]) if options["api_key_file"] else ()
-    return create_app(options["model"], options["max_pending"], api_keys=keys, reload_model=options["reload_model"])
+    return create_app(
+        options["model"],
+        options["max_pending"],
+        api_keys=keys,
+        reload_model=options["reload_model"],
+        corrections=options["corrections"],
+    )
 
 
 def is_loopback(host: str) -> bool:
@@ -666,6 +774,7 @@ def serve(
     api_key_file: str | os.PathLike | None = None,
     reload_model: bool = False,
     timeouts: tuple[float, float] = (HEADER_SECONDS, BODY_SECONDS),
+    corrections: str | os.PathLike | None = None,
 ) -> None:
     """Run the server until SIGTERM or Ctrl-C, which let requests in flight finish first.
 
@@ -683,6 +792,8 @@ def serve(
     keys = read_api_keys(api_key_file) if api_key_file is not None else ()
     host = checked_host(host, keys)
     set_timeouts(*timeouts)
+    if corrections is not None:
+        corrections = CorrectionsFile(corrections).path
     model = load_model(model_dir)
     source = os.path.abspath(model_dir) if model_dir is not None else None  # not resolved: a link may change
     settings = dict(
@@ -698,13 +809,15 @@ def serve(
     )
     with _metrics_folder():
         if workers == 1:
-            app = create_app(model, max_pending, api_keys=keys, reload_model=reload_model, source=source)
+            app = create_app(
+                model, max_pending, api_keys=keys, reload_model=reload_model, source=source, corrections=corrections
+            )
             uvicorn.run(app, **settings)
             return
         del model
         key_file = os.path.abspath(api_key_file) if api_key_file is not None else None
         options = dict(model=source, max_pending=max_pending, api_key_file=key_file, reload_model=reload_model)
-        os.environ[OPTIONS_ENV] = json.dumps({**options, "timeouts": timeouts})
+        os.environ[OPTIONS_ENV] = json.dumps({**options, "timeouts": timeouts, "corrections": corrections})
         # the protocol by name: a worker imports it once it answers the supervisor's health checks
         settings["http"] = f"{GuardedHTTPProtocol.__module__}:{GuardedHTTPProtocol.__name__}"
         run_workers(uvicorn.Config(f"{__name__}:app_from_environment", factory=True, workers=workers, **settings))
