@@ -56,8 +56,12 @@ def closed_by_server(sock: socket.socket) -> bool:
 
 def test_a_million_integers_are_refused_by_their_count_not_validated(sample_server):
     body = b'{"inputs": [' + b"1," * 999_999 + b"1]}"
-    assert_error(post(sample_server, body), 413, "at most 256 texts per request; got 1000000")
+    assert_error(post(sample_server, body), 413, "at most 256 texts per request; this body holds 1,000,000 values")
     assert sample_server.client.get("/healthz").status_code == 200
+
+
+def test_a_list_just_over_the_batch_limit_is_refused_by_its_length(sample_server):
+    assert_error(sample_server.predict([SPORTS] * 300), 413, "at most 256 texts per request; got 300")
 
 
 @pytest.mark.parametrize(
@@ -132,7 +136,9 @@ def running(pid: int) -> bool:
 
 
 def port_is_free(port: int) -> bool:
+    """A new server could listen on it (as servers do, with SO_REUSEADDR: answered connections may linger)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -20,6 +20,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -259,8 +260,27 @@ def check_bounds(payload: Any) -> None:
         _only_known_keys(payload["parameters"], Parameters, "parameters.")
 
 
+#: A JSON string, escapes included (the unrolled form: one tight loop per run of plain characters).
+JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+#: Commas outside strings a request can hold: MAX_BATCH {id, text} objects, two top keys, four parameters.
+MAX_STRUCTURAL_COMMAS = 2 * MAX_BATCH + 8
+
+
+def check_value_count(body: bytes) -> None:
+    """Before parsing: a body whose values could not fit MAX_BATCH articles is refused, so no request
+    makes the parser build millions of objects while it holds the interpreter's lock."""
+    if body.count(b",") <= MAX_STRUCTURAL_COMMAS:
+        return
+    # without a backslash no string holds an escaped quote: the parts between quotes alternate
+    outside_strings = JSON_STRING.sub(b"", body) if b"\\" in body else b"".join(body.split(b'"')[::2])
+    commas = outside_strings.count(b",")
+    if commas > MAX_STRUCTURAL_COMMAS:
+        raise Refused(413, f"at most {MAX_BATCH} texts per request; this body holds {commas + 1:,} values or more")
+
+
 def parse_request(body: bytes) -> PredictRequest:
-    """The request a body holds, its size checked before it is validated."""
+    """The request a body holds, its size checked before it is parsed and before it is validated."""
+    check_value_count(body)
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError) as err:
