@@ -127,6 +127,7 @@ BAD_CORRECTIONS = [
     {"text": 5, "label": "sports"},
     [SPORTS, "sports"],
     b"[" * 100_000,
+    b"[" + b"1," * 500_000 + b"1]",
     b"not json",
 ]
 

@@ -266,21 +266,21 @@ JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 MAX_STRUCTURAL_COMMAS = 2 * MAX_BATCH + 8
 
 
-def check_value_count(body: bytes) -> None:
-    """Before parsing: a body whose values could not fit MAX_BATCH articles is refused, so no request
-    makes the parser build millions of objects while it holds the interpreter's lock."""
-    if body.count(b",") <= MAX_STRUCTURAL_COMMAS:
-        return
+def commas_over(body: bytes, limit: int) -> int:
+    """The commas outside the body's strings when they are over `limit`, else 0: counted in C before
+    parsing, so no body makes the parser build millions of objects while it holds the interpreter's lock."""
+    if body.count(b",") <= limit:
+        return 0
     # without a backslash no string holds an escaped quote: the parts between quotes alternate
     outside_strings = JSON_STRING.sub(b"", body) if b"\\" in body else b"".join(body.split(b'"')[::2])
     commas = outside_strings.count(b",")
-    if commas > MAX_STRUCTURAL_COMMAS:
-        raise Refused(413, f"at most {MAX_BATCH} texts per request; this body holds {commas + 1:,} values or more")
+    return commas if commas > limit else 0
 
 
 def parse_request(body: bytes) -> PredictRequest:
     """The request a body holds, its size checked before it is parsed and before it is validated."""
-    check_value_count(body)
+    if commas := commas_over(body, MAX_STRUCTURAL_COMMAS):
+        raise Refused(413, f"at most {MAX_BATCH} texts per request; this body holds {commas + 1:,} values or more")
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError) as err:
@@ -561,6 +561,8 @@ class CorrectionsFile:
 
     def record(self, model: Model, body: bytes) -> dict:
         """Parse, check, label (the model's guess) and append one correction; on a labeling thread."""
+        if commas_over(body, len(Correction.model_fields)):
+            raise Refused(422, "the body is not a correction {id, title?, text, label}: it holds more values")
         try:
             correction = Correction.model_validate(json.loads(body))
         except (ValueError, RecursionError) as err:
