@@ -103,6 +103,23 @@ def test_one_client_holding_many_connections_locks_no_one_out(start, tiny_model_
         sock.close()
 
 
+def test_many_clients_holding_connections_lock_no_one_out(start, tiny_model_dir):
+    server = start("--model", tiny_model_dir)
+    held = []
+    for client in range(2, 14):  # 127.0.0.2 to 127.0.0.13, 95 connections each: 1,140, past uvicorn's 1,000
+        for _ in range(95):
+            sock = socket.socket()
+            sock.bind((f"127.0.0.{client}", 0))
+            sock.connect(("127.0.0.1", server.port))
+            sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+            held.append(sock)
+    assert httpx.get(f"{server.url}/healthz").status_code == 200  # not uvicorn's 503 past 1,000
+    assert server.predict(SPORTS).status_code == 200
+    assert all(closed_by_server(sock) for sock in held[:40])  # the oldest, whoever's, closed to make room
+    for sock in held:
+        sock.close()
+
+
 def test_sigterm_closes_a_half_sent_request_and_stops(start, tiny_model_dir):
     server = start("--model", tiny_model_dir)
     sock = connect(

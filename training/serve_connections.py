@@ -26,11 +26,14 @@ BODY_SECONDS = 30.0
 IDLE_SECONDS = 5
 #: Connections one client address holds at once in one worker; past it its oldest waiting one is closed.
 MAX_CONNECTIONS_PER_CLIENT = 100
+#: Connections one worker holds at once; past it the oldest waiting one, whoever's, is closed (below
+#: uvicorn's limit_concurrency, past which it would answer every request 503).
+MAX_OPEN_CONNECTIONS = 900
 #: Bytes of a refused body read and thrown away after the answer, so the client gets to read it (nginx's
 #: lingering close); past it, or past BODY_SECONDS, the connection is closed.
 MAX_DRAINED_BYTES = 64 * 2**20
 
-WAITING, RECEIVING, ANSWERING = "waiting for a request", "receiving a request", "answering"
+WAITING, RECEIVING, ANSWERING, CLOSED = "waiting for a request", "receiving a request", "answering", "closed"
 
 
 class LingeringTransport:
@@ -70,8 +73,9 @@ class GuardedHTTPProtocol(H11Protocol):
 
     header_seconds: ClassVar[float] = HEADER_SECONDS
     body_seconds: ClassVar[float] = BODY_SECONDS
-    #: Per worker process: each client address's open connections, oldest first.
+    #: Per worker process: each client address's open connections, oldest first, and all of them.
     by_client: ClassVar[dict[str, list[GuardedHTTPProtocol]]] = {}
+    opened: ClassVar[dict[GuardedHTTPProtocol, None]] = {}
 
     def connection_made(self, transport) -> None:
         sock = transport.get_extra_info("socket")
@@ -82,13 +86,20 @@ class GuardedHTTPProtocol(H11Protocol):
         self.address = self.client[0] if self.client else ""
         siblings = self.by_client.setdefault(self.address, [])
         if len(siblings) >= MAX_CONNECTIONS_PER_CLIENT:
-            waiting = [other for other in siblings if other.phase != ANSWERING]
-            (waiting[0] if waiting else self).close()
+            self.close_the_oldest_waiting(siblings)
+        if len(self.opened) >= MAX_OPEN_CONNECTIONS:
+            self.close_the_oldest_waiting(self.opened)
         siblings.append(self)
+        self.opened[self] = None
         self.follow_the_request()
+
+    def close_the_oldest_waiting(self, connections) -> None:
+        """Make room: close the oldest of `connections` not being answered, else this new one."""
+        (next((other for other in connections if other.phase in (WAITING, RECEIVING)), self)).close()
 
     def connection_lost(self, exc) -> None:
         self.set_deadline(None)
+        self.opened.pop(self, None)
         siblings = self.by_client.get(self.address, [])
         if self in siblings:
             siblings.remove(self)
@@ -123,7 +134,7 @@ class GuardedHTTPProtocol(H11Protocol):
             return  # the body's deadline still runs
         state = self.conn.their_state
         if self.transport.is_closing():
-            phase = None
+            phase = CLOSED
         elif state is h11.IDLE and self.conn.our_state is h11.IDLE:
             phase = WAITING
         elif state is h11.SEND_BODY:
@@ -140,6 +151,8 @@ class GuardedHTTPProtocol(H11Protocol):
         self.deadline = None if seconds is None else self.loop.call_later(seconds, self.close)
 
     def close(self) -> None:
+        self.phase = CLOSED
+        self.set_deadline(None)
         self.transport.close_now()
 
 
