@@ -396,7 +396,7 @@ class ServedModel:
         old = getattr(self, "identity", None)
         self.model, self.identity = model, model_identity(model)
         name, checksum = self.identity
-        self.header = f"{quote(name, safe='')}; card-sha256={checksum}".encode("latin-1")
+        self.header = f"{quote(name[:MAX_LABEL_CHARS], safe='')}; card-sha256={checksum[:64]}".encode("latin-1")
         self.metrics.serving(old, self.identity)
 
     async def reload(self, why: str) -> None:
