@@ -387,7 +387,7 @@ class ServedModel:
     load leaves the old one serving; the log says why."""
 
     def __init__(self, source: str | None, model: Model, metrics: Metrics):
-        self.source, self.metrics, self.loading = source, metrics, False
+        self.source, self.metrics, self.loading, self.asked_again = source, metrics, False, None
         self.signature = folder_signature(source)
         self.use(model)
 
@@ -400,16 +400,25 @@ class ServedModel:
         self.metrics.serving(old, self.identity)
 
     async def reload(self, why: str) -> None:
+        """Load the model again; a reload asked for while one runs (the link moved again) follows it."""
         if self.loading:
+            self.asked_again = why
             return
         self.loading = True
+        try:
+            while why:
+                self.asked_again = None
+                await self.load(why)
+                why = self.asked_again
+        finally:
+            self.loading = False
+
+    async def load(self, why: str) -> None:
         try:
             model = await anyio.to_thread.run_sync(load_model, self.source)
         except Exception as err:  # whatever a half-written folder gives: the old model stays
             log.error("%s: the model could not be loaded, still serving %s: %s", why, self.described(), err)
             return
-        finally:
-            self.loading = False
         self.use(model)
         log.info("%s: now serving %s", why, self.described())
 
