@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,6 +22,16 @@ from servers import free_port
 from test_serve import ECONOMY, SPORTS, assert_error
 
 JSON = {"content-type": "application/json"}
+#: Longest wait for an event (a process gone, a model switched, a log line) before the test fails.
+WAIT_SECONDS = 120
+
+
+def wait_for(event, what: str) -> None:
+    """Poll `event` until it is true; fail after WAIT_SECONDS (a bound, not a timing)."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not event():
+        assert time.monotonic() < deadline, f"still waiting for {what}"
+        threading.Event().wait(0.02)
 
 
 def post(server, body: bytes, **headers) -> httpx.Response:
@@ -175,8 +186,7 @@ def test_kill_9_of_the_server_leaves_no_process_and_frees_the_port(start, tiny_m
     assert len(processes) >= (workers if workers > 1 else 0)
     server.process.kill()
     server.process.wait()
-    while any(running(pid) for pid in processes) or not port_is_free(server.port):
-        threading.Event().wait(0.05)  # polled: the test's own timeout bounds it
+    wait_for(lambda: not any(map(running, processes)) and port_is_free(server.port), "the processes to go")
 
 
 def test_an_oversize_body_from_urllib_gets_a_413_it_reads(sample_server):
@@ -214,8 +224,7 @@ class SteadyClient:
 
     def until(self, model: str, answers: int = 30) -> None:
         """Wait until the last `answers` answers all came from `model`."""
-        while self.thread.is_alive() and self.models[-answers:] != [model] * answers:
-            threading.Event().wait(0.02)
+        wait_for(lambda: not self.thread.is_alive() or self.models[-answers:] == [model] * answers, model)
 
     def end(self) -> None:
         self.stop.set()
@@ -252,8 +261,7 @@ def test_reload_model_follows_the_folder_and_keeps_serving_when_the_new_one_is_b
     (broken / "arrays.npz").write_bytes(b"not a model")
     server = start("--model", link, "--reload-model")
     point(link, broken)
-    while "could not be loaded" not in server.log():
-        threading.Event().wait(0.05)
+    wait_for(lambda: "could not be loaded" in server.log(), "the log to say why")
     answer = server.predict(SPORTS)
     assert answer.status_code == 200 and named(answer) == checksum(tiny_model_dir)
     assert "still serving" in server.log()
