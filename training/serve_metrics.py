@@ -39,16 +39,24 @@ class Metrics:
             buckets=LATENCY_BUCKETS, **ours,
         )  # fmt: skip
         self.articles = prometheus.Counter("qism_articles_labeled", "Articles labeled", **ours)
+        #: (endpoint, status) -> its counters, found once: `labels()` takes a lock and builds keys each time.
+        self.by_outcome: dict[tuple[str, int], tuple] = {}
         self.model = prometheus.Gauge(
             "qism_model_info", "1 for the model a worker serves: its name and card checksum",
             ["name", "card_sha256"], multiprocess_mode="liveall", **ours,
         )  # fmt: skip
 
     def observe(self, endpoint: str, status: int, seconds: float) -> None:
-        self.requests.labels(endpoint, str(status)).inc()
-        if status >= 400:
-            self.errors.labels(endpoint, str(status)).inc()
-        self.latency.labels(endpoint).observe(seconds)
+        counted = self.by_outcome.get((endpoint, status))
+        if counted is None:  # endpoints are a fixed set, statuses a few: this stays small
+            errors = self.errors.labels(endpoint, str(status)) if status >= 400 else None
+            counted = self.requests.labels(endpoint, str(status)), errors, self.latency.labels(endpoint)
+            self.by_outcome[(endpoint, status)] = counted
+        requests, errors, latency = counted
+        requests.inc()
+        if errors is not None:
+            errors.inc()
+        latency.observe(seconds)
 
     def serving(self, old: tuple[str, str] | None, new: tuple[str, str]) -> None:
         """The worker now serves `new` (name, card checksum) instead of `old`."""
