@@ -738,11 +738,13 @@ def serve_command(
         ),
     ] = False,
     header_timeout: Annotated[
-        float, typer.Option(metavar="SECONDS", help="Close a connection whose request headers take longer")
-    ] = 10.0,
+        float | None,
+        typer.Option(metavar="SECONDS", help="Close a connection whose request headers take longer [default: 10]"),
+    ] = None,
     body_timeout: Annotated[
-        float, typer.Option(metavar="SECONDS", help="Close a connection whose request body takes longer")
-    ] = 30.0,
+        float | None,
+        typer.Option(metavar="SECONDS", help="Close a connection whose request body takes longer [default: 30]"),
+    ] = None,
     corrections: Annotated[
         Path | None,
         typer.Option(

@@ -72,6 +72,8 @@ MAX_CONNECTIONS = 1000
 #: Seconds the supervisor of `--workers` waits for a worker to answer before it restarts it: a worker
 #: on a busy machine can take longer than uvicorn's 5 s to import its packages and load the model.
 WORKER_HEALTHCHECK_SECONDS = 60
+#: `--header-timeout` and `--body-timeout` when not given.
+DEFAULT_TIMEOUTS = (HEADER_SECONDS, BODY_SECONDS)
 #: Seconds a stopping server waits for requests in flight (those still being sent are closed at once).
 GRACEFUL_SHUTDOWN_SECONDS = 10
 #: How `qism serve` tells each uvicorn worker process its options (model folder, limits, key file).
@@ -804,7 +806,7 @@ def serve(
     log_format: str = "text",
     api_key_file: str | os.PathLike | None = None,
     reload_model: bool = False,
-    timeouts: tuple[float, float] = (HEADER_SECONDS, BODY_SECONDS),
+    timeouts: tuple[float | None, float | None] = (None, None),
     corrections: str | os.PathLike | None = None,
 ) -> None:
     """Run the server until SIGTERM or Ctrl-C, which let requests in flight finish first.
@@ -822,6 +824,7 @@ def serve(
         raise QismError(f"--log-format takes {' or '.join(LOG_FORMATS)}")
     keys = read_api_keys(api_key_file) if api_key_file is not None else ()
     host = checked_host(host, keys)
+    timeouts = tuple(given if given is not None else default for given, default in zip(timeouts, DEFAULT_TIMEOUTS))
     set_timeouts(*timeouts)
     if corrections is not None:
         corrections = CorrectionsFile(corrections).path
