@@ -36,6 +36,9 @@ FLOW = [
     "report",
     "progress",
     "cli",
+    "serve_connections",
+    "serve_metrics",
+    "serve_workers",
     "serve",
     "cluster",
 ]
