@@ -15,6 +15,11 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction import FeatureHasher
 
+try:  # the compiled twin of `word_ngram_counts_pure` (setup.py builds it where a compiler is)
+    from .._native import word_ngram_counts as _native_word_ngram_counts
+except ImportError:
+    _native_word_ngram_counts = None
+
 #: Words of two or more letters or digits; single letters carry little topic.
 TOKEN_RE = re.compile(r"(?u)\b\w\w+\b")
 
@@ -179,8 +184,26 @@ def term_counts(
     shape = (len(texts), n_buckets)
     counts = sp.csr_matrix(shape, dtype=dtype)
     if word_ngrams and texts:
-        docs, grams = article_term_hashes(texts, word_ngrams, lead_words)
-        counts = sp.csr_matrix((np.ones(len(docs), dtype=dtype), (docs, grams % np.uint64(n_buckets))), shape=shape)
+        counts = word_ngram_counts(texts, word_ngrams, lead_words, n_buckets, dtype)
     if char_ngrams:
         counts = counts + char_ngram_counts(texts, char_ngrams, n_buckets, dtype)
     return counts.tocsr()
+
+
+def word_ngram_counts_pure(texts: Sequence[str], word_ngrams: tuple[int, int], lead_words: int, n_buckets: int, dtype):
+    """Counts of the word and lead n-grams of `texts` per bucket, in NumPy (the reference the compiled
+    loop is tested against, and the path where it was not built)."""
+    docs, grams = article_term_hashes(texts, word_ngrams, lead_words)
+    ones = np.ones(len(docs), dtype=dtype)
+    return sp.csr_matrix((ones, (docs, grams % np.uint64(n_buckets))), shape=(len(texts), n_buckets)).tocsr()
+
+
+def word_ngram_counts(texts: Sequence[str], word_ngrams: tuple[int, int], lead_words: int, n_buckets: int, dtype):
+    """Counts of the word and lead n-grams of `texts` per bucket: one compiled pass over each text
+    when the extension is built (the same matrix as `word_ngram_counts_pure`, rows sorted)."""
+    if _native_word_ngram_counts is None:
+        return word_ngram_counts_pure(texts, word_ngrams, lead_words, n_buckets, dtype)
+    indptr, indices, counts = _native_word_ngram_counts(list(texts), *word_ngrams, lead_words, n_buckets)
+    data = np.frombuffer(counts, dtype=np.int32).astype(dtype)
+    columns, starts = np.frombuffer(indices, dtype=np.int32), np.frombuffer(indptr, dtype=np.int64)
+    return sp.csr_matrix((data, columns, starts), shape=(len(texts), n_buckets))
