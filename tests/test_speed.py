@@ -20,3 +20,16 @@ JSON_VALUES = st.recursive(
 @given(st.dictionaries(st.text(max_size=10), JSON_VALUES, max_size=6))
 def test_records_are_encoded_as_json_dumps_encodes_them(record):
     assert _encode_record(record) == json.dumps(record, ensure_ascii=False)
+
+
+def test_a_handful_of_articles_starts_no_worker_pool(monkeypatch):
+    from conftest import ECONOMY, SPORTS, run
+    from qism.features import pool
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a worker pool was started for two articles")
+
+    monkeypatch.setattr(pool, "map_ranges", no_pool)
+    result = run("predict", "--jobs", "2", SPORTS, ECONOMY)
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 3  # the header and one row per article
