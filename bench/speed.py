@@ -64,8 +64,8 @@ def qism_in_process(texts_file: Path, model_dir: str | None, jobs: int, pure: bo
         from qism import clean
         from qism.features import hashing
 
-        clean._native_char_map = None
-        hashing._native_word_ngram_counts = None
+        clean._native = None
+        hashing._native = None
     texts = read_texts(texts_file)
     model = load_model(model_dir)
     model.set_jobs(jobs)
@@ -81,10 +81,10 @@ def fasttext_in_process(texts_file: Path, model_file: str) -> dict:
     return {"docs_per_second": rate, "peak_rss_mb": peak_rss_mb()}
 
 
-def fasttext_train(train_file: Path, model_file: str) -> dict:
+def fasttext_train(train_file: Path, model_file: str, epoch: str) -> dict:
     import fasttext
 
-    model = fasttext.train_supervised(input=str(train_file), verbose=0, **FASTTEXT_PARAMS)
+    model = fasttext.train_supervised(input=str(train_file), verbose=0, **{**FASTTEXT_PARAMS, "epoch": int(epoch)})
     model.save_model(model_file)
     return {}
 
@@ -129,7 +129,7 @@ def whole_process(args: list[str], n_docs: int = 1, passes: int = LABELING_PASSE
 # --- the table ----------------------------------------------------------------------------------
 
 
-def prepare(workdir: Path) -> list[tuple[str, Path, Path, bool]]:
+def prepare(workdir: Path, epoch: int) -> list[tuple[str, Path, Path, bool]]:
     """(name, test texts file, fastText model, whether to time `qism predict` on it) for each corpus
     present, and the headlines."""
     sets = []
@@ -139,7 +139,7 @@ def prepare(workdir: Path) -> list[tuple[str, Path, Path, bool]]:
         with open(train_file, "w", encoding="utf-8") as out:
             out.writelines(f"__label__{r['label'].replace(' ', '_')} {_one_line(r['text'])}\n" for r in train)
         model_file = workdir / f"{len(sets)}.bin"
-        in_child("fasttext-train", train_file, model_file)
+        in_child("fasttext-train", train_file, model_file, epoch)
         sets.append((f"{name} test articles", texts_file, model_file, False))
         print(f"ready: {name}", file=sys.stderr)
     if not sets:
@@ -155,7 +155,7 @@ def prepare(workdir: Path) -> list[tuple[str, Path, Path, bool]]:
 
 def measure(args, workdir: Path) -> list[dict]:
     rows = []
-    for name, texts_file, fasttext_model, whole in prepare(workdir):
+    for name, texts_file, fasttext_model, whole in prepare(workdir, args.epoch):
         n_docs = len(read_texts(texts_file))
         fast = in_child("fasttext", texts_file, fasttext_model)
         for jobs, cores in ((1, "one core"), (-1, "every core")):
@@ -196,6 +196,12 @@ def main() -> None:
     parser.add_argument("--model", help="the qism model folder [default: the shipped default model]")
     parser.add_argument("--pure", action="store_true", help="qism's pure-Python path (the extension off) in process")
     parser.add_argument("--whole-articles", action="store_true", help="also `qism predict` as a process on articles")
+    parser.add_argument(
+        "--epoch",
+        type=int,
+        default=FASTTEXT_PARAMS["epoch"],
+        help="fastText's training epochs (its labeling speed does not depend on them; 1 for a quick run)",
+    )
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)  # internal: one measurement here
     args = parser.parse_args()

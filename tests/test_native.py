@@ -18,7 +18,7 @@ pytest.importorskip("qism._native", reason="the C extension was not built")
 
 from qism import clean, load_model
 from qism.corpus import Document
-from qism.features import hashing
+from qism.features import hashing, weights
 from qism.output import write_records
 from qism.predict import label_documents
 
@@ -45,7 +45,7 @@ ALPHABET = st.sampled_from(
     + list("0123456789٠١٢٣۳")
     + list("abcXYZ_")
     + list(" \n\t.،؛:!?؟#@&<>/;-")
-    + ["\u200b", "\u202e", "\ufeff", "\x00", "\xa0", "😀", "𝐀"]
+    + ["\u200b", "\u202e", "\ufeff", "\x00", "\xa0", "😀", "𝐀", "\r", "\x85", "\u2028", "\x1c", "\v", "\u3000"]
 )
 
 
@@ -53,8 +53,8 @@ def both_paths(compute):
     """`compute()` with the compiled loops, then with the pure-Python ones."""
     native = compute()
     with pytest.MonkeyPatch.context() as patched:
-        patched.setattr(hashing, "_native_word_ngram_counts", None)
-        patched.setattr(clean, "_native_char_map", None)
+        patched.setattr(hashing, "_native", None)
+        patched.setattr(clean, "_native", None)
         pure = compute()
     return native, pure
 
@@ -74,6 +74,16 @@ def test_compiled_term_counts_are_the_numpy_counts(ngrams, lead_words, n_buckets
     assert native.sum() > 300  # the fixtures have words to count
 
 
+def test_counting_straight_into_kept_columns_is_keeping_them_after_counting():
+    lookup = np.full(2**20, -1, dtype=np.int32)
+    kept = np.arange(0, 2**20, 3)
+    lookup[kept] = np.arange(len(kept), dtype=np.int32)
+    native = hashing.native_column_counts(FIXTURE_TEXTS, (1, 2), 50, lookup, len(kept), np.float32)
+    counted = hashing.word_ngram_counts_pure(FIXTURE_TEXTS, (1, 2), 50, 2**20, np.float32)
+    assert_same_matrix(native, weights.kept_columns(counted, lookup, len(kept)))
+    assert 0 < native.nnz < counted.nnz
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.text(ALPHABET, max_size=80), max_size=6), st.integers(1, 3), st.integers(0, 4))
 @example(["ab cd", "ab"], 1, 0)
@@ -89,6 +99,16 @@ def test_compiled_cleaning_gives_the_regex_cleaning(text, switches):
     cleaner = clean.TextCleaner(**switches)
     native, pure = both_paths(lambda: cleaner(text))
     assert native == pure
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(ALPHABET, max_size=120))
+@example(" \r\n\r\n a  b \x85\u2028c\x1c\x1dd \t")
+@example("ب.ب،ب؛ب:ب!ب?ب؟ب.a.ب")
+def test_compiled_line_split_and_punctuation_spacing_give_the_pure_ones(text):
+    pure_lines = [line for line in map(clean.collapse_spaces, text.splitlines()) if line]
+    assert clean._native.collapsed_lines(text) == pure_lines
+    assert clean._native.space_after_punctuation(text) == clean._GLUED_PUNCT_RE.sub(r"\1 ", text)
 
 
 def test_every_character_step_has_a_compiled_table():

@@ -18,10 +18,10 @@ from collections.abc import Iterable
 
 from sklearn.base import BaseEstimator
 
-try:  # the compiled twin of CharMap's loop (setup.py builds it where a compiler is)
-    from ._native import char_map as _native_char_map
+try:  # compiled twins of CharMap's loop, the line split and the punctuation spacing (setup.py builds them)
+    from . import _native
 except ImportError:
-    _native_char_map = None
+    _native = None
 
 # --- character tables -------------------------------------------------------------------------
 
@@ -62,7 +62,7 @@ DIGITS_MAP = ("", {d: str(i % 10) for i, d in enumerate(_DIGITS)})
 #: Code points of the Basic Multilingual Plane, the range a compiled character table covers.
 _BMP = 0x10000
 #: The table that changes nothing, copied for each `CharMap` (a copy takes microseconds, a new table milliseconds).
-_IDENTITY_TABLE = array("i", range(_BMP)) if _native_char_map is not None else None
+_IDENTITY_TABLE = array("i", range(_BMP)) if _native is not None else None
 
 
 def class_characters(spec: str) -> list[str]:
@@ -109,11 +109,11 @@ class CharMap:
         self._table = None  # made on the first call: most steps made at import never run alone
 
     def __call__(self, text: str) -> str:
-        if _native_char_map is not None:
+        if _native is not None:
             if self._table is None:
                 self._table = char_table(self._deletions, self._replace) or False
             if self._table:
-                return _native_char_map(text, self._table)
+                return _native.char_map(text, self._table)
         if self._delete is not None:
             text = self._delete.sub("", text)
         for old, new in self._replace:
@@ -206,7 +206,7 @@ def split_hashtags(text: str) -> str:
 
 def space_after_punctuation(text: str) -> str:
     """Restore the space lost after a sentence mark between two words (`الدستوري.وكانت`)."""
-    return _GLUED_PUNCT_RE.sub(r"\1 ", text)
+    return _native.space_after_punctuation(text) if _native is not None else _GLUED_PUNCT_RE.sub(r"\1 ", text)
 
 
 # --- news-page boilerplate (line level) -------------------------------------------------------
@@ -270,6 +270,13 @@ def collapse_spaces(line: str) -> str:
     if "  " in line or line[:1] == " " or line[-1:] == " " or not line.isprintable():
         return " ".join(line.split())
     return line
+
+
+def collapsed_lines(text: str) -> list[str]:
+    """The non-empty lines of `text`, each through `collapse_spaces`."""
+    if _native is not None:
+        return _native.collapsed_lines(text)
+    return [line for line in map(collapse_spaces, text.splitlines()) if line]
 
 
 def remove_repeated_lines(lines: list[str]) -> list[str]:
@@ -378,7 +385,7 @@ class TextCleaner(BaseEstimator):
             text = char_map(unicodedata.normalize("NFKC", text))
         for step in text_steps:
             text = step(text)
-        lines = [line for line in map(collapse_spaces, text.splitlines()) if line]
+        lines = collapsed_lines(text)
         for step in line_steps:
             lines = step(lines)
         return "\n".join(lines)

@@ -16,9 +16,9 @@ import scipy.sparse as sp
 from sklearn.feature_extraction import FeatureHasher
 
 try:  # the compiled twin of `word_ngram_counts_pure` (setup.py builds it where a compiler is)
-    from .._native import word_ngram_counts as _native_word_ngram_counts
+    from .. import _native
 except ImportError:
-    _native_word_ngram_counts = None
+    _native = None
 
 #: Words of two or more letters or digits; single letters carry little topic.
 TOKEN_RE = re.compile(r"(?u)\b\w\w+\b")
@@ -201,9 +201,29 @@ def word_ngram_counts_pure(texts: Sequence[str], word_ngrams: tuple[int, int], l
 def word_ngram_counts(texts: Sequence[str], word_ngrams: tuple[int, int], lead_words: int, n_buckets: int, dtype):
     """Counts of the word and lead n-grams of `texts` per bucket: one compiled pass over each text
     when the extension is built (the same matrix as `word_ngram_counts_pure`, rows sorted)."""
-    if _native_word_ngram_counts is None:
+    if _native is None:
         return word_ngram_counts_pure(texts, word_ngrams, lead_words, n_buckets, dtype)
-    indptr, indices, counts = _native_word_ngram_counts(list(texts), *word_ngrams, lead_words, n_buckets)
+    return _native_counts(_native.word_ngram_counts(list(texts), *word_ngrams, lead_words, n_buckets), n_buckets, dtype)
+
+
+def compiled() -> bool:
+    """Whether the compiled counting (the extension `qism._native`) is there."""
+    return _native is not None
+
+
+def native_column_counts(
+    texts: Sequence[str], word_ngrams: tuple[int, int], lead_words: int, lookup: np.ndarray, n_columns: int, dtype
+) -> sp.csr_matrix:
+    """Counts of the word and lead n-grams of `texts` per kept column (`lookup`: each bucket's column,
+    -1 where it was not kept, increasing with the bucket), counted straight into the columns by the
+    compiled pass (see `compiled`): what `weights.kept_columns` makes of `word_ngram_counts`."""
+    lookup = np.ascontiguousarray(lookup, dtype=np.int32)
+    rows = _native.word_ngram_counts(list(texts), *word_ngrams, lead_words, len(lookup), lookup)
+    return _native_counts(rows, n_columns, dtype)
+
+
+def _native_counts(rows: tuple[bytearray, bytearray, bytearray], n_columns: int, dtype) -> sp.csr_matrix:
+    indptr, indices, counts = rows
     data = np.frombuffer(counts, dtype=np.int32).astype(dtype)
     columns, starts = np.frombuffer(indices, dtype=np.int32), np.frombuffer(indptr, dtype=np.int64)
-    return sp.csr_matrix((data, columns, starts), shape=(len(texts), n_buckets))
+    return sp.csr_matrix((data, columns, starts), shape=(len(starts) - 1, n_columns))
