@@ -84,6 +84,15 @@ def test_counting_straight_into_kept_columns_is_keeping_them_after_counting():
     assert 0 < native.nnz < counted.nnz
 
 
+def test_compiled_words_are_the_numpy_words_for_every_character():
+    """Each BMP character (and stretches beyond it) between two two-letter words: one word of five
+    characters where it is a word character, two words where not."""
+    characters = [*range(0xD800), *range(0xE000, 0x10000), *range(0x1D400, 0x1D800), *range(0x1F600, 0x1F650)]
+    texts = [f"بب{chr(c)}بب" for c in characters]
+    native = hashing.word_ngram_counts(texts, (1, 1), 0, 2**20, np.float32)
+    assert_same_matrix(native, hashing.word_ngram_counts_pure(texts, (1, 1), 0, 2**20, np.float32))
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.text(ALPHABET, max_size=80), max_size=6), st.integers(1, 3), st.integers(0, 4))
 @example(["ab cd", "ab"], 1, 0)
