@@ -89,7 +89,12 @@ def fasttext_train(train_file: Path, model_file: str, epoch: str) -> dict:
     return {}
 
 
-WORKERS = {"qism": qism_in_process, "fasttext": fasttext_in_process, "fasttext-train": fasttext_train}
+WORKERS = {
+    "qism": qism_in_process,
+    "fasttext": fasttext_in_process,
+    "fasttext-train": fasttext_train,
+    "prepare": lambda workdir, epoch: prepare(Path(workdir), int(epoch)),
+}
 
 
 def in_child(*args) -> dict:
@@ -129,9 +134,10 @@ def whole_process(args: list[str], n_docs: int = 1, passes: int = LABELING_PASSE
 # --- the table ----------------------------------------------------------------------------------
 
 
-def prepare(workdir: Path, epoch: int) -> list[tuple[str, Path, Path, bool]]:
+def prepare(workdir: Path, epoch: int) -> list[tuple[str, str, str, bool]]:
     """(name, test texts file, fastText model, whether to time `qism predict` on it) for each corpus
-    present, and the headlines."""
+    present, and the headlines. Run in a process of its own: a process started later by one that
+    held the corpora would count their memory in its peak (Linux keeps the peak RSS across exec)."""
     sets = []
     for name, train, test in splits(skip_loo=True):
         texts_file, train_file = workdir / f"{len(sets)}.jsonl", workdir / f"{len(sets)}.train"
@@ -140,7 +146,7 @@ def prepare(workdir: Path, epoch: int) -> list[tuple[str, Path, Path, bool]]:
             out.writelines(f"__label__{r['label'].replace(' ', '_')} {_one_line(r['text'])}\n" for r in train)
         model_file = workdir / f"{len(sets)}.bin"
         in_child("fasttext-train", train_file, model_file, epoch)
-        sets.append((f"{name} test articles", texts_file, model_file, False))
+        sets.append((f"{name} test articles", str(texts_file), str(model_file), False))
         print(f"ready: {name}", file=sys.stderr)
     if not sets:
         raise SystemExit("no corpus found in ../shared/corpora")
@@ -149,14 +155,19 @@ def prepare(workdir: Path, epoch: int) -> list[tuple[str, Path, Path, bool]]:
     with open(headlines, "w", encoding="utf-8") as out:
         for i, text in zip(range(HEADLINES), itertools.cycle(articles)):
             out.write(json.dumps({"id": str(i), "text": _one_line(text)[:HEADLINE_CHARS]}, ensure_ascii=False) + "\n")
-    sets.append((f"{HEADLINES:,} headlines ({HEADLINE_CHARS} characters)", headlines, sets[-1][2], True))
+    sets.append((f"{HEADLINES:,} headlines ({HEADLINE_CHARS} characters)", str(headlines), sets[-1][2], True))
     return sets
+
+
+def count_lines(path: str) -> int:
+    with open(path, "rb") as handle:
+        return sum(1 for _ in handle)
 
 
 def measure(args, workdir: Path) -> list[dict]:
     rows = []
-    for name, texts_file, fasttext_model, whole in prepare(workdir, args.epoch):
-        n_docs = len(read_texts(texts_file))
+    for name, texts_file, fasttext_model, whole in in_child("prepare", workdir, args.epoch):
+        n_docs = count_lines(texts_file)
         fast = in_child("fasttext", texts_file, fasttext_model)
         for jobs, cores in ((1, "one core"), (-1, "every core")):
             ours = in_child("qism", texts_file, args.model or "", jobs, int(args.pure))
