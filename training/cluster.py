@@ -29,7 +29,7 @@ import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .config import LabelOptions, ReadOptions, check_engine
@@ -37,7 +37,7 @@ from .corpus import Document, data_suffixes, is_data_file, read_jsonl_range, rea
 from .errors import QismError, require_extra
 from .files import atomic_file
 from .model import Model, load_model
-from .output import input_fingerprint, write_record_bytes
+from .output import describe_run, input_fingerprint, write_record_bytes
 from .predict import label_documents
 from .streaming import ChunkEngine
 
@@ -130,13 +130,6 @@ def _input_identity(path: str, byte_range: tuple[int, int] | None) -> dict:
     return {"input_bytes": os.path.getsize(path), "input_sha256": digest.hexdigest()}
 
 
-def _run_of(task: FileTask) -> dict:
-    """The options that decide a task's records, as its manifest stores them."""
-    chosen = {"model": task.model or "default", "format": task.output_format}
-    chosen |= {"label_options": asdict(task.label_options), "read_options": asdict(task.read_options)}
-    return json.loads(json.dumps(chosen))
-
-
 def _exists(path: str) -> bool:
     if is_url(path):
         fs, paths = _filesystem(path)
@@ -164,6 +157,9 @@ class FileTask:
     read_options: ReadOptions = ReadOptions(require_labels=False)
     #: The byte range of the input this task labels (a shard of a big JSON Lines file), or None: all of it.
     byte_range: tuple[int, int] | None = None
+    #: What decides its records, as `output.describe_run` says it for a local run's record (the
+    #: model's checksums, the options); its manifest keeps it, and `--resume` trusts only the same.
+    run: dict | None = None
 
 
 #: Models loaded in this process, by folder: a worker loads each model once and reuses it for every task.
@@ -246,7 +242,7 @@ def label_file(task: FileTask) -> dict:
         "input": task.input,
         **identity,
         "byte_range": task.byte_range,
-        "run": _run_of(task),
+        "run": task.run,
         "output": Path(task.output).name,
         **written,
         "model": task.model or "default",
@@ -271,7 +267,7 @@ def finished(task: FileTask) -> bool:
             manifest = json.loads(Path(task.manifest).read_text(encoding="utf-8"))
         identity = _input_identity(task.input, task.byte_range)
         same_input = all(manifest.get(key) == value for key, value in identity.items())
-        return same_input and manifest.get("run") == _run_of(task) and manifest["output_bytes"] == _size(task.output)
+        return same_input and manifest.get("run") == task.run and manifest["output_bytes"] == _size(task.output)
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -392,16 +388,20 @@ def label_files(
     model = str(Path(model).resolve()) if model is not None and not is_url(str(model)) else model
     if label_options.explain:
         raise QismError("--explain is not offered with --engine dask")
-    label_options.check_against(load_model(model).labels)  # a wrong model is one line here, not one failure per task
+    loaded = load_model(model)
+    label_options.check_against(loaded.labels)  # a wrong model is one line here, not one failure per task
+    run = describe_run(loaded, label_options, output_format or "jsonl", False, None, read_options)
+    run = {"model": run["model"], "options": run["options"], "compress": compress}  # the input: per task
     inputs = expand_inputs(input_spec)
     output_dir = output_dir.removeprefix("file://")  # a local folder as a URL names the folder, not `file:`
     if not is_url(output_dir):
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         inputs = [p if is_url(p) else str(Path(p).resolve()) for p in inputs]
         output_dir = str(Path(output_dir).resolve())
-    tasks = plan_tasks(
+    planned = plan_tasks(
         inputs, output_dir, model, output_format or "jsonl", compress, label_options, read_options, shard_bytes
     )
+    tasks = [replace(task, run=run) for task in planned]
     todo = [task for task in tasks if not (resume and finished(task))]
     report(f"{len(tasks)} input files, {len(tasks) - len(todo)} already labeled")
     manifests = []
