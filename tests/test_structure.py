@@ -44,6 +44,9 @@ FLOW = [
     "report",
     "progress",
     "cli",
+    "serve_connections",
+    "serve_metrics",
+    "serve_workers",
     "serve",
     "cluster",
 ]
@@ -53,12 +56,7 @@ MAX_POSITIONAL_PARAMETERS = 6
 #: Functions over a limit today, being reshaped (issue 25: one fitting path, options declared once).
 #: Remove a name when it fits; a name that fits again fails the test, so the list only shrinks.
 OVER_LIMIT = {
-    "streaming.fit_streaming",
-    "streaming._averaged",
-    "streaming._sgd_epochs",
-    "streaming.fit_shard",
     "cluster.plan_tasks",
-    "classifier._one_vs_rest",
     "autotune.cv_macro_f1",
 }
 
