@@ -6,6 +6,7 @@ The commands import the heavy parts of the library (scikit-learn, NumPy) when th
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import json
@@ -529,9 +530,12 @@ def predict_command(
         ),
     ] = "table",
     output: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
-            "--output", "-o", metavar="FILE", help="Write results to this file (atomically) instead of stdout"
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write results to this file (atomically) instead of stdout; with --engine dask, a folder or URL",
         ),
     ] = None,
     threshold: Annotated[
@@ -603,9 +607,19 @@ def predict_command(
     options = LabelOptions(top_k=top_k, threshold=threshold, unknown_label=unknown_label, explain=explain)
     read = _input_options(text_column, id_column, encoding, errors, keep_columns)
     if check_engine(engine, scheduler) == "dask":
+        cluster = dict(model=model, scheduler=scheduler, resume=resume, compress=gzip_output, bom=bom, jobs=jobs)
         return _on_cluster(
-            texts, input_path, output, model, scheduler, resume, output_format, gzip_output, jobs, options, read, quiet
+            texts,
+            input_path,
+            output,
+            output_format,
+            quiet,
+            read_options=read,
+            label_options=options,
+            **cluster,
+            input_format="lines" if lines else input_format,
         )
+    output = _local_output(output, gzip_output)
     documents = read_inputs(texts or [], input_path, input_format, lines, read, note=_note)
     loaded = load_model(model)
     shown = not quiet and (output is not None or not sys.stdout.isatty())  # not into results on the screen
@@ -658,34 +672,29 @@ def _labeled(counts: dict, meter: ProgressMeter, output: Path | None) -> None:
         _note(f"{counts['replaced_characters']:,} undecodable characters were replaced by U+FFFD")
 
 
-def _on_cluster(
-    texts,
-    input_path,
-    output,
-    model,
-    scheduler,
-    resume,
-    output_format,
-    compress,
-    jobs,
-    label_options,
-    read_options,
-    quiet,
-) -> None:
-    """`qism predict --engine dask`: label the files on the cluster and say what was done."""
+def _local_output(output: str | None, compress: bool) -> Path | None:
+    """Where `predict` without --engine dask writes; --gzip is the cluster engine's alone."""
+    if compress:
+        raise QismError("--gzip is for --engine dask; to compress what predict writes, pipe it through gzip")
+    return output if output is None else Path(output)
+
+
+def _on_cluster(texts, input_path, output: str | None, output_format: str, quiet: bool, **options) -> None:
+    """`qism predict --engine dask`: label the files on the cluster and say what was done. The input
+    format (or --lines) applies to every file; --bom, for CSV, does not apply."""
+    if options.pop("bom"):
+        raise QismError("--bom is for --format csv, which --engine dask does not write (jsonl or parquet)")
+    read = dataclasses.replace(options.pop("read_options"), input_format=options.pop("input_format"))
+    jobs = options.pop("jobs")
     summary = label_files_on_cluster(
         texts or [],
         input_path,
         output,
-        model=model,
-        scheduler=scheduler,
-        resume=resume,
         output_format="jsonl" if output_format == "table" else output_format,
-        compress=compress,
-        n_workers=None if jobs == -1 else jobs,
-        label_options=label_options,
-        read_options=read_options,
         report=(lambda message: None) if quiet else _note,
+        read_options=read,
+        n_workers=None if jobs == -1 else jobs,
+        **options,
     )
     typer.echo(
         f"labeled {summary['labeled']} files ({summary['records']:,} records), skipped {summary['skipped']} "

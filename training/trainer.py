@@ -7,7 +7,7 @@ import os
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +61,9 @@ class Prepared:
     #: Each kept document's article (its row here): itself for an article, so a split by article
     #: keeps a title on its article's side.
     article_of: list[int] = field(default_factory=list)
+    #: The dedupe digest of each kept document's text, 16 bytes each, when its text is not kept:
+    #: what a second read of the corpus is checked against (see `same_corpus`).
+    keys: bytes = b""
 
     def outlet_array(self) -> np.ndarray:
         """`outlets` as an array, one (unnamed) outlet when they were not recorded."""
@@ -127,6 +130,8 @@ class _Rows:
     """The documents kept so far, with what deduplication and a split by article need."""
 
     dedupe: bool
+    #: Whether to keep each document's dedupe digest (to deduplicate, or for `same_corpus`).
+    keyed: bool
     texts: list = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     outlets: list[str] = field(default_factory=list)
@@ -141,12 +146,12 @@ class _Rows:
         self.outlets.append(outlet)
         self.parts.append(part)
         self.article_positions.append(article_position)
-        if self.dedupe:
+        if self.keyed:
             self.keys.append(_dedupe_key(text))
 
-    def columns(self, labels: list[str], dropped: Counter) -> tuple[list, list, list, list, list]:
-        """Texts, labels, outlets, parts and articles' rows of the documents left after deduplication
-        (with these labels, spellings merged); parts and articles empty without short forms."""
+    def columns(self, labels: list[str], dropped: Counter) -> tuple[list, list, list, list, list, list]:
+        """Texts, labels, outlets, parts, articles' rows and digests of the documents left after
+        deduplication (with these labels, spellings merged); parts and articles empty without short forms."""
         kept = _kept_rows(self.keys, labels, self.parts, dropped) if self.dedupe else range(len(self.texts))
         kept = _with_their_articles(kept, self.parts, self.article_positions, dropped)
         row_of_article = {self.article_positions[i]: row for row, i in enumerate(kept) if not self.parts[i]}
@@ -157,6 +162,7 @@ class _Rows:
             [self.outlets[i] for i in kept],
             [self.parts[i] for i in kept] if has_short_forms else [],
             [row_of_article[self.article_positions[i]] for i in kept] if has_short_forms else [],
+            [self.keys[i] for i in kept] if self.keyed else [],
         )
 
 
@@ -168,7 +174,7 @@ def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True, keep
 
     Without `keep_texts`, `texts` holds each kept document's position in `documents` instead of its
     text, so a corpus larger than memory is accounted for in one pass and read again for its texts."""
-    rows = _Rows(dedupe)
+    rows = _Rows(dedupe, keyed=dedupe or not keep_texts)
     article_position = -1
     per_source: dict[str, dict] = {}
     ids_seen: set[tuple[str, str]] = set()
@@ -208,7 +214,7 @@ def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True, keep
     merges = merge_label_spellings(rows.labels)
     repaired["relabeled"] = sum(label in merges for label in rows.labels)
     labels = [merges.get(label, " ".join(label.split())) for label in rows.labels]
-    texts, labels, outlets, parts, article_of = rows.columns(labels, dropped)
+    texts, labels, outlets, parts, article_of, keys = rows.columns(labels, dropped)
     return Prepared(
         texts,
         labels,
@@ -221,7 +227,30 @@ def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True, keep
         outlets,
         parts,
         article_of,
+        b"" if keep_texts else b"".join(keys),
     )
+
+
+def same_corpus(read: Callable[[], Iterable[tuple[str, Document]]], prepared: Prepared) -> Callable:
+    """`read` for a second read of a corpus prepared without its texts, checked to give each kept
+    document the text and label the first read gave (a corpus replaced or edited in between would
+    train labels of one corpus on texts of another)."""
+
+    def read_again() -> Iterator[tuple[str, Document]]:
+        positions, kept = prepared.texts, 0
+        for position, (path, doc) in enumerate(read()):
+            if kept < len(positions) and position == positions[kept]:
+                label = prepared.label_merges.get(doc.label or "", " ".join((doc.label or "").split()))
+                key = prepared.keys[16 * kept : 16 * kept + 16]
+                if _dedupe_key(doc.text[:MAX_ARTICLE_CHARS]) != key or label != prepared.labels[kept]:
+                    raise QismError(
+                        f"{path}: changed between the two reads of streaming training (document {position + 1:,} "
+                        "is not what the first read gave); train once the corpus is complete and left alone"
+                    )
+                kept += 1
+            yield path, doc
+
+    return read_again
 
 
 def _kept_rows(keys: list[bytes], labels: list[str], parts: list[str], dropped: Counter) -> list[int]:
@@ -523,7 +552,7 @@ def train(
     if budget is not None:
         config, search = autotune_on_training_split(prepared, config, budget, n_jobs, report)
     if streaming:
-        fitted = fit_streamed(prepared, config, read, n_jobs, report, engine)
+        fitted = fit_streamed(prepared, config, same_corpus(read, prepared), n_jobs, report, engine)
     else:
         fitted = fit(prepared, config, n_jobs, report)
     data = {
