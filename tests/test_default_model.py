@@ -9,39 +9,33 @@ from qism.cli import app
 from qism.model import DEFAULT_MODEL_PLACES, load_model
 from typer.testing import CliRunner
 
-#: Why the shipped model still files a headline elsewhere (the recipe's notes): it is an expected
-#: failure, strict, so that the day it is filed right the test says so.
-CRIME_ABROAD_AS_INTERNATIONAL = pytest.mark.xfail(
-    strict=True, reason="ANT files crime abroad under internationalNews, and its titles teach it so"
-)
+#: The headlines the shipped model (trained on articles only) files elsewhere today: expected
+#: failures, strict, so that the day a model files them right the test says so. Titles as training
+#: documents (`titles = "also"`, bench/short.py) were measured and not yet shipped: see the recipe's notes.
+FILED_ELSEWHERE_TODAY = pytest.mark.xfail(strict=True, reason="the shipped model files this headline elsewhere")
+
+
+def filed_elsewhere(headline: str, section: str):
+    return pytest.param(headline, section, marks=FILED_ELSEWHERE_TODAY)
+
 
 #: (headline, the section a newsroom files it under)
 HEADLINES = [
     # the README's examples
-    ("اعتقلت الشرطة عصابة لتهريب المخدرات عبر الحدود", "security"),
-    pytest.param("الحكم بالسجن عشر سنوات على متهم بقضية قتل في إربد", "security", marks=CRIME_ABROAD_AS_INTERNATIONAL),
-    ("القمة العربية تبحث الأزمة في السودان", "arab_affairs"),
+    filed_elsewhere("اعتقلت الشرطة عصابة لتهريب المخدرات عبر الحدود", "security"),
+    filed_elsewhere("الحكم بالسجن عشر سنوات على متهم بقضية قتل في إربد", "security"),
+    filed_elsewhere("القمة العربية تبحث الأزمة في السودان", "arab_affairs"),
     # crime, arrests, trials and accidents abroad: the security desk
-    pytest.param(
-        "الشرطة الفرنسية تعتقل رجلا طعن ثلاثة أشخاص في محطة قطارات بباريس",
-        "security",
-        marks=CRIME_ABROAD_AS_INTERNATIONAL,
-    ),
-    pytest.param("محكمة ألمانية تقضي بسجن زعيم عصابة لتهريب البشر", "security", marks=CRIME_ABROAD_AS_INTERNATIONAL),
+    ("الشرطة الفرنسية تعتقل رجلا طعن ثلاثة أشخاص في محطة قطارات بباريس", "security"),
+    filed_elsewhere("محكمة ألمانية تقضي بسجن زعيم عصابة لتهريب البشر", "security"),
     ("مصرع خمسة أشخاص في حادث سير على طريق سريع في إسبانيا", "security"),
-    pytest.param(
-        "القبض على لص سرق مجوهرات بملايين الدولارات من متحف في لندن", "security", marks=CRIME_ABROAD_AS_INTERNATIONAL
-    ),
+    ("القبض على لص سرق مجوهرات بملايين الدولارات من متحف في لندن", "security"),
     ("ضبط شحنة كوكايين في ميناء برازيلي وتوقيف طاقم السفينة", "security"),
     # war and diplomacy between states
     ("وزير الخارجية الأمريكي يلتقي نظيره الصيني لبحث التوتر في بحر الصين الجنوبي", "international"),
     ("الاتحاد الأوروبي يفرض عقوبات جديدة على روسيا بسبب الحرب في أوكرانيا", "international"),
-    ("الجامعة العربية تدعو إلى وقف فوري لإطلاق النار في غزة", "arab_affairs"),
-    pytest.param(
-        "وزراء خارجية دول الخليج يبحثون في الرياض العلاقات مع إيران",
-        "arab_affairs",
-        marks=pytest.mark.xfail(strict=True, reason="Gulf diplomacy with Iran reads as international"),
-    ),
+    filed_elsewhere("الجامعة العربية تدعو إلى وقف فوري لإطلاق النار في غزة", "arab_affairs"),
+    filed_elsewhere("وزراء خارجية دول الخليج يبحثون في الرياض العلاقات مع إيران", "arab_affairs"),
 ]
 
 #: Short items: a word or two, a headline fragment, a question.
