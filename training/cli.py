@@ -401,7 +401,7 @@ def train_command(
 
 def _training_summary(out: Path, card: dict) -> str:
     lines = [
-        f"saved {out} ({len(card['labels'])} labels, {card['split']['train']:,} training documents, "
+        f"saved {printable(str(out))} ({len(card['labels'])} labels, {card['split']['train']:,} training documents, "
         f"{card['training_seconds']:.1f} s, {card.get('training', {}).get('path', 'in-memory')})"
     ]
     lines += [autotune_summary(card["autotune"])] if "autotune" in card else []
@@ -454,7 +454,7 @@ def evaluate_command(
     result, comparison = evaluate_models(loaded, sources, options, other, names=[str(model), str(against)])
     if report is not None:
         page = write_report(report, loaded, result, sources=sources, lang=lang, model_name=model.name)
-        typer.echo(f"report: {page}", err=True)
+        typer.echo(f"report: {printable(str(page))}", err=True)
     shown = comparison if comparison is not None else result.scores
     _print_json(shown) if as_json else typer.echo(
         comparison_text(shown) if comparison is not None else scores_text(shown)
@@ -671,7 +671,7 @@ def _on_cluster(
     )
     typer.echo(
         f"labeled {summary['labeled']} files ({summary['records']:,} records), skipped {summary['skipped']} "
-        f"already labeled, into {summary['output']}"
+        f"already labeled, into {printable(str(summary['output']))}"
     )
 
 

@@ -573,9 +573,21 @@ class Model:
             sealed = _sealed(self.card, {name: _sha256(staging / name) for name in (PIPELINE_FILE, ARRAYS_FILE)})
             (staging / CARD_FILE).write_text(json.dumps(sealed, ensure_ascii=False, indent=2), encoding="utf-8")
             (staging / CARD_MARKDOWN).write_text(card_markdown(sealed), encoding="utf-8")
+            _check_written(staging)
         self.card.clear()
         self.card.update(sealed)
         return Path(directory)
+
+
+def _check_written(staging: Path) -> None:
+    """Load a model folder just written, before it replaces anything: a model qism would not load
+    (a label map with two equal display names, a blank one, a card that does not render) is
+    refused when it is saved, and the folder it would have replaced stays as it was."""
+    try:
+        load_model(staging)
+    except QismError as err:
+        reason = str(err).removeprefix(f"{staging}: ").removeprefix("cannot read the model ")
+        raise QismError(f"cannot save this model, qism would not load it: {reason}") from None
 
 
 #: What a damaged, crafted or incompatible model file can raise while it is read, built and tried.

@@ -20,7 +20,7 @@ from .card import measured_with, new_card
 from .classifier import classifier_for
 from .clean import ARABIC_LETTER_RE
 from .config import ReadOptions, TrainConfig, check_budget, resolve_jobs
-from .corpus import EMPTY_LABEL_FOLDER, Document, label_key, read_source
+from .corpus import EMPTY_LABEL_FOLDER, Document, label_key, read_source, replace_lone_surrogates
 from .errors import QismError
 from .features import MAX_ARTICLE_CHARS, featurizer_for
 from .model import Model, check_model_folder
@@ -115,9 +115,11 @@ def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True, keep
     empty_folders = []
     for position, (source_path, doc) in enumerate(documents):
         if doc.problem == EMPTY_LABEL_FOLDER:
-            empty_folders.append(f"{source_path}/{doc.id}")
+            empty_folders.append(replace_lone_surrogates(f"{source_path}/{doc.id}"))
             continue
-        entry = per_source.setdefault(source_path, {"path": source_path, "documents": 0, "sha256": hashlib.sha256()})
+        entry = per_source.setdefault(
+            source_path, {"path": replace_lone_surrogates(source_path), "documents": 0, "sha256": hashlib.sha256()}
+        )
         entry["documents"] += 1
         _add_to_digest(entry["sha256"], doc)
         if doc.problem:
@@ -137,8 +139,8 @@ def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True, keep
         repaired["truncated"] += len(doc.text) > MAX_ARTICLE_CHARS
         text = doc.text[:MAX_ARTICLE_CHARS]  # all the featurizer reads; a huge file is not kept whole
         texts.append(text if keep_texts else position)
-        labels.append(doc.label)
-        outlets.append(doc.outlet or Path(source_path).name)
+        labels.append(replace_lone_surrogates(doc.label))  # a label the card, outputs and terminal can carry
+        outlets.append(replace_lone_surrogates(doc.outlet or Path(source_path).name))
         if dedupe:
             keys.append(_dedupe_key(text))
     sources = [{**entry, "sha256": entry["sha256"].hexdigest()} for entry in per_source.values()]
