@@ -26,6 +26,7 @@ from .config import (
     LabelOptions,
     ReadOptions,
     check_engine,
+    check_port,
     check_report_language,
     parse_columns,
     parse_duration,
@@ -703,6 +704,7 @@ def serve_command(
     ] = True,
 ):
     """Label articles over HTTP: POST /v1/predict, GET /v1/model, /healthz, /readyz, /docs (needs qism[serve])."""
+    check_port(port)
     from .serve import serve  # FastAPI and uvicorn are an extra: imported only for this command
 
     serve(model, host=host, port=port, workers=workers, max_pending=max_pending, access_log=access_log)

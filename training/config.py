@@ -54,6 +54,13 @@ OUTPUT_FORMATS = ("table", "json", "jsonl", "csv")
 #: `output.py`): an input column kept with --keep-columns cannot take one of these names.
 RECORD_KEYS = ("id", "label", "label_ar", "score", "top", "terms", "reason")
 _RANKED_COLUMN_RE = re.compile(r"(?:label|label_ar|score)_\d+")
+#: Regularization strengths qism trains with: past them SGD's updates overflow (1e300, 1e-300 gave
+#: tracebacks); autotune's grid and every model trained so far lie well inside (0.01 to 8).
+MIN_C, MAX_C = 1e-4, 1e4
+#: NB scaling's smoothing, when on: past these the log-count ratios overflow to infinity or NaN.
+MIN_NB_SCALING, MAX_NB_SCALING = 1e-4, 1e4
+#: Ports `qism serve` listens on (0: one the system picks).
+MAX_PORT = 65535
 #: Languages `qism evaluate --report` writes its page in (`report.STRINGS` has a table for each).
 REPORT_LANGUAGES = ("en", "ar")
 
@@ -95,6 +102,11 @@ def _choice(value, name: str, choices: tuple) -> object:
     if value not in choices:
         raise QismError(f"{name} is one of {', '.join(str(c).lower() for c in choices)}; got {value!r}")
     return value
+
+
+def check_port(port: int) -> int:
+    """`qism serve --port`: a TCP port."""
+    return _integer(port, "--port", 0, MAX_PORT)
 
 
 def check_report_language(lang: str) -> str:
@@ -253,11 +265,16 @@ class TrainConfig:
 
     def __post_init__(self):
         self.classifier = _choice(self.classifier, "--classifier", CLASSIFIERS)
-        self.C = _number(self.C, "--C", 0, low_open=True)
+        self.C = _number(self.C, "--C", MIN_C, MAX_C)
         if isinstance(self.class_weight, str) and self.class_weight.lower() == "none":
             self.class_weight = None
         self.class_weight = _choice(self.class_weight, "--class-weight", CLASS_WEIGHTS)
-        self.nb_scaling = _number(self.nb_scaling, "--nb-scaling", 0)
+        self.nb_scaling = _number(self.nb_scaling, "--nb-scaling", 0, MAX_NB_SCALING)
+        if 0 < self.nb_scaling < MIN_NB_SCALING:
+            raise QismError(
+                f"--nb-scaling takes 0 (off) or a number in [{MIN_NB_SCALING:g}, {MAX_NB_SCALING:g}]; "
+                f"got {self.nb_scaling:g}"
+            )
         self.word_ngrams = _ngram_range(self.word_ngrams, "--word-ngrams", MAX_WORD_NGRAM)
         self.char_ngrams = _ngram_range(self.char_ngrams, "--char-ngrams", MAX_CHAR_NGRAM, optional=True)
         self.min_df = _integer(self.min_df, "--min-df", 1)
