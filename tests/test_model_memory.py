@@ -10,22 +10,22 @@ import zipfile
 import pytest
 from qism import QismError, load_model
 from qism import model as model_module
-from qism.model import ARRAYS_FILE, CARD_FILE, LOADED_JSON_PER_BYTE, PIPELINE_FILE
+from qism.model import ARRAYS_FILE, CARD_FILE, LOAD_ALLOWANCE, LOADED_JSON_PER_BYTE, PIPELINE_FILE
 
 
 def claims(directory):
-    """(bytes of JSON as parsed, arrays unpacked, weights unpacked) of a model folder."""
+    """(qism's allowance and the JSON as parsed, arrays unpacked, weights unpacked) of a model folder."""
     with zipfile.ZipFile(directory / ARRAYS_FILE) as archive:
         sizes = {info.filename: info.file_size for info in archive.infolist()}
     parsed = LOADED_JSON_PER_BYTE * sum((directory / name).stat().st_size for name in (CARD_FILE, PIPELINE_FILE))
-    return parsed, sum(sizes.values()), sizes["classifier.coef_.npy"]
+    return LOAD_ALLOWANCE + parsed, sum(sizes.values()), sizes["classifier.coef_.npy"]
 
 
-@pytest.mark.parametrize("short_of", ["the weights' copy", "the parsed JSON"])
+@pytest.mark.parametrize("short_of", ["the weights' copy", "qism's allowance and the parsed JSON"])
 def test_a_model_claiming_more_than_the_cap_is_refused_before_reading(tiny_model_dir, tmp_path, monkeypatch, short_of):
     directory = shutil.copytree(tiny_model_dir, tmp_path / "model")
     parsed, unpacked, weights = claims(directory)
-    cap = parsed + unpacked + weights // 2 if short_of == "the weights' copy" else unpacked + 2 * weights
+    cap = parsed + unpacked + weights // 2 if short_of == "the weights' copy" else parsed // 2 + unpacked + 2 * weights
     monkeypatch.setattr(model_module, "MAX_ARRAYS_BYTES", cap)
     read = []
     monkeypatch.setattr(model_module, "_read_declared", lambda archive, declared: read.append(declared))

@@ -58,6 +58,9 @@ MAX_JSON_BYTES = 16 * 2**20
 MAX_ARRAYS_BYTES = 4 * 2**30
 #: Memory parsed JSON takes per byte of file at most: 16 MiB of `[],` parse to 395 MB of lists.
 LOADED_JSON_PER_BYTE = 25
+#: What loading takes besides the files' claim: Python with NumPy and scikit-learn, the checks'
+#: blocks and labeling one text (`bench/model_memory.py`: about 230 MB over the claim).
+LOAD_ALLOWANCE = 256 * 2**20
 #: Arrays the loaded model holds twice (see `LinearClassifier`'s by-feature copy of its weights).
 HELD_TWICE = frozenset({"classifier.coef_"})
 #: Largest weight or bias: training gives tens; beyond this a score could overflow to NaN.
@@ -356,7 +359,11 @@ def _check_values(features: TfidfFeaturizer, classifier: LinearClassifier) -> No
     """Fitted values within bounds: kept buckets sorted, distinct and inside the hashing space, finite
     weights and idf, each label once, a temperature calibration could have fitted."""
     columns = features.columns_
-    if (np.diff(columns.astype(np.int64)) <= 0).any() or columns[0] < 0 or columns[-1] >= features.n_buckets:
+    ascending = all(
+        (np.diff(columns[start : start + READ_BLOCK + 1].astype(np.int64)) > 0).all()
+        for start in range(0, len(columns), READ_BLOCK)
+    )  # a block at a time, each overlapping the next by one
+    if not ascending or columns[0] < 0 or columns[-1] >= features.n_buckets:
         raise ValueError("columns_ must be distinct buckets, sorted, from 0 to n_buckets - 1")
     _within(features.idf_, "idf_", 0, MAX_IDF)
     classes = classifier.classes_
@@ -709,7 +716,7 @@ def load_model(directory: str | os.PathLike | None = None) -> Model:
         json_claim = LOADED_JSON_PER_BYTE * sum(
             (directory / name).stat().st_size for name in (CARD_FILE, PIPELINE_FILE)
         )
-        _fill_arrays(directory / ARRAYS_FILE, pipeline, pending, MAX_ARRAYS_BYTES - json_claim)
+        _fill_arrays(directory / ARRAYS_FILE, pipeline, pending, MAX_ARRAYS_BYTES - LOAD_ALLOWANCE - json_claim)
         _check_loadable(pipeline)
         pipeline.set_params(
             features__n_jobs=None, classifier__n_jobs=None
