@@ -20,11 +20,13 @@ import typer
 from .card import autotune_summary, card_summary, comparison_text, data_notes, qism_version, scores_text
 from .config import (
     CLASSIFIERS,
+    CLUSTER_TIMEOUT,
     DEFAULT,
     OUTPUT_FORMATS,
     REPORT_LANGUAGES,
     LabelOptions,
     ReadOptions,
+    check_cluster_timeout,
     check_engine,
     check_port,
     check_report_language,
@@ -351,6 +353,14 @@ def train_command(
             "a local cluster]"
         ),
     ] = None,
+    cluster_timeout: Annotated[
+        float,
+        typer.Option(
+            metavar="SECONDS",
+            help="With --engine dask: the longest wait for the scheduler to answer, a worker to join, or a "
+            "worker while none is left, before stopping with one line",
+        ),
+    ] = CLUSTER_TIMEOUT,
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
     encoding: Encoding = None,
@@ -380,7 +390,12 @@ def train_command(
     )
     read = _given(text_column=text_column, label_column=label_column, encoding=encoding, errors=errors)
     on_cluster = check_engine(engine, scheduler) == "dask"
-    cluster = {"scheduler": scheduler, "n_workers": None if jobs == -1 else jobs} if on_cluster else {}
+    cluster = {
+        "scheduler": scheduler,
+        "n_workers": None if jobs == -1 else jobs,
+        "cluster_timeout": check_cluster_timeout(cluster_timeout),
+    }
+    cluster = cluster if on_cluster else {}
     with _status("training") as status:
         model = (train_and_save_on_cluster if on_cluster else train_and_save)(
             out,
@@ -573,6 +588,14 @@ def predict_command(
             "a local cluster]"
         ),
     ] = None,
+    cluster_timeout: Annotated[
+        float,
+        typer.Option(
+            metavar="SECONDS",
+            help="With --engine dask: the longest wait for the scheduler to answer, a worker to join, or a "
+            "worker while none is left, before stopping with one line",
+        ),
+    ] = CLUSTER_TIMEOUT,
     gzip_output: Annotated[bool, typer.Option("--gzip", help="With --engine dask: write .labels.jsonl.gz")] = False,
     text_column: TextColumn = None,
     encoding: Encoding = None,
@@ -587,7 +610,19 @@ def predict_command(
     read = _input_options(text_column, id_column, encoding, errors, keep_columns)
     if check_engine(engine, scheduler) == "dask":
         return _on_cluster(
-            texts, input_path, output, model, scheduler, resume, output_format, gzip_output, jobs, options, read, quiet
+            texts,
+            input_path,
+            output,
+            model,
+            scheduler,
+            resume,
+            output_format,
+            gzip_output,
+            jobs,
+            options,
+            read,
+            quiet,
+            cluster_timeout=check_cluster_timeout(cluster_timeout),
         )
     documents = read_inputs(texts or [], input_path, input_format, lines, read, note=_note)
     loaded = load_model(model)
@@ -654,6 +689,7 @@ def _on_cluster(
     label_options,
     read_options,
     quiet,
+    cluster_timeout: float = CLUSTER_TIMEOUT,
 ) -> None:
     """`qism predict --engine dask`: label the files on the cluster and say what was done."""
     summary = label_files_on_cluster(
@@ -669,6 +705,7 @@ def _on_cluster(
         label_options=label_options,
         read_options=read_options,
         report=(lambda message: None) if quiet else _note,
+        cluster_timeout=cluster_timeout,
     )
     typer.echo(
         f"labeled {summary['labeled']} files ({summary['records']:,} records), skipped {summary['skipped']} "

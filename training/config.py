@@ -194,7 +194,11 @@ def parse_size(text, name: str = "--memory-budget") -> int:
 
 #: Where `qism predict` and `qism train` run: here, or on a Dask cluster.
 ENGINES = ("local", "dask")
-_SCHEDULER_SCHEMES = ("tcp://", "tls://", "inproc://", "ws://", "wss://")
+_SCHEDULER_SCHEMES = ("tcp://", "tls://", "ws://", "wss://")
+#: Seconds the Dask engine waits, at most, for a scheduler to answer, for a worker to join, and with
+#: no worker left to run its tasks, before it stops with one line (`--cluster-timeout`).
+CLUSTER_TIMEOUT = 30.0
+MAX_CLUSTER_TIMEOUT = 24 * 3600.0
 
 
 def check_engine(engine: str, scheduler: str | None) -> str:
@@ -202,11 +206,29 @@ def check_engine(engine: str, scheduler: str | None) -> str:
     _choice(engine, "--engine", ENGINES)
     if scheduler is not None and engine != "dask":
         raise QismError("--scheduler is for --engine dask")
-    if scheduler is not None and not (scheduler.startswith(_SCHEDULER_SCHEMES) or scheduler.endswith(".json")):
-        raise QismError(
-            f"--scheduler takes an address such as tcp://HOST:8786 or a scheduler file (.json); got {scheduler!r}"
-        )
+    if scheduler is not None and not scheduler.endswith(".json"):
+        check_scheduler_address(scheduler, "--scheduler")
     return engine
+
+
+def check_scheduler_address(address, where: str) -> str:
+    """A Dask scheduler's address another process can reach: `inproc://` names one inside a single
+    process, which qism never shares with a scheduler."""
+    if isinstance(address, str) and address.startswith("inproc://"):
+        raise QismError(
+            f"{where}: {address!r} is an in-process address, which only that process reaches; "
+            "give the scheduler's tcp://HOST:PORT"
+        )
+    if not (isinstance(address, str) and address.startswith(_SCHEDULER_SCHEMES)):
+        raise QismError(
+            f"{where} takes an address such as tcp://HOST:8786 or a scheduler file (.json); got {str(address)[:80]!r}"
+        )
+    return address
+
+
+def check_cluster_timeout(seconds) -> float:
+    """`--cluster-timeout`: seconds, above 0."""
+    return _number(seconds, "--cluster-timeout", 0, MAX_CLUSTER_TIMEOUT, low_open=True)
 
 
 def resolve_jobs(n_jobs: int | None) -> int:
