@@ -71,6 +71,14 @@ def test_train_evaluate_and_info_print_labels_escaped(hostile):
         assert printable(HOSTILE[0]) in output or "F1 " + printable(HOSTILE[0]) in output
 
 
+def test_json_on_the_terminal_escapes_what_json_leaves_raw(hostile):
+    _, corpus, model, _ = hostile
+    info, scores = ok(run("info", model, "--json")).stdout, ok(run("evaluate", model, corpus, "--json")).stdout
+    for shown in (info, scores):
+        assert_escaped_for_a_terminal(shown)
+    assert sorted(json.loads(info)["labels"]) == sorted(json.loads(scores)["per_label"]) == sorted(HOSTILE)
+
+
 def test_card_markdown_shows_labels_outlets_and_paths_as_text(hostile):
     _, corpus, model, _ = hostile
     card, _, config = (model / "card.md").read_text(encoding="utf-8").partition("## Configuration")

@@ -34,7 +34,7 @@ from .config import (
     parse_duration,
 )
 from .corpus import FORMATS, ID_COLUMNS, LABEL_COLUMNS, TEXT_COLUMNS, read_inputs
-from .errors import QismError, printable
+from .errors import QismError, printable, printable_json
 from .progress import ProgressMeter, count_documents
 
 
@@ -181,7 +181,7 @@ def _discard_stdout() -> None:
 
 
 def _print_json(data) -> None:
-    typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    typer.echo(printable_json(json.dumps(data, ensure_ascii=False, indent=2)))
 
 
 def _given(**options) -> dict:

@@ -20,6 +20,13 @@ class Interrupted(KeyboardInterrupt):
 _CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
+def printable_json(text: str) -> str:
+    """JSON text with the characters a terminal would act on (DEL, C1 controls, line and paragraph
+    separators, bidi controls, which JSON leaves raw in strings) as `\\uXXXX` escapes: the same JSON
+    to a program, text that shows as itself on a terminal; the line breaks of its indentation stay."""
+    return _CONTROL_RE.sub(lambda m: m.group() if m.group() == "\n" else f"\\u{ord(m.group()):04x}", text)
+
+
 def printable(text: str) -> str:
     """`text` with its control characters written as escapes (`\\x1b`, `\\n`, `\\u202e`), so an id,
     a label or a message that quotes a file's data shows as itself, on one line."""
