@@ -114,6 +114,20 @@ def test_scheduler_files_that_name_no_scheduler_are_one_line(content, fragment, 
     assert seconds < BOUND
 
 
+def test_a_scheduler_file_that_is_a_fifo_is_one_line(inputs, tmp_path):
+    os.mkfifo(tmp_path / "scheduler.json")  # no writer: opening it would wait forever
+    (done, seconds) = predict_on(tmp_path / "scheduler.json", inputs, tmp_path)
+    assert_one_line(done, "not a regular file")
+    assert seconds < BOUND
+
+
+@pytest.mark.parametrize("address", ["tls://127.0.0.1:1", "tcp://", "tcp://[::1"])
+def test_addresses_dask_cannot_use_are_one_line(address, inputs, tmp_path):
+    (done, seconds) = predict_on(address, inputs, tmp_path)
+    assert_one_line(done, f"cannot connect to {address}")
+    assert seconds < BOUND
+
+
 def test_an_inproc_address_is_one_line(inputs, tmp_path):
     (done, _) = predict_on("inproc://10.0.0.1/1/2", inputs, tmp_path)
     assert_one_line(done, "in-process address")

@@ -448,6 +448,8 @@ def scheduler_address(scheduler: str) -> str:
     exist now (Dask's own client waits for it to appear, forever) and be a JSON table."""
     if not scheduler.endswith(".json"):
         return scheduler
+    if os.path.exists(scheduler) and not os.path.isfile(scheduler):  # a FIFO would hold the open forever
+        raise QismError(f"{scheduler}: not a regular file; give the scheduler file Dask wrote, or its address")
     try:
         with open(scheduler, "rb") as handle:
             raw = handle.read(MAX_SCHEDULER_FILE_BYTES + 1)
@@ -525,6 +527,10 @@ def _client(scheduler: str | None, n_workers: int | None, timeout: float = CLUST
         )
     except (OSError, TimeoutError) as err:
         raise QismError(f"cannot reach the Dask scheduler at {address} ({str(err)[:120]}; {hint})") from None
+    except (ValueError, TypeError) as err:  # an address Dask cannot parse; tls:// without TLS settings
+        raise QismError(
+            f"cannot connect to {address} ({str(err)[:120]}); give tcp://HOST:PORT, or Dask's TLS settings for tls://"
+        ) from None
     try:
         client.wait_for_workers(1, timeout=timeout)
     except (OSError, TimeoutError):
