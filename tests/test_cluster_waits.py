@@ -101,7 +101,7 @@ def test_a_peer_that_is_no_scheduler_is_one_line_within_the_deadline(peer, input
         ("{broken", "cannot read the scheduler file"),
         ("[1, 2]", "not a Dask scheduler file"),
         ('{"address": 7}', "takes an address such as tcp://"),
-        ('{"address": "inproc://10.0.0.1/1/2"}', "in-process address"),
+        ('{"address": "inproc://10.0.0.1/1/2"}', "no scheduler in this process has it"),
     ],
     ids=["missing", "broken JSON", "a JSON list", "an address that is a number", "an inproc address"],
 )
@@ -130,9 +130,9 @@ def test_addresses_dask_cannot_use_are_one_line(address, inputs, tmp_path):
 
 def test_an_inproc_address_is_one_line(inputs, tmp_path):
     (done, _) = predict_on("inproc://10.0.0.1/1/2", inputs, tmp_path)
-    assert_one_line(done, "in-process address")
+    assert_one_line(done, "no scheduler in this process has it")
     (done, _) = qism("train", inputs, "--out", tmp_path / "m", "--engine", "dask", "--scheduler", "inproc://a/1/2")
-    assert_one_line(done, "in-process address")
+    assert_one_line(done, "no scheduler in this process has it")
 
 
 @pytest.fixture

@@ -502,6 +502,15 @@ def _ctrl_c_left_to_this_process():
         signal.signal(signal.SIGINT, previous)
 
 
+def _scheduler_in_this_process(address: str) -> bool:
+    """Whether a scheduler of this process listens at the `inproc://` address."""
+    inproc = require_extra("distributed.comm.inproc", "dask")
+    try:
+        return inproc.global_manager.get_listener_for(address.removeprefix("inproc://")) is not None
+    except ValueError:  # another process's (or no) inproc address
+        return False
+
+
 def _client(scheduler: str | None, n_workers: int | None, timeout: float = CLUSTER_TIMEOUT):
     """A Dask client of the cluster at `scheduler` (or of a local one of `n_workers` processes) with
     a worker to run tasks, or one line within `timeout` seconds saying which is missing."""
@@ -518,6 +527,11 @@ def _client(scheduler: str | None, n_workers: int | None, timeout: float = CLUST
             )
         return distributed.Client(cluster), cluster
     address = scheduler_address(scheduler)
+    if address.startswith("inproc://") and not _scheduler_in_this_process(address):
+        raise QismError(
+            f"{address} is an in-process address, and no scheduler in this process has it; give the "
+            "scheduler's tcp://HOST:PORT"
+        )  # Dask's client would wait for it to its timeout, then raise
     hint = "is a Dask scheduler there? --cluster-timeout waits longer"
     try:
         client = _within(

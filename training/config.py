@@ -196,7 +196,7 @@ def parse_size(text, name: str = "--memory-budget") -> int:
 
 #: Where `qism predict` and `qism train` run: here, or on a Dask cluster.
 ENGINES = ("local", "dask")
-_SCHEDULER_SCHEMES = ("tcp://", "tls://", "ws://", "wss://")
+_SCHEDULER_SCHEMES = ("tcp://", "tls://", "inproc://", "ws://", "wss://")
 #: Seconds the Dask engine waits, at most, for a scheduler to answer, for a worker to join, and with
 #: no worker left to run its tasks, before it stops with one line (`--cluster-timeout`).
 CLUSTER_TIMEOUT = 30.0
@@ -214,13 +214,8 @@ def check_engine(engine: str, scheduler: str | None) -> str:
 
 
 def check_scheduler_address(address, where: str) -> str:
-    """A Dask scheduler's address another process can reach: `inproc://` names one inside a single
-    process, which qism never shares with a scheduler."""
-    if isinstance(address, str) and address.startswith("inproc://"):
-        raise QismError(
-            f"{where}: {address!r} is an in-process address, which only that process reaches; "
-            "give the scheduler's tcp://HOST:PORT"
-        )
+    """An address of a Dask scheduler (an `inproc://` one is checked when connecting: only a
+    scheduler in this same process has one)."""
     if not (isinstance(address, str) and address.startswith(_SCHEDULER_SCHEMES)):
         raise QismError(
             f"{where} takes an address such as tcp://HOST:8786 or a scheduler file (.json); got {str(address)[:80]!r}"
