@@ -757,12 +757,58 @@ def serve_command(
             show_default=False,
         ),
     ] = True,
+    log_format: Annotated[
+        str, typer.Option(metavar="FORMAT", help="Log lines as text or json (one object a line)")
+    ] = "text",
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Require Authorization: Bearer KEY, KEY one of this file's lines (/healthz, /readyz stay open)",
+        ),
+    ] = None,
+    reload_model: Annotated[
+        bool,
+        typer.Option(
+            "--reload-model/--no-reload-model",
+            help=f"Reload the model when its folder, or the link to it, changes {_switch('reload-model', False)}",
+            show_default=False,
+        ),
+    ] = False,
+    header_timeout: Annotated[
+        float | None,
+        typer.Option(metavar="SECONDS", help="Close a connection whose request headers take longer [default: 10]"),
+    ] = None,
+    body_timeout: Annotated[
+        float | None,
+        typer.Option(metavar="SECONDS", help="Close a connection whose request body takes longer [default: 30]"),
+    ] = None,
+    corrections: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Append the editor page's corrections to this JSON Lines file (qism train --base reads it)",
+        ),
+    ] = None,
 ):
-    """Label articles over HTTP: POST /v1/predict, GET /v1/model, /healthz, /readyz, /docs (needs qism[serve])."""
+    """Label articles over HTTP: POST /v1/predict, GET /v1/model, /metrics, /healthz, /readyz, /docs, and an
+    editor's page at / (needs qism[serve]). SIGHUP reloads the model without dropping a request."""
     check_port(port)
     from .serve import serve  # FastAPI and uvicorn are an extra: imported only for this command
 
-    serve(model, host=host, port=port, workers=workers, max_pending=max_pending, access_log=access_log)
+    serve(
+        model,
+        host=host,
+        port=port,
+        workers=workers,
+        max_pending=max_pending,
+        access_log=access_log,
+        log_format=log_format,
+        api_key_file=api_key_file,
+        reload_model=reload_model,
+        timeouts=(header_timeout, body_timeout),
+        corrections=corrections,
+    )
 
 
 def _note(message: str) -> None:
