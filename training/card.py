@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from numbers import Real
 
-from .errors import QismError
+from .errors import QismError, code_fence, markdown_text, printable, without_html
 
 
 def qism_version() -> str:
@@ -213,7 +214,10 @@ def unseen_outlets_table(record: dict) -> str:
     macro-F1 over the sections it has, F1 per section with its documents), then the means."""
     results = record["results"]
     labels = sorted({label for result in results for label in result["sections"]})
-    lines = ["| left out | docs | accuracy | macro-F1 | " + " | ".join(labels) + " |", "|" + "---|" * (4 + len(labels))]
+    lines = [
+        "| left out | docs | accuracy | macro-F1 | " + " | ".join(map(markdown_text, labels)) + " |",
+        "|" + "---|" * (4 + len(labels)),
+    ]
     for result in results:
         cells = [
             f"{result['sections'][label]['f1']:.2f} ({result['sections'][label]['support']:,})"
@@ -222,7 +226,7 @@ def unseen_outlets_table(record: dict) -> str:
             for label in labels
         ]
         lines.append(
-            f"| {result['group']} | {result['documents']:,} | {result['accuracy']:.3f} | "
+            f"| {markdown_text(result['group'])} | {result['documents']:,} | {result['accuracy']:.3f} | "
             f"{result['macro_f1']:.3f} | " + " | ".join(cells) + " |"
         )
     means = []
@@ -266,10 +270,10 @@ def scores_text(scores: dict) -> str:
     ]
     if "expected_calibration_error" in scores:
         lines.append(f"ECE        {scores['expected_calibration_error']:.4f}")
-    width = max(len(label) for label in scores["per_label"]) + 2
+    width = max(len(printable(label)) for label in scores["per_label"]) + 2
     lines += ["", f"{'label':<{width}}precision  recall  F1      support"]
     lines += [
-        f"{label:<{width}}{precision:<11.3f}{recall:<8.3f}{f1:<8.3f}{support}"
+        f"{printable(label):<{width}}{precision:<11.3f}{recall:<8.3f}{f1:<8.3f}{support}"
         for label, precision, recall, f1, support in per_label_rows(scores)
     ]
     matrix = scores["confusion_matrix"]
@@ -284,9 +288,9 @@ def scores_text(scores: dict) -> str:
 
 
 def comparison_text(comparison: dict) -> str:
-    first, second = comparison["models"]
+    first, second = map(printable, comparison["models"])
     width = max(len(first), len(second), 10) + 2
-    label_width = max([len(label) for label in comparison["per_label_f1"]] + [6]) + 5
+    label_width = max([len(printable(label)) for label in comparison["per_label_f1"]] + [6]) + 5
 
     def line(name: str, row: dict) -> str:
         a, b = (f"{v:.4f}" if v is not None else "-" for v in row["values"])
@@ -305,7 +309,7 @@ def comparison_text(comparison: dict) -> str:
         "accuracy_at_coverage_90": "acc@90% cov",
     }
     lines += [line(names[key], row) for key, row in comparison["metrics"].items()]
-    lines += [line(f"F1 {label}", row) for label, row in comparison["per_label_f1"].items()]
+    lines += [line(f"F1 {printable(label)}", row) for label, row in comparison["per_label_f1"].items()]
     return "\n".join(lines)
 
 
@@ -317,8 +321,9 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{key.replace('_', ' ')} {count:,}" for key, count in counts.items())
 
 
-def data_notes(card: dict) -> list[str]:
-    """What training did with documents it could not use as they were, one sentence per kind."""
+def data_notes(card: dict, shown: Callable[[str], str] = printable) -> list[str]:
+    """What training did with documents it could not use as they were, one sentence per kind; the
+    labels and folders they name escaped by `shown` for where they go (terminal or Markdown)."""
     notes = []
     if card.get("dropped"):
         notes.append(f"Dropped before training: {_counts(card['dropped'])}.")
@@ -327,16 +332,20 @@ def data_notes(card: dict) -> list[str]:
     if card.get("flagged"):
         notes.append(f"Kept, worth a look: {_counts(card['flagged'])}.")
     if card.get("label_merges"):
-        merged = ", ".join(f"{spelling!r} → {label!r}" for spelling, label in card["label_merges"].items())
+        merged = ", ".join(
+            f"{shown(repr(spelling))} → {shown(repr(label))}" for spelling, label in card["label_merges"].items()
+        )
         notes.append(f"Label spellings merged: {merged}.")
     if card.get("empty_label_folders"):
-        notes.append(f"Label folders without articles (no such label): {', '.join(card['empty_label_folders'])}.")
+        folders = ", ".join(map(shown, card["empty_label_folders"]))
+        notes.append(f"Label folders without articles (no such label): {folders}.")
     return notes
 
 
 def card_markdown(card: dict) -> str:
-    """The model card as Markdown, for people."""
-    lines = [f"# qism model: {card.get('name', '')}", ""]
+    """The model card as Markdown, for people: every label, outlet, path and note in it escaped
+    (`markdown_text`), so rendered as Markdown or HTML it shows them and runs nothing."""
+    lines = [f"# qism model: {markdown_text(str(card.get('name', '')))}", ""]
     lines.append(f"Created {card.get('created')} with qism {card.get('versions', {}).get('qism')}.")
     lines.append("")
     scores = card.get("scores")
@@ -352,7 +361,7 @@ def card_markdown(card: dict) -> str:
             lines.append(f"- expected calibration error: {scores['expected_calibration_error']:.3f}")
         lines += ["", "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
         lines += [
-            f"| {label} | {_percent(precision)} | {_percent(recall)} | {_percent(f1)} | {support} |"
+            f"| {markdown_text(label)} | {_percent(precision)} | {_percent(recall)} | {_percent(f1)} | {support} |"
             for label, precision, recall, f1, support in per_label_rows(scores)
         ]
         matrix = scores["confusion_matrix"]
@@ -360,11 +369,11 @@ def card_markdown(card: dict) -> str:
             "",
             "Confusion matrix (rows: true label, columns: predicted):",
             "",
-            "| | " + " | ".join(matrix["labels"]) + " |",
+            "| | " + " | ".join(map(markdown_text, matrix["labels"])) + " |",
             "|---" * (len(matrix["labels"]) + 1) + "|",
         ]
         for label, row in zip(matrix["labels"], matrix["rows_true_columns_predicted"]):
-            lines.append(f"| **{label}** | " + " | ".join(str(v) for v in row) + " |")
+            lines.append(f"| **{markdown_text(label)}** | " + " | ".join(str(v) for v in row) + " |")
         if "by_threshold" in scores:
             lines += [
                 "",
@@ -386,7 +395,8 @@ def card_markdown(card: dict) -> str:
                 "|---|---|---|---|",
             ]
             lines += [
-                f"| {outlet} | {row['documents']:,} | {_percent(row['accuracy'])}% | {_percent(row['macro_f1'])}% |"
+                f"| {markdown_text(outlet)} | {row['documents']:,} | {_percent(row['accuracy'])}% | "
+                f"{_percent(row['macro_f1'])}% |"
                 for outlet, row in scores["by_outlet"].items()
             ]
     else:
@@ -415,7 +425,10 @@ def card_markdown(card: dict) -> str:
         ]
     names = card.get("label_names", {})
     lines += ["", "## Labels", "", "| label | name | training documents |", "|---|---|---|"]
-    lines += [f"| {label} | {names.get(label, label)} | {count:,} |" for label, count in card.get("labels", {}).items()]
+    lines += [
+        f"| {markdown_text(label)} | {markdown_text(names.get(label, label))} | {count:,} |"
+        for label, count in card.get("labels", {}).items()
+    ]
     by_outlet = card.get("documents_by_outlet")
     if by_outlet and len(by_outlet) > 1:
         labels = list(card.get("labels", {}))
@@ -423,16 +436,20 @@ def card_markdown(card: dict) -> str:
             "",
             "Documents per outlet (rows) and label (columns), before the held-out split:",
             "",
-            "| outlet | " + " | ".join(labels) + " |",
+            "| outlet | " + " | ".join(map(markdown_text, labels)) + " |",
             "|---" * (len(labels) + 1) + "|",
         ]
         lines += [
-            f"| {outlet} | " + " | ".join(f"{row[label]:,}" if label in row else "–" for label in labels) + " |"
+            f"| {markdown_text(outlet)} | "
+            + " | ".join(f"{row[label]:,}" if label in row else "–" for label in labels)
+            + " |"
             for outlet, row in by_outlet.items()
         ]
     lines += ["", "## Training data", "", "| source | documents | SHA-256 |", "|---|---|---|"]
-    lines += [f"| {s['path']} | {s['documents']:,} | `{s['sha256'][:16]}…` |" for s in card.get("sources", [])]
-    lines += [line for note in data_notes(card) for line in ("", note)]
+    lines += [
+        f"| {markdown_text(s['path'])} | {s['documents']:,} | `{s['sha256'][:16]}…` |" for s in card.get("sources", [])
+    ]
+    lines += [line for note in data_notes(card, markdown_text) for line in ("", note)]
     if "autotune" in card:
         lines += [
             "",
@@ -449,16 +466,9 @@ def card_markdown(card: dict) -> str:
             for t in card["autotune"]["trials"]
         ]
     if card.get("notes"):
-        lines += ["", "## Notes", ""] + [f"- {note}" for note in card["notes"]]
-    lines += [
-        "",
-        "## Configuration",
-        "",
-        "```json",
-        json.dumps(card.get("config", {}), ensure_ascii=False, indent=2),
-        "```",
-        "",
-    ]
+        lines += ["", "## Notes", ""] + [f"- {without_html(note)}" for note in card["notes"]]
+    config = json.dumps(card.get("config", {}), ensure_ascii=False, indent=2)
+    lines += ["", "## Configuration", "", f"{code_fence(config)}json", config, code_fence(config), ""]
     return "\n".join(lines)
 
 
@@ -466,10 +476,10 @@ def card_summary(card: dict, name: str) -> str:
     """`qism info`: the card in a few lines, then its held-out scores."""
     config = card.get("config", {})
     lines = [
-        f"model     {name}",
+        f"model     {printable(name)}",
         f"created   {card.get('created')} (qism {card.get('versions', {}).get('qism')})",
-        "labels    " + ", ".join(f"{label} ({count:,})" for label, count in card.get("labels", {}).items()),
-        "sources   " + ", ".join(f"{s['path']} ({s['documents']:,})" for s in card.get("sources", [])),
+        "labels    " + ", ".join(f"{printable(label)} ({count:,})" for label, count in card.get("labels", {}).items()),
+        "sources   " + ", ".join(f"{printable(s['path'])} ({s['documents']:,})" for s in card.get("sources", [])),
         f"config    {config.get('classifier')} C={config.get('C')} word n-grams "
         f"{','.join(map(str, config.get('word_ngrams') or ()))}",
     ]

@@ -21,18 +21,21 @@ import typer
 from .card import autotune_summary, card_summary, comparison_text, data_notes, qism_version, scores_text
 from .config import (
     CLASSIFIERS,
+    CLUSTER_TIMEOUT,
     DEFAULT,
     OUTPUT_FORMATS,
     REPORT_LANGUAGES,
     LabelOptions,
     ReadOptions,
+    check_cluster_timeout,
     check_engine,
+    check_port,
     check_report_language,
     parse_columns,
     parse_duration,
 )
 from .corpus import FORMATS, ID_COLUMNS, LABEL_COLUMNS, TEXT_COLUMNS, read_inputs
-from .errors import QismError, printable
+from .errors import QismError, printable, printable_json
 from .progress import ProgressMeter, count_documents
 
 
@@ -179,7 +182,7 @@ def _discard_stdout() -> None:
 
 
 def _print_json(data) -> None:
-    typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    typer.echo(printable_json(json.dumps(data, ensure_ascii=False, indent=2)))
 
 
 def _given(**options) -> dict:
@@ -363,6 +366,14 @@ def train_command(
             "a local cluster]"
         ),
     ] = None,
+    cluster_timeout: Annotated[
+        float,
+        typer.Option(
+            metavar="SECONDS",
+            help="With --engine dask: the longest wait for the scheduler to answer, a worker to join, or a "
+            "worker while none is left, before stopping with one line",
+        ),
+    ] = CLUSTER_TIMEOUT,
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
     input_format: InputFormat = None,
@@ -395,7 +406,12 @@ def train_command(
     read = _given(text_column=text_column, label_column=label_column, encoding=encoding, errors=errors)
     read |= _given(input_format=input_format, label_separator=label_separator)
     on_cluster = check_engine(engine, scheduler) == "dask"
-    cluster = {"scheduler": scheduler, "n_workers": None if jobs == -1 else jobs} if on_cluster else {}
+    cluster = {
+        "scheduler": scheduler,
+        "n_workers": None if jobs == -1 else jobs,
+        "cluster_timeout": check_cluster_timeout(cluster_timeout),
+    }
+    cluster = cluster if on_cluster else {}
     with _status("training") as status:
         model = (train_and_save_on_cluster if on_cluster else train_and_save)(
             out,
@@ -417,7 +433,7 @@ def train_command(
 
 def _training_summary(out: Path, card: dict) -> str:
     lines = [
-        f"saved {out} ({len(card['labels'])} labels, {card['split']['train']:,} training documents, "
+        f"saved {printable(str(out))} ({len(card['labels'])} labels, {card['split']['train']:,} training documents, "
         f"{card['training_seconds']:.1f} s, {card.get('training', {}).get('path', 'in-memory')})"
     ]
     lines += [autotune_summary(card["autotune"])] if "autotune" in card else []
@@ -473,7 +489,7 @@ def evaluate_command(
     result, comparison = evaluate_models(loaded, sources, options, other, names=[str(model), str(against)])
     if report is not None:
         page = write_report(report, loaded, result, sources=sources, lang=lang, model_name=model.name)
-        typer.echo(f"report: {page}", err=True)
+        typer.echo(f"report: {printable(str(page))}", err=True)
     shown = comparison if comparison is not None else result.scores
     _print_json(shown) if as_json else typer.echo(
         comparison_text(shown) if comparison is not None else scores_text(shown)
@@ -594,6 +610,14 @@ def predict_command(
             "a local cluster]"
         ),
     ] = None,
+    cluster_timeout: Annotated[
+        float,
+        typer.Option(
+            metavar="SECONDS",
+            help="With --engine dask: the longest wait for the scheduler to answer, a worker to join, or a "
+            "worker while none is left, before stopping with one line",
+        ),
+    ] = CLUSTER_TIMEOUT,
     gzip_output: Annotated[bool, typer.Option("--gzip", help="With --engine dask: write .labels.jsonl.gz")] = False,
     text_column: TextColumn = None,
     encoding: Encoding = None,
@@ -617,6 +641,7 @@ def predict_command(
             read_options=read,
             label_options=options,
             **cluster,
+            cluster_timeout=check_cluster_timeout(cluster_timeout),
             input_format="lines" if lines else input_format,
         )
     output = _local_output(output, gzip_output)
@@ -698,7 +723,7 @@ def _on_cluster(texts, input_path, output: str | None, output_format: str, quiet
     )
     typer.echo(
         f"labeled {summary['labeled']} files ({summary['records']:,} records), skipped {summary['skipped']} "
-        f"already labeled, into {summary['output']}"
+        f"already labeled, into {printable(str(summary['output']))}"
     )
 
 
@@ -764,6 +789,7 @@ def serve_command(
 ):
     """Label articles over HTTP: POST /v1/predict, GET /v1/model, /metrics, /healthz, /readyz, /docs, and an
     editor's page at / (needs qism[serve]). SIGHUP reloads the model without dropping a request."""
+    check_port(port)
     from .serve import serve  # FastAPI and uvicorn are an extra: imported only for this command
 
     serve(

@@ -16,13 +16,16 @@ are the extras `qism[dask]` and `qism[parquet]`.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import copy
 import glob
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -32,9 +35,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .config import LabelOptions, ReadOptions, check_engine
+from .config import CLUSTER_TIMEOUT, LabelOptions, ReadOptions, check_engine, check_scheduler_address
 from .corpus import Document, data_suffixes, is_data_file, read_jsonl_range, read_source
-from .errors import QismError, require_extra
+from .errors import Interrupted, QismError, require_extra
 from .files import atomic_file
 from .model import Model, load_model
 from .output import describe_run, input_fingerprint, write_record_bytes
@@ -68,6 +71,25 @@ def _filesystem(url: str):
     except ValueError as err:
         raise QismError(f"{url}: cannot open this kind of URL ({err})") from None
     return fs, paths
+
+
+#: Packages whose errors mean an object store refused a request (no credentials, no such bucket,
+#: access denied, no endpoint): one line naming what to set, never a traceback.
+STORAGE_PACKAGES = ("botocore", "aiobotocore", "s3fs", "gcsfs", "adlfs", "azure")
+
+
+@contextlib.contextmanager
+def storage_errors():
+    """Turn an object store's refusal, here or in a task on a worker, into one line."""
+    try:
+        yield
+    except Exception as err:
+        if type(err).__module__.split(".")[0] not in STORAGE_PACKAGES:
+            raise
+        raise QismError(
+            f"the object store refused ({type(err).__name__}: {str(err)[:160]}); check the credentials "
+            "(for s3://, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE), the bucket and the endpoint"
+        ) from None
 
 
 def _readable(name: str) -> bool:
@@ -346,20 +368,139 @@ def _remove_partial_outputs(tasks: list[FileTask]) -> None:
                     partial.unlink(missing_ok=True)
 
 
-def _client(scheduler: str | None, n_workers: int | None):
+#: Largest scheduler file read (Dask writes a few hundred bytes).
+MAX_SCHEDULER_FILE_BYTES = 2**20
+
+
+def scheduler_address(scheduler: str) -> str:
+    """The address `--scheduler` names: itself, or the `address` of a scheduler file, which must
+    exist now (Dask's own client waits for it to appear, forever) and be a JSON table."""
+    if not scheduler.endswith(".json"):
+        return scheduler
+    if os.path.exists(scheduler) and not os.path.isfile(scheduler):  # a FIFO would hold the open forever
+        raise QismError(f"{scheduler}: not a regular file; give the scheduler file Dask wrote, or its address")
+    try:
+        with open(scheduler, "rb") as handle:
+            raw = handle.read(MAX_SCHEDULER_FILE_BYTES + 1)
+        info = json.loads(raw.decode("utf-8")) if len(raw) <= MAX_SCHEDULER_FILE_BYTES else None
+    except FileNotFoundError:
+        raise QismError(
+            f"{scheduler}: no such scheduler file; start the scheduler with --scheduler-file {scheduler}, "
+            "or give its address"
+        ) from None
+    except (OSError, ValueError, RecursionError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise QismError(f"{scheduler}: cannot read the scheduler file ({str(err)[:80]})") from None
+    if not isinstance(info, dict) or "address" not in info:
+        raise QismError(f"{scheduler}: not a Dask scheduler file (a JSON table with the scheduler's address)")
+    return check_scheduler_address(info["address"], scheduler)
+
+
+def _within(seconds: float, attempt: Callable, gave_up: str):
+    """`attempt()` in a thread of its own, given up after `seconds` with the one line `gave_up`: a
+    peer that accepts and never answers holds Dask's client past its own timeout."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = attempt()
+        except BaseException as err:  # handed to the caller's thread
+            outcome["error"] = err
+
+    thread = threading.Thread(target=run, name="qism-dask-connect", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise QismError(gave_up)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+@contextlib.contextmanager
+def _ctrl_c_left_to_this_process():
+    """Start a local cluster's processes with SIGINT ignored (an ignored signal stays ignored in a
+    started program): Ctrl-C, sent to the whole process group, then stops only this process, which
+    closes the cluster, instead of every worker printing its traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _scheduler_in_this_process(address: str) -> bool:
+    """Whether a scheduler of this process listens at the `inproc://` address."""
+    inproc = require_extra("distributed.comm.inproc", "dask")
+    try:
+        return inproc.global_manager.get_listener_for(address.removeprefix("inproc://")) is not None
+    except ValueError:  # another process's (or no) inproc address
+        return False
+
+
+def _client(scheduler: str | None, n_workers: int | None, timeout: float = CLUSTER_TIMEOUT):
+    """A Dask client of the cluster at `scheduler` (or of a local one of `n_workers` processes) with
+    a worker to run tasks, or one line within `timeout` seconds saying which is missing."""
     require_extra("dask", "dask")
     distributed = require_extra("distributed", "dask")
     if scheduler is None:
-        cluster = distributed.LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
-        )  # any free port: others may run a cluster here
+        with _ctrl_c_left_to_this_process():
+            cluster = distributed.LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",  # any free port: others may run a cluster here
+                silence_logs=logging.CRITICAL,  # what a run must know comes back with its tasks' results
+            )
         return distributed.Client(cluster), cluster
+    address = scheduler_address(scheduler)
+    if address.startswith("inproc://") and not _scheduler_in_this_process(address):
+        raise QismError(
+            f"{address} is an in-process address, and no scheduler in this process has it; give the "
+            "scheduler's tcp://HOST:PORT"
+        )  # Dask's client would wait for it to its timeout, then raise
+    hint = "is a Dask scheduler there? --cluster-timeout waits longer"
     try:
-        if scheduler.endswith(".json"):
-            return distributed.Client(scheduler_file=scheduler, timeout="30s"), None
-        return distributed.Client(scheduler, timeout="30s"), None
+        client = _within(
+            timeout,
+            lambda: distributed.Client(address, timeout=f"{timeout}s"),
+            f"the Dask scheduler at {address} did not answer within {timeout:g} s ({hint})",
+        )
     except (OSError, TimeoutError) as err:
-        raise QismError(f"cannot reach the Dask scheduler at {scheduler} ({err})") from None
+        raise QismError(f"cannot reach the Dask scheduler at {address} ({str(err)[:120]}; {hint})") from None
+    except (ValueError, TypeError) as err:  # an address Dask cannot parse; tls:// without TLS settings
+        raise QismError(
+            f"cannot connect to {address} ({str(err)[:120]}); give tcp://HOST:PORT, or Dask's TLS settings for tls://"
+        ) from None
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except (OSError, TimeoutError):
+        client.close()
+        raise QismError(
+            f"the Dask cluster at {address} has no worker (none joined within {timeout:g} s); start one with "
+            f"`dask worker {address}`"
+        ) from None
+    return client, None
+
+
+def when_done(client, futures: Iterable, timeout: float = CLUSTER_TIMEOUT) -> Iterator:
+    """`futures` as they finish; one line once the cluster has had no worker for `timeout` seconds
+    (its tasks would wait for one forever). Tasks that take long on live workers are waited for."""
+    distributed = require_extra("distributed", "dask")
+    pending = set(futures)
+    while pending:
+        try:
+            done, pending = distributed.wait(pending, timeout=timeout, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            if not client.nthreads():
+                raise QismError(
+                    f"the Dask cluster has had no worker for {timeout:g} s (did its workers die?); "
+                    "start one, then run again"
+                ) from None
+            continue
+        yield from done
 
 
 def label_files(
@@ -376,10 +517,12 @@ def label_files(
     read_options: ReadOptions = ReadOptions(require_labels=False),
     shard_bytes: int = SHARD_BYTES,
     report: Callable[[str], None] = lambda message: None,
+    cluster_timeout: float = CLUSTER_TIMEOUT,
 ) -> dict:
     """Label every file `input_spec` names (GLOB, folder, file or URL) into `output_dir`, one Dask task
     per file (or per `shard_bytes` of a big JSON Lines file), on the cluster at `scheduler` or on a
-    local one of `n_workers` processes.
+    local one of `n_workers` processes. Each wait on the cluster ends within `cluster_timeout` seconds
+    (see `_client` and `when_done`).
 
     Returns a summary: the files labeled, skipped (with `resume`) and their records. A run's summary
     is also written to `_qism_run.json` in the output folder.
@@ -407,7 +550,7 @@ def label_files(
     manifests = []
     if todo:
         distributed = require_extra("distributed", "dask")
-        client, cluster = _client(scheduler, n_workers)
+        client, cluster = _client(scheduler, n_workers, cluster_timeout)
         try:
             futures = [
                 client.submit(
@@ -419,7 +562,7 @@ def label_files(
                 )
                 for i, task in enumerate(todo)
             ]
-            for future in distributed.as_completed(futures):
+            for future in when_done(client, futures, cluster_timeout):
                 try:
                     manifests.append(future.result())
                 except distributed.KilledWorker as err:
@@ -428,6 +571,10 @@ def label_files(
                         "are complete, and --resume continues"
                     ) from None
                 report(f"labeled {len(manifests)} of {len(todo)} files")
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"{len(manifests)} of {len(todo)} files labeled, each complete; --resume labels the rest"
+            ) from None
         finally:
             client.close()
             if cluster is not None:
@@ -445,6 +592,7 @@ def label_files(
     return summary
 
 
+@storage_errors()
 def label_files_on_cluster(
     texts: list[str], input_spec: str | None, output: str | os.PathLike | None, **options
 ) -> dict:
@@ -467,8 +615,9 @@ class DaskChunks(ChunkEngine):
 
     name = "dask"
 
-    def __init__(self, client, in_flight: int | None = None):
+    def __init__(self, client, in_flight: int | None = None, timeout: float = CLUSTER_TIMEOUT):
         self.client = client
+        self.timeout = timeout
         self.in_flight = in_flight or 2 * max(1, sum(client.nthreads().values()))
 
     def map(self, function: Callable, featurizer, arguments: Iterable[tuple]) -> Iterator:
@@ -479,13 +628,23 @@ class DaskChunks(ChunkEngine):
         for args in arguments:
             pending.append(self.client.submit(function, shared, *args, pure=False))
             if len(pending) >= self.in_flight:
-                yield pending.popleft().result()
+                yield self._result(pending.popleft())
         while pending:
-            yield pending.popleft().result()
+            yield self._result(pending.popleft())
+
+    def _result(self, future):
+        return next(when_done(self.client, [future], self.timeout)).result()
 
 
+@storage_errors()
 def train_and_save_on_cluster(
-    out: str | os.PathLike, sources=(), *, scheduler: str | None = None, n_workers: int | None = None, **options
+    out: str | os.PathLike,
+    sources=(),
+    *,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    cluster_timeout: float = CLUSTER_TIMEOUT,
+    **options,
 ) -> Model:
     """`qism train --engine dask`: `trainer.train_and_save`, streaming, with each chunk cleaned and
     counted on the cluster at `scheduler` (or a local one of `n_workers` processes), and the shard
@@ -493,9 +652,9 @@ def train_and_save_on_cluster(
     from .trainer import train_and_save
 
     check_engine("dask", scheduler)
-    client, cluster = _client(scheduler, n_workers)
+    client, cluster = _client(scheduler, n_workers, cluster_timeout)
     try:
-        return train_and_save(out, sources, engine=DaskChunks(client), **options)
+        return train_and_save(out, sources, engine=DaskChunks(client, timeout=cluster_timeout), **options)
     finally:
         client.close()
         if cluster is not None:

@@ -32,7 +32,7 @@ else:  # pragma: no cover
 
 from .card import check_short_input, check_unseen_outlets
 from .config import ReadOptions, TrainConfig
-from .corpus import Document
+from .corpus import Document, replace_lone_surrogates
 from .errors import QismError
 
 #: The largest recipe, label map or record of outlets left out that qism reads (settings, not data).
@@ -60,6 +60,23 @@ def read_config_file(path: str | Path) -> dict:
     return data
 
 
+def _check_display_names(names: dict[str, str], where: str) -> None:
+    """Each label's display name shown, and told apart from the others: a blank name, or one that
+    two labels share, is refused when the map is read (and `Model.save` refuses a card holding one)."""
+    blank = sorted(label_id for label_id, name in names.items() if not name.strip())
+    if blank:
+        raise QismError(f"{where}: label {blank[0]!r} has a blank `name`; give it a name or leave `name` out")
+    ids_of: dict[str, list[str]] = {}
+    for label_id, name in names.items():
+        ids_of.setdefault(name, []).append(label_id)
+    shared = next(((name, ids) for name, ids in ids_of.items() if len(ids) > 1), None)
+    if shared:
+        raise QismError(
+            f"{where}: labels {shared[1][0]!r} and {shared[1][1]!r} have the same `name` {shared[0]!r}; "
+            "give each its own, or map their raw labels onto one label"
+        )
+
+
 @dataclass(frozen=True)
 class LabelMap:
     """Raw labels (optionally qualified by source file name) to label ids with display names."""
@@ -74,7 +91,8 @@ class LabelMap:
         if not isinstance(labels, dict) or not labels:
             raise QismError(f"{where}: expected [labels.<id>] tables with `name` and `from`")
         names, targets = {}, {}
-        for label_id, entry in labels.items():
+        for raw_id, entry in labels.items():
+            label_id = replace_lone_surrogates(raw_id)  # a JSON map's `\ud800`: no file or terminal takes it
             if not isinstance(entry, dict) or not isinstance(entry.get("from"), list) or not entry["from"]:
                 raise QismError(f"{where}: label {label_id!r} needs a non-empty `from` list of raw labels")
             unknown = sorted(set(entry) - {"name", "from", "scope"})
@@ -84,13 +102,14 @@ class LabelMap:
                 )
             if not str(label_id).strip():
                 raise QismError(f"{where}: a label id is empty; give each label an id, such as [labels.sports]")
-            names[label_id] = str(entry.get("name", label_id))
+            names[label_id] = replace_lone_surrogates(str(entry.get("name", label_id)))
             for raw in entry["from"]:
                 source, _, label = str(raw).partition(":") if ":" in str(raw) else ("", "", str(raw))
                 key = (source, label.strip())
                 if key in targets and targets[key] != label_id:
                     raise QismError(f"{where}: raw label {raw!r} is mapped to both {targets[key]!r} and {label_id!r}")
                 targets[key] = label_id
+        _check_display_names(names, where)
         return cls(names, targets)
 
     @classmethod

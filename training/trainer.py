@@ -20,7 +20,7 @@ from .card import measured_with, new_card
 from .classifier import classifier_for
 from .clean import ARABIC_LETTER_RE
 from .config import ReadOptions, TrainConfig, check_budget, resolve_jobs
-from .corpus import EMPTY_LABEL_FOLDER, Document, label_key, read_source
+from .corpus import EMPTY_LABEL_FOLDER, Document, label_key, read_source, replace_lone_surrogates
 from .errors import QismError
 from .features import MAX_ARTICLE_CHARS, featurizer_for
 from .model import Model, check_model_folder
@@ -166,6 +166,11 @@ class _Rows:
         )
 
 
+def _printable_origin(doc: Document, source_path: str) -> tuple[str, str]:
+    """A document's label and outlet as the card, outputs and terminal can carry them (no lone surrogates)."""
+    return replace_lone_surrogates(doc.label), replace_lone_surrogates(doc.outlet or Path(source_path).name)
+
+
 def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True, keep_texts: bool = True) -> Prepared:
     """Collect labeled documents per source and account for every one: drop binary files, empty and
     unlabeled ones, exact duplicates, and texts that appear under more than one label (they teach
@@ -182,15 +187,17 @@ def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True, keep
     empty_folders = []
     for position, (source_path, doc) in enumerate(documents):
         if doc.problem == EMPTY_LABEL_FOLDER:
-            empty_folders.append(f"{source_path}/{doc.id}")
+            empty_folders.append(replace_lone_surrogates(f"{source_path}/{doc.id}"))
             continue
         if doc.part is None:
             article_position = position
         elif doc.text and not doc.text.isspace() and doc.label:  # a short form: not in the source's count
             kept_as = doc.text if keep_texts else position
-            rows.add(doc.text, kept_as, doc.label, doc.outlet or Path(source_path).name, doc.part, article_position)
+            rows.add(doc.text, kept_as, *_printable_origin(doc, source_path), doc.part, article_position)
             continue
-        entry = per_source.setdefault(source_path, {"path": source_path, "documents": 0, "sha256": hashlib.sha256()})
+        entry = per_source.setdefault(
+            source_path, {"path": replace_lone_surrogates(source_path), "documents": 0, "sha256": hashlib.sha256()}
+        )
         entry["documents"] += 1
         _add_to_digest(entry["sha256"], doc)
         if doc.problem:
@@ -209,7 +216,7 @@ def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True, keep
         repaired["replaced_characters"] += doc.text.count("\ufffd")
         repaired["truncated"] += len(doc.text) > MAX_ARTICLE_CHARS
         text = doc.text[:MAX_ARTICLE_CHARS]  # all the featurizer reads; a huge file is not kept whole
-        rows.add(text, text if keep_texts else position, doc.label, doc.outlet or Path(source_path).name, "", position)
+        rows.add(text, text if keep_texts else position, *_printable_origin(doc, source_path), "", position)
     sources = [{**entry, "sha256": entry["sha256"].hexdigest()} for entry in per_source.values()]
     merges = merge_label_spellings(rows.labels)
     repaired["relabeled"] = sum(label in merges for label in rows.labels)
