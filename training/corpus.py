@@ -36,10 +36,11 @@ from pathlib import Path, PurePosixPath
 from .config import ReadOptions
 from .errors import QismError
 
-TEXT_COLUMNS = ("text", "content", "body", "article")
-LABEL_COLUMNS = ("label", "class", "category", "section", "topic")
-ID_COLUMNS = ("id", "doc_id", "article_id", "guid")
-TITLE_COLUMNS = ("title", "headline")
+#: Arabic names last: نص (text), القسم (section), رابط (link, an article's id when there is no id), عنوان (title).
+TEXT_COLUMNS = ("text", "content", "body", "article", "نص")
+LABEL_COLUMNS = ("label", "class", "category", "section", "topic", "القسم")
+ID_COLUMNS = ("id", "doc_id", "article_id", "guid", "رابط")
+TITLE_COLUMNS = ("title", "headline", "عنوان")
 
 #: Formats a user can name with --format where the path alone does not say.
 FORMATS = ("folder", "zip", "csv", "tsv", "jsonl", "txt", "lines")
