@@ -109,25 +109,32 @@ def train_from_base(
     classes = sorted(set(labels) | (set(base.labels) if keep_base_labels else set()))
     if len(classes) < 2:
         raise QismError(f"the articles have a single section ({classes[0]}); a classifier needs at least two")
-    features = copy.deepcopy(base.pipeline.named_steps["features"])
-    features.set_params(n_jobs=resolve_jobs(n_jobs))
-    X = features.transform(prepared.texts)
-    X_unlabeled = None
+    texts = None
     if unlabeled is not None:
         report(f"reading unlabeled articles from {unlabeled}")
         texts = read_unlabeled(unlabeled, read_options, {text.strip() for text in prepared.texts})
-        X_unlabeled = features.transform(texts) if texts else None
     report(f"fitting {len(classes)} sections on {len(labels):,} articles toward {base.card.get('name') or 'the base'}")
+    pipeline, record = fit_toward(base, prepared.texts, labels, classes, texts, seed=seed, n_jobs=n_jobs)
+    if unlabeled is not None and "self_training" not in record:
+        record["self_training"] = {"unlabeled": 0, "used": False, "added": 0}
+    return Model(pipeline, _card(base, prepared, labels, classes, record, name, time.perf_counter() - started))
+
+
+def fit_toward(
+    base: Model, texts, labels, classes, unlabeled_texts=None, *, seed: int = 42, n_jobs: int | None = None
+) -> tuple[Pipeline, dict]:
+    """The pipeline of `classes` fitted on (texts, labels) toward `base`: the base's featurizer and
+    a `LinearClassifier` fitted by `fit_toward` (see `classifier.fit_toward_base`), with the record
+    of its choices."""
+    features = copy.deepcopy(base.pipeline.named_steps["features"])
+    features.set_params(n_jobs=resolve_jobs(n_jobs))
+    X = features.transform(list(texts))
+    X_unlabeled = features.transform(list(unlabeled_texts)) if unlabeled_texts else None
     classifier = LinearClassifier("logreg", calibration_size=0.0, random_state=seed, n_jobs=n_jobs)
     index = {label: k for k, label in enumerate(classes)}
     prior = Prior.from_base(base.pipeline.named_steps["classifier"], classes)
     record = classifier.fit_toward(X, np.asarray([index[label] for label in labels]), prior, X_unlabeled)
-    if unlabeled is not None and "self_training" not in record:
-        record["self_training"] = {"unlabeled": 0, "used": False, "added": 0}
-    return Model(
-        Pipeline([("features", features), ("classifier", classifier)]),
-        _card(base, prepared, labels, classes, record, name, time.perf_counter() - started),
-    )
+    return Pipeline([("features", features), ("classifier", classifier)]), record
 
 
 def _card(base: Model, prepared, labels: list[str], classes: list[str], record: dict, name: str, seconds: float):

@@ -13,7 +13,7 @@ import contextlib
 import functools
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -355,50 +355,121 @@ def classifier_for(config: TrainConfig, n_jobs: int | None = None) -> LinearClas
 
 # --- a model of a newsroom's sections, fitted toward a base model's weights ----------------------
 
-#: Strengths of the prior toward the base weights that cross-validation chooses from (per model), and
-#: the factors then tried on each section's strength.
-PRIOR_STRENGTHS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
+#: Strengths of the prior toward the base weights that cross-validation chooses from (per model;
+#: strong to weak, each fit starting from the last), and the factors then tried on each section's.
+PRIOR_STRENGTHS = (10.0, 1.0, 0.1, 0.01, 1e-3, 1e-4)
 SECTION_STRENGTH_FACTORS = (0.1, 10.0)
 #: Folds of the cross-validation that chooses the strengths (fewer when a label has fewer articles).
-PRIOR_FOLDS = 5
+PRIOR_FOLDS = 3
 #: Iterations of L-BFGS per fit: the problem is small (the user's articles, the columns they use).
-PRIOR_MAX_ITER = 300
+PRIOR_MAX_ITER = 150
+
+
+#: Weights move only for terms found in at least this many of the labeled articles: a term of one
+#: article would learn that article by heart (and they are most of the columns, so most of the time).
+MIN_DOCS_OF_A_MOVED_COLUMN = 2
+#: L-BFGS's memory (pairs of steps kept) and its stopping rule: the loss falls by less than this share.
+LBFGS_MEMORY = 10
+LBFGS_TOLERANCE = 1e-5
+
+
+def lbfgs(loss_and_gradient, x: np.ndarray, max_iter: int = PRIOR_MAX_ITER) -> np.ndarray:
+    """The minimum of a smooth convex function by L-BFGS (two-loop recursion, backtracking Armijo line
+    search): plain NumPy, several times faster than scipy's L-BFGS-B on a million parameters, whose
+    bound handling this problem does not need."""
+    loss, gradient = loss_and_gradient(x)
+    steps: list[tuple[np.ndarray, np.ndarray, float]] = []
+    for _ in range(max_iter):
+        direction = -gradient
+        alphas = []
+        for s_k, y_k, rho in reversed(steps):
+            alpha = rho * (s_k @ direction)
+            direction -= alpha * y_k
+            alphas.append(alpha)
+        if steps:
+            s_k, y_k, _ = steps[-1]
+            direction *= (s_k @ y_k) / (y_k @ y_k)
+        for (s_k, y_k, rho), alpha in zip(steps, reversed(alphas)):
+            direction += s_k * (alpha - rho * (y_k @ direction))
+        slope = gradient @ direction
+        if slope >= 0:  # not a descent direction: start the memory again
+            steps, direction, slope = [], -gradient, -(gradient @ gradient)
+        step = 1.0 if steps else min(1.0, 1.0 / max(np.abs(gradient).max(), 1e-12))
+        for _ in range(30):
+            new_x = x + step * direction
+            new_loss, new_gradient = loss_and_gradient(new_x)
+            if new_loss <= loss + 1e-4 * step * slope:
+                break
+            step /= 2
+        else:
+            break
+        s_k, y_k = new_x - x, new_gradient - gradient
+        if s_k @ y_k > 1e-12:
+            steps = [*steps[-(LBFGS_MEMORY - 1) :], (s_k, y_k, 1.0 / (s_k @ y_k))]
+        done = loss - new_loss <= LBFGS_TOLERANCE * max(abs(loss), 1.0)
+        x, loss, gradient = new_x, new_loss, new_gradient
+        if done:
+            break
+    return x
+
+
+class PriorFit:
+    """Softmax weights of fixed labeled rows under a Gaussian prior centred on `prior_coef` (Chelba &
+    Acero, 2004): minimize the mean weighted log-loss plus strength_k / 2 * ||w_k - prior_k||^2 for
+    each label k. Only the columns of terms found in `MIN_DOCS_OF_A_MOVED_COLUMN` rows or more move
+    (the others keep the prior), so a few hundred articles fit in seconds; biases start at
+    `prior_intercept` and are free. `solve` starts from the last solution, so a sweep of strengths
+    from strong to weak costs little more than one fit."""
+
+    def __init__(self, X, y_index, prior_coef, prior_intercept, sample_weight=None):
+        X = sp.csr_matrix(X, dtype=np.float64)
+        self.prior_coef, self.n_classes = prior_coef, prior_coef.shape[0]
+        self.active = np.flatnonzero(np.bincount(X.indices, minlength=X.shape[1]) >= MIN_DOCS_OF_A_MOVED_COLUMN)
+        self.X_active = X[:, self.active]
+        self.X_active_t = self.X_active.T.tocsr()
+        self.base_logits = prior_logits(self.X_active, prior_coef[:, self.active])
+        weight = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        self.weight = weight / weight.sum()
+        self.onehot = np.zeros((X.shape[0], self.n_classes))
+        self.onehot[np.arange(X.shape[0]), y_index] = 1.0
+        self.size = self.n_classes * len(self.active)
+        self.params = np.concatenate([np.zeros(self.size), np.asarray(prior_intercept, dtype=np.float64)])
+
+    def _loss_and_gradient(self, params, strengths):
+        delta, bias = params[: self.size].reshape(self.n_classes, -1), params[self.size :]
+        log_p = log_softmax(self.base_logits + np.asarray(self.X_active @ delta.T) + bias, axis=1)
+        residual = (np.exp(log_p) - self.onehot) * self.weight[:, None]
+        loss = -(self.weight * (log_p * self.onehot).sum(axis=1)).sum() + 0.5 * (strengths * delta * delta).sum()
+        gradient = np.asarray(self.X_active_t @ residual).T + strengths * delta
+        return loss, np.concatenate([gradient.ravel(), residual.sum(axis=0)])
+
+    def solve(self, strengths) -> PriorFit:
+        strengths = np.broadcast_to(np.asarray(strengths, dtype=np.float64), (self.n_classes,))[:, None]
+        with threadpool_limits(1):  # BLAS threads only fight over vectors this small (5x slower on a busy machine)
+            self.params = lbfgs(lambda params: self._loss_and_gradient(params, strengths), self.params)
+        return self
+
+    def decision(self, X, prior_logits: np.ndarray) -> np.ndarray:
+        """Decisions of rows X (all the features) by the weights solved; `prior_logits` are theirs by
+        the prior (`prior_logits`), computed once for all fits."""
+        delta = self.params[: self.size].reshape(self.n_classes, -1)
+        return prior_logits + np.asarray(sp.csr_matrix(X)[:, self.active] @ delta.T) + self.params[self.size :]
+
+    def weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """(coef, intercept) as float32, coef of `prior_coef`'s shape."""
+        coef = np.array(self.prior_coef, dtype=np.float32)
+        coef[:, self.active] += self.params[: self.size].reshape(self.n_classes, -1).astype(np.float32)
+        return coef, self.params[self.size :].astype(np.float32)
+
+
+def prior_logits(X, prior_coef: np.ndarray) -> np.ndarray:
+    """X's decisions by the prior's weights (without biases), as float64."""
+    return np.asarray(sp.csr_matrix(X) @ prior_coef.T).astype(np.float64)
 
 
 def fit_toward_prior(X, y_index, prior_coef, prior_intercept, strengths, sample_weight=None):
-    """Softmax weights of labeled rows under a Gaussian prior centred on `prior_coef` (Chelba & Acero,
-    2004): minimize the mean weighted log-loss plus strength_k / 2 * ||w_k - prior_k||^2 for each label
-    k. Only the columns X uses move (the others keep the prior), so a few hundred articles fit in
-    well under a second whatever the number of features; biases start at `prior_intercept` and are
-    free. Returns (coef, intercept) as float32, coef of `prior_coef`'s shape."""
-    X = sp.csr_matrix(X, dtype=np.float64)
-    n, n_classes = X.shape[0], prior_coef.shape[0]
-    active = np.unique(X.indices)
-    X_active = X[:, active]
-    X_active_t = X_active.T.tocsr()
-    base_logits = np.asarray(X_active @ prior_coef[:, active].T.astype(np.float64))
-    weight = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    weight = weight / weight.sum()
-    onehot = np.zeros((n, n_classes))
-    onehot[np.arange(n), y_index] = 1.0
-    strengths = np.broadcast_to(np.asarray(strengths, dtype=np.float64), (n_classes,))[:, None]
-    size = n_classes * len(active)
-
-    def loss_and_gradient(params):
-        delta, bias = params[:size].reshape(n_classes, len(active)), params[size:]
-        logits = base_logits + np.asarray(X_active @ delta.T) + bias
-        log_p = log_softmax(logits, axis=1)
-        residual = (np.exp(log_p) - onehot) * weight[:, None]
-        loss = -(weight * (log_p * onehot).sum(axis=1)).sum() + 0.5 * (strengths * delta * delta).sum()
-        gradient = np.asarray(X_active_t @ residual).T + strengths * delta
-        return loss, np.concatenate([gradient.ravel(), residual.sum(axis=0)])
-
-    start = np.concatenate([np.zeros(size), np.asarray(prior_intercept, dtype=np.float64)])
-    with threadpool_limits(1):  # BLAS threads only fight over vectors this small (5x slower on a busy machine)
-        params = minimize(loss_and_gradient, start, jac=True, method="L-BFGS-B", options={"maxiter": PRIOR_MAX_ITER}).x
-    coef = np.array(prior_coef, dtype=np.float32)
-    coef[:, active] += params[:size].reshape(n_classes, len(active)).astype(np.float32)
-    return coef, params[size:].astype(np.float32)
+    """(coef, intercept) of `PriorFit` solved for `strengths` (one per label, or one for all)."""
+    return PriorFit(X, y_index, prior_coef, prior_intercept, sample_weight).solve(strengths).weights()
 
 
 def prior_folds(y_index: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
@@ -422,25 +493,34 @@ class PriorProblem:
     prior_intercept: np.ndarray
     sample_weight: np.ndarray
     folds: np.ndarray
+    _fits: dict = field(default_factory=dict)
 
-    def fit(self, strengths, rows=None, extra=None):
-        """(coef, intercept) on `rows` (all by default), plus `extra` (X, y_index, weight) rows."""
+    def __post_init__(self):
+        self.prior_logits = prior_logits(self.X, self.prior_coef)
+
+    def fitted(self, strengths, rows=None, extra=None) -> PriorFit:
+        """A `PriorFit` of `rows` (all by default) plus `extra` (X, y_index, weight) rows, solved for
+        `strengths`; the fits of a fold without extra rows are kept and warm-started."""
         rows = np.arange(len(self.y_index)) if rows is None else rows
         X, y, w = self.X[rows], self.y_index[rows], self.sample_weight[rows]
         if extra is not None:
             X, y, w = sp.vstack([X, extra[0]]).tocsr(), np.concatenate([y, extra[1]]), np.concatenate([w, extra[2]])
-        return fit_toward_prior(X, y, self.prior_coef, self.prior_intercept, strengths, w)
+            return PriorFit(X, y, self.prior_coef, self.prior_intercept, w).solve(strengths)
+        key = rows.tobytes()
+        if key not in self._fits:
+            self._fits[key] = PriorFit(X, y, self.prior_coef, self.prior_intercept, w)
+        return self._fits[key].solve(strengths)
 
     def out_of_fold(self, strengths, extra_for_fold=None) -> np.ndarray:
-        """Decisions of each row by the model fitted without its fold (`extra_for_fold(coef,
-        intercept, rows)` may add rows, such as confidently labeled unlabeled articles)."""
+        """Decisions of each row by the model fitted without its fold (`extra_for_fold(fit, rows)` may
+        add rows, such as confidently labeled unlabeled articles)."""
         decision = np.zeros((len(self.y_index), self.prior_coef.shape[0]))
         for fold in np.unique(self.folds):
             rows, held = np.flatnonzero(self.folds != fold), np.flatnonzero(self.folds == fold)
-            coef, intercept = self.fit(strengths, rows)
+            fit = self.fitted(strengths, rows)
             if extra_for_fold is not None:
-                coef, intercept = self.fit(strengths, rows, extra_for_fold(coef, intercept, rows))
-            decision[held] = np.asarray(self.X[held] @ coef.T.astype(np.float64)) + intercept
+                fit = self.fitted(strengths, rows, extra_for_fold(fit, rows))
+            decision[held] = fit.decision(self.X[held], self.prior_logits[held])
         return decision
 
     def log_loss(self, decision: np.ndarray) -> float:
@@ -455,8 +535,10 @@ def choose_prior_strengths(problem: PriorProblem) -> tuple[np.ndarray, dict]:
     where it lowers the loss. Returns the strengths and the record of the search."""
     n_classes = problem.prior_coef.shape[0]
     tried = {}
-    for strength in PRIOR_STRENGTHS:
+    for strength in PRIOR_STRENGTHS:  # strong to weak; the loss has one minimum, so stop two past it
         tried[strength] = problem.log_loss(problem.out_of_fold(np.full(n_classes, strength)))
+        if len(tried) >= 3 and min(tried.values()) < min(list(tried.values())[-2:]):
+            break
     best = min(tried, key=lambda s: (tried[s], -s))  # ties: the stronger prior
     strengths, loss = np.full(n_classes, best), tried[best]
     changed = {}
@@ -512,9 +594,12 @@ def self_training_rows(problem: PriorProblem, strengths: np.ndarray, X_unlabeled
     n_classes = problem.prior_coef.shape[0]
     weight = SELF_TRAINING_WEIGHT * float(problem.sample_weight.mean())
 
-    def extra(coef, intercept, rows):
-        decision = np.asarray(X_unlabeled @ coef.T.astype(np.float64)) + intercept
-        chosen, labels = confident_rows(decision, np.bincount(problem.y_index[rows], minlength=n_classes))
+    unlabeled_prior = prior_logits(X_unlabeled, problem.prior_coef)
+
+    def extra(fit, rows):
+        chosen, labels = confident_rows(
+            fit.decision(X_unlabeled, unlabeled_prior), np.bincount(problem.y_index[rows], minlength=n_classes)
+        )
         return X_unlabeled[chosen], labels, np.full(len(chosen), weight)
 
     without = problem.out_of_fold(strengths)
@@ -522,8 +607,8 @@ def self_training_rows(problem: PriorProblem, strengths: np.ndarray, X_unlabeled
     f1 = (_macro_f1(problem, without), _macro_f1(problem, with_them))
     loss = (problem.log_loss(without), problem.log_loss(with_them))
     used = f1[1] > f1[0] or (f1[1] == f1[0] and loss[1] < loss[0])
-    coef, intercept = problem.fit(strengths)
-    chosen = extra(coef, intercept, np.arange(len(problem.y_index))) if used else None
+    everything = np.arange(len(problem.y_index))
+    chosen = extra(problem.fitted(strengths, everything), everything) if used else None
     record = {
         "unlabeled": X_unlabeled.shape[0],
         "used": bool(used),
@@ -580,7 +665,7 @@ def fit_toward_base(classifier: LinearClassifier, X, y_index, prior: Prior, X_un
     decision = problem.out_of_fold(strengths, (lambda *_: extra) if extra is not None else None)
     classifier.temperature_ = fit_temperature(decision, y_index)
     classifier.classes_ = prior.classes
-    classifier.coef_, classifier.intercept_ = problem.fit(strengths, extra=extra)
+    classifier.coef_, classifier.intercept_ = problem.fitted(strengths, extra=extra).weights()
     record["temperature"] = round(classifier.temperature_, 4)
     record["folds"] = n_folds
     return record
