@@ -117,7 +117,9 @@ def train_from_base(
     pipeline, record = fit_toward(base, prepared.texts, labels, classes, texts, seed=seed, n_jobs=n_jobs)
     if unlabeled is not None and "self_training" not in record:
         record["self_training"] = {"unlabeled": 0, "used": False, "added": 0}
-    return Model(pipeline, _card(base, prepared, labels, classes, record, name, time.perf_counter() - started))
+    return Model(
+        pipeline, _card(base, prepared, labels, classes, record, name=name, seconds=time.perf_counter() - started)
+    )
 
 
 def fit_toward(
@@ -137,7 +139,7 @@ def fit_toward(
     return Pipeline([("features", features), ("classifier", classifier)]), record
 
 
-def _card(base: Model, prepared, labels: list[str], classes: list[str], record: dict, name: str, seconds: float):
+def _card(base: Model, prepared, labels: list[str], classes: list[str], record: dict, *, name: str, seconds: float):
     """The card of a model fitted toward `base`: the base (name, checksum) and the choices made."""
     counts = Counter(labels)
     card = new_card(

@@ -410,7 +410,15 @@ def train_command(
     )
     read = _given(text_column=text_column, label_column=label_column, encoding=encoding, errors=errors)
     if base is not None or keep_base_labels or unlabeled is not None:
-        _check_base_options(base, options, recipe, label_map, autotune, streaming, engine)
+        _check_base_options(
+            base,
+            options,
+            recipe=recipe,
+            label_map=label_map,
+            autotune=autotune,
+            streaming=streaming is not None,
+            engine=engine != "local",
+        )
         with _status("training") as status:
             model = train_from_base_and_save(
                 out,
@@ -445,18 +453,14 @@ def train_command(
     _print_json(model.card) if as_json else typer.echo(_training_summary(out, model.card))
 
 
-def _check_base_options(base, options: dict, recipe, label_map, autotune, streaming, engine) -> None:
+def _check_base_options(base, options: dict, **others) -> None:
     """--base fits the base's own features: options that shape another model do not apply."""
     if base is None:
         raise QismError("--keep-base-labels and --unlabeled go with --base MODEL")
-    given = [f"--{name.replace('_', '-')}" for name in options if name != "seed"]
-    given += [
-        name for name, value in [("--recipe", recipe), ("--label-map", label_map), ("--autotune", autotune)] if value
-    ]
-    given += ["--streaming/--in-memory"] if streaming is not None else []
-    given += ["--engine"] if engine != "local" else []
+    given = [name for name in options if name != "seed"] + [name for name, value in others.items() if value]
     if given:
-        raise QismError(f"{', '.join(given)} do(es) not apply with --base: the model reads text as the base does")
+        shown = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise QismError(f"{shown}: not with --base, whose model reads text as the base does")
 
 
 def _training_summary(out: Path, card: dict) -> str:
