@@ -185,3 +185,19 @@ def test_evaluate_and_predict_in_a_newsrooms_sections(sample_articles, tmp_path)
     wrong = tmp_path / "wrong.toml"
     wrong.write_text('[labels.x]\nfrom = ["weather"]\n', encoding="utf-8")
     assert_user_error(run("evaluate", "default", data, "--label-map", wrong), "weather")
+
+
+def test_an_xlsx_sheet_goes_back_into_training_as_it_is(sample_articles, tmp_path):
+    openpyxl = pytest.importorskip("openpyxl")
+    pool = write_sheet(tmp_path / "pool.csv", [(str(i), t) for i, (t, _) in enumerate(sample_articles)], ("id", "text"))
+    sheet = tmp_path / "sheet.xlsx"
+    assert run("select", "-m", "default", "-i", pool, "-n", 30, "-o", sheet).exit_code == 0
+    book = openpyxl.load_workbook(sheet)
+    rows = book.active
+    header = [cell.value for cell in rows[1]]
+    truth = {str(i): label for i, (_, label) in enumerate(sample_articles)}
+    for row in rows.iter_rows(min_row=2):
+        row[header.index("label")].value = truth[str(row[header.index("id")].value)]
+    book.save(sheet)
+    card = json.loads(run("train", sheet, "--base", "default", "--out", tmp_path / "m", "--json").stdout)
+    assert sum(card["labels"].values()) == 30 and set(card["label_names"].values()) <= set(truth.values())

@@ -357,8 +357,10 @@ def classifier_for(config: TrainConfig, n_jobs: int | None = None) -> LinearClas
 
 #: Strengths of the prior toward the base weights that cross-validation chooses from (per model;
 #: strong to weak, each fit starting from the last), and the factors then tried on each section's.
-PRIOR_STRENGTHS = (10.0, 1.0, 0.1, 0.01, 1e-3, 1e-4)
+PRIOR_STRENGTHS = (1.0, 0.1, 0.01, 1e-3, 1e-4, 1e-5, 1e-6)
 SECTION_STRENGTH_FACTORS = (0.1, 10.0)
+#: The sweep stops once the loss is this much above its best for two strengths in a row (not on a plateau).
+SWEEP_MARGIN = 1e-3
 #: Folds of the cross-validation that chooses the strengths (fewer when a label has fewer articles).
 PRIOR_FOLDS = 3
 #: Iterations of L-BFGS per fit: the problem is small (the user's articles, the columns they use).
@@ -537,7 +539,7 @@ def choose_prior_strengths(problem: PriorProblem) -> tuple[np.ndarray, dict]:
     tried = {}
     for strength in PRIOR_STRENGTHS:  # strong to weak; the loss has one minimum, so stop two past it
         tried[strength] = problem.log_loss(problem.out_of_fold(np.full(n_classes, strength)))
-        if len(tried) >= 3 and min(tried.values()) < min(list(tried.values())[-2:]):
+        if len(tried) >= 3 and min(tried.values()) < min(list(tried.values())[-2:]) - SWEEP_MARGIN:
             break
     best = min(tried, key=lambda s: (tried[s], -s))  # ties: the stronger prior
     strengths, loss = np.full(n_classes, best), tried[best]
@@ -564,6 +566,9 @@ def choose_prior_strengths(problem: PriorProblem) -> tuple[np.ndarray, dict]:
 SELF_TRAINING_CONFIDENCE = 0.9
 SELF_TRAINING_PER_LABELED = 4
 SELF_TRAINING_WEIGHT = 0.5
+#: They are used only when they raise cross-validated macro-F1 by this much without raising the log-loss:
+#: a smaller gain on a few labeled articles is noise, and the rule is never to make the model worse.
+SELF_TRAINING_MIN_GAIN = 0.01
 
 
 def confident_rows(decision: np.ndarray, labeled_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -589,8 +594,8 @@ def _macro_f1(problem: PriorProblem, decision: np.ndarray) -> float:
 def self_training_rows(problem: PriorProblem, strengths: np.ndarray, X_unlabeled) -> tuple[tuple | None, dict]:
     """Confident unlabeled rows to add (X, y_index, weight), or None when cross-validation says they
     do not help: each fold's model labels the unlabeled articles, refits with its confident ones and
-    is scored on the fold; they are kept only if out-of-fold macro-F1 rises (or holds with a lower
-    log-loss). Returns them with the record of the comparison."""
+    is scored on the fold; they are kept only if out-of-fold macro-F1 rises by `SELF_TRAINING_MIN_GAIN`
+    and the log-loss does not. Returns them with the record of the comparison."""
     n_classes = problem.prior_coef.shape[0]
     weight = SELF_TRAINING_WEIGHT * float(problem.sample_weight.mean())
 
@@ -606,7 +611,7 @@ def self_training_rows(problem: PriorProblem, strengths: np.ndarray, X_unlabeled
     with_them = problem.out_of_fold(strengths, extra)
     f1 = (_macro_f1(problem, without), _macro_f1(problem, with_them))
     loss = (problem.log_loss(without), problem.log_loss(with_them))
-    used = f1[1] > f1[0] or (f1[1] == f1[0] and loss[1] < loss[0])
+    used = f1[1] >= f1[0] + SELF_TRAINING_MIN_GAIN and loss[1] <= loss[0]
     everything = np.arange(len(problem.y_index))
     chosen = extra(problem.fitted(strengths, everything), everything) if used else None
     record = {

@@ -43,7 +43,7 @@ ID_COLUMNS = ("id", "doc_id", "article_id", "guid", "رابط")
 TITLE_COLUMNS = ("title", "headline", "عنوان")
 
 #: Formats a user can name with --format where the path alone does not say.
-FORMATS = ("folder", "zip", "csv", "tsv", "jsonl", "txt", "lines")
+FORMATS = ("folder", "zip", "csv", "tsv", "jsonl", "txt", "lines", "xlsx")
 
 #: The `problem` of a file that holds binary data (an image renamed .txt): passed on without text.
 BINARY_FILE = "binary file"
@@ -212,10 +212,11 @@ def detect_format(path: Path) -> str:
         (".ndjson", "jsonl"),
         (".json", "jsonl"),
         (".txt", "txt"),
+        (".xlsx", "xlsx"),
     ):
         if name.endswith(suffix):
             return fmt
-    raise QismError(f"{path}: unknown format; expected a folder, .zip, .csv, .tsv, .jsonl, .jsonl.gz or .txt")
+    raise QismError(f"{path}: unknown format; expected a folder, .zip, .csv, .tsv, .jsonl, .jsonl.gz, .txt or .xlsx")
 
 
 def read_source(
@@ -231,7 +232,7 @@ def read_source(
         if not path.exists():
             raise QismError(f"{path}: no such file or folder")
         fmt = fmt or detect_format(path)
-        if options.names_table_columns and fmt not in ("csv", "tsv", "jsonl"):
+        if options.names_table_columns and fmt not in ("csv", "tsv", "jsonl", "xlsx"):
             raise _not_a_table(f"{fmt} input ({path})")
         reader = _READERS[fmt]
     try:
@@ -612,6 +613,31 @@ def _read_table(path: Path, options: ReadOptions) -> Iterator[Document]:
     csv.field_size_limit(MAX_FILE_BYTES)
     delimiter = "\t" if path.name.lower().endswith((".tsv", ".tsv.gz")) else ","
     rows = _table_rows(csv.reader(_text_lines(path, options), delimiter=delimiter, strict=True), path)
+    return _table_documents(path, options, rows)
+
+
+def _read_xlsx(path: Path, options: ReadOptions) -> Iterator[Document]:
+    """The first sheet of a workbook (needs openpyxl, the xlsx extra), read as a CSV is."""
+    try:
+        from openpyxl import load_workbook
+    except ImportError:
+        raise QismError(
+            f"{path}: reading .xlsx needs openpyxl: pip install 'qism[xlsx]' (or save it as .csv)"
+        ) from None
+    try:
+        book = load_workbook(path, read_only=True, data_only=True)
+    except Exception as err:  # openpyxl raises many kinds for a damaged or foreign file
+        raise QismError(f"{path}: not a readable .xlsx workbook ({type(err).__name__})") from None
+    try:
+        rows = book.worksheets[0].iter_rows(values_only=True)
+        numbered = ((f"row {n}", ["" if cell is None else str(cell) for cell in row]) for n, row in enumerate(rows, 1))
+        yield from _table_documents(path, options, ((where, row) for where, row in numbered if any(row)))
+    finally:
+        book.close()
+
+
+def _table_documents(path: Path, options: ReadOptions, rows: Iterator[tuple[str, list[str]]]) -> Iterator[Document]:
+    """The documents of a table's rows, given as (where, cells) pairs, the header first."""
     _, header = next(rows, (None, None))
     if not header:
         raise QismError(f"{path}: empty file, expected a header row")
@@ -819,6 +845,7 @@ _READERS = {
     "zip": _read_zip,
     "csv": _read_table,
     "tsv": _read_table,
+    "xlsx": _read_xlsx,
     "jsonl": _read_jsonl,
     "txt": _read_text_file,
     "lines": _read_lines_file,

@@ -2,8 +2,9 @@
 
 Uncertainty sampling (Lewis & Gale, 1994) alone picks twenty copies of one story the model cannot
 place; so the candidates are the articles the model is least sure of (smallest margin between its
-two best sections), and from them articles are taken one at a time, each the most uncertain of
-those least like the ones already taken (maximal marginal relevance on TF-IDF cosine). The sheet
+two best sections), and from them articles are taken one at a time, the model's guessed sections
+in turn, each the most uncertain of those least like the ones already taken (maximal marginal
+relevance on TF-IDF cosine). The sheet
 goes back into `qism train --base` as it is: its `label` column, filled with section ids or display
 names, is the training label; rows left empty are not trained on.
 """
@@ -67,14 +68,18 @@ def least_certain(model, documents: Iterable[Document], keep: int) -> list[tuple
     return sorted(heap, key=lambda entry: (-entry[0], -entry[1]))
 
 
-def diverse_picks(unsure: np.ndarray, X: sp.csr_matrix, n: int) -> list[int]:
+def diverse_picks(unsure: np.ndarray, X: sp.csr_matrix, n: int, guesses: np.ndarray) -> list[int]:
     """`n` rows, each the one of highest uncertainty minus `DIVERSITY_WEIGHT` times its greatest
-    cosine similarity to a row already picked (rows of X are L2-normalized)."""
+    cosine similarity to a row already picked (rows of X are L2-normalized), taking the model's
+    guessed sections in turn, so that no section the model sees in the input goes unasked."""
     picked: list[int] = []
     closest = np.zeros(X.shape[0])
     available = np.ones(X.shape[0], dtype=bool)
-    for _ in range(min(n, X.shape[0])):
-        gain = np.where(available, unsure - DIVERSITY_WEIGHT * closest, -np.inf)
+    sections = list(dict.fromkeys(guesses.tolist()))
+    for turn in range(min(n, X.shape[0])):
+        open_sections = [section for section in sections if (available & (guesses == section)).any()]
+        section = open_sections[turn % len(open_sections)]
+        gain = np.where(available & (guesses == section), unsure - DIVERSITY_WEIGHT * closest, -np.inf)
         best = int(np.argmax(gain))
         picked.append(best)
         available[best] = False
@@ -91,7 +96,8 @@ def select(model, documents: Iterable[Document], n: int) -> list[dict]:
         raise QismError("the input has no articles with text to select from")
     X = model.pipeline.named_steps["features"].transform([doc.text for _, _, doc, _ in candidates])
     rows = []
-    for i in diverse_picks(np.asarray([entry[0] for entry in candidates]), X, n):
+    guesses = np.asarray([int(np.argmax(entry[3])) for entry in candidates])
+    for i in diverse_picks(np.asarray([entry[0] for entry in candidates]), X, n, guesses):
         unsure, position, doc, proba = candidates[i]
         guess = model.labels[int(np.argmax(proba))]
         title = dict(doc.fields).get("title", "")
