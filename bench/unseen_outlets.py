@@ -86,7 +86,7 @@ def leave_out(prepared, config, group: str, jobs: int | None) -> dict:
         outlets=list(outlets[keep]),
     )
     started = time.perf_counter()
-    pipeline, _, _, _ = fit(training, replace(config, test_size=0), n_jobs=jobs)
+    pipeline = fit(training, replace(config, test_size=0), n_jobs=jobs).pipeline
     seconds = time.perf_counter() - started
     known = set(pipeline.classes_)
     rows = [i for i in np.flatnonzero(out) if prepared.labels[i] in known]

@@ -1,4 +1,6 @@
+import json
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,22 @@ def corpus(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} not present")
     return path
+
+
+def model_arrays(model) -> dict:
+    """The arrays that make a trained model, by name: two models are the same when these are."""
+    import numpy as np
+
+    features, classifier = model.pipeline.named_steps["features"], model.pipeline.named_steps["classifier"]
+    return {
+        "classes": classifier.classes_,
+        "columns": features.columns_,
+        "idf": features.idf_,
+        "boilerplate": features.boilerplate_,
+        "coef": classifier.coef_,
+        "intercept": classifier.intercept_,
+        "temperature": np.asarray(classifier.temperature_),
+    }
 
 
 LABEL_MAP = """
@@ -77,3 +95,48 @@ def sample_model_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("models") / "sample"
     train([SAMPLE], TrainConfig()).save(directory)
     return directory
+
+
+#: Words of each label's stories, words every story shares, and each outlet's closing line.
+TOPIC_WORDS = {
+    "sports": ["المباراة", "الفريق", "اللاعب", "هدف", "الدوري", "المدرب", "البطولة", "الملعب", "الكأس", "الجمهور"],
+    "economy": [
+        "الأسعار",
+        "البورصة",
+        "الأسهم",
+        "التضخم",
+        "البنك",
+        "الاستثمار",
+        "الشركة",
+        "النفط",
+        "الميزانية",
+        "السوق",
+    ],
+    "security": ["الشرطة", "المتهم", "الجريمة", "المحكمة", "التحقيق", "الحادث", "السجن", "الأمن", "القضية", "الضحية"],
+}
+SHARED_WORDS = ["قال", "في", "اليوم", "وأضاف", "أن", "من", "على", "إلى", "هذا", "العام", "بعد", "الذي"]
+CLOSING_LINE = {"north": "تابعونا على موقعنا لمزيد من الأخبار.", "south": "جميع الحقوق محفوظة للجريدة."}
+#: Outlet north has all three sections; south has no security section and files such stories under economy.
+SECTIONS = {"north": ("sports", "economy", "security"), "south": ("sports", "economy")}
+
+
+def _story(rng: random.Random, topic: str, outlet: str) -> str:
+    words = [rng.choice(TOPIC_WORDS[topic] if rng.random() < 0.4 else SHARED_WORDS) for _ in range(rng.randint(25, 45))]
+    return f"{' '.join(words)} {rng.randint(1, 2030)}.\n{CLOSING_LINE[outlet]}"
+
+
+@pytest.fixture(scope="session")
+def two_outlets(tmp_path_factory):
+    """A JSON Lines corpus of two outlets whose sections differ (written here, not copied from a corpus),
+    with a few exact repeats so that deduplication has work."""
+    rng = random.Random(25)
+    records = []
+    for outlet, sections in SECTIONS.items():
+        for topic in ("sports", "economy", "security"):
+            label = topic if topic in sections else "economy"
+            count = 50 if topic in sections else 15
+            records += [{"text": _story(rng, topic, outlet), "label": label, "source": outlet} for _ in range(count)]
+    records += records[:6]
+    path = tmp_path_factory.mktemp("every-option") / "two-outlets.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n", encoding="utf-8")
+    return path

@@ -141,30 +141,43 @@ def _fit_binary(make, X, target, sample_weight, ratios):
     the weights, so the model still scores plain features)."""
     estimator = make()
     with LIBLINEAR_LOCK if isinstance(estimator, LinearSVC) else contextlib.nullcontext():
-        if ratios is not None:
-            X = sp.csr_matrix(X, copy=True)
-            X.data *= ratios[X.indices]
-        estimator.fit(X, target, sample_weight=sample_weight)
+        estimator.fit(X if ratios is None else _scaled_by_ratios(X, ratios), target, sample_weight=sample_weight)
     coef = estimator.coef_[0] if ratios is None else estimator.coef_[0] * ratios
     return coef, estimator.intercept_[0]
 
 
-def _one_vs_rest(make, X, y_index, n_classes, sample_weight, ratios, masks, n_jobs) -> tuple[np.ndarray, np.ndarray]:
+def label_problem_weights(sample_weight, masks, n_labels: int) -> list:
+    """Each label's document weights in its one-vs-rest problem: the documents' own weights times the
+    label's mask (see `outlet_label_masks`), either of which may be absent (None)."""
+    if masks is None:
+        return [sample_weight] * n_labels
+    return [masks[k] if sample_weight is None else sample_weight * masks[k] for k in range(n_labels)]
+
+
+def _one_vs_rest(make, X, y_index, weights, ratios, n_jobs) -> tuple[np.ndarray, np.ndarray]:
     """One binary learner per label, on threads (SGD releases the GIL, and threads share X instead of
-    copying it to each process; liblinear's take turns, see `LIBLINEAR_LOCK`). `masks` (see
-    `outlet_label_masks`) weigh each label's documents."""
-    if masks is not None:
-        weights = [masks[k] if sample_weight is None else sample_weight * masks[k] for k in range(n_classes)]
-    else:
-        weights = [sample_weight] * n_classes
+    copying it to each process; liblinear's take turns, see `LIBLINEAR_LOCK`), with each label's
+    `weights` (see `label_problem_weights`)."""
     fitted = Parallel(n_jobs=estimator_jobs(n_jobs), prefer="threads")(
-        delayed(_fit_binary)(make, X, y_index == k, weights[k], None if ratios is None else ratios[k])
-        for k in range(n_classes)
+        delayed(_fit_binary)(make, X, y_index == k, label_weights, None if ratios is None else ratios[k])
+        for k, label_weights in enumerate(weights)
     )
     return (
         np.vstack([coef for coef, _ in fitted]).astype(np.float32),
         np.asarray([intercept for _, intercept in fitted], dtype=np.float32),
     )
+
+
+def _scaled_by_ratios(X, ratios):
+    """X with each feature scaled by its NB ratio, sharing a sparse X's index arrays (not copied)."""
+    X = sp.csr_matrix(X)
+    return sp.csr_matrix((X.data * np.take(ratios, X.indices), X.indices, X.indptr), shape=X.shape)
+
+
+def _sgd_pass(estimator, X, target, weight, ratios) -> None:
+    """One pass of a binary SGD learner over these rows (`partial_fit`)."""
+    X = X if ratios is None else _scaled_by_ratios(X, ratios)
+    estimator.partial_fit(X, target, classes=np.array([False, True]), sample_weight=weight)
 
 
 def fit_temperature(decision: np.ndarray, y_index: np.ndarray) -> float:
@@ -205,7 +218,101 @@ def fit_class_scaling(logits: np.ndarray, y_index: np.ndarray) -> tuple[np.ndarr
     return params[:k], params[k:]
 
 
-class LinearClassifier(ClassifierMixin, BaseEstimator):
+class LinearFitSteps:
+    """The steps of a linear fit, read from the estimator's parameters (`LinearClassifier`'s):
+    weighing documents, masking labels per outlet, holding out the calibration share, fitting weights
+    on rows or an SGD epoch over a shard, and calibrating. `LinearClassifier.fit` runs them on rows
+    in memory; `streaming` drives them over the shards of a corpus larger than memory, so both fit
+    the same model where their algorithm is the same. `classes_` must be set first."""
+
+    def label_masks(self, y_index: np.ndarray, outlets) -> np.ndarray | None:
+        """Per label and document, its weight in the label's one-vs-rest problem under the outlet
+        label sets (see `outlet_label_masks`), or None when they are off; `classes_` names the labels."""
+        if not self.outlet_label_sets or outlets is None:
+            return None
+        only = None
+        if self.label_sets_only:
+            only = [k for k, label in enumerate(self.classes_) if label in self.label_sets_only]
+        return outlet_label_masks(y_index, len(self.classes_), outlets, only, self.label_sets_weight)
+
+    def document_weights(self, y_index: np.ndarray, sample_weight=None) -> np.ndarray | None:
+        """The documents' weights in a fit on these rows: their own, times the class balance."""
+        if self.class_weight != "balanced":
+            return sample_weight
+        balance = balanced_weights(y_index, len(self.classes_))
+        return balance if sample_weight is None else sample_weight * balance
+
+    def calibration_split(self, y_index: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """(fit rows, held-out rows) for calibration: a stratified `calibration_size` share, or None
+        when there are too few documents for a temperature worth fitting."""
+        n_held = int(round(self.calibration_size * len(y_index)))
+        if not self.calibration_size or n_held < MIN_CALIBRATION_DOCS or np.bincount(y_index).min() < 2:
+            return None
+        rows = np.arange(len(y_index))
+        return tuple(train_test_split(rows, test_size=n_held, stratify=y_index, random_state=self.random_state))
+
+    def nb_ratios(self, in_label: np.ndarray) -> np.ndarray | None:
+        """NB ratios from per-label document counts of each feature (summed over a corpus's shards),
+        or None when this learner does not scale features by them."""
+        if not self.nb_scaling or self.kind not in ONE_VS_REST:
+            return None
+        return nb_ratios_from_counts(in_label, self.nb_scaling)
+
+    def fit_weights(self, X, y_index, weights=None, masks=None, ratios=None) -> tuple[np.ndarray, np.ndarray]:
+        """(coef, intercept) fitted on these rows with these document `weights` (see
+        `document_weights`) and label `masks`; `ratios` are NB ratios counted elsewhere (over a whole
+        corpus of which these rows are a shard), else counted on X."""
+        n_classes = len(self.classes_)
+        make = functools.partial(_make_estimator, self.kind, self.C, self.random_state)
+        if self.kind in ONE_VS_REST:
+            if ratios is None and self.nb_scaling:
+                ratios = nb_log_count_ratios(X, y_index, n_classes, self.nb_scaling)
+            label_weights = label_problem_weights(weights, masks, n_classes)
+            return _one_vs_rest(make, X, y_index, label_weights, ratios, self.n_jobs)
+        return _linear_weights(make().fit(X, y_index, sample_weight=weights), n_classes)
+
+    def fit_epoch(self, X, y_index, weights=None, masks=None, ratios=None):
+        """One epoch of one-vs-rest SGD over these rows (a shard), continuing the epochs before: what
+        `partial_fit` is to dask-ml's `Incremental`, with labels as indices into `classes_` and
+        `weights`, `masks` and `ratios` as in `fit_weights`, over the whole corpus. `coef_` and
+        `intercept_` are the weights so far (temperature 1)."""
+        n_classes = len(self.classes_)
+        if self.kind != "sgd":
+            raise ValueError(f"epochs over shards are SGD's; {self.kind} fits each shard whole")
+        if getattr(self, "sgd_problems_", None) is None:
+            self.sgd_problems_ = [_make_estimator("sgd", self.C, self.random_state) for _ in range(n_classes)]
+        label_weights = label_problem_weights(weights, masks, n_classes)
+        Parallel(n_jobs=estimator_jobs(self.n_jobs), prefer="threads")(
+            delayed(_sgd_pass)(learner, X, y_index == k, label_weights[k], None if ratios is None else ratios[k])
+            for k, learner in enumerate(self.sgd_problems_)
+        )
+        coef = [
+            learner.coef_[0] if ratios is None else learner.coef_[0] * ratios[k]
+            for k, learner in enumerate(self.sgd_problems_)
+        ]
+        self.coef_ = np.vstack(coef).astype(np.float32)
+        self.intercept_ = np.asarray([learner.intercept_[0] for learner in self.sgd_problems_], dtype=np.float32)
+        self.temperature_ = 1.0
+        return self
+
+    def calibrate(self, coef, intercept, held_decision=None, held_y=None):
+        """Take these weights, calibrated on held-out decisions (of the model fitted without those
+        rows) when given: the softmax temperature, and with `class_scaling` a scale and bias per
+        label, folded into the weights."""
+        n_classes = len(self.classes_)
+        self.temperature_ = 1.0
+        scale, bias = np.ones(n_classes), np.zeros(n_classes)
+        if held_decision is not None:
+            self.temperature_ = fit_temperature(held_decision, held_y)
+            if self.class_scaling:
+                scale, bias = fit_class_scaling(held_decision / self.temperature_, held_y)
+        # decision / T * scale + bias == (scale * decision + T * bias) / T
+        self.coef_ = coef * scale.astype(np.float32)[:, None]
+        self.intercept_ = (intercept * scale + self.temperature_ * bias).astype(np.float32)
+        return self
+
+
+class LinearClassifier(LinearFitSteps, ClassifierMixin, BaseEstimator):
     """A linear classifier with calibrated probabilities.
 
     `kind` picks the learner (LinearSVC, logistic regression, SGD, complement naive Bayes; `C` is the
@@ -252,58 +359,26 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.random_state = random_state
 
-    def _fit_weights(self, X, y_index, n_classes, sample_weight=None, masks=None, ratios=None):
-        """(coef, intercept) fitted on these rows; `ratios` are NB ratios counted elsewhere (over a
-        whole corpus of which these rows are a shard), else counted on X."""
-        if self.class_weight == "balanced":
-            balance = balanced_weights(y_index, n_classes)
-            sample_weight = balance if sample_weight is None else sample_weight * balance
-        make = functools.partial(_make_estimator, self.kind, self.C, self.random_state)
-        if self.kind in ONE_VS_REST:
-            if ratios is None and self.nb_scaling:
-                ratios = nb_log_count_ratios(X, y_index, n_classes, self.nb_scaling)
-            return _one_vs_rest(make, X, y_index, n_classes, sample_weight, ratios, masks, self.n_jobs)
-        return _linear_weights(make().fit(X, y_index, sample_weight=sample_weight), n_classes)
-
     def fit(self, X, y, sample_weight=None, outlets=None):
         y = np.asarray(y)
         classes, y_index = np.unique(y.astype(str) if y.dtype == object else y, return_inverse=True)
         self.classes_ = classes  # numbers stay numbers; text is a str array, saved without pickle
-        n_classes = len(self.classes_)
-        if n_classes < 2:
+        if len(classes) < 2:
             raise ValueError("a classifier needs at least two labels")
-        masks = None
-        if self.outlet_label_sets and outlets is not None:
-            only = (
-                [k for k, label in enumerate(classes) if label in self.label_sets_only]
-                if self.label_sets_only
-                else None
-            )
-            masks = outlet_label_masks(y_index, n_classes, outlets, only, self.label_sets_weight)
-        self.temperature_ = 1.0
-        scale, bias = np.ones(n_classes), np.zeros(n_classes)
-        counts = np.bincount(y_index)
-        n_held = int(round(self.calibration_size * len(y_index)))
-        if self.calibration_size and n_held >= MIN_CALIBRATION_DOCS and counts.min() >= 2:
-            fit_rows, held_rows = train_test_split(
-                np.arange(len(y_index)), test_size=n_held, stratify=y_index, random_state=self.random_state
-            )
-            self.coef_, self.intercept_ = self._fit_weights(
+        masks = self.label_masks(y_index, outlets)
+        held = ()
+        split = self.calibration_split(y_index)
+        if split is not None:
+            fit_rows, held_rows = split
+            self.coef_, self.intercept_ = self.fit_weights(
                 X[fit_rows],
                 y_index[fit_rows],
-                n_classes,
-                None if sample_weight is None else sample_weight[fit_rows],
+                self.document_weights(y_index[fit_rows], None if sample_weight is None else sample_weight[fit_rows]),
                 None if masks is None else masks[:, fit_rows],
             )
-            held = self.decision_function(X[held_rows])
-            self.temperature_ = fit_temperature(held, y_index[held_rows])
-            if self.class_scaling:
-                scale, bias = fit_class_scaling(held / self.temperature_, y_index[held_rows])
-        coef, intercept = self._fit_weights(X, y_index, n_classes, sample_weight, masks)
-        # decision / T * scale + bias == (scale * decision + T * bias) / T
-        self.coef_ = coef * scale.astype(np.float32)[:, None]
-        self.intercept_ = (intercept * scale + self.temperature_ * bias).astype(np.float32)
-        return self
+            held = (self.decision_function(X[held_rows]), y_index[held_rows])
+        coef, intercept = self.fit_weights(X, y_index, self.document_weights(y_index, sample_weight), masks)
+        return self.calibrate(coef, intercept, *held)
 
     def fit_toward(self, X, y_index, prior: Prior, X_unlabeled=None) -> dict:
         """Fit to labeled rows (`y_index` into `prior.classes`) toward a base model's weights, see

@@ -74,7 +74,8 @@ _DIGEST_PIECE = 1 << 20
 
 def _add_to_digest(digest, doc: Document) -> None:
     """Add a document to its source's SHA-256 in pieces, so a huge article is not copied whole."""
-    digest.update(f"{doc.label}\x1f".encode())
+    label = "\x1d".join(doc.labels) if doc.labels else doc.label  # a list: all its labels
+    digest.update(f"{label}\x1f".encode())
     for start in range(0, len(doc.text), _DIGEST_PIECE):
         digest.update(doc.text[start : start + _DIGEST_PIECE].encode())
     digest.update(b"\x1e")
@@ -252,13 +253,29 @@ def training_weights(prepared: Prepared, config: TrainConfig, rows: np.ndarray) 
     return outlet_balancing_weights(np.asarray(prepared.labels, dtype=object)[rows], prepared.outlet_array()[rows])
 
 
+@dataclass
+class Fitted:
+    """What every training path returns (in memory, streaming, streaming on a cluster), and the
+    trainer turns into a model and its card."""
+
+    pipeline: Pipeline
+    #: Documents in the training and held-out splits.
+    split: dict[str, int]
+    #: Documents per label, before the split.
+    labels: dict[str, int]
+    #: The held-out scores (None without a held-out split).
+    scores: dict | None
+    #: Which path fitted the model, and how (the card's `training`).
+    training: dict
+
+
 def fit(
     prepared: Prepared,
     config: TrainConfig,
     n_jobs: int | None = None,
     report: Callable[[str], None] = lambda message: None,
 ):
-    """Fit the pipeline on the train split and score it on the held-out split."""
+    """Fit the pipeline on the train split in memory and score it on the held-out split (a `Fitted`)."""
     label_counts = check_trainable(prepared)
     train_rows, test_rows = split(prepared, config.test_size, config.seed)
     texts = np.asarray(prepared.texts, dtype=object)
@@ -279,7 +296,8 @@ def fit(
         scores = held_out_scores(
             pipeline.predict_proba(texts[test_rows]), pipeline.classes_, labels[test_rows], outlets[test_rows]
         )
-    return pipeline, {"train": len(train_rows), "test": len(test_rows)}, dict(sorted(label_counts.items())), scores
+    sizes = {"train": len(train_rows), "test": len(test_rows)}
+    return Fitted(pipeline, sizes, dict(sorted(label_counts.items())), scores, {"path": "in-memory"})
 
 
 def held_out_scores(proba: np.ndarray, classes: np.ndarray, truth: np.ndarray, outlets: np.ndarray) -> dict:
@@ -310,17 +328,18 @@ def fit_streamed(
         pipeline,
         config,
         read_again,
-        np.asarray(prepared.texts),
-        labels,
-        outlets,
-        train_rows,
-        test_rows,
-        training_weights(prepared, config, train_rows),
-        report,
+        positions=np.asarray(prepared.texts),
+        labels=labels,
+        outlets=outlets,
+        train_rows=train_rows,
+        test_rows=test_rows,
+        sample_weight=training_weights(prepared, config, train_rows),
+        report=report,
         engine=engine,
     )
     scores = held_out_scores(proba, pipeline.classes_, labels[order], outlets[order]) if len(order) else None
-    return pipeline, {"train": len(train_rows), "test": len(test_rows)}, dict(sorted(label_counts.items())), scores, run
+    sizes = {"train": len(train_rows), "test": len(test_rows)}
+    return Fitted(pipeline, sizes, dict(sorted(label_counts.items())), scores, {"path": "streaming", **run})
 
 
 def train(
@@ -383,11 +402,9 @@ def train(
     if budget is not None:
         config, search = autotune_on_training_split(prepared, config, budget, n_jobs, report)
     if streaming:
-        pipeline, sizes, label_counts, scores, run = fit_streamed(prepared, config, read, n_jobs, report, engine)
-        run = {"path": "streaming", **run}
+        fitted = fit_streamed(prepared, config, read, n_jobs, report, engine)
     else:
-        pipeline, sizes, label_counts, scores = fit(prepared, config, n_jobs, report)
-        run = {"path": "in-memory"}
+        fitted = fit(prepared, config, n_jobs, report)
     data = {
         "dropped": prepared.dropped,
         "repaired": prepared.repaired,
@@ -399,10 +416,10 @@ def train(
     card = new_card(
         name=name,
         config=config.to_dict(),
-        labels=label_counts,
-        split=sizes,
+        labels=fitted.labels,
+        split=fitted.split,
         sources=prepared.sources,
-        scores=scores,
+        scores=fitted.scores,
         seconds=time.perf_counter() - started,
         data=data,
         label_map=label_map,
@@ -411,8 +428,8 @@ def train(
         notes=notes,
         unseen_outlets=unseen_outlets,
     )
-    card["training"] = {**run, "memory_budget": memory_budget}
-    return Model(pipeline, card)
+    card["training"] = {**fitted.training, "memory_budget": memory_budget}
+    return Model(fitted.pipeline, card)
 
 
 def unseen_outlets_for_card(plan: TrainingPlan, autotuned: bool, notice: Callable[[str], None]) -> dict | None:
