@@ -418,7 +418,8 @@ def base_summary(base: dict) -> str:
         f"base      {base.get('name') or '(unnamed)'} (card {str(base.get('card_sha256', ''))[:16]}); "
         f"sections inherited: {', '.join(base.get('sections_inherited', [])) or 'none'}; "
         f"new: {', '.join(base.get('sections_new', [])) or 'none'}",
-        f"prior     strength {base.get('strength', 0):g} by {base.get('folds')}-fold cross-validation"
+        f"prior     {base.get('scale', 1):g} of the base's weights, strength {base.get('strength', 0):g} by "
+        f"{base.get('folds')}-fold cross-validation"
         + (f" (per section: {sections})" if sections else "")
         + f", temperature {base.get('temperature', 1):g}",
     ]
