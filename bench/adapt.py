@@ -60,7 +60,7 @@ def base_model(prepared, plan, group: str, jobs: int):
             dropped={},
             outlets=list(prepared.outlet_array()[keep]),
         )
-        pipeline = fit(training, config, n_jobs=jobs)[0]
+        pipeline = fit(training, config, n_jobs=jobs).pipeline
         CACHE.mkdir(parents=True, exist_ok=True)
         joblib.dump(pipeline, path.with_suffix(".tmp"))
         path.with_suffix(".tmp").replace(path)
@@ -101,7 +101,7 @@ def alone(texts, labels, jobs: int, seed: int):
     from qism.trainer import Prepared, fit
 
     prepared = Prepared(texts=list(texts), labels=list(labels), sources=[], dropped={})
-    return Model(fit(prepared, TrainConfig(test_size=0, seed=seed), n_jobs=jobs)[0], {})
+    return Model(fit(prepared, TrainConfig(test_size=0, seed=seed), n_jobs=jobs).pipeline, {})
 
 
 def chosen_by_select(base, texts, n: int) -> list[int]:
