@@ -4,6 +4,7 @@ import random
 from pathlib import Path
 
 import pytest
+import servers
 from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,3 +141,26 @@ def two_outlets(tmp_path_factory):
     path = tmp_path_factory.mktemp("every-option") / "two-outlets.jsonl"
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n", encoding="utf-8")
     return path
+
+
+# --- real `qism serve` processes (tests/servers.py) -----------------------------------------------
+
+
+@pytest.fixture
+def start(tmp_path):
+    started = []
+
+    def start(*args):
+        started.append(servers.Server(tmp_path / f"server{len(started)}.log", *[str(a) for a in args]))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def sample_server(sample_model_dir, tmp_path_factory):
+    server = servers.Server(tmp_path_factory.mktemp("serve") / "server.log", "--model", str(sample_model_dir))
+    yield server
+    server.stop()

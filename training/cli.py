@@ -6,6 +6,7 @@ The commands import the heavy parts of the library (scikit-learn, NumPy) when th
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import json
@@ -599,9 +600,12 @@ def predict_command(
         ),
     ] = "table",
     output: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
-            "--output", "-o", metavar="FILE", help="Write results to this file (atomically) instead of stdout"
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write results to this file (atomically) instead of stdout; with --engine dask, a folder or URL",
         ),
     ] = None,
     threshold: Annotated[
@@ -676,9 +680,19 @@ def predict_command(
     if check_engine(engine, scheduler) == "dask":
         if label_map is not None:
             raise QismError("--label-map labels with --engine local only")
+        cluster = dict(model=model, scheduler=scheduler, resume=resume, compress=gzip_output, bom=bom, jobs=jobs)
         return _on_cluster(
-            texts, input_path, output, model, scheduler, resume, output_format, gzip_output, jobs, options, read, quiet
+            texts,
+            input_path,
+            output,
+            output_format,
+            quiet,
+            read_options=read,
+            label_options=options,
+            **cluster,
+            input_format="lines" if lines else input_format,
         )
+    output = _local_output(output, gzip_output)
     documents = read_inputs(texts or [], input_path, input_format, lines, read, note=_note)
     loaded = load_model(model) if label_map is None else relabeled(load_model(model), label_map)
     shown = not quiet and (output is not None or not sys.stdout.isatty())  # not into results on the screen
@@ -731,34 +745,29 @@ def _labeled(counts: dict, meter: ProgressMeter, output: Path | None) -> None:
         _note(f"{counts['replaced_characters']:,} undecodable characters were replaced by U+FFFD")
 
 
-def _on_cluster(
-    texts,
-    input_path,
-    output,
-    model,
-    scheduler,
-    resume,
-    output_format,
-    compress,
-    jobs,
-    label_options,
-    read_options,
-    quiet,
-) -> None:
-    """`qism predict --engine dask`: label the files on the cluster and say what was done."""
+def _local_output(output: str | None, compress: bool) -> Path | None:
+    """Where `predict` without --engine dask writes; --gzip is the cluster engine's alone."""
+    if compress:
+        raise QismError("--gzip is for --engine dask; to compress what predict writes, pipe it through gzip")
+    return output if output is None else Path(output)
+
+
+def _on_cluster(texts, input_path, output: str | None, output_format: str, quiet: bool, **options) -> None:
+    """`qism predict --engine dask`: label the files on the cluster and say what was done. The input
+    format (or --lines) applies to every file; --bom, for CSV, does not apply."""
+    if options.pop("bom"):
+        raise QismError("--bom is for --format csv, which --engine dask does not write (jsonl or parquet)")
+    read = dataclasses.replace(options.pop("read_options"), input_format=options.pop("input_format"))
+    jobs = options.pop("jobs")
     summary = label_files_on_cluster(
         texts or [],
         input_path,
         output,
-        model=model,
-        scheduler=scheduler,
-        resume=resume,
         output_format="jsonl" if output_format == "table" else output_format,
-        compress=compress,
-        n_workers=None if jobs == -1 else jobs,
-        label_options=label_options,
-        read_options=read_options,
         report=(lambda message: None) if quiet else _note,
+        read_options=read,
+        n_workers=None if jobs == -1 else jobs,
+        **options,
     )
     typer.echo(
         f"labeled {summary['labeled']} files ({summary['records']:,} records), skipped {summary['skipped']} "
@@ -825,11 +834,57 @@ def serve_command(
             show_default=False,
         ),
     ] = True,
+    log_format: Annotated[
+        str, typer.Option(metavar="FORMAT", help="Log lines as text or json (one object a line)")
+    ] = "text",
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Require Authorization: Bearer KEY, KEY one of this file's lines (/healthz, /readyz stay open)",
+        ),
+    ] = None,
+    reload_model: Annotated[
+        bool,
+        typer.Option(
+            "--reload-model/--no-reload-model",
+            help=f"Reload the model when its folder, or the link to it, changes {_switch('reload-model', False)}",
+            show_default=False,
+        ),
+    ] = False,
+    header_timeout: Annotated[
+        float | None,
+        typer.Option(metavar="SECONDS", help="Close a connection whose request headers take longer [default: 10]"),
+    ] = None,
+    body_timeout: Annotated[
+        float | None,
+        typer.Option(metavar="SECONDS", help="Close a connection whose request body takes longer [default: 30]"),
+    ] = None,
+    corrections: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Append the editor page's corrections to this JSON Lines file (qism train --base reads it)",
+        ),
+    ] = None,
 ):
-    """Label articles over HTTP: POST /v1/predict, GET /v1/model, /healthz, /readyz, /docs (needs qism[serve])."""
+    """Label articles over HTTP: POST /v1/predict, GET /v1/model, /metrics, /healthz, /readyz, /docs, and an
+    editor's page at / (needs qism[serve]). SIGHUP reloads the model without dropping a request."""
     from .serve import serve  # FastAPI and uvicorn are an extra: imported only for this command
 
-    serve(model, host=host, port=port, workers=workers, max_pending=max_pending, access_log=access_log)
+    serve(
+        model,
+        host=host,
+        port=port,
+        workers=workers,
+        max_pending=max_pending,
+        access_log=access_log,
+        log_format=log_format,
+        api_key_file=api_key_file,
+        reload_model=reload_model,
+        timeouts=(header_timeout, body_timeout),
+        corrections=corrections,
+    )
 
 
 def _note(message: str) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import codecs
 import copy
 import glob
-import gzip
 import hashlib
 import io
 import json
@@ -30,37 +29,26 @@ import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .config import LabelOptions, ReadOptions, check_engine
-from .corpus import Document, jsonl_documents, read_source
-from .errors import QismError
+from .corpus import Document, data_suffixes, is_data_file, read_jsonl_range, read_source
+from .errors import QismError, require_extra
 from .files import atomic_file
 from .model import Model, load_model
+from .output import describe_run, input_fingerprint, write_record_bytes
 from .predict import label_documents
 from .streaming import ChunkEngine
 
 #: Formats `label_files` writes: JSON Lines (optionally gzipped) or Parquet.
 CLUSTER_OUTPUT_FORMATS = ("jsonl", "parquet")
-#: What an input folder or pattern may hold: the file formats qism reads, and Parquet.
-INPUT_SUFFIXES = (".jsonl", ".jsonl.gz", ".csv", ".tsv", ".txt", ".parquet")
 OUTPUT_SUFFIX = ".labels"
 MANIFEST_SUFFIX = ".manifest.json"
 #: A plain JSON Lines file larger than this is labeled in shards of about this size, one task each.
 SHARD_BYTES = 256 << 20
 #: Documents labeled per batch inside a task (one thread per task: a batch is one chunk of work).
 TASK_BATCH_SIZE = 2000
-
-
-def require_extra(module: str, extra: str):
-    """Import an optional dependency, or stop with one line naming the extra that provides it."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise QismError(f"this needs the {module.split('.')[0]} package: pip install 'qism[{extra}]'") from None
 
 
 # --- paths: local or fsspec URLs --------------------------------------------------------------
@@ -83,9 +71,10 @@ def _filesystem(url: str):
 
 
 def _readable(name: str) -> bool:
-    """An input qism reads, and not an output of an earlier run."""
-    name = name.lower()
-    return name.endswith(INPUT_SUFFIXES) and OUTPUT_SUFFIX + "." not in name
+    """An input qism reads (a data file, as in a folder given to `read_source`, or one article), and
+    not an output of an earlier run."""
+    name = name.rsplit("/", 1)[-1]
+    return is_data_file(name) or (name.lower().endswith(".txt") and OUTPUT_SUFFIX + "." not in name.lower())
 
 
 def expand_inputs(spec: str) -> list[str]:
@@ -110,7 +99,7 @@ def expand_inputs(spec: str) -> list[str]:
         else:
             files = [spec] if Path(spec).is_file() else []
     if not files:
-        raise QismError(f"{spec}: no input files here (looked for {', '.join(INPUT_SUFFIXES)})")
+        raise QismError(f"{spec}: no input files here (looked for {', '.join((*data_suffixes(), '.txt'))})")
     return files
 
 
@@ -119,6 +108,26 @@ def _size(path: str) -> int:
         fs, paths = _filesystem(path)
         return int(fs.size(paths[0]))
     return os.path.getsize(path)
+
+
+def _input_identity(path: str, byte_range: tuple[int, int] | None) -> dict:
+    """What an input (or the byte range of it a shard labels) is, to know it again on `--resume`:
+    its size and the SHA-256 of its content, as `output.input_fingerprint` knows a run's input; an
+    object store's object by its size and the tag the store changes with its content."""
+    if is_url(path):
+        fs, paths = _filesystem(path)
+        info = fs.info(paths[0])
+        tag = next((str(info[key]) for key in ("ETag", "etag", "checksum", "md5", "mtime") if info.get(key)), None)
+        return {"input_bytes": int(info.get("size") or 0), "input_tag": tag}
+    if byte_range is None:
+        found = input_fingerprint(path)
+        return {"input_bytes": found["size"], "input_sha256": found["sha256"]}
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        handle.seek(byte_range[0])
+        for start in range(*byte_range, 1 << 20):
+            digest.update(handle.read(min(1 << 20, byte_range[1] - start)))
+    return {"input_bytes": os.path.getsize(path), "input_sha256": digest.hexdigest()}
 
 
 def _exists(path: str) -> bool:
@@ -148,6 +157,9 @@ class FileTask:
     read_options: ReadOptions = ReadOptions(require_labels=False)
     #: The byte range of the input this task labels (a shard of a big JSON Lines file), or None: all of it.
     byte_range: tuple[int, int] | None = None
+    #: What decides its records, as `output.describe_run` says it for a local run's record (the
+    #: model's checksums, the options); its manifest keeps it, and `--resume` trusts only the same.
+    run: dict | None = None
 
 
 #: Models loaded in this process, by folder: a worker loads each model once and reuses it for every task.
@@ -164,91 +176,10 @@ def _model(directory: str | None) -> Model:
         return _MODELS[directory]
 
 
-def _parquet_documents(path: str, text_column: str | None) -> Iterator[Document]:
-    """The articles of a Parquet file, a batch of rows at a time: its text column (`text_column`,
-    else text, content, body or article), id and title when it has them."""
-    pq = require_extra("pyarrow.parquet", "parquet")
-    parquet = pq.ParquetFile(path)
-    names = parquet.schema_arrow.names
-    text_key = text_column or next((name for name in ("text", "content", "body", "article") if name in names), None)
-    if text_key not in names:
-        raise QismError(f"{path}: no {text_column or 'text'!r} column; name it with --text-column")
-    id_key = next((name for name in ("id", "doc_id", "article_id") if name in names), None)
-    title_key = "title" if "title" in names else None
-    columns = [key for key in (text_key, id_key, title_key) if key]
-    for batch in parquet.iter_batches(batch_size=TASK_BATCH_SIZE, columns=columns):
-        rows = batch.to_pydict()
-        for i, text in enumerate(rows[text_key]):
-            text = text if isinstance(text, str) else ""
-            title = rows[title_key][i] if title_key else None
-            if isinstance(title, str) and title:
-                text = f"{title}\n{text}"
-            doc_id = rows[id_key][i] if id_key else None
-            yield Document(text=text, id=str(doc_id) if doc_id is not None else None, outlet=Path(path).name)
-
-
-def _lines_in_range(path: str, start: int, end: int, errors: str) -> Iterator[tuple[str, str]]:
-    """(where, line) of each line that starts in [start, end) of a UTF-8 file: a line belongs to the
-    shard its first byte is in, so shards side by side read every line once."""
-    with open(path, "rb") as handle:
-        if start:
-            handle.seek(start - 1)
-            handle.readline()  # the rest of the line the previous shard holds
-        while (offset := handle.tell()) < end and (line := handle.readline()):
-            try:
-                yield f"{path}: byte {offset}", line.decode("utf-8-sig" if offset == 0 else "utf-8", errors)
-            except UnicodeDecodeError as err:
-                raise QismError(
-                    f"{path}: byte {offset + err.start}: not UTF-8; name the encoding with --encoding "
-                    "or use --errors replace"
-                ) from None
-
-
 def _documents(path: str, task: FileTask) -> Iterator[Document]:
     if task.byte_range is not None:
-        lines = _lines_in_range(path, *task.byte_range, task.read_options.errors)
-        return jsonl_documents(lines, Path(path).name, task.read_options)
-    if path.lower().endswith(".parquet"):
-        return _parquet_documents(path, task.read_options.text_column)
+        return read_jsonl_range(Path(path), task.byte_range, task.read_options)
     return read_source(path, task.read_options)
-
-
-_PARQUET_SCHEMA_FIELDS = ("id", "label", "label_ar", "top", "reason")
-
-
-def _write_parquet(records: Iterator[dict], handle) -> int:
-    pa = require_extra("pyarrow", "parquet")
-    pq = require_extra("pyarrow.parquet", "parquet")
-    item = pa.struct([("label", pa.string()), ("score", pa.float64()), ("label_ar", pa.string())])
-    schema = pa.schema(
-        [
-            ("id", pa.string()),
-            ("label", pa.string()),
-            ("label_ar", pa.string()),
-            ("top", pa.list_(item)),
-            ("reason", pa.string()),
-        ]
-    )
-    count = 0
-    with pq.ParquetWriter(handle, schema) as writer:
-        batch: list[dict] = []
-        for record in records:
-            batch.append({key: record.get(key) for key in _PARQUET_SCHEMA_FIELDS})
-            count += 1
-            if len(batch) == TASK_BATCH_SIZE:
-                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-                batch = []
-        if batch or not count:
-            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-    return count
-
-
-def _write_jsonl(records: Iterator[dict], handle) -> int:
-    count = 0
-    for record in records:
-        handle.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
-        count += 1
-    return count
 
 
 class _Digesting(io.RawIOBase):
@@ -277,14 +208,7 @@ def _open_output(path: str):
 def _write_output(task: FileTask, records: Iterator[dict]) -> dict:
     with _open_output(task.output) as raw:
         digesting = _Digesting(raw)
-        if task.output_format == "parquet":
-            count = _write_parquet(records, digesting)
-        elif task.output.endswith(".gz"):
-            # mtime 0: the same labels make the same bytes, so a rerun writes an identical file
-            with gzip.GzipFile(fileobj=digesting, mode="wb", mtime=0) as packed:
-                count = _write_jsonl(records, packed)
-        else:
-            count = _write_jsonl(records, digesting)
+        count = write_record_bytes(records, task.output_format, digesting, compress=task.output.endswith(".gz"))
     return {"records": count, "output_bytes": digesting.size, "sha256": digesting.sha256.hexdigest()}
 
 
@@ -309,14 +233,16 @@ def label_file(task: FileTask) -> dict:
     # joblib warns inside every daemonic Dask worker, though a task asks for one process anyway
     warnings.filterwarnings("ignore", message="Inside a Dask worker with daemon=True")
     model = _model(task.model)
+    identity = _input_identity(task.input, task.byte_range)  # before reading: what was labeled
     with tempfile.TemporaryDirectory(prefix="qism-") as scratch:
         path = _local_copy(task.input, scratch) if is_url(task.input) else task.input
         records = label_documents(model, _documents(path, task), task.label_options, batch_size=TASK_BATCH_SIZE)
         written = _write_output(task, records)
     manifest = {
         "input": task.input,
-        "input_bytes": _size(task.input),
+        **identity,
         "byte_range": task.byte_range,
+        "run": task.run,
         "output": Path(task.output).name,
         **written,
         "model": task.model or "default",
@@ -327,8 +253,9 @@ def label_file(task: FileTask) -> dict:
 
 
 def finished(task: FileTask) -> bool:
-    """Whether an earlier run completed this task: its manifest is there, for the same input size,
-    and so is its output, at the size the manifest records."""
+    """Whether an earlier run completed this task: its manifest is there, for the same input (its
+    size and content, see `_input_identity`) and the same model and options, and so is its output,
+    at the size the manifest records."""
     if not _exists(task.manifest) or not _exists(task.output):
         return False
     try:
@@ -338,7 +265,9 @@ def finished(task: FileTask) -> bool:
                 manifest = json.loads(handle.read())
         else:
             manifest = json.loads(Path(task.manifest).read_text(encoding="utf-8"))
-        return manifest["input_bytes"] == _size(task.input) and manifest["output_bytes"] == _size(task.output)
+        identity = _input_identity(task.input, task.byte_range)
+        same_input = all(manifest.get(key) == value for key, value in identity.items())
+        return same_input and manifest.get("run") == task.run and manifest["output_bytes"] == _size(task.output)
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -459,15 +388,20 @@ def label_files(
     model = str(Path(model).resolve()) if model is not None and not is_url(str(model)) else model
     if label_options.explain:
         raise QismError("--explain is not offered with --engine dask")
-    label_options.check_against(load_model(model).labels)  # a wrong model is one line here, not one failure per task
+    loaded = load_model(model)
+    label_options.check_against(loaded.labels)  # a wrong model is one line here, not one failure per task
+    run = describe_run(loaded, label_options, output_format or "jsonl", False, None, read_options)
+    run = {"model": run["model"], "options": run["options"], "compress": compress}  # the input: per task
     inputs = expand_inputs(input_spec)
+    output_dir = output_dir.removeprefix("file://")  # a local folder as a URL names the folder, not `file:`
     if not is_url(output_dir):
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         inputs = [p if is_url(p) else str(Path(p).resolve()) for p in inputs]
         output_dir = str(Path(output_dir).resolve())
-    tasks = plan_tasks(
+    planned = plan_tasks(
         inputs, output_dir, model, output_format or "jsonl", compress, label_options, read_options, shard_bytes
     )
+    tasks = [replace(task, run=run) for task in planned]
     todo = [task for task in tasks if not (resume and finished(task))]
     report(f"{len(tasks)} input files, {len(tasks) - len(todo)} already labeled")
     manifests = []

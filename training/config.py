@@ -20,7 +20,7 @@ CLASS_WEIGHTS = ("balanced", None)
 #: What to do with bytes the encoding cannot decode: stop with an error, or put U+FFFD in their place.
 DECODE_ERRORS = ("strict", "replace")
 #: Input formats a user can name with --input-format where the path alone does not say.
-INPUT_FORMATS = ("folder", "zip", "csv", "tsv", "jsonl", "txt", "lines", "fasttext", "xlsx")
+INPUT_FORMATS = ("folder", "zip", "csv", "tsv", "jsonl", "parquet", "txt", "lines", "fasttext", "xlsx")
 #: The switches of `clean.TextCleaner`, one per cleaning step.
 CLEANING_STEPS = (
     "diacritics",

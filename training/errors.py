@@ -24,3 +24,13 @@ def printable(text: str) -> str:
     """`text` with its control characters written as escapes (`\\x1b`, `\\n`, `\\u202e`), so an id,
     a label or a message that quotes a file's data shows as itself, on one line."""
     return _CONTROL_RE.sub(lambda match: repr(match.group())[1:-1], text)
+
+
+def require_extra(module: str, extra: str):
+    """Import an optional dependency, or stop with one line naming the extra that provides it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise QismError(f"this needs the {module.split('.')[0]} package: pip install 'qism[{extra}]'") from None

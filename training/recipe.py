@@ -82,9 +82,11 @@ class LabelMap:
                 raise QismError(
                     f"{where}: label {label_id!r} has unknown key(s) {', '.join(unknown)}; known: name, from, scope"
                 )
+            if not str(label_id).strip():
+                raise QismError(f"{where}: a label id is empty; give each label an id, such as [labels.sports]")
             names[label_id] = str(entry.get("name", label_id))
             for raw in entry["from"]:
-                source, _, label = str(raw).rpartition(":")
+                source, _, label = str(raw).partition(":") if ":" in str(raw) else ("", "", str(raw))
                 key = (source, label.strip())
                 if key in targets and targets[key] != label_id:
                     raise QismError(f"{where}: raw label {raw!r} is mapped to both {targets[key]!r} and {label_id!r}")
@@ -105,7 +107,11 @@ class LabelMap:
     def target(self, source_path: str, label: str) -> str | None:
         """The label id of a raw label read from `source_path` (None when the map does not list it)."""
         label = label.strip()
-        return self.targets.get((Path(source_path).name, label)) or self.targets.get(("", label))
+        found = self.targets.get((Path(source_path).name, label)) or self.targets.get(("", label))
+        if found is None and ":" in label:  # a raw label holding `:`, listed whole (read as source:label)
+            source, _, rest = label.partition(":")
+            found = self.targets.get((source, rest.strip()))
+        return found
 
     def apply(self, documents: Iterable[tuple[str, Document]], unmapped: Counter) -> Iterator[tuple[str, Document]]:
         """Relabel each (source path, document); drop those whose label the map does not list,

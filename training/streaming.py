@@ -90,6 +90,8 @@ def input_bytes(sources: Iterable[str]) -> int:
         try:
             if path.is_dir():
                 total += sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+            elif not path.is_file():
+                continue  # a FIFO or device is not measured: measuring would read it
             elif path.suffix == ".gz":
                 total += _gzip_size(path)
             elif zipfile.is_zipfile(path):
@@ -102,13 +104,20 @@ def input_bytes(sources: Iterable[str]) -> int:
     return total
 
 
+def _read_once(path: Path) -> bool:
+    """Whether a source can be read only once: it is there, but neither a regular file nor a folder."""
+    return path.exists() and not (path.is_file() or path.is_dir())
+
+
 def choose_streaming(sources: list[str], streaming: bool | None, memory_budget: int | str | None) -> tuple[bool, int]:
     """Whether to train streaming (asked, or the in-memory fit would not fit the budget) and the budget."""
     budget = parse_size(memory_budget) if memory_budget is not None else default_memory_budget()
+    once = [source for source in sources if source == "-" or _read_once(Path(source))]
     if streaming is None:
-        streaming = "-" not in sources and input_bytes(sources) * MEMORY_PER_INPUT_BYTE > budget
-    if streaming and "-" in sources:
-        raise QismError("--streaming reads the corpus twice, which standard input cannot be; give a file")
+        streaming = not once and input_bytes(sources) * MEMORY_PER_INPUT_BYTE > budget
+    if streaming and once:
+        what = "standard input" if once[0] == "-" else f"{once[0]} (not a regular file: a pipe, FIFO or device)"
+        raise QismError(f"--streaming reads the corpus twice, which {what} cannot be; save it to a file")
     return streaming, budget
 
 

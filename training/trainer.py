@@ -7,7 +7,7 @@ import os
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +55,9 @@ class Prepared:
     empty_label_folders: list[str] = field(default_factory=list)
     #: Where each kept document came from: its outlet when the record names one, else its file.
     outlets: list[str] = field(default_factory=list)
+    #: The dedupe digest of each kept document's text, 16 bytes each, when its text is not kept:
+    #: what a second read of the corpus is checked against (see `same_corpus`).
+    keys: bytes = b""
 
     def outlet_array(self) -> np.ndarray:
         """`outlets` as an array, one (unnamed) outlet when they were not recorded."""
@@ -140,7 +143,7 @@ def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True, keep
         texts.append(text if keep_texts else position)
         labels.append(doc.label)
         outlets.append(doc.outlet or Path(source_path).name)
-        if dedupe:
+        if dedupe or not keep_texts:
             keys.append(_dedupe_key(text))
     sources = [{**entry, "sha256": entry["sha256"].hexdigest()} for entry in per_source.values()]
     merges = merge_label_spellings(labels)
@@ -163,9 +166,41 @@ def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True, keep
         texts = [texts[i] for i in kept]
         labels = [labels[i] for i in kept]
         outlets = [outlets[i] for i in kept]
+        keys = [keys[i] for i in kept]
     return Prepared(
-        texts, labels, sources, dict(dropped), _nonzero(repaired), _nonzero(flagged), merges, empty_folders, outlets
+        texts,
+        labels,
+        sources,
+        dict(dropped),
+        _nonzero(repaired),
+        _nonzero(flagged),
+        merges,
+        empty_folders,
+        outlets,
+        b"" if keep_texts else b"".join(keys),
     )
+
+
+def same_corpus(read: Callable[[], Iterable[tuple[str, Document]]], prepared: Prepared) -> Callable:
+    """`read` for a second read of a corpus prepared without its texts, checked to give each kept
+    document the text and label the first read gave (a corpus replaced or edited in between would
+    train labels of one corpus on texts of another)."""
+
+    def read_again() -> Iterator[tuple[str, Document]]:
+        positions, kept = prepared.texts, 0
+        for position, (path, doc) in enumerate(read()):
+            if kept < len(positions) and position == positions[kept]:
+                label = prepared.label_merges.get(doc.label or "", " ".join((doc.label or "").split()))
+                key = prepared.keys[16 * kept : 16 * kept + 16]
+                if _dedupe_key(doc.text[:MAX_ARTICLE_CHARS]) != key or label != prepared.labels[kept]:
+                    raise QismError(
+                        f"{path}: changed between the two reads of streaming training (document {position + 1:,} "
+                        "is not what the first read gave); train once the corpus is complete and left alone"
+                    )
+                kept += 1
+            yield path, doc
+
+    return read_again
 
 
 def _nonzero(counts: Counter) -> dict[str, int]:
@@ -402,7 +437,7 @@ def train(
     if budget is not None:
         config, search = autotune_on_training_split(prepared, config, budget, n_jobs, report)
     if streaming:
-        fitted = fit_streamed(prepared, config, read, n_jobs, report, engine)
+        fitted = fit_streamed(prepared, config, same_corpus(read, prepared), n_jobs, report, engine)
     else:
         fitted = fit(prepared, config, n_jobs, report)
     data = {
