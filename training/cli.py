@@ -678,9 +678,15 @@ def predict_command(
     options = LabelOptions(top_k=top_k, threshold=threshold, unknown_label=unknown_label, explain=explain)
     read = _input_options(text_column, id_column, encoding, errors, keep_columns)
     if check_engine(engine, scheduler) == "dask":
-        if label_map is not None:
-            raise QismError("--label-map labels with --engine local only")
-        cluster = dict(model=model, scheduler=scheduler, resume=resume, compress=gzip_output, bom=bom, jobs=jobs)
+        cluster = dict(
+            model=model,
+            scheduler=scheduler,
+            resume=resume,
+            compress=gzip_output,
+            bom=bom,
+            jobs=jobs,
+            label_map=label_map,
+        )
         return _on_cluster(
             texts,
             input_path,
@@ -757,6 +763,8 @@ def _on_cluster(texts, input_path, output: str | None, output_format: str, quiet
     format (or --lines) applies to every file; --bom, for CSV, does not apply."""
     if options.pop("bom"):
         raise QismError("--bom is for --format csv, which --engine dask does not write (jsonl or parquet)")
+    if options.pop("label_map") is not None:
+        raise QismError("--label-map labels with --engine local only")
     read = dataclasses.replace(options.pop("read_options"), input_format=options.pop("input_format"))
     jobs = options.pop("jobs")
     summary = label_files_on_cluster(
