@@ -131,13 +131,15 @@ def run_group(prepared, plan, group: str, args) -> list[dict]:
         model, record = adapted(base, list(texts[mine]), list(labels[mine]), jobs=args.jobs, seed=args.seed)
         scores["--base"] = macro_f1(model, test_texts, truth)
         if "unlabeled" in args.parts:
-            model, with_pool = adapted(base, list(texts[mine]), list(labels[mine]), list(texts[pool]), args.jobs)
+            model, with_pool = adapted(
+                base, list(texts[mine]), list(labels[mine]), list(texts[pool]), args.jobs, args.seed
+            )
             scores["--unlabeled"] = macro_f1(model, test_texts, truth)
             record["self_training"] = with_pool.get("self_training")
         if "select" in args.parts:
             picked = pool[chosen_by_select(base, list(texts[pool]), len(mine))]
             if len(set(labels[picked])) >= 2:
-                model, _ = adapted(base, list(texts[picked]), list(labels[picked]), jobs=args.jobs)
+                model, _ = adapted(base, list(texts[picked]), list(labels[picked]), jobs=args.jobs, seed=args.seed)
                 scores["select"] = macro_f1(model, test_texts, truth)
         results.append(
             {"group": group, "k": k, "labeled": len(mine), "test": len(test), "macro_f1": scores, "record": record}
