@@ -136,7 +136,11 @@ def two_outlets(tmp_path_factory):
         for topic in ("sports", "economy", "security"):
             label = topic if topic in sections else "economy"
             count = 50 if topic in sections else 15
-            records += [{"text": _story(rng, topic, outlet), "label": label, "source": outlet} for _ in range(count)]
+            stories = [_story(rng, topic, outlet) for _ in range(count)]
+            records += [
+                {"title": " ".join(story.split()[:6]), "text": story, "label": label, "source": outlet}
+                for story in stories
+            ]
     records += records[:6]
     path = tmp_path_factory.mktemp("every-option") / "two-outlets.jsonl"
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n", encoding="utf-8")

@@ -7,7 +7,7 @@ from dataclasses import fields
 import numpy as np
 import pytest
 from conftest import model_arrays
-from qism import QismError, TrainConfig, train
+from qism import QismError, ReadOptions, TrainConfig, train
 
 #: The base of every case: what it changes is then the only difference from the defaults that matter here.
 BASE = {"min_df": 1, "test_size": 0.25}
@@ -36,6 +36,8 @@ CASES = {
     "test_size": [{"test_size": 0.0}],
     "seed": [{"seed": 7}],
     "dedupe": [{"dedupe": False}],
+    # `titles` is the read option (not a TrainConfig field) that gives title_weight documents to weigh
+    "title_weight": [{"title_weight": 0.3, "titles": "also"}],
 }
 #: Options under which streaming runs another algorithm than the in-memory fit: the calibration share is
 #: held out as its own shard, whose model then joins an average with the other shard's (so the weights
@@ -50,7 +52,9 @@ TRAINED = {}
 def _trained(corpus, options: dict, streaming: bool) -> dict[str, np.ndarray]:
     key = (streaming, repr(sorted(options.items())))
     if key not in TRAINED:
-        model = train([corpus], TrainConfig(**{**BASE, **options}), n_jobs=1, streaming=streaming)
+        options = dict(options)
+        read = ReadOptions(titles=options.pop("titles", "no"))
+        model = train([corpus], TrainConfig(**{**BASE, **options}), read_options=read, n_jobs=1, streaming=streaming)
         assert model.card["training"]["path"] == ("streaming" if streaming else "in-memory")
         TRAINED[key] = model_arrays(model)
     return TRAINED[key]

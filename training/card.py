@@ -55,12 +55,13 @@ def new_card(
     autotune: dict | None = None,
     notes: list[str] | None = None,
     unseen_outlets: dict | None = None,
+    short_input: dict | None = None,
 ) -> dict:
     """The card of a model just trained. `data` holds what preparing the corpus dropped, repaired,
     flagged and merged; `label_map` (a `recipe.LabelMap`) adds the labels' display names and the map
     itself (so evaluation can map raw labels as training did), `unmapped` the raw labels it dropped.
     `unseen_outlets` is the record of this training's recipe on outlets left out (see
-    `check_unseen_outlets`)."""
+    `check_unseen_outlets`), `short_input` its scores by length (`check_short_input`)."""
     card = {
         "name": name,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -83,6 +84,8 @@ def new_card(
         card["notes"] = list(notes)
     if unseen_outlets is not None:
         card["unseen_outlets"] = unseen_outlets
+    if short_input is not None:
+        card["short_input"] = short_input
     return card
 
 
@@ -138,14 +141,71 @@ def check_unseen_outlets(record, where: str) -> dict:
     return record
 
 
-def measured_with(record: dict, sources: list[str], config: dict, label_map: dict | None) -> bool:
-    """Whether a record of outlets left out was measured on these sources, with this configuration
-    and label map (both as `to_dict` gives them)."""
+#: The lengths `bench/short.py` scores: the article as read, its title alone, title + lead sentence.
+SHORT_INPUT_LENGTHS = ("article", "title", "title_lead")
+
+
+def _is_scored_length(scored) -> bool:
+    return isinstance(scored, dict) and all(
+        length in SHORT_INPUT_LENGTHS
+        and isinstance(row, dict)
+        and all(_is_share(row.get(key)) for key in ("accuracy", "macro_f1", "ece"))
+        for length, row in scored.items()
+    )
+
+
+def check_short_input(record, where: str) -> dict:
+    """A record of `bench/short.py --save` (a recipe scored on held-out titles, title + lead and
+    articles, and on each outlet left out), checked for what the card shows."""
+    shape = "held_out and/or left_out_mean (scores by title weight and length), left_out, sources, config"
+    by_weight = [record.get(key) for key in ("held_out", "left_out_mean")] if isinstance(record, dict) else []
+    by_weight = [scores for scores in by_weight if scores is not None]  # a run may score either
+    if (
+        not by_weight
+        or not all(isinstance(scores, dict) and all(map(_is_scored_length, scores.values())) for scores in by_weight)
+        or not isinstance(record.get("left_out"), list)
+        or not isinstance(record.get("config"), dict)
+        or not isinstance(record.get("sources"), list)
+    ):
+        raise QismError(f"{where}: not a record of bench/short.py --save; it needs {shape}")
+    return record
+
+
+def measured_with(
+    record: dict, sources: list[str], config: dict, label_map: dict | None, source_options: dict | None = None
+) -> bool:
+    """Whether a record of a bench was measured on these sources, with this configuration, label map
+    (both as `to_dict` gives them) and these sources' read options (a record without them predates
+    read options that change what trains, such as titles)."""
     return (
         record["sources"] == list(sources)
         and record["config"] == json.loads(json.dumps(config))
         and record.get("label_map") == (json.loads(json.dumps(label_map)) if label_map is not None else None)
+        and record.get("source_options") == json.loads(json.dumps(source_options or {}))
     )
+
+
+def _length_cell(row: dict | None) -> str:
+    """One length's cell: documents (or groups, for a mean), accuracy, macro-F1, calibration error."""
+    if row is None:
+        return "–"
+    count = f"{row['documents']:,}" if "documents" in row else f"{row['groups']} groups"
+    return f"{count}, {row['accuracy']:.3f}, {row['macro_f1']:.3f}, {row['ece']:.3f}"
+
+
+def short_input_table(record: dict) -> str:
+    """Scores by length as a Markdown table: a row per split (held out, each group left out, the
+    mean of those) and title weight; documents, accuracy, macro-F1 and calibration error per length."""
+    columns = " | ".join(f"{length}: docs, acc., macro-F1, ECE" for length in SHORT_INPUT_LENGTHS)
+    lines = [f"| scored on | title weight | {columns} |", "|" + "---|" * (2 + len(SHORT_INPUT_LENGTHS))]
+    rows = [("held-out split", record.get("held_out"))]
+    rows += [(f"{result['group']} left out", result["scores"]) for result in record.get("left_out", [])]
+    rows += [("**mean of left out**", record.get("left_out_mean"))]
+    for name, by_weight in rows:
+        for weight, scored in (by_weight or {}).items():
+            cells = " | ".join(_length_cell(scored.get(length)) for length in SHORT_INPUT_LENGTHS)
+            lines.append(f"| {name} | {weight} | {cells} |")
+    return "\n".join(lines)
 
 
 def unseen_outlets_table(record: dict) -> str:
@@ -341,6 +401,17 @@ def card_markdown(card: dict) -> str:
             "F1 per section (with its documents).",
             "",
             unseen_outlets_table(card["unseen_outlets"]),
+        ]
+    if "short_input" in card:
+        lines += [
+            "",
+            "## On titles and short items",
+            "",
+            "This recipe scored on titles alone, title + lead sentence and full articles (`python bench/short.py`): "
+            "of its held-out split, and of each outlet or corpus left out (trained on the rest); macro-F1 over "
+            "the sections present, ECE the expected calibration error. Groups without titles score articles only.",
+            "",
+            short_input_table(card["short_input"]),
         ]
     if "base" in card:
         lines += ["", "## Base model", "", "Fitted toward a base model's weights (`qism train --base`):", ""]

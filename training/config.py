@@ -19,6 +19,9 @@ CLASSIFIERS = ("sgd", "linear_svc", "logreg", "complement_nb")
 CLASS_WEIGHTS = ("balanced", None)
 #: What to do with bytes the encoding cannot decode: stop with an error, or put U+FFFD in their place.
 DECODE_ERRORS = ("strict", "replace")
+#: What a record's title adds to training (`ReadOptions.titles`): nothing beyond the article it heads
+#: ("no"), or also the title alone and the title with the article's lead sentence as documents.
+TITLE_DOCUMENTS = ("no", "also")
 #: Input formats a user can name with --input-format where the path alone does not say.
 INPUT_FORMATS = ("folder", "zip", "csv", "tsv", "jsonl", "parquet", "txt", "lines", "fasttext", "xlsx")
 #: The switches of `clean.TextCleaner`, one per cleaning step.
@@ -246,6 +249,9 @@ class TrainConfig:
     label_set_labels: tuple[str, ...] = ()
     #: The weight an outlet's documents keep in the problem of a label it lacks (0: left out).
     label_set_weight: float = 0.0
+    #: The weight of a title or title-and-lead document (read with `titles = "also"`) against its
+    #: article's 1, so that short forms teach short input without outweighing the articles.
+    title_weight: float = 1.0
     calibration_size: float = 0.1
     #: Also fit a scale and bias per label when calibrating (they fit the training label mix).
     class_scaling: bool = False
@@ -273,6 +279,7 @@ class TrainConfig:
             raise QismError(f"label_set_labels is a list of labels; got {self.label_set_labels!r}")
         self.label_set_labels = tuple(self.label_set_labels)
         self.label_set_weight = _number(self.label_set_weight, "label_set_weight", 0, 1)
+        self.title_weight = _number(self.title_weight, "title_weight", 0, 1, low_open=True)
         self.calibration_size = _number(self.calibration_size, "calibration_size", 0, 0.5)
         self.test_size = _number(self.test_size, "--test-size", 0, 1, high_open=True)
         self.seed = _integer(self.seed, "--seed", 0, MAX_SEED)
@@ -320,6 +327,9 @@ class ReadOptions:
     #: The outlet of documents whose record names none (default: the file or folder they came from),
     #: so that the files of one outlet count as one in per-outlet scores and weights.
     outlet: str | None = None
+    #: "also": a record's title (CSV column `title`/`headline`, JSON key `title`) also gives two training
+    #: documents beside its article, the title alone and the title with the lead sentence.
+    titles: str = "no"
     #: What separates the labels of a CSV or TSV cell that holds several (`security|arab affairs`).
     label_separator: str = "|"
     #: The format of every source, when its name does not say (`fasttext` for a `.train` file).
@@ -328,6 +338,8 @@ class ReadOptions:
     def __post_init__(self):
         if self.errors not in DECODE_ERRORS:
             raise QismError(f"--errors must be one of {', '.join(DECODE_ERRORS)}; got {self.errors!r}")
+        if self.titles not in TITLE_DOCUMENTS:
+            raise QismError(f"titles must be one of {', '.join(TITLE_DOCUMENTS)}; got {self.titles!r}")
         for name in ("text_column", "label_column", "id_column", "encoding", "outlet"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):

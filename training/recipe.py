@@ -22,7 +22,7 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 if sys.version_info >= (3, 11):
@@ -30,7 +30,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from .card import check_unseen_outlets
+from .card import check_short_input, check_unseen_outlets
 from .config import ReadOptions, TrainConfig
 from .corpus import Document
 from .errors import QismError
@@ -124,7 +124,12 @@ class LabelMap:
             yield source_path, replace(doc, label=label_id)
 
 
-RECIPE_KEYS = ("sources", "label_map", "train", "read", "notes", "unseen_outlets")
+RECIPE_KEYS = ("sources", "label_map", "train", "read", "notes", "unseen_outlets", "short_input")
+#: The recipe keys naming a bench's record for the card: the bench that makes it and its check.
+BENCH_RECORDS = {
+    "unseen_outlets": ("bench/unseen_outlets.py", check_unseen_outlets),
+    "short_input": ("bench/short.py", check_short_input),
+}
 
 
 @dataclass
@@ -143,6 +148,22 @@ class Recipe:
     #: the card, and what it holds (None until it is made).
     unseen_outlets_file: str | None = None
     unseen_outlets: dict | None = None
+    #: The same for its scores on titles and short items (`bench/short.py --save`).
+    short_input_file: str | None = None
+    short_input: dict | None = None
+
+
+def _bench_record(data: dict, key: str, path: Path) -> tuple[str | None, dict | None]:
+    """The file a recipe's `key` names (relative to the recipe) and the record it holds, checked;
+    (file, None) when it is not made yet (the bench reads the recipe to make it)."""
+    name = data.get(key)
+    if name is None:
+        return None, None
+    bench, check = BENCH_RECORDS[key]
+    if not isinstance(name, str) or not name:
+        raise QismError(f"{path}: `{key}` is the file name of a record of {bench} --save")
+    name = str(path.parent / name)
+    return name, check(read_config_file(name), name) if Path(name).exists() else None
 
 
 def _recipe_sources(sources, where: Path) -> tuple[list[str], dict[str, dict]]:
@@ -168,7 +189,8 @@ def load_recipe(path: str | Path) -> Recipe:
     """Read a recipe: `sources` (paths, relative to the current folder, or tables of a path and its
     own read options), an optional `label_map`
     (inline tables or a file path, relative to the recipe), `[train]` and `[read]` options, `notes`,
-    and `unseen_outlets`, the file (relative to the recipe) of its scores on outlets left out.
+    `unseen_outlets` and `short_input`, the files (relative to the recipe) of its scores on outlets left
+    out and on short input.
     Unknown keys and options are refused, so a typo never trains a different model silently."""
     path = Path(path)
     data = read_config_file(path)
@@ -192,15 +214,8 @@ def load_recipe(path: str | Path) -> Recipe:
     notes = data.get("notes", [])
     if not isinstance(notes, list) or not all(isinstance(note, str) for note in notes):
         raise QismError(f"{path}: `notes` is a list of strings")
-    unseen_file = data.get("unseen_outlets")
-    unseen = None
-    if unseen_file is not None:
-        if not isinstance(unseen_file, str) or not unseen_file:
-            raise QismError(f"{path}: `unseen_outlets` is the file name of a record of bench/unseen_outlets.py --save")
-        unseen_file = str(path.parent / unseen_file)
-        if Path(unseen_file).exists():  # else not measured yet: the bench reads this recipe to make it
-            unseen = check_unseen_outlets(read_config_file(unseen_file), unseen_file)
-    return Recipe(sources, label_map, tables["train"], tables["read"], notes, source_read, unseen_file, unseen)
+    records = [*_bench_record(data, "unseen_outlets", path), *_bench_record(data, "short_input", path)]
+    return Recipe(sources, label_map, tables["train"], tables["read"], notes, source_read, *records)
 
 
 @dataclass
@@ -218,6 +233,12 @@ class TrainingPlan:
     #: measured with.
     unseen_outlets_file: str | None = None
     unseen_outlets: dict | None = None
+    short_input_file: str | None = None
+    short_input: dict | None = None
+
+    def source_options_dict(self) -> dict[str, dict]:
+        """The sources' own read options as plain data, as a bench's record keeps them."""
+        return {source: asdict(options) for source, options in self.source_options.items()}
 
 
 def plan_training(
@@ -244,6 +265,5 @@ def plan_training(
     mapping = LabelMap.load(label_map) if label_map is not None else plan.label_map
     if not plan.sources:
         raise QismError("no training sources given")
-    return TrainingPlan(
-        plan.sources, config, read, mapping, plan.notes, own, plan.unseen_outlets_file, plan.unseen_outlets
-    )
+    records = (plan.unseen_outlets_file, plan.unseen_outlets, plan.short_input_file, plan.short_input)
+    return TrainingPlan(plan.sources, config, read, mapping, plan.notes, own, *records)

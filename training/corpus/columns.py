@@ -5,8 +5,10 @@ usual names there, in any case; and what a record's values become in a `Document
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..config import ReadOptions
@@ -92,6 +94,37 @@ def record_labels(value, where: str, separator: str) -> tuple[str | None, tuple[
         labels = label_list(value, where, separator)
         return (labels[0] if labels else None), labels
     return None, ()
+
+
+#: The documents `ReadOptions.titles = "also"` adds after an article: its title alone, and its title
+#: with its lead sentence.
+SHORT_FORMS = ("title", "title_lead")
+#: A lead sentence ends at the first sentence mark (not a decimal point) after this many words, or
+#: after `_MAX_LEAD_SENTENCE_WORDS` words.
+_MIN_LEAD_SENTENCE_WORDS = 8
+_MAX_LEAD_SENTENCE_WORDS = 40
+_SENTENCE_END_RE = re.compile(r"[.!?؟](?!\d|نت|كوم)")  # not a decimal point, not `العربية.نت`
+
+
+def lead_sentence(body: str) -> str:
+    """An article's first sentence, also when the next one is glued to it (`الدستوري.وكانت`)."""
+    words = body.split()[:_MAX_LEAD_SENTENCE_WORDS]
+    for i in range(_MIN_LEAD_SENTENCE_WORDS - 1, len(words)):
+        end = _SENTENCE_END_RE.search(words[i])
+        if end:
+            return " ".join(words[:i] + [words[i][: end.end()]])
+    return " ".join(words)
+
+
+def with_short_forms(article: Document, values: Mapping, columns: Columns, options: ReadOptions) -> Iterator[Document]:
+    """The article, and with `titles = "also"` its short forms (same label, id and outlet): its
+    title alone and its title with the lead sentence of its text."""
+    yield article
+    title = values.get(columns.title) if columns.title else None
+    if options.titles == "also" and isinstance(title, str) and title.strip():
+        body = values.get(columns.text)
+        yield dataclasses.replace(article, text=title, part="title", fields=())
+        yield dataclasses.replace(article, text=f"{title}\n{lead_sentence(body)}", part="title_lead", fields=())
 
 
 def record_document(values: Mapping, columns: Columns, options: ReadOptions, where: str, outlet: str) -> Document:

@@ -32,6 +32,8 @@ class Document:
     #: Every label of a record that gives a list of them (a JSON list, a cell holding the label
     #: separator, several fastText labels), each once, in order; `label` is the first. Empty for one label.
     labels: tuple[str, ...] = ()
+    #: A short form of the article read just before it (`columns.SHORT_FORMS`), None for an article.
+    part: str | None = None
 
 
 #: UTF-16 halves that JSON escapes (`\\ud800`) can carry alone: no character, and no file takes them.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..config import ReadOptions
 from ..errors import QismError, require_extra
-from .columns import Columns, record_document
+from .columns import Columns, record_document, with_short_forms
 from .decoding import decode
 from .documents import Document
 from .registry import reader
@@ -78,6 +78,8 @@ def read_parquet(path: Path, options: ReadOptions) -> Iterator[Document]:
                 row += 1
                 where = f"{path}: row {row}"
                 values = {name: _decoded(rows[name][i], where, options) for name in rows}
-                yield record_document(values, columns, options, where, path.name)
+                yield from with_short_forms(
+                    record_document(values, columns, options, where, path.name), values, columns, options
+                )
     except damaged as err:
         raise QismError(f"{path}: row {row + 1}: damaged Parquet data ({err})") from None

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..config import ReadOptions
 from ..errors import QismError
 from . import limits
-from .columns import Columns, record_document
+from .columns import Columns, record_document, with_short_forms
 from .decoding import BOMS, bounded_bytes, decode, stream_lines, text_lines
 from .documents import Document, label_list, without_lone_surrogates
 from .registry import reader
@@ -70,7 +70,8 @@ def _read_table(path: Path, options: ReadOptions) -> Iterator[Document]:
             hint = "a quote may be unbalanced" if where.startswith("lines") else "quote fields that hold the delimiter"
             raise QismError(f"{path}: {where}: {len(row)} fields, the header has {len(header)}; {hint}")
         values = {name: row[index] for name, index in at.items()}
-        yield record_document(values, columns, options, f"{path}: {where}", path.name)
+        document = record_document(values, columns, options, f"{path}: {where}", path.name)
+        yield from with_short_forms(document, values, columns, options)
 
 
 def _json_record(line: str, where: str) -> dict:
@@ -101,8 +102,10 @@ def jsonl_documents(lines: Iterable[tuple[str, str]], name: str, options: ReadOp
             continue
         record = _json_record(line, where)
         columns = columns or Columns.of(list(record), options, where, "key")
-        document = record_document(record, columns, options, where, name)
-        yield without_lone_surrogates(document) if "\\u" in line else document
+        for document in with_short_forms(
+            record_document(record, columns, options, where, name), record, columns, options
+        ):
+            yield without_lone_surrogates(document) if "\\u" in line else document
 
 
 def _lines_in_range(path: Path, start: int, end: int, errors: str) -> Iterator[tuple[str, str]]:
