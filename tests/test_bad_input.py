@@ -296,7 +296,8 @@ JSONL_DEFECTS = {
     ),
     "missing label": (
         '{"text": "a", "x": "b"}\n',
-        "line 1: no label key .looked for label, labels, class, category, section, topic; name it with --label-column",
+        "line 1: no label key .looked for label, labels, class, category, section, topic, القسم; "
+        "name it with --label-column",
     ),
     "not an object": ('["a", "b"]\n', "line 1: not a JSON object"),
     "nested too deeply": ("[" * 100_000 + "]" * 100_000 + "\n", "line 1: not valid JSON"),

@@ -423,6 +423,9 @@ def card_markdown(card: dict) -> str:
             "",
             short_input_table(card["short_input"]),
         ]
+    if "base" in card:
+        lines += ["", "## Base model", "", "Fitted toward a base model's weights (`qism train --base`):", ""]
+        lines += ["    " + line for line in base_summary(card["base"]).splitlines()]
     names = card.get("label_names", {})
     lines += ["", "## Labels", "", "| label | name | training documents |", "|---|---|---|"]
     lines += [
@@ -484,5 +487,33 @@ def card_summary(card: dict, name: str) -> str:
         f"{','.join(map(str, config.get('word_ngrams') or ()))}",
     ]
     lines += [autotune_summary(card["autotune"])] if "autotune" in card else []
+    lines += [base_summary(card["base"])] if "base" in card else []
     lines += ["", scores_text(card["scores"])] if card.get("scores") else []
+    return "\n".join(lines)
+
+
+def base_summary(base: dict) -> str:
+    """What a model fitted toward a base (`qism train --base`) started from and chose."""
+    sections = ", ".join(f"{label} {strength:g}" for label, strength in base.get("section_strengths", {}).items())
+    lines = [
+        f"base      {base.get('name') or '(unnamed)'} (card {str(base.get('card_sha256', ''))[:16]}); "
+        f"sections inherited: {', '.join(base.get('sections_inherited', [])) or 'none'}; "
+        f"new: {', '.join(base.get('sections_new', [])) or 'none'}",
+        f"prior     {base.get('scale', 1):g} of the base's weights, strength {base.get('strength', 0):g} by "
+        f"{base.get('folds')}-fold cross-validation"
+        + (f" (per section: {sections})" if sections else "")
+        + f", temperature {base.get('temperature', 1):g}",
+    ]
+    unlabeled = base.get("self_training")
+    if unlabeled is not None:
+        f1 = unlabeled.get("cv_macro_f1", {})
+        lines.append(
+            f"unlabeled {unlabeled.get('unlabeled', 0):,} articles: "
+            + (
+                f"{unlabeled.get('added', 0):,} confidently labeled ones used"
+                if unlabeled.get("used")
+                else "left unused (they did not help on the labeled articles)"
+            )
+            + (f"; cross-validated macro-F1 {f1['without']:.3f} without, {f1['with']:.3f} with" if f1 else "")
+        )
     return "\n".join(lines)

@@ -56,6 +56,9 @@ label_to_output = _when_called("output", "label_to_output")
 require_picture_packages = _when_called("report", "require_picture_packages")
 write_report = _when_called("report", "write_report")
 train_and_save = _when_called("trainer", "train_and_save")
+train_from_base_and_save = _when_called("adapt", "train_from_base_and_save")
+relabeled = _when_called("predict", "relabeled")
+select_to_file = _when_called("select", "select_to_file")
 label_files_on_cluster = _when_called("cluster", "label_files_on_cluster")
 train_and_save_on_cluster = _when_called("cluster", "train_and_save_on_cluster")
 
@@ -138,6 +141,15 @@ LabelSeparator = Annotated[
 ]
 Jobs = Annotated[int, typer.Option("--jobs", "-j", help="Processes for featurizing; -1 uses every core")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON for programs")]
+SectionMap = Annotated[
+    Path | None,
+    typer.Option(
+        "--label-map",
+        metavar="FILE",
+        help="Your sections (TOML/JSON, as for training), each taking the model's labels (ids or display "
+        "names) it merges; the model's labels it does not list stay as they are",
+    ),
+]
 
 
 def _user_errors(command):
@@ -374,6 +386,25 @@ def train_command(
             "worker while none is left, before stopping with one line",
         ),
     ] = CLUSTER_TIMEOUT,
+    base: Annotated[
+        str | None,
+        typer.Option(
+            metavar="MODEL",
+            help="Fit the sources' sections toward this model's weights (a model folder, or 'default'): a "
+            "newsroom's own model from a few dozen labeled articles, no corpora needed",
+        ),
+    ] = None,
+    keep_base_labels: Annotated[
+        bool, typer.Option("--keep-base-labels", help="With --base: keep the base's sections the sources never name")
+    ] = False,
+    unlabeled: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PATH",
+            help="With --base: unlabeled articles of the same outlet, used (confident self-training) where "
+            "cross-validation on the labeled ones says they help",
+        ),
+    ] = None,
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
     input_format: InputFormat = None,
@@ -405,6 +436,29 @@ def train_command(
     )
     read = _given(text_column=text_column, label_column=label_column, encoding=encoding, errors=errors)
     read |= _given(input_format=input_format, label_separator=label_separator)
+    if base is not None or keep_base_labels or unlabeled is not None:
+        _check_base_options(
+            base,
+            options,
+            recipe=recipe,
+            label_map=label_map,
+            autotune=autotune,
+            streaming=streaming is not None,
+            engine=engine != "local",
+        )
+        with _status("training") as status:
+            model = train_from_base_and_save(
+                out,
+                sources or [],
+                base,
+                read_options=ReadOptions(**read),
+                keep_base_labels=keep_base_labels,
+                unlabeled=unlabeled,
+                seed=options.get("seed", DEFAULT.seed),
+                n_jobs=jobs,
+                report=status.update,
+            )
+        return _print_json(model.card) if as_json else typer.echo(_training_summary(out, model.card))
     on_cluster = check_engine(engine, scheduler) == "dask"
     cluster = {
         "scheduler": scheduler,
@@ -429,6 +483,16 @@ def train_command(
             **cluster,
         )
     _print_json(model.card) if as_json else typer.echo(_training_summary(out, model.card))
+
+
+def _check_base_options(base, options: dict, **others) -> None:
+    """--base fits the base's own features: options that shape another model do not apply."""
+    if base is None:
+        raise QismError("--keep-base-labels and --unlabeled go with --base MODEL")
+    given = [name for name in options if name != "seed"] + [name for name, value in others.items() if value]
+    if given:
+        shown = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise QismError(f"{shown}: not with --base, whose model reads text as the base does")
 
 
 def _training_summary(out: Path, card: dict) -> str:
@@ -465,6 +529,7 @@ def evaluate_command(
     against: Annotated[
         Path | None, typer.Option(help="A second model folder to compare with, side by side on the same documents")
     ] = None,
+    label_map: SectionMap = None,
     as_json: AsJson = False,
     jobs: Jobs = -1,
     text_column: TextColumn = None,
@@ -475,11 +540,14 @@ def evaluate_command(
     errors: Errors = None,
 ):
     """Score a model on labeled data: accuracy, macro-F1 (over the labels the data has), per-label
-    scores, confusion matrix, calibration, and accuracy against coverage by --threshold."""
+    scores, confusion matrix, calibration, and accuracy against coverage by --threshold. MODEL
+    'default' is the shipped model."""
     check_report_language(lang)  # before the slow part, as the packages
     if report is not None:
         require_picture_packages()
     loaded, other = load_model(model), (load_model(against) if against is not None else None)
+    if label_map is not None:
+        loaded, other = relabeled(loaded, label_map), other and relabeled(other, label_map)
     for each in (loaded, other):
         each and each.set_jobs(jobs)
     options = ReadOptions(
@@ -513,7 +581,9 @@ def predict_command(
     ] = None,
     model: Annotated[
         Path | None,
-        typer.Option("--model", "-m", metavar="DIR", help="Model folder [default: the shipped default model]"),
+        typer.Option(
+            "--model", "-m", metavar="DIR", help="Model folder, or 'default' [default: the shipped default model]"
+        ),
     ] = None,
     input_path: Annotated[
         str | None,
@@ -619,6 +689,7 @@ def predict_command(
         ),
     ] = CLUSTER_TIMEOUT,
     gzip_output: Annotated[bool, typer.Option("--gzip", help="With --engine dask: write .labels.jsonl.gz")] = False,
+    label_map: SectionMap = None,
     text_column: TextColumn = None,
     encoding: Encoding = None,
     errors: Errors = None,
@@ -631,7 +702,15 @@ def predict_command(
     options = LabelOptions(top_k=top_k, threshold=threshold, unknown_label=unknown_label, explain=explain)
     read = _input_options(text_column, id_column, encoding, errors, keep_columns)
     if check_engine(engine, scheduler) == "dask":
-        cluster = dict(model=model, scheduler=scheduler, resume=resume, compress=gzip_output, bom=bom, jobs=jobs)
+        cluster = dict(
+            model=model,
+            scheduler=scheduler,
+            resume=resume,
+            compress=gzip_output,
+            bom=bom,
+            jobs=jobs,
+            label_map=label_map,
+        )
         return _on_cluster(
             texts,
             input_path,
@@ -646,7 +725,7 @@ def predict_command(
         )
     output = _local_output(output, gzip_output)
     documents = read_inputs(texts or [], input_path, input_format, lines, read, note=_note)
-    loaded = load_model(model)
+    loaded = load_model(model) if label_map is None else relabeled(load_model(model), label_map)
     shown = not quiet and (output is not None or not sys.stdout.isatty())  # not into results on the screen
     total = (
         len(texts)
@@ -709,6 +788,8 @@ def _on_cluster(texts, input_path, output: str | None, output_format: str, quiet
     format (or --lines) applies to every file; --bom, for CSV, does not apply."""
     if options.pop("bom"):
         raise QismError("--bom is for --format csv, which --engine dask does not write (jsonl or parquet)")
+    if options.pop("label_map") is not None:
+        raise QismError("--label-map labels with --engine local only")
     read = dataclasses.replace(options.pop("read_options"), input_format=options.pop("input_format"))
     jobs = options.pop("jobs")
     summary = label_files_on_cluster(
@@ -725,6 +806,39 @@ def _on_cluster(texts, input_path, output: str | None, output_format: str, quiet
         f"labeled {summary['labeled']} files ({summary['records']:,} records), skipped {summary['skipped']} "
         f"already labeled, into {printable(str(summary['output']))}"
     )
+
+
+@app.command("select", short_help="Choose the articles whose labels would teach a model most, as a sheet.")
+@_user_errors
+def select_command(
+    model: Annotated[
+        Path, typer.Option("--model", "-m", metavar="DIR", help="Model folder, or 'default' for the shipped one")
+    ] = ...,
+    input_path: Annotated[
+        str, typer.Option("--input", "-i", metavar="PATH", help="Articles to choose from (any supported format)")
+    ] = ...,
+    n: Annotated[int, typer.Option("-n", help="How many articles to choose")] = 50,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", metavar="FILE", help="The sheet: a .csv (UTF-8 with a BOM) or .xlsx")
+    ] = ...,
+    input_format: Annotated[
+        str | None,
+        typer.Option("--input-format", metavar="FORMAT", help=f"Format of --input: {', '.join(FORMATS)}"),
+    ] = None,
+    id_column: Annotated[
+        str | None, typer.Option(metavar="NAME", help=f"Column or key of the ids [default: {_candidates(ID_COLUMNS)}]")
+    ] = None,
+    text_column: TextColumn = None,
+    encoding: Encoding = None,
+    errors: Errors = None,
+    jobs: Jobs = -1,
+):
+    """Choose the N articles of --input whose labels would teach the model most (the ones it is least
+    sure of, not alike), into a sheet with an empty label column for `qism train --base`."""
+    read = _input_options(text_column, id_column, encoding, errors, None)
+    with _status("choosing") as status:
+        written = select_to_file(model, input_path, n, output, read, input_format, n_jobs=jobs, report=status.update)
+    typer.echo(f"wrote {output}: {written:,} articles to label (fill the label column)", err=True)
 
 
 @app.command("serve", short_help="Label articles over HTTP (needs qism[serve]).")

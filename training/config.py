@@ -23,7 +23,7 @@ DECODE_ERRORS = ("strict", "replace")
 #: ("no"), or also the title alone and the title with the article's lead sentence as documents.
 TITLE_DOCUMENTS = ("no", "also")
 #: Input formats a user can name with --input-format where the path alone does not say.
-INPUT_FORMATS = ("folder", "zip", "csv", "tsv", "jsonl", "parquet", "txt", "lines", "fasttext")
+INPUT_FORMATS = ("folder", "zip", "csv", "tsv", "jsonl", "parquet", "txt", "lines", "fasttext", "xlsx")
 #: The switches of `clean.TextCleaner`, one per cleaning step.
 CLEANING_STEPS = (
     "diacritics",

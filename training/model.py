@@ -83,6 +83,18 @@ def default_model_dir() -> Path:
     raise QismError("no default model is installed; give --model DIR (train one with `qism train`)")
 
 
+#: The name that means the shipped default model wherever a model folder is asked for.
+DEFAULT_MODEL_NAME = "default"
+
+
+def model_dir(directory: str | os.PathLike | None) -> Path:
+    """The folder of the model a user names: none, or `default` when no folder of that name is here,
+    is the shipped default model."""
+    if directory is None or (str(directory) == DEFAULT_MODEL_NAME and not os.path.lexists(directory)):
+        return default_model_dir()
+    return Path(directory)
+
+
 #: The only classes a model file may name.
 LOADABLE = {cls.__name__: cls for cls in (Pipeline, TfidfFeaturizer, TextCleaner, LinearClassifier)}
 
@@ -670,13 +682,13 @@ def _check_works(pipeline: Pipeline) -> None:
 
 
 def load_model(directory: str | os.PathLike | None = None) -> Model:
-    """Load a model folder (the shipped default model when none is named), refusing one that is
+    """Load a model folder (the shipped default model when none is named, or `default`), refusing one that is
     incomplete, altered, or of a newer format.
 
     A model saved by other versions of qism or scikit-learn loads when its arrays still work here
     (they are plain numbers); otherwise the message names both sets of versions.
     """
-    directory = Path(directory) if directory is not None else default_model_dir()
+    directory = model_dir(directory)
     if not directory.is_dir():
         raise QismError(f"{directory}: no model folder here (train one with `qism train`)")
     missing = [name for name in (PIPELINE_FILE, ARRAYS_FILE, CARD_FILE) if not (directory / name).is_file()]

@@ -54,6 +54,7 @@ from .records import (
     read_stdin,
 )
 from .registry import READERS, data_suffixes, detect_format, is_data_file, not_a_table, reader_for
+from .xlsx import read_xlsx
 
 FORMATS = INPUT_FORMATS
 __all__ = [
@@ -85,6 +86,7 @@ __all__ = [
     "read_inputs",
     "read_jsonl_range",
     "read_parquet",
+    "read_xlsx",
     "read_source",
     "read_sources",
     "replace_lone_surrogates",

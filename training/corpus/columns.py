@@ -15,10 +15,11 @@ from ..config import ReadOptions
 from ..errors import QismError
 from .documents import Document, label_list
 
-TEXT_COLUMNS = ("text", "content", "body", "article")
-LABEL_COLUMNS = ("label", "labels", "class", "category", "section", "topic")
-ID_COLUMNS = ("id", "doc_id", "article_id", "guid")
-TITLE_COLUMNS = ("title", "headline")
+#: Arabic names last: نص (text), القسم (section), رابط (link, an article's id when there is no id), عنوان (title).
+TEXT_COLUMNS = ("text", "content", "body", "article", "نص")
+LABEL_COLUMNS = ("label", "labels", "class", "category", "section", "topic", "القسم")
+ID_COLUMNS = ("id", "doc_id", "article_id", "guid", "رابط")
+TITLE_COLUMNS = ("title", "headline", "عنوان")
 OUTLET_COLUMNS = ("source", "outlet")
 
 
