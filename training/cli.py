@@ -107,6 +107,21 @@ def _switch(name: str, on: bool) -> str:
     return f"[default: --{'' if on else 'no-'}{name}]"
 
 
+Scheduler = Annotated[
+    str | None,
+    typer.Option(
+        help="With --engine dask: the scheduler's address (tcp://HOST:PORT) or scheduler file [default: "
+        "a local cluster]"
+    ),
+]
+ClusterTimeout = Annotated[
+    float,
+    typer.Option(
+        metavar="SECONDS",
+        help="With --engine dask: the longest wait for the scheduler to answer, a worker to join, or a "
+        "worker while none is left, before stopping with one line",
+    ),
+]
 TextColumn = Annotated[
     str | None,
     typer.Option(help=f"Column (CSV) or key (JSONL) holding the text [default: {_candidates(TEXT_COLUMNS)}]"),
@@ -371,21 +386,8 @@ def train_command(
             "(pip install 'qism[dask]')"
         ),
     ] = "local",
-    scheduler: Annotated[
-        str | None,
-        typer.Option(
-            help="With --engine dask: the scheduler's address (tcp://HOST:PORT) or scheduler file [default: "
-            "a local cluster]"
-        ),
-    ] = None,
-    cluster_timeout: Annotated[
-        float,
-        typer.Option(
-            metavar="SECONDS",
-            help="With --engine dask: the longest wait for the scheduler to answer, a worker to join, or a "
-            "worker while none is left, before stopping with one line",
-        ),
-    ] = CLUSTER_TIMEOUT,
+    scheduler: Scheduler = None,
+    cluster_timeout: ClusterTimeout = CLUSTER_TIMEOUT,
     base: Annotated[
         str | None,
         typer.Option(
@@ -673,21 +675,8 @@ def predict_command(
             "a Dask cluster, into the folder --output (pip install 'qism[dask]')"
         ),
     ] = "local",
-    scheduler: Annotated[
-        str | None,
-        typer.Option(
-            help="With --engine dask: the scheduler's address (tcp://HOST:PORT) or scheduler file [default: "
-            "a local cluster]"
-        ),
-    ] = None,
-    cluster_timeout: Annotated[
-        float,
-        typer.Option(
-            metavar="SECONDS",
-            help="With --engine dask: the longest wait for the scheduler to answer, a worker to join, or a "
-            "worker while none is left, before stopping with one line",
-        ),
-    ] = CLUSTER_TIMEOUT,
+    scheduler: Scheduler = None,
+    cluster_timeout: ClusterTimeout = CLUSTER_TIMEOUT,
     gzip_output: Annotated[bool, typer.Option("--gzip", help="With --engine dask: write .labels.jsonl.gz")] = False,
     label_map: SectionMap = None,
     text_column: TextColumn = None,
