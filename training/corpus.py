@@ -70,6 +70,8 @@ class Document:
     problem: str | None = None
     #: The input columns its record carries to the output (`ReadOptions.keep_columns`), as (name, value).
     fields: tuple[tuple[str, str], ...] = ()
+    #: Every label of a record that gives a list of them (`label` is the first); empty otherwise.
+    labels: tuple[str, ...] = ()
 
 
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))

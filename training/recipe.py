@@ -111,6 +111,15 @@ class LabelMap:
         """Relabel each (source path, document); drop those whose label the map does not list,
         counting them in `unmapped` by `source file name:label`."""
         for source_path, doc in documents:
+            if doc.labels:
+                mapped = tuple(dict.fromkeys(self.target(source_path, label) for label in doc.labels))
+                unmapped.update(
+                    f"{Path(source_path).name}:{label}" for label in doc.labels if not self.target(source_path, label)
+                )
+                mapped = tuple(label for label in mapped if label is not None)
+                if mapped:
+                    yield source_path, replace(doc, label=mapped[0], labels=mapped)
+                continue
             label_id = self.target(source_path, doc.label or "")
             if label_id is None:
                 unmapped[f"{Path(source_path).name}:{doc.label}"] += 1

@@ -8,7 +8,8 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from .errors import QismError
 from .features import MAX_ARTICLE_CHARS, featurizer_for
 from .model import Model, check_model_folder
 from .recipe import LabelMap, TrainingPlan, plan_training
-from .scores import score, scores_by_outlet
+from .scores import multi_label_score, score, scores_by_outlet
 from .streaming import ChunkEngine, check_streaming_config, choose_streaming, fit_streaming
 
 
@@ -55,6 +56,25 @@ class Prepared:
     empty_label_folders: list[str] = field(default_factory=list)
     #: Where each kept document came from: its outlet when the record names one, else its file.
     outlets: list[str] = field(default_factory=list)
+    #: Every label of each kept document when the model is multi-label (`labels` holds the first),
+    #: else None.
+    label_lists: list[tuple[str, ...]] | None = None
+
+    @property
+    def is_multi_label(self) -> bool:
+        return self.label_lists is not None
+
+    def targets(self, rows: np.ndarray) -> np.ndarray:
+        """What the classifier fits for these rows: a label each, or a tuple of labels each."""
+        if self.label_lists is None:
+            return np.asarray(self.labels, dtype=object)[rows]
+        targets = np.empty(len(rows), dtype=object)
+        targets[:] = [self.label_lists[i] for i in rows]
+        return targets
+
+    def label_counts(self) -> Counter:
+        """Documents per label (a document of several labels counts for each)."""
+        return Counter(self.labels) if self.label_lists is None else Counter(chain.from_iterable(self.label_lists))
 
     def outlet_array(self) -> np.ndarray:
         """`outlets` as an array, one (unnamed) outlet when they were not recorded."""
@@ -98,10 +118,20 @@ def merge_label_spellings(labels: Iterable[str]) -> dict[str, str]:
     return merges
 
 
-def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True, keep_texts: bool = True) -> Prepared:
+def _labels_of(doc: Document) -> tuple[str, ...]:
+    """A document's labels, each once, in the order given: its list, else its one label."""
+    return tuple(dict.fromkeys(label for label in (doc.labels or (doc.label,)) if (label or "").strip()))
+
+
+def prepare(
+    documents: Iterable[tuple[str, Document]], dedupe: bool = True, keep_texts: bool = True, multi_label: bool = False
+) -> Prepared:
     """Collect labeled documents per source and account for every one: drop binary files, empty and
     unlabeled ones, exact duplicates, and texts that appear under more than one label (they teach
     nothing and leak across a split); merge label spellings; count what is kept but worth a look.
+
+    The model is multi-label when `multi_label` says so or a document lists several labels; then a
+    text under several labels is kept once with all of them (`label_lists`, `merged_labels`).
 
     Without `keep_texts`, `texts` holds each kept document's position in `documents` instead of its
     text, so a corpus larger than memory is accounted for in one pass and read again for its texts."""
@@ -123,7 +153,8 @@ def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True, keep
         if doc.problem:
             dropped[doc.problem.replace(" ", "_")] += 1
             continue
-        if not (doc.label or "").strip():
+        doc_labels = _labels_of(doc)
+        if not doc_labels:
             dropped["no_label"] += 1
             continue
         if not doc.text or doc.text.isspace():
@@ -137,34 +168,70 @@ def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True, keep
         repaired["truncated"] += len(doc.text) > MAX_ARTICLE_CHARS
         text = doc.text[:MAX_ARTICLE_CHARS]  # all the featurizer reads; a huge file is not kept whole
         texts.append(text if keep_texts else position)
-        labels.append(doc.label)
+        labels.append(doc_labels)
         outlets.append(doc.outlet or Path(source_path).name)
         if dedupe:
             keys.append(_dedupe_key(text))
     sources = [{**entry, "sha256": entry["sha256"].hexdigest()} for entry in per_source.values()]
-    merges = merge_label_spellings(labels)
-    repaired["relabeled"] = sum(label in merges for label in labels)
-    labels = [merges.get(label, " ".join(label.split())) for label in labels]
+    multi_label = multi_label or any(len(doc_labels) > 1 for doc_labels in labels)
+    merges = merge_label_spellings(chain.from_iterable(labels))
+    repaired["relabeled"] = sum(label in merges for doc_labels in labels for label in doc_labels)
+    labels = [tuple(dict.fromkeys(merges.get(label, " ".join(label.split())) for label in ls)) for ls in labels]
     if dedupe:
-        labels_of: dict[bytes, set[str]] = {}
-        for key, label in zip(keys, labels):
-            labels_of.setdefault(key, set()).add(label)
-        seen: set[bytes] = set()
-        kept = []
-        for i, key in enumerate(keys):
-            if len(labels_of[key]) > 1:
-                dropped["label_conflicts"] += 1
-            elif key in seen:
-                dropped["duplicates"] += 1
-            else:
-                seen.add(key)
-                kept.append(i)
+        kept, labels = (
+            _merge_duplicates(keys, labels, dropped) if multi_label else _drop_duplicates(keys, labels, dropped)
+        )
         texts = [texts[i] for i in kept]
-        labels = [labels[i] for i in kept]
         outlets = [outlets[i] for i in kept]
-    return Prepared(
-        texts, labels, sources, dict(dropped), _nonzero(repaired), _nonzero(flagged), merges, empty_folders, outlets
+    prepared = Prepared(
+        texts,
+        [doc_labels[0] for doc_labels in labels],
+        sources,
+        dict(dropped),
+        _nonzero(repaired),
+        _nonzero(flagged),
+        merges,
+        empty_folders,
+        outlets,
     )
+    prepared.label_lists = labels if multi_label else None
+    return prepared
+
+
+def _drop_duplicates(keys: list[bytes], labels: list[tuple[str, ...]], dropped: Counter):
+    """The rows to keep and their labels: the first of each text, none of a text under two labels."""
+    labels_of: dict[bytes, set[tuple[str, ...]]] = {}
+    for key, label in zip(keys, labels):
+        labels_of.setdefault(key, set()).add(label)
+    seen: set[bytes] = set()
+    kept = []
+    for i, key in enumerate(keys):
+        if len(labels_of[key]) > 1:
+            dropped["label_conflicts"] += 1
+        elif key in seen:
+            dropped["duplicates"] += 1
+        else:
+            seen.add(key)
+            kept.append(i)
+    return kept, [labels[i] for i in kept]
+
+
+def _merge_duplicates(keys: list[bytes], labels: list[tuple[str, ...]], dropped: Counter):
+    """The rows to keep and their labels for a multi-label model: the first of each text, with every
+    label any copy of it had, in the order they came (a copy under another label is `merged_labels`)."""
+    first: dict[bytes, int] = {}
+    merged: list[tuple[str, ...]] = []
+    kept = []
+    for i, key in enumerate(keys):
+        if key not in first:
+            first[key] = len(kept)
+            kept.append(i)
+            merged.append(labels[i])
+            continue
+        union = tuple(dict.fromkeys(merged[first[key]] + labels[i]))
+        dropped["merged_labels" if union != merged[first[key]] else "duplicates"] += 1
+        merged[first[key]] = union
+    return kept, merged
 
 
 def _nonzero(counts: Counter) -> dict[str, int]:
@@ -213,7 +280,7 @@ def documents_by_outlet(prepared: Prepared) -> dict[str, dict[str, int]]:
 
 def check_trainable(prepared: Prepared) -> Counter:
     """The documents per label, once it is clear that there are documents of two labels or more."""
-    label_counts = Counter(prepared.labels)
+    label_counts = prepared.label_counts()
     if not prepared.texts:
         raise QismError("the corpus has no usable documents (all empty or unlabeled)")
     if len(label_counts) < 2:
@@ -269,12 +336,15 @@ def fit(
     weights = training_weights(prepared, config, train_rows)
     pipeline.fit(
         texts[train_rows],
-        labels[train_rows],
+        prepared.targets(train_rows),
         classifier__sample_weight=weights,
         classifier__outlets=outlets[train_rows],
     )
     scores = None
-    if len(test_rows):
+    if len(test_rows) and prepared.is_multi_label:
+        report(f"scoring on {len(test_rows):,} held-out documents")
+        scores = held_out_multi_label_scores(pipeline, texts[test_rows], prepared.targets(test_rows))
+    elif len(test_rows):
         report(f"scoring on {len(test_rows):,} held-out documents")
         scores = held_out_scores(
             pipeline.predict_proba(texts[test_rows]), pipeline.classes_, labels[test_rows], outlets[test_rows]
@@ -289,6 +359,16 @@ def held_out_scores(proba: np.ndarray, classes: np.ndarray, truth: np.ndarray, o
     if len(set(outlets)) > 1:
         scores["by_outlet"] = scores_by_outlet(truth, predicted, outlets)
     return scores
+
+
+def held_out_multi_label_scores(pipeline: Pipeline, texts: np.ndarray, label_lists: np.ndarray) -> dict:
+    """The card's scores of a multi-label model on held-out documents (see `scores.multi_label_score`)."""
+    classifier = pipeline.named_steps["classifier"]
+    return multi_label_score(
+        classifier.label_columns(label_lists),
+        pipeline.predict(texts).astype(bool),
+        [str(c) for c in classifier.classes_],
+    )
 
 
 def fit_streamed(
@@ -374,11 +454,12 @@ def train(
         return label_map.apply(documents, dropped_by_map) if label_map is not None else documents
 
     report(f"reading {', '.join(sources)}")
-    prepared = prepare(read(), config.dedupe, keep_texts=not streaming)
+    prepared = prepare(read(), config.dedupe, keep_texts=not streaming, multi_label=config.multi_label)
     unmapped = Counter(dropped_by_map)  # what one read drops (streaming reads again)
     if unmapped:
         prepared.dropped["unmapped_label"] = sum(unmapped.values())
     report(f"{len(prepared.texts):,} documents after dropping {sum(prepared.dropped.values()):,}")
+    config = check_multi_label(prepared, config, streaming, budget, report)
     search = None
     if budget is not None:
         config, search = autotune_on_training_split(prepared, config, budget, n_jobs, report)
@@ -413,6 +494,23 @@ def train(
     )
     card["training"] = {**run, "memory_budget": memory_budget}
     return Model(pipeline, card)
+
+
+def check_multi_label(prepared: Prepared, config: TrainConfig, streaming: bool, budget, report) -> TrainConfig:
+    """The configuration to fit: multi-label when the data lists several labels for an article (said
+    in the progress and, through the configuration, in the card), refusing what multi-label
+    training does not do yet."""
+    if not prepared.is_multi_label:
+        return config
+    if not config.multi_label:
+        several = sum(len(labels) > 1 for labels in prepared.label_lists)
+        report(f"multi-label: {several:,} articles have several labels, so each label gets its own threshold")
+        config = replace(config, multi_label=True)
+    if streaming:
+        raise QismError("multi-label training runs in memory; drop --streaming and --engine dask")
+    if budget is not None:
+        raise QismError("--autotune chooses single-label models; drop it for multi-label data")
+    return config
 
 
 def unseen_outlets_for_card(plan: TrainingPlan, autotuned: bool, notice: Callable[[str], None]) -> dict | None:
