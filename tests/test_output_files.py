@@ -440,7 +440,7 @@ def test_workers_die_with_a_killed_predict(tmp_path, tiny_model_dir, sig):
 @needs_workers
 def test_joblib_workers_die_with_their_parent_too(tmp_path):
     script = (
-        "import os, sys, time\nfrom training.features import pool\npool.FORK_WORKERS = False\n"
+        "import os, sys, time\nfrom qism.features import pool\npool.FORK_WORKERS = False\n"
         "def work(texts):\n    open(os.path.join(sys.argv[1], str(os.getpid())), 'w').close()\n    time.sleep(60)\n"
         "pool.map_chunks(work, ['x'] * 1000, 2)\n"
     )

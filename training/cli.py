@@ -120,6 +120,18 @@ Errors = Annotated[
         "their place and counts them [default: strict]",
     ),
 ]
+InputFormat = Annotated[
+    str | None,
+    typer.Option(
+        "--input-format",
+        metavar="FORMAT",
+        help=f"Format of the sources when their names do not say: {', '.join(FORMATS)} [default: detected]",
+    ),
+]
+LabelSeparator = Annotated[
+    str | None,
+    typer.Option(metavar="TEXT", help="What separates the labels of a CSV or TSV cell that holds several [default: |]"),
+]
 Jobs = Annotated[int, typer.Option("--jobs", "-j", help="Processes for featurizing; -1 uses every core")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON for programs")]
 
@@ -361,6 +373,8 @@ def train_command(
     ] = None,
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
+    input_format: InputFormat = None,
+    label_separator: LabelSeparator = None,
     encoding: Encoding = None,
     errors: Errors = None,
     jobs: Jobs = -1,
@@ -388,6 +402,7 @@ def train_command(
         cleaning=None if teh_marbuta is None else {"teh_marbuta": teh_marbuta},
     )
     read = _given(text_column=text_column, label_column=label_column, encoding=encoding, errors=errors)
+    read |= _given(input_format=input_format, label_separator=label_separator)
     on_cluster = check_engine(engine, scheduler) == "dask"
     cluster = {"scheduler": scheduler, "n_workers": None if jobs == -1 else jobs} if on_cluster else {}
     with _status("training") as status:
@@ -447,6 +462,8 @@ def evaluate_command(
     jobs: Jobs = -1,
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
+    input_format: InputFormat = None,
+    label_separator: LabelSeparator = None,
     encoding: Encoding = None,
     errors: Errors = None,
 ):
@@ -459,7 +476,8 @@ def evaluate_command(
     for each in (loaded, other):
         each and each.set_jobs(jobs)
     options = ReadOptions(
-        **_given(text_column=text_column, label_column=label_column, encoding=encoding, errors=errors)
+        **_given(text_column=text_column, label_column=label_column, encoding=encoding, errors=errors),
+        **_given(input_format=input_format, label_separator=label_separator),
     )
     result, comparison = evaluate_models(loaded, sources, options, other, names=[str(model), str(against)])
     if report is not None:

@@ -19,6 +19,8 @@ CLASSIFIERS = ("sgd", "linear_svc", "logreg", "complement_nb")
 CLASS_WEIGHTS = ("balanced", None)
 #: What to do with bytes the encoding cannot decode: stop with an error, or put U+FFFD in their place.
 DECODE_ERRORS = ("strict", "replace")
+#: Input formats a user can name with --input-format where the path alone does not say.
+INPUT_FORMATS = ("folder", "zip", "csv", "tsv", "jsonl", "txt", "lines", "fasttext")
 #: The switches of `clean.TextCleaner`, one per cleaning step.
 CLEANING_STEPS = (
     "diacritics",
@@ -328,6 +330,10 @@ class ReadOptions:
     #: The outlet of documents whose record names none (default: the file or folder they came from),
     #: so that the files of one outlet count as one in per-outlet scores and weights.
     outlet: str | None = None
+    #: What separates the labels of a CSV or TSV cell that holds several (`security|arab affairs`).
+    label_separator: str = "|"
+    #: The format of every source, when its name does not say (`fasttext` for a `.train` file).
+    input_format: str | None = None
 
     def __post_init__(self):
         if self.errors not in DECODE_ERRORS:
@@ -341,6 +347,10 @@ class ReadOptions:
                 )
         _flag(self.require_labels, "require_labels")
         object.__setattr__(self, "keep_columns", _kept_columns(self.keep_columns))
+        if not isinstance(self.label_separator, str) or not self.label_separator.strip():
+            raise QismError(f"--label-separator takes characters, such as '|'; got {self.label_separator!r}")
+        if self.input_format is not None and self.input_format not in INPUT_FORMATS:
+            raise QismError(f"--input-format must be one of {', '.join(INPUT_FORMATS)}; got {self.input_format!r}")
 
     @property
     def names_table_columns(self) -> bool:

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .config import ReadOptions
+from .config import INPUT_FORMATS, ReadOptions
 from .errors import QismError
 
 TEXT_COLUMNS = ("text", "content", "body", "article")
@@ -41,8 +41,9 @@ LABEL_COLUMNS = ("label", "class", "category", "section", "topic")
 ID_COLUMNS = ("id", "doc_id", "article_id", "guid")
 TITLE_COLUMNS = ("title", "headline")
 
-#: Formats a user can name with --format where the path alone does not say.
-FORMATS = ("folder", "zip", "csv", "tsv", "jsonl", "txt", "lines")
+FORMATS = INPUT_FORMATS
+#: What starts each label of a fastText line (`__label__sports __label__economy text ...`).
+FASTTEXT_LABEL = "__label__"
 
 #: The `problem` of a file that holds binary data (an image renamed .txt): passed on without text.
 BINARY_FILE = "binary file"
@@ -70,7 +71,8 @@ class Document:
     problem: str | None = None
     #: The input columns its record carries to the output (`ReadOptions.keep_columns`), as (name, value).
     fields: tuple[tuple[str, str], ...] = ()
-    #: Every label of a record that gives a list of them (`label` is the first); empty otherwise.
+    #: Every label of a record that gives a list of them (a JSON list, a cell holding the label
+    #: separator, several fastText labels), each once, in order; `label` is the first. Empty for one label.
     labels: tuple[str, ...] = ()
 
 
@@ -190,9 +192,45 @@ def replace_lone_surrogates(text: str) -> str:
 def _without_lone_surrogates(doc: Document) -> Document:
     texts = {field.name: getattr(doc, field.name) for field in dataclasses.fields(doc)}
     texts["fields"] = tuple((name, replace_lone_surrogates(value)) for name, value in doc.fields)
+    texts["labels"] = tuple(map(replace_lone_surrogates, doc.labels))
     return Document(
         **{name: replace_lone_surrogates(value) if isinstance(value, str) else value for name, value in texts.items()}
     )
+
+
+def label_list(values: list, where: str, separator: str) -> tuple[str, ...]:
+    """The labels a record lists, each once and in order (numbers as text, empty names left out).
+
+    A name holding the label separator is refused: written to a CSV cell, it would read back as two.
+    """
+    labels = []
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool):  # numbered classes
+            value = str(value)
+        if not isinstance(value, str):
+            raise QismError(f"{where}: the label {value!r} is not text; a label list holds names or numbers")
+        if separator in value:
+            raise QismError(
+                f"{where}: the label {value!r} holds the label separator {separator!r}; rename the label, "
+                "or choose another separator with --label-separator"
+            )
+        if value.strip():
+            labels.append(value)
+    return tuple(dict.fromkeys(labels))
+
+
+def labeled(doc: Document, labels: tuple[str, ...]) -> Document:
+    """`doc` with the labels of a list: `label` is the first, or None when the list is empty."""
+    return dataclasses.replace(doc, label=labels[0] if labels else None, labels=labels)
+
+
+def _cell_labels(cell: str, where: str, options: ReadOptions) -> tuple[str | None, tuple[str, ...]]:
+    """A CSV cell's label, or its labels when it holds the separator (`security|arab affairs`)."""
+    separator = options.label_separator
+    if separator not in cell:
+        return cell, ()
+    labels = label_list([piece.strip() for piece in cell.split(separator)], where, separator)
+    return (labels[0] if labels else None), labels
 
 
 def label_key(label: str) -> str:
@@ -200,10 +238,31 @@ def label_key(label: str) -> str:
     return " ".join(label.split()).casefold()
 
 
+_FASTTEXT_SNIFF_BYTES = 1 << 12
+
+
+def looks_like_fasttext(path: Path) -> bool:
+    """Whether a regular file's first line that is not blank starts with a fastText label (a FIFO or
+    device is not looked into: what is read to look is lost to the reading)."""
+    if not path.is_file():
+        return False
+    with open(path, "rb") as handle:
+        head = handle.read(_FASTTEXT_SNIFF_BYTES)
+    for bom, _ in _BOMS:
+        head = head.removeprefix(bom)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return False
+    return head.lstrip().startswith(FASTTEXT_LABEL.encode())
+
+
 def detect_format(path: Path) -> str:
     if path.is_dir():
         return "folder"
     name = path.name.lower()
+    if not name.endswith((".zip", ".csv", ".tsv", ".jsonl", ".jsonl.gz", ".ndjson", ".json")) and looks_like_fasttext(
+        path
+    ):
+        return "fasttext"
     for suffix, fmt in (
         (".zip", "zip"),
         (".csv", "csv"),
@@ -216,7 +275,10 @@ def detect_format(path: Path) -> str:
     ):
         if name.endswith(suffix):
             return fmt
-    raise QismError(f"{path}: unknown format; expected a folder, .zip, .csv, .tsv, .jsonl, .jsonl.gz or .txt")
+    raise QismError(
+        f"{path}: unknown format; expected a folder, .zip, .csv, .tsv, .jsonl, .jsonl.gz, .txt or a fastText "
+        "file (lines starting with __label__), or name it with --input-format"
+    )
 
 
 def read_source(
@@ -231,7 +293,9 @@ def read_source(
         path = Path(path)
         if not path.exists():
             raise QismError(f"{path}: no such file or folder")
-        fmt = fmt or detect_format(path)
+        fmt = fmt or options.input_format or detect_format(path)
+        if fmt not in _READERS:
+            raise QismError(f"--input-format must be one of {', '.join(FORMATS)}; got {fmt!r}")
         if options.names_table_columns and fmt not in ("csv", "tsv", "jsonl"):
             raise _not_a_table(f"{fmt} input ({path})")
         reader = _READERS[fmt]
@@ -632,12 +696,14 @@ def _read_table(path: Path, options: ReadOptions) -> Iterator[Document]:
         text = row[text_at]
         if title_at is not None and row[title_at]:
             text = f"{row[title_at]}\n{text}"
+        label, labels = (None, ()) if label_at is None else _cell_labels(row[label_at], f"{path}: {where}", options)
         yield Document(
             text=text,
-            label=row[label_at] if label_at is not None else None,
+            label=label,
             id=row[id_at] if id_at is not None else None,
             outlet=path.name,
             fields=tuple((name, row[at]) for name, at in kept_at),
+            labels=labels,
         )
 
 
@@ -688,20 +754,22 @@ def jsonl_documents(lines: Iterable[tuple[str, str]], name: str, options: ReadOp
             first = False
         if not isinstance(record.get(text_key), str):
             raise QismError(f"{where}: no {text_key!r} text in the record; name the key with --text-column")
-        label = record.get(label_key)
+        label = record.get(label_key, record.get("labels") if options.label_column is None else None)
         if isinstance(label, int) and not isinstance(label, bool):  # numbered classes
             label = str(label)
-        if options.require_labels and not isinstance(label, str):
+        labels = label_list(label, where, options.label_separator) if isinstance(label, list) else ()
+        if options.require_labels and not isinstance(label, (str, list)):
             raise QismError(f"{where}: no {label_key!r} in the record; name the key with --label-column")
         text = record[text_key]
         if isinstance(record.get("title"), str) and record["title"]:
             text = f"{record['title']}\n{text}"
         document = Document(
             text=text,
-            label=label if isinstance(label, str) else None,
+            label=label if isinstance(label, str) else labels[0] if labels else None,
             id=_field_value(record[id_key]) if record.get(id_key) is not None else None,
             outlet=str(record["source"]) if record.get("source") else name,
             fields=tuple((key, _field_value(record.get(key))) for key in options.keep_columns),
+            labels=labels,
         )
         yield _without_lone_surrogates(document) if "\\u" in line else document
 
@@ -713,6 +781,30 @@ def _read_text_file(path: Path, options: ReadOptions) -> Iterator[Document]:
     if options.require_labels:
         raise QismError(f"{path}: a single .txt file has no label; give a folder of <label>/<article>.txt")
     yield _article(_article_bytes(path), str(path), path.name, options, path.name)
+
+
+#: A fastText line's leading labels (`__label__a __label__b `); the rest of the line is its text.
+_FASTTEXT_LABELS_RE = re.compile(rf"[^\S\n]*((?:{FASTTEXT_LABEL}\S*(?:\s+|$))*)")
+
+
+def fasttext_document(line: str, where: str, options: ReadOptions) -> Document:
+    """One fastText line as a document: its leading `__label__` words are its labels (a list when
+    more than one), the rest its text (a line with labels only has an empty text, counted as such)."""
+    found = _FASTTEXT_LABELS_RE.match(line)
+    names = [word[len(FASTTEXT_LABEL) :] for word in found.group(1).split()]
+    labels = label_list(names, where, options.label_separator)
+    return Document(
+        text=line[found.end() :].rstrip("\r\n"),
+        label=labels[0] if labels else None,
+        labels=labels if len(labels) > 1 else (),
+    )
+
+
+def _read_fasttext(path: Path, options: ReadOptions) -> Iterator[Document]:
+    for number, line in enumerate(_text_lines(path, options), 1):
+        if line.strip():
+            document = fasttext_document(line, f"{path}: line {number}", options)
+            yield dataclasses.replace(document, id=str(number), outlet=path.name)
 
 
 def _read_lines_file(path: Path, options: ReadOptions) -> Iterator[Document]:
@@ -823,4 +915,5 @@ _READERS = {
     "jsonl": _read_jsonl,
     "txt": _read_text_file,
     "lines": _read_lines_file,
+    "fasttext": _read_fasttext,
 }

@@ -43,8 +43,8 @@ def count_documents(path: str | os.PathLike, fmt: str | None = None) -> int | No
                 return sum(
                     1 for info in archive.infolist() if not info.is_dir() and info.filename.lower().endswith(".txt")
                 )
-        if fmt in ("jsonl", "lines"):
-            return _count_lines(path, non_blank=fmt == "jsonl")
+        if fmt in ("jsonl", "lines", "fasttext"):
+            return _count_lines(path, non_blank=fmt != "lines")
         if fmt == "txt":
             return 1
     except (OSError, zipfile.BadZipFile, EOFError, zlib.error, QismError):

@@ -94,7 +94,8 @@ _DIGEST_PIECE = 1 << 20
 
 def _add_to_digest(digest, doc: Document) -> None:
     """Add a document to its source's SHA-256 in pieces, so a huge article is not copied whole."""
-    digest.update(f"{doc.label}\x1f".encode())
+    label = "\x1d".join(doc.labels) if doc.labels else doc.label  # a list: all its labels
+    digest.update(f"{label}\x1f".encode())
     for start in range(0, len(doc.text), _DIGEST_PIECE):
         digest.update(doc.text[start : start + _DIGEST_PIECE].encode())
     digest.update(b"\x1e")
