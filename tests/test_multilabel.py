@@ -1,6 +1,7 @@
 """Multi-label models (issue 22): an article filed under several sections gets each of them, from
 preparing the corpus to the records and the scores."""
 
+import csv
 import io
 import json
 import random
@@ -8,6 +9,7 @@ import random
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import assert_user_error, run
 from qism.classifier import LinearClassifier, choose_thresholds, chosen_labels, multi_label_targets
 from qism.config import LabelOptions, TrainConfig
 from qism.corpus import Document
@@ -200,3 +202,68 @@ def test_card_and_summary_say_multi_label(multi_label_model):
     assert "micro-F1" in text and "Hamming loss" in text and "all sections found" in text
     assert "multi-label" in card_summary({"config": {"multi_label": True}}, "m")
     json.dumps(scores)  # JSON-ready for --json
+
+
+# --- from files, through the command line and the server ------------------------------------
+
+
+def write_corpus(folder, docs) -> tuple:
+    """The same articles as JSON Lines (labels as lists) and as a fastText file."""
+    jsonl, fasttext = folder / "ml.jsonl", folder / "ml.ft"
+    jsonl.write_text("".join(json.dumps({"id": d.id, "text": d.text, "label": list(d.labels)}) + "\n" for d in docs))
+    fasttext.write_text("".join(" ".join(f"__label__{x}" for x in d.labels) + f" {d.text}\n" for d in docs))
+    return jsonl, fasttext
+
+
+@pytest.fixture(scope="module")
+def cli_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    jsonl, fasttext = write_corpus(folder, documents(1100, seed=7))
+    result = run("train", jsonl, "--out", folder / "m1", "--test-size", 0.2, "--boilerplate-min-docs", 0)
+    assert result.exit_code == 0, result.output
+    return folder, result
+
+
+def test_label_lists_train_a_multi_label_model_and_the_summary_says_so(cli_model):
+    folder, result = cli_model
+    assert "Multi-label: " in result.stdout and "micro-F1" in result.stdout
+    card = json.loads((folder / "m1" / "card.json").read_text())
+    assert card["config"]["multi_label"] is True and card["scores"]["multi_label"]
+    info = run("info", folder / "m1")
+    assert "multi-label" in info.stdout
+
+
+def test_the_same_data_as_json_lines_and_as_fasttext_give_the_same_multi_label_model(cli_model):
+    folder, _ = cli_model
+    for source, out in ((folder / "ml.ft", "m2"), (folder / "ml.jsonl", "m3")):
+        result = run("train", source, "--out", folder / out, "--test-size", 0.2, "--boilerplate-min-docs", 0)
+        assert result.exit_code == 0, result.output
+    for name in ("arrays.npz", "pipeline.json"):
+        first = (folder / "m1" / name).read_bytes()
+        assert first == (folder / "m2" / name).read_bytes() == (folder / "m3" / name).read_bytes()
+
+
+def test_predict_writes_labels_in_a_cell_and_evaluate_json_has_micro_f1(cli_model):
+    folder, _ = cli_model
+    both = "الأسهم البورصة التضخم المباراة الفريق اللاعب الأسعار هدف الدوري"
+    result = run("predict", "--model", folder / "m1", both, "--format", "csv", "--top-k", 3)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert set(rows[0]["labels"].split("|")) == {"sports", "economy"} and rows[0]["label_3"]
+    table = run("predict", "--model", folder / "m1", both)
+    assert "labels" in table.stdout.splitlines()[0]
+    test, _ = write_corpus(folder / "..", documents(200, seed=8))
+    scores = run("evaluate", folder / "m1", test, "--json")
+    assert scores.exit_code == 0, scores.output
+    data = json.loads(scores.stdout)
+    assert 0.9 < data["micro_f1"] <= 1 and 0 <= data["hamming_loss"] < 0.1
+    assert "micro-F1" in run("evaluate", folder / "m1", test).stdout
+
+
+def test_multi_label_training_refuses_streaming_and_autotune_in_one_line(cli_model):
+    folder, _ = cli_model
+    for option in (["--streaming"], ["--autotune", "5s"]):
+        result = run("train", folder / "ml.jsonl", "--out", folder / "refused", *option)
+        assert_user_error(result, "multi-label" if option[0] == "--streaming" else "--autotune")
+    result = run("train", folder / "ml.jsonl", "--out", folder / "refused", "--classifier", "complement_nb")
+    assert_user_error(result, "not complement_nb")

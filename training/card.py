@@ -274,6 +274,11 @@ def _counts(counts: dict[str, int]) -> str:
 def data_notes(card: dict) -> list[str]:
     """What training did with documents it could not use as they were, one sentence per kind."""
     notes = []
+    if card.get("config", {}).get("multi_label"):
+        notes.append(
+            f"Multi-label: {card.get('several_labels', 0):,} training articles have several labels; "
+            "an article gets its best label and every other at or above that label's threshold."
+        )
     if card.get("dropped"):
         notes.append(f"Dropped before training: {_counts(card['dropped'])}.")
     if card.get("repaired"):

@@ -477,6 +477,7 @@ def train(
         "label_merges": prepared.label_merges,
         "empty_label_folders": prepared.empty_label_folders,
         "documents_by_outlet": documents_by_outlet(prepared),
+        **several_labels(prepared),
     }
     card = new_card(
         name=name,
@@ -495,6 +496,13 @@ def train(
     )
     card["training"] = {**run, "memory_budget": memory_budget}
     return Model(pipeline, card)
+
+
+def several_labels(prepared: Prepared) -> dict:
+    """For a multi-label model's card: how many training articles have several labels."""
+    if not prepared.is_multi_label:
+        return {}
+    return {"several_labels": sum(len(labels) > 1 for labels in prepared.label_lists)}
 
 
 def check_multi_label(prepared: Prepared, config: TrainConfig, streaming: bool, budget, report) -> TrainConfig:
