@@ -267,3 +267,35 @@ def test_multi_label_training_refuses_streaming_and_autotune_in_one_line(cli_mod
         assert_user_error(result, "multi-label" if option[0] == "--streaming" else "--autotune")
     result = run("train", folder / "ml.jsonl", "--out", folder / "refused", "--classifier", "complement_nb")
     assert_user_error(result, "not complement_nb")
+
+
+def test_serve_returns_the_records_qism_predict_prints(cli_model, tmp_path):
+    pytest.importorskip("uvicorn")
+    from test_serve import Server
+
+    folder, _ = cli_model
+    texts = ["الأسهم البورصة التضخم المباراة الفريق اللاعب الأسعار هدف الدوري", ""]
+    server = Server(tmp_path / "server.log", "--model", str(folder / "m1"))
+    try:
+        response = server.predict(texts, top_k=3)
+    finally:
+        server.stop()
+    assert response.status_code == 200, response.text
+    printed = run("predict", "--model", folder / "m1", *texts, "--top-k", 3, "--format", "json", "--quiet")
+    assert response.json()["predictions"] == json.loads(printed.stdout)
+    assert len(response.json()["predictions"][0]["labels"]) == 2
+
+
+def test_report_shows_multi_label_scores_and_which_sections_go_together(cli_model):
+    pytest.importorskip("matplotlib")
+    folder, _ = cli_model
+    test, _ = write_corpus(folder / "..", documents(200, seed=9))
+    for lang in ("en", "ar"):
+        result = run("evaluate", folder / "m1", test, "--report", folder / f"report-{lang}", "--lang", lang)
+        assert result.exit_code == 0, result.output
+        page = (folder / f"report-{lang}" / "report.html").read_text(encoding="utf-8")
+        assert "micro-F1" in page and "Hamming loss" in page and page.count("<img") == 3
+    page = (folder / "report-en" / "report.html").read_text(encoding="utf-8")
+    assert "Sections filed together" in page and "calibration" not in page.lower()
+    per_label = (folder / "report-en" / "per_label.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert per_label[0].endswith("predicted") and len(per_label) == 4

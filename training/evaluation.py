@@ -29,6 +29,13 @@ class Evaluation:
     #: Probabilities, one column per entry of `labels`.
     proba: np.ndarray
     scores: dict
+    #: For a multi-label model: documents x `labels` 0/1 matrices of the true and the chosen labels.
+    truth: np.ndarray | None = None
+    chosen: np.ndarray | None = None
+
+    @property
+    def is_multi_label(self) -> bool:
+        return self.truth is not None
 
 
 #: More documents than this share with gold labels the model does not know, and the evaluation is
@@ -131,7 +138,8 @@ def evaluate_multi_label(model, documents: Sequence[Document]) -> Evaluation:
     predicted = np.hstack([chosen_labels(proba, model.label_thresholds()), np.zeros((len(proba), len(unknown)), bool)])
     result = multi_label_score(truth, predicted, labels)
     result["labels_unknown_to_model"] = unknown
-    return Evaluation(list(documents), labels, label_indices(labels, [g[0] for g in gold]), padded, result)
+    y_index = label_indices(labels, [g[0] for g in gold])
+    return Evaluation(list(documents), labels, y_index, padded, result, truth, predicted)
 
 
 def evaluate(model, sources: Iterable[str], options: ReadOptions = ReadOptions()) -> dict:
