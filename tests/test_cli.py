@@ -10,7 +10,8 @@ from conftest import ECONOMY, ROOT, SPORTS, assert_user_error, run
 
 def test_help_documents_every_command():
     result = run("--help")
-    for command in ("train", "evaluate", "predict", "info"):
+    assert result.exit_code == 0, result.output
+    for command in ("train", "evaluate", "predict", "info", "serve"):
         assert command in result.output
 
 

@@ -456,22 +456,59 @@ def test_joblib_workers_die_with_their_parent_too(tmp_path):
     assert wait_gone(workers) == []
 
 
+class HeldOpenInput:
+    """A FIFO that gives its first records at once and holds the rest back until `release`: the run
+    reading it cannot finish before the test has interrupted it, however busy the machine is."""
+
+    def __init__(self, path: Path, source: Path, held_back: int):
+        lines = source.read_bytes().splitlines(keepends=True)
+        cut = len(lines) - held_back
+        self.first, self.rest = b"".join(lines[:cut]), b"".join(lines[cut:])
+        self.released = threading.Event()
+        os.mkfifo(path)
+        self.writer = threading.Thread(target=self._write, args=(path,), daemon=True)
+        self.writer.start()
+
+    def _write(self, path: Path) -> None:
+        try:
+            with open(path, "wb") as handle:
+                handle.write(self.first)
+                handle.flush()
+                if self.rest:
+                    self.released.wait()
+                    handle.write(self.rest)
+        except BrokenPipeError:  # the reader was interrupted, as the test meant
+            pass
+
+    def release(self) -> None:
+        self.released.set()
+        self.writer.join(30)
+
+
+def wait_for_partial(folder: Path, pattern: str, process: subprocess.Popen, size: int = 50_000) -> None:
+    """Until the run has written `size` bytes of its partial output: the work has started."""
+    deadline = time.monotonic() + 120
+    while not any(p.stat().st_size > size for p in folder.glob(pattern)):
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline, "the run wrote nothing"
+        time.sleep(0.005)
+
+
 @needs_fork
 @needs_workers
 def test_ctrl_c_keeps_a_partial_that_resume_completes(tmp_path, tiny_model_dir, fmt="jsonl"):
     n = 20_000
-    source = big_input(tmp_path / "in.jsonl", n)
+    whole_input = big_input(tmp_path / "all.jsonl", n)
+    source = tmp_path / "in.jsonl"
+    held = HeldOpenInput(source, whole_input, held_back=5_000)
     args = ["predict", "--model", tiny_model_dir, "--input", source, "--format", fmt, "--jobs", "2", "--quiet"]
     out = tmp_path / f"out.{fmt}"
     process, _ = start_with_workers(qism(*args, "--output", out))
-    deadline = time.monotonic() + 60
-    while not any(p.stat().st_size > 50_000 for p in tmp_path.glob(f".out.{fmt}.*.part")):
-        assert process.poll() is None, process.stderr.read()
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
+    wait_for_partial(tmp_path, f".out.{fmt}.*.part", process)
     workers = children(process.pid)
     os.killpg(process.pid, signal.SIGINT)  # as Ctrl-C in a terminal: the whole process group
     assert process.wait(30) == 130
+    held.release()
     stderr = process.stderr.read()
     [line] = stderr.splitlines()
     assert line.startswith("qism: interrupted; ") and line.endswith(
@@ -487,12 +524,14 @@ def test_ctrl_c_keeps_a_partial_that_resume_completes(tmp_path, tiny_model_dir, 
         else [json.loads(text) for text in partial.read_text(encoding="utf-8").splitlines()]
     )
     assert 0 < kept == len(rows) < n
+    source.unlink()
+    HeldOpenInput(source, whole_input, held_back=0)  # the same stream again, whole
     assert run(*args, "--output", out, "--resume").exit_code == 0
     whole = tmp_path / f"whole.{fmt}"
-    assert run(*args, "--output", whole).exit_code == 0
+    assert run(*args[:4], whole_input, *args[5:], "--output", whole).exit_code == 0
     assert out.read_bytes() == whole.read_bytes()  # every id once, in order, the same records
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["in.jsonl", out.name, whole.name, f".{out.name}.qism-run.json", f".{whole.name}.qism-run.json"]
+        ["in.jsonl", "all.jsonl", out.name, whole.name, f".{out.name}.qism-run.json", f".{whole.name}.qism-run.json"]
     )
 
 
@@ -522,7 +561,8 @@ def test_an_interrupted_run_resumed_and_interrupted_again_loses_nothing(tmp_path
 
 
 def test_ctrl_c_with_a_format_that_cannot_resume_writes_nothing(tmp_path, tiny_model_dir):
-    source = big_input(tmp_path / "in.jsonl", 20_000)
+    source = tmp_path / "in.jsonl"
+    held = HeldOpenInput(source, big_input(tmp_path / "whole.jsonl", 20_000), held_back=5_000)
     process = subprocess.Popen(
         qism(
             "predict",
@@ -542,14 +582,12 @@ def test_ctrl_c_with_a_format_that_cannot_resume_writes_nothing(tmp_path, tiny_m
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 60
-    while not any(p.stat().st_size > 50_000 for p in tmp_path.glob(".out.json.*.part")):
-        assert process.poll() is None and time.monotonic() < deadline
-        time.sleep(0.005)
+    wait_for_partial(tmp_path, ".out.json.*.part", process)
     process.send_signal(signal.SIGINT)
     assert process.wait(30) == 130
+    held.release()
     assert process.stderr.read().splitlines() == ["qism: interrupted; nothing was written"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "whole.jsonl"]
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
