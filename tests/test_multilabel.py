@@ -299,3 +299,18 @@ def test_report_shows_multi_label_scores_and_which_sections_go_together(cli_mode
     assert "Sections filed together" in page and "calibration" not in page.lower()
     per_label = (folder / "report-en" / "per_label.csv").read_text(encoding="utf-8-sig").splitlines()
     assert per_label[0].endswith("predicted") and len(per_label) == 4
+
+
+def test_parquet_outputs_of_the_cluster_keep_a_multi_label_records_labels(multi_label_model):
+    pq = pytest.importorskip("pyarrow.parquet")
+    from qism.cluster import _write_parquet
+
+    model = load_model(multi_label_model)
+    both = "الأسهم البورصة التضخم المباراة الفريق اللاعب الأسعار هدف الدوري"
+    records = list(label_documents(model, [Document(both, id="1"), Document("", id="2")], LabelOptions()))
+    handle = io.BytesIO()
+    assert _write_parquet(iter(records), handle) == 2
+    handle.seek(0)
+    read = pq.read_table(handle).to_pylist()
+    assert [row["labels"] for row in read] == [records[0]["labels"], []]
+    assert read[0]["labels_ar"] == records[0]["labels_ar"]

@@ -213,7 +213,7 @@ def _documents(path: str, task: FileTask) -> Iterator[Document]:
     return read_source(path, task.read_options)
 
 
-_PARQUET_SCHEMA_FIELDS = ("id", "label", "label_ar", "top", "reason")
+_PARQUET_SCHEMA_FIELDS = ("id", "label", "label_ar", "labels", "labels_ar", "top", "reason")
 
 
 def _write_parquet(records: Iterator[dict], handle) -> int:
@@ -225,6 +225,8 @@ def _write_parquet(records: Iterator[dict], handle) -> int:
             ("id", pa.string()),
             ("label", pa.string()),
             ("label_ar", pa.string()),
+            ("labels", pa.list_(pa.string())),  # a multi-label model's chosen labels, else empty
+            ("labels_ar", pa.list_(pa.string())),
             ("top", pa.list_(item)),
             ("reason", pa.string()),
         ]
