@@ -314,3 +314,23 @@ def test_parquet_outputs_of_the_cluster_keep_a_multi_label_records_labels(multi_
     read = pq.read_table(handle).to_pylist()
     assert [row["labels"] for row in read] == [records[0]["labels"], []]
     assert read[0]["labels_ar"] == records[0]["labels_ar"]
+
+
+def test_a_label_map_renames_every_label_of_a_list_and_drops_those_it_does_not_list():
+    from collections import Counter
+
+    from qism.recipe import LabelMap
+
+    mapping = LabelMap.from_dict(
+        {"labels": {"sport": {"name": "رياضة", "from": ["sports"]}, "money": {"name": "اقتصاد", "from": ["economy"]}}},
+        "test map",
+    )
+    docs = [
+        Document("نص", "sports", labels=("sports", "economy")),
+        Document("نص آخر", "security", labels=("security", "economy")),
+        Document("نص ثالث", "security", labels=("security", "culture")),
+    ]
+    unmapped = Counter()
+    mapped = [doc for _, doc in mapping.apply((("f.jsonl", doc) for doc in docs), unmapped)]
+    assert [(doc.label, doc.labels) for doc in mapped] == [("sport", ("sport", "money")), ("money", ())]
+    assert unmapped == {"f.jsonl:security": 1}  # the document dropped, by its first label

@@ -69,7 +69,7 @@ def _mapped(doc: Document, source: str, label_maps: Sequence[LabelMap]) -> Docum
 
     if doc.labels:
         labels = tuple(dict.fromkeys(target(label) for label in doc.labels))
-        return replace(doc, label=labels[0], labels=labels)
+        return replace(doc, label=labels[0], labels=labels if len(labels) > 1 else ())
     return replace(doc, label=target(doc.label))
 
 

@@ -108,17 +108,13 @@ class LabelMap:
         return self.targets.get((Path(source_path).name, label)) or self.targets.get(("", label))
 
     def apply(self, documents: Iterable[tuple[str, Document]], unmapped: Counter) -> Iterator[tuple[str, Document]]:
-        """Relabel each (source path, document); drop those whose label the map does not list,
-        counting them in `unmapped` by `source file name:label`."""
+        """Relabel each (source path, document); drop those whose label the map does not list (of a
+        label list: none of whose labels), counting them in `unmapped` by `source file name:label`."""
         for source_path, doc in documents:
-            if doc.labels:
-                mapped = tuple(dict.fromkeys(self.target(source_path, label) for label in doc.labels))
-                unmapped.update(
-                    f"{Path(source_path).name}:{label}" for label in doc.labels if not self.target(source_path, label)
-                )
-                mapped = tuple(label for label in mapped if label is not None)
-                if mapped:
-                    yield source_path, replace(doc, label=mapped[0], labels=mapped)
+            # a list keeps the labels the map lists; a document with none of them is dropped and counted
+            mapped = tuple(dict.fromkeys(to for label in doc.labels if (to := self.target(source_path, label))))
+            if mapped:
+                yield source_path, replace(doc, label=mapped[0], labels=mapped if len(mapped) > 1 else ())
                 continue
             label_id = self.target(source_path, doc.label or "")
             if label_id is None:
