@@ -516,7 +516,10 @@ def check_multi_label(prepared: Prepared, config: TrainConfig, streaming: bool, 
         report(f"multi-label: {several:,} articles have several labels, so each label gets its own threshold")
         config = replace(config, multi_label=True)
     if streaming:
-        raise QismError("multi-label training runs in memory; drop --streaming and --engine dask")
+        raise QismError(
+            "multi-label training runs in memory, not streaming or on a cluster: train with --in-memory "
+            "and without --engine dask"
+        )
     if budget is not None:
         raise QismError("--autotune chooses single-label models; drop it for multi-label data")
     return config
