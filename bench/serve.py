@@ -14,7 +14,7 @@ transposed view it multiplied by before.
 
 Texts: `--texts` (any source qism reads), else ANT v2.1 from the shared corpora, else data/sample.
 
-    pip install -e ".[serve,bench]" && python bench/serve.py [--seconds 60] [--workers N] [--json]
+    pip install -e ".[serve,bench]" && python bench/serve.py [--seconds 60] [--workers N] [--access-log json] [--json]
 """
 
 from __future__ import annotations
@@ -72,9 +72,10 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, model: str | None, workers: int):
+    def __init__(self, model: str | None, workers: int, access_log: str = "off"):
         self.port = free_port()
-        args = ["serve", "--port", str(self.port), "--workers", str(workers), "--no-access-log"]
+        args = ["serve", "--port", str(self.port), "--workers", str(workers)]
+        args += ["--no-access-log"] if access_log == "off" else ["--access-log", "--log-format", access_log]
         args += ["--model", model] if model else []
         self.log = tempfile.TemporaryFile("a+b")  # appending: reading it back never moves where the server writes
         self.process = subprocess.Popen([*QISM, *args], stdout=subprocess.DEVNULL, stderr=self.log)
@@ -298,11 +299,14 @@ def main() -> None:
         "--workers", type=int, default=os.cpu_count(), help="server worker processes [default: one per core]"
     )
     parser.add_argument("--skip-predict", action="store_true", help="do not time qism predict")
+    parser.add_argument(
+        "--access-log", choices=["off", "text", "json"], default="off", help="the server's access log [default: off]"
+    )
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = parser.parse_args()
 
     texts = read_texts(args.texts or default_source(), TEXTS)
-    server = Server(args.model, args.workers)
+    server = Server(args.model, args.workers, args.access_log)
     rows = []
     try:
         server.settle(request_bodies(texts, BATCH), args.workers)

@@ -54,13 +54,13 @@ def parse_settings(pairs: list[str]) -> dict:
     return settings
 
 
-def read_recipe(recipe_path: Path, settings: dict):
-    """The recipe's training plan (with `settings` over its [train]) and its documents, read,
-    relabeled and deduplicated as `qism train` does."""
+def read_recipe(recipe_path: Path, settings: dict, read_options: dict | None = None):
+    """The recipe's training plan (with `settings` over its [train], `read_options` over every
+    source's) and its documents, read, relabeled and deduplicated as `qism train` does."""
     from qism import plan_training, read_source
     from qism.trainer import prepare
 
-    plan = plan_training(recipe=recipe_path, train_options=settings)
+    plan = plan_training(recipe=recipe_path, train_options=settings, read_options=read_options)
     documents = (
         (path, doc)
         for path in plan.sources
@@ -73,23 +73,20 @@ def read_recipe(recipe_path: Path, settings: dict):
 
 def leave_out(prepared, config, group: str, jobs: int | None) -> dict:
     """Fit on every document not of `group`, score on the group's documents."""
-    from qism.trainer import Prepared, fit
+    from qism.trainer import fit
 
-    outlets = prepared.outlet_array()
-    out = outlets == group
-    keep = np.flatnonzero(~out)
-    training = Prepared(
-        texts=[prepared.texts[i] for i in keep],
-        labels=[prepared.labels[i] for i in keep],
-        sources=[],
-        dropped={},
-        outlets=list(outlets[keep]),
-    )
+    training = prepared.subset(np.flatnonzero(prepared.outlet_array() != group))
     started = time.perf_counter()
-    pipeline, _, _, _ = fit(training, replace(config, test_size=0), n_jobs=jobs)
-    seconds = time.perf_counter() - started
+    pipeline = fit(training, replace(config, test_size=0), n_jobs=jobs).pipeline
+    return group_result(pipeline, prepared, group, time.perf_counter() - started)
+
+
+def group_result(pipeline, prepared, group: str, seconds: float) -> dict:
+    """A model fitted without `group` scored on the group's articles (of the sections it knows)."""
     known = set(pipeline.classes_)
-    rows = [i for i in np.flatnonzero(out) if prepared.labels[i] in known]
+    articles = prepared.article_rows()
+    out = prepared.outlet_array()[articles] == group
+    rows = [i for i in articles[out] if prepared.labels[i] in known]
     truth = np.asarray([prepared.labels[i] for i in rows], dtype=object)
     proba = pipeline.predict_proba([prepared.texts[i] for i in rows])
     predicted = pipeline.classes_[proba.argmax(axis=1)]
@@ -111,6 +108,22 @@ def leave_out(prepared, config, group: str, jobs: int | None) -> dict:
             for label, f1 in zip(present, per_label)
         },
         "fit_seconds": round(seconds, 1),
+    }
+
+
+def unseen_record(recipe_path: Path, plan, settings: dict, results: list[dict], seconds: float) -> dict:
+    """The record a recipe's `unseen_outlets` names, of these groups' results."""
+    recipe = recipe_path.resolve()
+    return {
+        "recipe": str(recipe.relative_to(ROOT) if recipe.is_relative_to(ROOT) else recipe_path),
+        "settings": settings,
+        "results": results,
+        "mean_macro_f1": float(np.mean([r["macro_f1"] for r in results])),
+        "seconds": round(seconds, 1),
+        "sources": plan.sources,
+        "source_options": plan.source_options_dict(),
+        "config": plan.config.to_dict(),
+        "label_map": plan.label_map.to_dict() if plan.label_map else None,
     }
 
 
@@ -152,17 +165,7 @@ def main() -> None:
     for group in groups:
         results.append(leave_out(prepared, config, group, args.jobs))
         print(f"{group}: macro-F1 {results[-1]['macro_f1']:.3f} ({results[-1]['fit_seconds']} s)", file=sys.stderr)
-    recipe = args.recipe.resolve()
-    report = {
-        "recipe": str(recipe.relative_to(ROOT) if recipe.is_relative_to(ROOT) else args.recipe),
-        "settings": settings,
-        "results": results,
-        "mean_macro_f1": float(np.mean([r["macro_f1"] for r in results])),
-        "seconds": round(time.perf_counter() - started, 1),
-        "sources": plan.sources,
-        "config": config.to_dict(),
-        "label_map": plan.label_map.to_dict() if plan.label_map else None,
-    }
+    report = unseen_record(args.recipe, plan, settings, results, time.perf_counter() - started)
     if args.save:
         write_atomically(args.save, (json.dumps(report, indent=1, ensure_ascii=False) + "\n").encode())
     if args.json:

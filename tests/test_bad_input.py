@@ -295,8 +295,9 @@ JSONL_DEFECTS = {
         "line 2: no 'text' text in the record; name the key with --text-column",
     ),
     "missing label": (
-        '{"text": "a", "topic": "b"}\n',
-        "line 1: no 'label' in the record; name the key with --label-column",
+        '{"text": "a", "x": "b"}\n',
+        "line 1: no label key .looked for label, labels, class, category, section, topic, القسم; "
+        "name it with --label-column",
     ),
     "not an object": ('["a", "b"]\n', "line 1: not a JSON object"),
     "nested too deeply": ("[" * 100_000 + "]" * 100_000 + "\n", "line 1: not valid JSON"),
@@ -360,7 +361,7 @@ def test_zip_entries_pointing_outside_are_refused_by_name(tmp_path, entry):
 def test_zip_bomb_is_refused_before_reading(tmp_path, monkeypatch):
     archive = write_zip(tmp_path / "bomb.zip", {"sports/1.txt": b"\0" * (3 << 20), "economy/1.txt": ECONOMY})
     assert archive.stat().st_size < 10_000
-    monkeypatch.setattr(corpus, "MAX_ARCHIVE_BYTES", 1 << 20)
+    monkeypatch.setattr(corpus.limits, "MAX_ARCHIVE_BYTES", 1 << 20)
     monkeypatch.setattr(zipfile.ZipFile, "open", lambda *a, **k: pytest.fail("read before the size check"))
     with pytest.raises(QismError, match=r"unpack to 3,145,\d+ bytes, more than the 1,048,576 .* zip bomb"):
         list(read_source(archive))
@@ -368,8 +369,8 @@ def test_zip_bomb_is_refused_before_reading(tmp_path, monkeypatch):
 
 def test_zip_reads_are_bounded_even_past_the_size_check(tmp_path, monkeypatch):
     archive = write_zip(tmp_path / "bomb.zip", {"sports/1.txt": b"\0" * (3 << 20)})
-    monkeypatch.setattr(corpus, "MAX_ARCHIVE_BYTES", 1 << 20)
-    monkeypatch.setattr(corpus, "_check_archive", lambda *args: None)
+    monkeypatch.setattr(corpus.limits, "MAX_ARCHIVE_BYTES", 1 << 20)
+    monkeypatch.setattr(corpus.folders, "_check_archive", lambda *args: None)
     with pytest.raises(QismError, match="unpacks to more than"):
         list(read_source(archive))
 
@@ -386,7 +387,7 @@ def test_zip_with_lying_or_damaged_headers_is_refused(tmp_path, monkeypatch):
     encrypted = bytearray(body)
     for signature, at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
         encrypted[encrypted.find(signature) + at] |= 1
-    monkeypatch.setattr(corpus, "MAX_ARCHIVE_BYTES", 1 << 30)
+    monkeypatch.setattr(corpus.limits, "MAX_ARCHIVE_BYTES", 1 << 30)
     cases = {
         "smaller.zip": (smaller, "Bad CRC-32"),
         "bigger.zip": (bigger, "zip bomb"),
@@ -403,7 +404,7 @@ def test_zip_with_lying_or_damaged_headers_is_refused(tmp_path, monkeypatch):
 def test_oversized_article_file_is_refused(tmp_path, monkeypatch):
     write_tree(tmp_path / "c", {"sports/1.txt": SPORTS * 100})
     write_zip(tmp_path / "c.zip", {"sports/1.txt": SPORTS * 100})
-    monkeypatch.setattr(corpus, "MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr(corpus.limits, "MAX_FILE_BYTES", 1000)
     for source in ("c", "c.zip"):
         with pytest.raises(QismError, match="more than the 1,000 qism reads as one article; split it"):
             list(read_source(tmp_path / source))

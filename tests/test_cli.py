@@ -130,6 +130,10 @@ def test_default_model_is_used_without_model_option():
     [
         (["--C", "0"], "--C"),
         (["--C", "nan"], "--C"),
+        (["--C", "1e300"], "--C"),  # SGD's updates overflowed: a traceback
+        (["--C", "1e-300"], "--C"),
+        (["--nb-scaling", "1e300"], "--nb-scaling"),  # NB ratios of infinity: a traceback
+        (["--nb-scaling", "1e-300"], "--nb-scaling"),
         (["--word-ngrams", "3,1"], "--word-ngrams"),
         (["--seed", "-3"], "--seed"),
         (["--max-features", "-1"], "--max-features"),
@@ -140,6 +144,11 @@ def test_bad_training_options_are_one_line_before_any_reading(tmp_path, args, fr
     missing = tmp_path / "no-such-corpus"  # never read: the option is refused first
     assert_user_error(run("train", missing, "--out", tmp_path / "m", *args), fragment)
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "65536"])
+def test_a_port_out_of_range_is_one_line(port):
+    assert_user_error(run("serve", "--port", port), "--port takes a whole number from 0 to 65,535")
 
 
 def test_a_recipe_with_a_bad_value_is_one_line(tiny, tmp_path):

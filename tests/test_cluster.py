@@ -315,6 +315,9 @@ def s3_server(tmp_path, monkeypatch):
             "AWS_ENDPOINT_URL": endpoint,
         }.items():
             monkeypatch.setenv(name, value)  # workers of a cluster started from here inherit them
+        import s3fs
+
+        s3fs.S3FileSystem.clear_instance_cache()  # fsspec keeps filesystems, with an earlier test's endpoint
         yield endpoint
     finally:
         _stop(server)
@@ -357,3 +360,50 @@ def test_a_big_file_is_labeled_in_shards(local_cluster, sample_model_dir, tmp_pa
     assert_each_id_once_as_local(
         read_outputs(tmp_path / "out"), ids, local_labels(sample_model_dir, tmp_path / "in", tmp_path)
     )
+
+
+def test_resume_relabels_an_input_edited_to_the_same_size(local_cluster, sample_model_dir, tmp_path):
+    write_inputs(tmp_path / "in", 2, 10)
+    out = tmp_path / "out"
+    cluster.label_files(str(tmp_path / "in"), str(out), model=sample_model_dir, scheduler=local_cluster)
+    edited = tmp_path / "in" / "part00.jsonl"
+    lines = edited.read_text(encoding="utf-8").splitlines(keepends=True)
+    size = edited.stat().st_size
+    edited.write_text("".join([lines[1].replace('"0-1"', '"0-0"'), lines[0].replace('"0-0"', '"0-1"')] + lines[2:]))
+    assert edited.stat().st_size == size
+    again = cluster.label_files(
+        str(tmp_path / "in"), str(out), model=sample_model_dir, scheduler=local_cluster, resume=True
+    )
+    assert (again["labeled"], again["skipped"]) == (1, 1)
+    relabeled = [json.loads(line) for line in (out / "part00.jsonl.labels.jsonl").read_text().splitlines()]
+    local = local_labels(sample_model_dir, tmp_path / "in", tmp_path)
+    assert [r["id"] for r in relabeled[:2]] == ["0-0", "0-1"] and all(r == local[r["id"]] for r in relabeled)
+
+
+def test_the_cli_writes_to_the_object_store_it_names(s3_server, sample_model_dir, tmp_path, monkeypatch):
+    import fsspec
+
+    write_inputs(tmp_path / "in", 1, 5)
+    fs = fsspec.filesystem("s3", endpoint_url=s3_server)
+    fs.mkdir("qism-cli")
+    monkeypatch.chdir(tmp_path)
+    command = ["predict", "-m", str(sample_model_dir), "--engine", "dask", "-j", "1", "-q", "--input", "in"]
+    result = runner.invoke(app, [*command, "--output", "s3://qism-cli/labels/"])
+    assert result.exit_code == 0, result.output
+    assert fs.exists("qism-cli/labels/part00.jsonl.labels.jsonl")
+    assert not (tmp_path / "s3:").exists()
+
+
+def test_options_that_do_not_apply_to_the_engine_are_refused_or_work(local_cluster, sample_model_dir, tmp_path):
+    (tmp_path / "in").mkdir()
+    texts = [doc.text.replace("\n", " ") for doc in read_source(SAMPLE)][:6]
+    (tmp_path / "in" / "headlines.jsonl").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    command = ["predict", "-m", str(sample_model_dir), "-q", "--input", str(tmp_path / "in")]
+    dask = [*command, "--engine", "dask", "--scheduler", local_cluster, "--output", str(tmp_path / "out")]
+    result = runner.invoke(app, [*dask, "--bom"])
+    assert result.exit_code == 1 and "--bom is for --format csv" in result.stderr
+    result = runner.invoke(app, [*command, "--gzip", "--output", str(tmp_path / "x.jsonl")])
+    assert result.exit_code == 1 and "--gzip is for --engine dask" in result.stderr
+    result = runner.invoke(app, [*dask, "--lines"])  # each line an article, though the name says JSON Lines
+    assert result.exit_code == 0, result.output
+    assert len(read_outputs(tmp_path / "out")) == 6

@@ -167,7 +167,7 @@ def concatenated_gzip(path: Path, member: bytes, copies: int) -> Path:
 
 
 def test_gzip_that_unpacks_past_the_archive_limit_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(corpus, "MAX_ARCHIVE_BYTES", 100_000)
+    monkeypatch.setattr(corpus.limits, "MAX_ARCHIVE_BYTES", 100_000)
     bomb = concatenated_gzip(tmp_path / "bomb.jsonl.gz", jsonl_records(100), 20)  # ~180 KB unpacked
     with pytest.raises(QismError, match=r"bomb.jsonl.gz: unpacks to more than 100,000 bytes.*gzip bomb"):
         list(read_source(bomb, ReadOptions(require_labels=False)))
@@ -176,7 +176,7 @@ def test_gzip_that_unpacks_past_the_archive_limit_is_refused(tmp_path, monkeypat
 
 
 def test_lines_and_fields_past_the_article_limit_are_refused_by_line(tmp_path, monkeypatch):
-    monkeypatch.setattr(corpus, "MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr(corpus.limits, "MAX_FILE_BYTES", 1000)
     long = SPORTS * 40
     (tmp_path / "t.jsonl").write_bytes(jsonl_line(SPORTS) + b"\n" + jsonl_line(long) + b"\n")
     (tmp_path / "t.csv").write_text(f'text,label\n{SPORTS},x\n"{long}\n{long}",x\n', encoding="utf-8")
@@ -196,7 +196,7 @@ def test_lines_and_fields_past_the_article_limit_are_refused_by_line(tmp_path, m
 
 
 def test_one_article_from_a_pipe_is_bounded(tmp_path, monkeypatch):
-    monkeypatch.setattr(corpus, "MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr(corpus.limits, "MAX_FILE_BYTES", 1000)
     fifo = tmp_path / "article"
     feed_fifo(fifo, (SPORTS * 100).encode())
     with pytest.raises(QismError, match="more than the 1,000 qism reads as one article"):
@@ -209,7 +209,7 @@ def test_memory_error_while_reading_is_one_line(tmp_path, tiny_model_dir, monkey
     def exhausted(*args, **kwargs):
         raise MemoryError
 
-    monkeypatch.setattr(corpus, "_json_record", exhausted)
+    monkeypatch.setattr(corpus.records, "_json_record", exhausted)
     assert_user_error(run("predict", "--model", tiny_model_dir, "--input", tmp_path / "in.jsonl"), "out of memory")
 
 

@@ -54,7 +54,7 @@ def documents(n: int, seed: int, share_of_pairs: float = 0.3) -> list[Document]:
 def fitted(docs, **options):
     config = TrainConfig(test_size=0.0, boilerplate_min_docs=0, **options)
     prepared = prepare((("synthetic.jsonl", doc) for doc in docs), multi_label=config.multi_label)
-    pipeline, *_ = fit(prepared, config, n_jobs=1)
+    pipeline = fit(prepared, config, n_jobs=1).pipeline
     return pipeline
 
 
@@ -269,17 +269,11 @@ def test_multi_label_training_refuses_streaming_and_autotune_in_one_line(cli_mod
     assert_user_error(result, "not complement_nb")
 
 
-def test_serve_returns_the_records_qism_predict_prints(cli_model, tmp_path):
+def test_serve_returns_the_records_qism_predict_prints(cli_model, start):
     pytest.importorskip("uvicorn")
-    from test_serve import Server
-
     folder, _ = cli_model
     texts = ["الأسهم البورصة التضخم المباراة الفريق اللاعب الأسعار هدف الدوري", ""]
-    server = Server(tmp_path / "server.log", "--model", str(folder / "m1"))
-    try:
-        response = server.predict(texts, top_k=3)
-    finally:
-        server.stop()
+    response = start("--model", folder / "m1").predict(texts, top_k=3)
     assert response.status_code == 200, response.text
     printed = run("predict", "--model", folder / "m1", *texts, "--top-k", 3, "--format", "json", "--quiet")
     assert response.json()["predictions"] == json.loads(printed.stdout)
@@ -303,13 +297,13 @@ def test_report_shows_multi_label_scores_and_which_sections_go_together(cli_mode
 
 def test_parquet_outputs_of_the_cluster_keep_a_multi_label_records_labels(multi_label_model):
     pq = pytest.importorskip("pyarrow.parquet")
-    from qism.cluster import _write_parquet
+    from qism.output import write_record_bytes
 
     model = load_model(multi_label_model)
     both = "الأسهم البورصة التضخم المباراة الفريق اللاعب الأسعار هدف الدوري"
     records = list(label_documents(model, [Document(both, id="1"), Document("", id="2")], LabelOptions()))
     handle = io.BytesIO()
-    assert _write_parquet(iter(records), handle) == 2
+    assert write_record_bytes(iter(records), "parquet", handle) == 2
     handle.seek(0)
     read = pq.read_table(handle).to_pylist()
     assert [row["labels"] for row in read] == [records[0]["labels"], []]

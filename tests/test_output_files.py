@@ -151,10 +151,10 @@ def test_output_that_is_the_input_is_refused(tmp_path, tiny_model_dir):
     folder.mkdir()
     (folder / "1.txt").write_text(SPORTS, encoding="utf-8")
     (folder / "2.txt").write_text(ECONOMY, encoding="utf-8")
-    for article in ("1.txt", "labels.txt"):
+    for article in ("1.txt", "labels.txt", "labels.jsonl", "labels.csv"):
         assert_user_error(
             run("predict", "--model", tiny_model_dir, "--input", folder, "--output", folder / article),
-            "inside the input folder, where it would be read as an article",
+            "inside the input folder, where it would be read as an article or a data file",
         )
     assert (
         run(
@@ -166,10 +166,10 @@ def test_output_that_is_the_input_is_refused(tmp_path, tiny_model_dir):
             "--format",
             "jsonl",
             "--output",
-            folder / "labels.jsonl",
+            folder / "run.labels.jsonl",
         ).exit_code
         == 0
-    )  # not an article name: fine
+    )  # an output's name, which no folder reads: fine
     assert source.read_bytes() == before and (folder / "1.txt").read_text(encoding="utf-8") == SPORTS
 
 

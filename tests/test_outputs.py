@@ -182,7 +182,7 @@ def test_columns_that_are_not_there_are_refused_naming_those_that_are(tiny_model
         "the columns are: guid, title, url, text",
     )
     one_line_error(run(*predict, "-i", articles_csv, "--id-column", "uuid"), "no column 'uuid' (--id-column)")
-    one_line_error(run(*predict, "-i", jsonl, "--keep-columns", "url"), "no key 'url'", "its keys are: text, link")
+    one_line_error(run(*predict, "-i", jsonl, "--keep-columns", "url"), "no key 'url'", "the keys are: text, link")
     one_line_error(run(*predict, "-i", articles_csv, "--keep-columns", "label"), "'label' is a name qism's records use")
     one_line_error(run(*predict, "-i", articles_csv, "--keep-columns", "url,url"), "names 'url' twice")
     one_line_error(run(*predict, SPORTS, "--keep-columns", "url"), "not of articles given as arguments")

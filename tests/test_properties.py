@@ -251,12 +251,12 @@ LINE_SOUP = st.text(alphabet="ab \r\n\u0628\u20ac\U0001f600\x85\u2028", max_size
 def test_streamed_lines_and_bad_byte_offsets_do_not_depend_on_block_boundaries(text, block, bad_at):
     data = text.encode()
     options = ReadOptions(encoding="utf-8")
-    with mock.patch.object(corpus, "_BLOCK_BYTES", block):
-        assert list(corpus._stream_lines(io.BytesIO(data), "x", options)) == list(io.StringIO(text, newline=""))
+    with mock.patch.object(corpus.decoding, "_BLOCK_BYTES", block):
+        assert list(corpus.stream_lines(io.BytesIO(data), "x", options)) == list(io.StringIO(text, newline=""))
         cut = min(bad_at, len(data))
         while cut and (data[cut] & 0xC0 == 0x80 if cut < len(data) else False):
             cut -= 1  # the bad byte goes between characters
         damaged = data[:cut] + b"\xff" + data[cut:]
         line = len(re.findall("\r\n|\r|\n", data[:cut].decode())) + 1  # what is before the bad byte
         with pytest.raises(QismError, match=f"^x: line {line}: not valid utf-8 at byte {cut:,};"):
-            list(corpus._stream_lines(io.BytesIO(damaged), "x", options))
+            list(corpus.stream_lines(io.BytesIO(damaged), "x", options))

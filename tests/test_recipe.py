@@ -210,6 +210,7 @@ def _unseen_outlets_record(plan, groups=("tiny-a", "tiny-b")) -> dict:
         "mean_macro_f1": 0.45,
         "seconds": 1.0,
         "sources": plan.sources,
+        "source_options": plan.source_options_dict(),
         "config": plan.config.to_dict(),
         "label_map": plan.label_map.to_dict(),
     }
@@ -244,9 +245,11 @@ def test_recipe_scores_on_outlets_left_out_go_in_the_card_only_if_measured_with_
         result = runner.invoke(app, ["train", "--recipe", str(recipe), "--out", str(tmp_path / "other"), *extra])
         assert result.exit_code == 0 and "stays out of the card" in result.stderr, result.stderr
         assert "unseen_outlets" not in load_model(tmp_path / "other").card
-    (tmp_path / "unseen.json").write_text(json.dumps({**record, "label_map": None}), encoding="utf-8")
-    result = runner.invoke(app, ["train", "--recipe", str(recipe), "--out", str(tmp_path / "other")])
-    assert "stays out of the card" in result.stderr
+    without_read_options = {key: value for key, value in record.items() if key != "source_options"}
+    for other in ({**record, "label_map": None}, without_read_options):
+        (tmp_path / "unseen.json").write_text(json.dumps(other), encoding="utf-8")
+        result = runner.invoke(app, ["train", "--recipe", str(recipe), "--out", str(tmp_path / "other")])
+        assert "stays out of the card" in result.stderr
 
 
 def test_recipe_refuses_a_malformed_record_of_outlets_left_out(tiny, tmp_path):
@@ -321,3 +324,77 @@ def test_bench_record_of_outlets_left_out_enters_the_card_it_was_measured_for(ti
     assert result.exit_code == 0 and "outlets left out" not in result.stderr, result.stderr
     assert load_model(tmp_path / "m").card["unseen_outlets"] == record
     assert "| north | 18 |" in (tmp_path / "m" / "card.md").read_text(encoding="utf-8")
+
+
+def test_bench_record_of_short_input_enters_the_card_only_with_the_read_options_it_was_measured_with(
+    tiny, tmp_path, monkeypatch
+):
+    """bench/short.py --save writes what a recipe's `short_input` reads: titles alone, title + lead
+    and articles of the held-out split and of each outlet left out; a training that reads the
+    sources otherwise (no titles) leaves it out of the card."""
+    import csv
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from qism import read_source
+
+    documents = list(read_source(tiny))
+    for outlet in ("north", "south"):
+        with open(tmp_path / f"{outlet}.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["title", "text", "label"])
+            writer.writerows(
+                [" ".join([*doc.text.split()[:6], outlet]), f"{doc.text} {outlet}", doc.label] for doc in documents
+            )
+    sources = '[{path = "north.csv", outlet = "north", titles = "%s"}, {path = "south.csv", outlet = "south"}]'
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(
+        f'sources = {sources % "also"}\nshort_input = "short.json"\nunseen_outlets = "unseen.json"\n'
+        "[train]\ntest_size = 0.34\ntitle_weight = 0.5\n",
+        encoding="utf-8",
+    )
+    bench = Path(__file__).resolve().parent.parent / "bench" / "short.py"
+    run = subprocess.run(
+        [sys.executable, str(bench), "--recipe", "recipe.toml", "--save", "short.json", "--save-unseen", "unseen.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    record = json.loads((tmp_path / "short.json").read_text(encoding="utf-8"))
+    # runs over parts of the groups (--only) merge into the same record
+    for part, groups in (("a", record["left_out"][:1]), ("b", record["left_out"][1:])):
+        partial = {**record, "left_out": groups, "held_out": record["held_out"] if part == "a" else None}
+        (tmp_path / f"{part}.json").write_text(json.dumps(partial), encoding="utf-8")
+    merge = [sys.executable, str(bench), "--recipe", "recipe.toml", "--merge", "b.json", "a.json", "--save", "m.json"]
+    assert subprocess.run(merge, cwd=tmp_path, capture_output=True, timeout=300).returncode == 0
+    assert json.loads((tmp_path / "m.json").read_text(encoding="utf-8")) == {**record, "seconds": 2 * record["seconds"]}
+    assert sorted(record["held_out"]["0.5"]) == ["article", "title", "title_lead"]
+    assert [result["group"] for result in record["left_out"]] == ["north", "south"]
+    assert record["left_out_mean"]["0.5"]["title"]["groups"] == 2
+    monkeypatch.chdir(tmp_path)  # the recipe's sources are relative to the folder qism runs in
+    result = CliRunner().invoke(app, ["train", "--recipe", "recipe.toml", "--out", "m"])
+    assert result.exit_code == 0 and "short.json" not in result.stderr, result.stderr
+    assert load_model(tmp_path / "m").card["short_input"] == record
+    assert [group["group"] for group in load_model(tmp_path / "m").card["unseen_outlets"]["results"]] == [
+        "north",
+        "south",
+    ]
+    card_md = (tmp_path / "m" / "card.md").read_text(encoding="utf-8")
+    assert "## On titles and short items" in card_md and "| north left out | 0.5 | 18, " in card_md
+    assert "| **mean of left out** | 0.5 | 2 groups, " in card_md
+
+    recipe.write_text(recipe.read_text(encoding="utf-8").replace('titles = "also"', 'titles = "no"'), encoding="utf-8")
+    result = CliRunner().invoke(app, ["train", "--recipe", "recipe.toml", "--out", "other"])
+    assert result.exit_code == 0 and "short.json was measured with other" in result.stderr, result.stderr
+    assert "short_input" not in load_model(tmp_path / "other").card
+    for bad in ({"held_out": {"0.5": {"title": {}}}}, {"held_out": None, "left_out_mean": None}):
+        (tmp_path / "short.json").write_text(json.dumps({**record, **bad}), encoding="utf-8")
+        with pytest.raises(QismError, match="short.json: not a record of bench/short.py --save"):
+            load_recipe(recipe)
+    held_out_only = {**record, "left_out": []}
+    del held_out_only["left_out_mean"]
+    (tmp_path / "short.json").write_text(json.dumps(held_out_only), encoding="utf-8")
+    assert load_recipe(recipe).short_input == held_out_only

@@ -2,10 +2,8 @@
 
 import json
 import signal
-import socket
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -16,88 +14,16 @@ from hypothesis import strategies as st
 from qism.cli import app
 from qism.corpus import replace_lone_surrogates
 from qism.model import load_model
+from servers import free_port
 from typer.testing import CliRunner
 
 runner = CliRunner()
 SPORTS = "فاز الفريق بالمباراة وسجل اللاعب هدفين في الدوري"
 ECONOMY = "ارتفعت أسعار الأسهم في البورصة وتراجع التضخم"
-QISM = [sys.executable, "-c", "from qism.cli import app; app()"]
 #: Statuses a malformed request may get: never a 5xx.
 CLIENT_ERRORS = {400, 404, 405, 413, 422}
 #: How a server that stopped cleanly on SIGTERM exits: uvicorn re-raises the signal once it is done.
 STOPPED = (0, -signal.SIGTERM)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """`qism serve` in a child process; `stop` sends SIGTERM and waits, then kills."""
-
-    def __init__(self, log_path, *args):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        with open(log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                [*QISM, "serve", "--port", str(self.port), "--no-access-log", *args],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.client = httpx.Client(base_url=self.url, timeout=60)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"qism serve exited with {self.process.returncode}: {self.log()}")
-            try:
-                if self.client.get("/readyz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"qism serve did not become ready: {self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def predict(self, inputs, **parameters):
-        body = json.dumps({"inputs": inputs, "parameters": parameters})  # ASCII: lone surrogates travel as escapes
-        return self.client.post("/v1/predict", content=body, headers={"content-type": "application/json"})
-
-    def stop(self) -> int:
-        self.client.close()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-
-@pytest.fixture
-def start(tmp_path):
-    servers = []
-
-    def start(*args):
-        servers.append(Server(tmp_path / f"server{len(servers)}.log", *[str(a) for a in args]))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def sample_server(sample_model_dir, tmp_path_factory):
-    server = Server(tmp_path_factory.mktemp("serve") / "server.log", "--model", str(sample_model_dir))
-    yield server
-    server.stop()
 
 
 def sample_texts(n: int) -> list[str]:

@@ -105,18 +105,30 @@ def test_label_sets_for_some_labels_only_and_with_a_weight():
     assert (masks[2, :10] == 0.25).all() and masks[2, 10:].all()  # x has no c: weak evidence against c
 
 
-def test_label_set_labels_reach_the_learner_and_survive_saving(tiny, tmp_path):
-    config = TrainConfig(test_size=0, label_set_labels=["security"], label_set_weight=0.1)
+def test_label_set_labels_change_a_two_outlet_fit_and_survive_saving(two_outlets, tmp_path):
+    """On two outlets, one without a security section, naming security changes the weights (on one
+    outlet it would change nothing), a weight between 0 and 1 changes them again, and both survive saving."""
+    base = {"classifier": "linear_svc", "min_df": 1, "test_size": 0}
+    config = TrainConfig(**base, label_set_labels=["security"], label_set_weight=0.1)
     classifier = classifier_for(config)
     assert (classifier.outlet_label_sets, classifier.label_sets_only, classifier.label_sets_weight) == (
         True,
         ("security",),
         0.1,
     )
-    model = train([tiny], config)
+
+    def coef(options):
+        return train([two_outlets], TrainConfig(**base, **options), n_jobs=1).pipeline.named_steps["classifier"].coef_
+
+    plain, left_out = coef({}), coef({"label_set_labels": ["security"]})
+    assert np.abs(left_out - plain).max() > 0.01 and not np.array_equal(
+        coef({"label_set_labels": ["security"], "label_set_weight": 0.1}), left_out
+    )
+    model = train([two_outlets], config, n_jobs=1)
     model.save(tmp_path / "m")
     loaded = load_model(tmp_path / "m").pipeline.named_steps["classifier"]
     assert tuple(loaded.label_sets_only) == ("security",) and loaded.label_sets_weight == 0.1
+    assert np.array_equal(loaded.coef_, model.pipeline.named_steps["classifier"].coef_)
     for bad in ({"label_set_weight": 2}, {"label_set_labels": "security"}):
         with pytest.raises(QismError, match="label_set"):
             TrainConfig(**bad)
@@ -137,9 +149,8 @@ def test_per_outlet_scores_in_the_card_and_sample_weights_reach_the_learner(tiny
             received.append((list(y), sample_weight)) or original(self, X, y, sample_weight, outlets)
         ),
     )
-    pipeline, _, _, scores = fit(
-        Prepared(texts, labels, [], {}, outlets=outlets), TrainConfig(test_size=0.3, balance_outlets=True)
-    )
+    fitted = fit(Prepared(texts, labels, [], {}, outlets=outlets), TrainConfig(test_size=0.3, balance_outlets=True))
+    pipeline, scores = fitted.pipeline, fitted.scores
     y, weights = received[0]
     assert weights is not None and len(weights) == len(y)
     assert len(set(np.round(weights, 6))) > 1  # sports articles of "two" weigh apart from the others

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from numbers import Real
 
-from .errors import QismError
+from .errors import QismError, code_fence, markdown_text, printable, without_html
 
 
 def qism_version() -> str:
@@ -55,12 +56,13 @@ def new_card(
     autotune: dict | None = None,
     notes: list[str] | None = None,
     unseen_outlets: dict | None = None,
+    short_input: dict | None = None,
 ) -> dict:
     """The card of a model just trained. `data` holds what preparing the corpus dropped, repaired,
     flagged and merged; `label_map` (a `recipe.LabelMap`) adds the labels' display names and the map
     itself (so evaluation can map raw labels as training did), `unmapped` the raw labels it dropped.
     `unseen_outlets` is the record of this training's recipe on outlets left out (see
-    `check_unseen_outlets`)."""
+    `check_unseen_outlets`), `short_input` its scores by length (`check_short_input`)."""
     card = {
         "name": name,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -83,6 +85,8 @@ def new_card(
         card["notes"] = list(notes)
     if unseen_outlets is not None:
         card["unseen_outlets"] = unseen_outlets
+    if short_input is not None:
+        card["short_input"] = short_input
     return card
 
 
@@ -138,14 +142,71 @@ def check_unseen_outlets(record, where: str) -> dict:
     return record
 
 
-def measured_with(record: dict, sources: list[str], config: dict, label_map: dict | None) -> bool:
-    """Whether a record of outlets left out was measured on these sources, with this configuration
-    and label map (both as `to_dict` gives them)."""
+#: The lengths `bench/short.py` scores: the article as read, its title alone, title + lead sentence.
+SHORT_INPUT_LENGTHS = ("article", "title", "title_lead")
+
+
+def _is_scored_length(scored) -> bool:
+    return isinstance(scored, dict) and all(
+        length in SHORT_INPUT_LENGTHS
+        and isinstance(row, dict)
+        and all(_is_share(row.get(key)) for key in ("accuracy", "macro_f1", "ece"))
+        for length, row in scored.items()
+    )
+
+
+def check_short_input(record, where: str) -> dict:
+    """A record of `bench/short.py --save` (a recipe scored on held-out titles, title + lead and
+    articles, and on each outlet left out), checked for what the card shows."""
+    shape = "held_out and/or left_out_mean (scores by title weight and length), left_out, sources, config"
+    by_weight = [record.get(key) for key in ("held_out", "left_out_mean")] if isinstance(record, dict) else []
+    by_weight = [scores for scores in by_weight if scores is not None]  # a run may score either
+    if (
+        not by_weight
+        or not all(isinstance(scores, dict) and all(map(_is_scored_length, scores.values())) for scores in by_weight)
+        or not isinstance(record.get("left_out"), list)
+        or not isinstance(record.get("config"), dict)
+        or not isinstance(record.get("sources"), list)
+    ):
+        raise QismError(f"{where}: not a record of bench/short.py --save; it needs {shape}")
+    return record
+
+
+def measured_with(
+    record: dict, sources: list[str], config: dict, label_map: dict | None, source_options: dict | None = None
+) -> bool:
+    """Whether a record of a bench was measured on these sources, with this configuration, label map
+    (both as `to_dict` gives them) and these sources' read options (a record without them predates
+    read options that change what trains, such as titles)."""
     return (
         record["sources"] == list(sources)
         and record["config"] == json.loads(json.dumps(config))
         and record.get("label_map") == (json.loads(json.dumps(label_map)) if label_map is not None else None)
+        and record.get("source_options") == json.loads(json.dumps(source_options or {}))
     )
+
+
+def _length_cell(row: dict | None) -> str:
+    """One length's cell: documents (or groups, for a mean), accuracy, macro-F1, calibration error."""
+    if row is None:
+        return "–"
+    count = f"{row['documents']:,}" if "documents" in row else f"{row['groups']} groups"
+    return f"{count}, {row['accuracy']:.3f}, {row['macro_f1']:.3f}, {row['ece']:.3f}"
+
+
+def short_input_table(record: dict) -> str:
+    """Scores by length as a Markdown table: a row per split (held out, each group left out, the
+    mean of those) and title weight; documents, accuracy, macro-F1 and calibration error per length."""
+    columns = " | ".join(f"{length}: docs, acc., macro-F1, ECE" for length in SHORT_INPUT_LENGTHS)
+    lines = [f"| scored on | title weight | {columns} |", "|" + "---|" * (2 + len(SHORT_INPUT_LENGTHS))]
+    rows = [("held-out split", record.get("held_out"))]
+    rows += [(f"{result['group']} left out", result["scores"]) for result in record.get("left_out", [])]
+    rows += [("**mean of left out**", record.get("left_out_mean"))]
+    for name, by_weight in rows:
+        for weight, scored in (by_weight or {}).items():
+            cells = " | ".join(_length_cell(scored.get(length)) for length in SHORT_INPUT_LENGTHS)
+            lines.append(f"| {name} | {weight} | {cells} |")
+    return "\n".join(lines)
 
 
 def unseen_outlets_table(record: dict) -> str:
@@ -153,7 +214,10 @@ def unseen_outlets_table(record: dict) -> str:
     macro-F1 over the sections it has, F1 per section with its documents), then the means."""
     results = record["results"]
     labels = sorted({label for result in results for label in result["sections"]})
-    lines = ["| left out | docs | accuracy | macro-F1 | " + " | ".join(labels) + " |", "|" + "---|" * (4 + len(labels))]
+    lines = [
+        "| left out | docs | accuracy | macro-F1 | " + " | ".join(map(markdown_text, labels)) + " |",
+        "|" + "---|" * (4 + len(labels)),
+    ]
     for result in results:
         cells = [
             f"{result['sections'][label]['f1']:.2f} ({result['sections'][label]['support']:,})"
@@ -162,7 +226,7 @@ def unseen_outlets_table(record: dict) -> str:
             for label in labels
         ]
         lines.append(
-            f"| {result['group']} | {result['documents']:,} | {result['accuracy']:.3f} | "
+            f"| {markdown_text(result['group'])} | {result['documents']:,} | {result['accuracy']:.3f} | "
             f"{result['macro_f1']:.3f} | " + " | ".join(cells) + " |"
         )
     means = []
@@ -220,10 +284,10 @@ def scores_text(scores: dict) -> str:
     lines += [f"{name:<11}{value}" for name, value in headline_scores(scores)]
     if "expected_calibration_error" in scores:
         lines.append(f"ECE        {scores['expected_calibration_error']:.4f}")
-    width = max(len(label) for label in scores["per_label"]) + 2
+    width = max(len(printable(label)) for label in scores["per_label"]) + 2
     lines += ["", f"{'label':<{width}}precision  recall  F1      support"]
     lines += [
-        f"{label:<{width}}{precision:<11.3f}{recall:<8.3f}{f1:<8.3f}{support}"
+        f"{printable(label):<{width}}{precision:<11.3f}{recall:<8.3f}{f1:<8.3f}{support}"
         for label, precision, recall, f1, support in per_label_rows(scores)
     ]
     matrix = scores["confusion_matrix"]
@@ -238,9 +302,9 @@ def scores_text(scores: dict) -> str:
 
 
 def comparison_text(comparison: dict) -> str:
-    first, second = comparison["models"]
+    first, second = map(printable, comparison["models"])
     width = max(len(first), len(second), 10) + 2
-    label_width = max([len(label) for label in comparison["per_label_f1"]] + [6]) + 5
+    label_width = max([len(printable(label)) for label in comparison["per_label_f1"]] + [6]) + 5
 
     def line(name: str, row: dict) -> str:
         a, b = (f"{v:.4f}" if v is not None else "-" for v in row["values"])
@@ -259,7 +323,7 @@ def comparison_text(comparison: dict) -> str:
         "accuracy_at_coverage_90": "acc@90% cov",
     }
     lines += [line(names[key], row) for key, row in comparison["metrics"].items()]
-    lines += [line(f"F1 {label}", row) for label, row in comparison["per_label_f1"].items()]
+    lines += [line(f"F1 {printable(label)}", row) for label, row in comparison["per_label_f1"].items()]
     return "\n".join(lines)
 
 
@@ -271,8 +335,9 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{key.replace('_', ' ')} {count:,}" for key, count in counts.items())
 
 
-def data_notes(card: dict) -> list[str]:
-    """What training did with documents it could not use as they were, one sentence per kind."""
+def data_notes(card: dict, shown: Callable[[str], str] = printable) -> list[str]:
+    """What training did with documents it could not use as they were, one sentence per kind; the
+    labels and folders they name escaped by `shown` for where they go (terminal or Markdown)."""
     notes = []
     if card.get("config", {}).get("multi_label"):
         notes.append(
@@ -286,16 +351,20 @@ def data_notes(card: dict) -> list[str]:
     if card.get("flagged"):
         notes.append(f"Kept, worth a look: {_counts(card['flagged'])}.")
     if card.get("label_merges"):
-        merged = ", ".join(f"{spelling!r} → {label!r}" for spelling, label in card["label_merges"].items())
+        merged = ", ".join(
+            f"{shown(repr(spelling))} → {shown(repr(label))}" for spelling, label in card["label_merges"].items()
+        )
         notes.append(f"Label spellings merged: {merged}.")
     if card.get("empty_label_folders"):
-        notes.append(f"Label folders without articles (no such label): {', '.join(card['empty_label_folders'])}.")
+        folders = ", ".join(map(shown, card["empty_label_folders"]))
+        notes.append(f"Label folders without articles (no such label): {folders}.")
     return notes
 
 
 def card_markdown(card: dict) -> str:
-    """The model card as Markdown, for people."""
-    lines = [f"# qism model: {card.get('name', '')}", ""]
+    """The model card as Markdown, for people: every label, outlet, path and note in it escaped
+    (`markdown_text`), so rendered as Markdown or HTML it shows them and runs nothing."""
+    lines = [f"# qism model: {markdown_text(str(card.get('name', '')))}", ""]
     lines.append(f"Created {card.get('created')} with qism {card.get('versions', {}).get('qism')}.")
     lines.append("")
     scores = card.get("scores")
@@ -310,7 +379,7 @@ def card_markdown(card: dict) -> str:
             lines.append(f"- expected calibration error: {scores['expected_calibration_error']:.3f}")
         lines += ["", "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
         lines += [
-            f"| {label} | {_percent(precision)} | {_percent(recall)} | {_percent(f1)} | {support} |"
+            f"| {markdown_text(label)} | {_percent(precision)} | {_percent(recall)} | {_percent(f1)} | {support} |"
             for label, precision, recall, f1, support in per_label_rows(scores)
         ]
         matrix = scores["confusion_matrix"]
@@ -318,11 +387,11 @@ def card_markdown(card: dict) -> str:
             "",
             "Confusion matrix (rows: true label, columns: predicted):",
             "",
-            "| | " + " | ".join(matrix["labels"]) + " |",
+            "| | " + " | ".join(map(markdown_text, matrix["labels"])) + " |",
             "|---" * (len(matrix["labels"]) + 1) + "|",
         ]
         for label, row in zip(matrix["labels"], matrix["rows_true_columns_predicted"]):
-            lines.append(f"| **{label}** | " + " | ".join(str(v) for v in row) + " |")
+            lines.append(f"| **{markdown_text(label)}** | " + " | ".join(str(v) for v in row) + " |")
         if "by_threshold" in scores:
             lines += [
                 "",
@@ -344,7 +413,8 @@ def card_markdown(card: dict) -> str:
                 "|---|---|---|---|",
             ]
             lines += [
-                f"| {outlet} | {row['documents']:,} | {_percent(row['accuracy'])}% | {_percent(row['macro_f1'])}% |"
+                f"| {markdown_text(outlet)} | {row['documents']:,} | {_percent(row['accuracy'])}% | "
+                f"{_percent(row['macro_f1'])}% |"
                 for outlet, row in scores["by_outlet"].items()
             ]
     else:
@@ -360,9 +430,26 @@ def card_markdown(card: dict) -> str:
             "",
             unseen_outlets_table(card["unseen_outlets"]),
         ]
+    if "short_input" in card:
+        lines += [
+            "",
+            "## On titles and short items",
+            "",
+            "This recipe scored on titles alone, title + lead sentence and full articles (`python bench/short.py`): "
+            "of its held-out split, and of each outlet or corpus left out (trained on the rest); macro-F1 over "
+            "the sections present, ECE the expected calibration error. Groups without titles score articles only.",
+            "",
+            short_input_table(card["short_input"]),
+        ]
+    if "base" in card:
+        lines += ["", "## Base model", "", "Fitted toward a base model's weights (`qism train --base`):", ""]
+        lines += ["    " + line for line in base_summary(card["base"]).splitlines()]
     names = card.get("label_names", {})
     lines += ["", "## Labels", "", "| label | name | training documents |", "|---|---|---|"]
-    lines += [f"| {label} | {names.get(label, label)} | {count:,} |" for label, count in card.get("labels", {}).items()]
+    lines += [
+        f"| {markdown_text(label)} | {markdown_text(names.get(label, label))} | {count:,} |"
+        for label, count in card.get("labels", {}).items()
+    ]
     by_outlet = card.get("documents_by_outlet")
     if by_outlet and len(by_outlet) > 1:
         labels = list(card.get("labels", {}))
@@ -370,16 +457,20 @@ def card_markdown(card: dict) -> str:
             "",
             "Documents per outlet (rows) and label (columns), before the held-out split:",
             "",
-            "| outlet | " + " | ".join(labels) + " |",
+            "| outlet | " + " | ".join(map(markdown_text, labels)) + " |",
             "|---" * (len(labels) + 1) + "|",
         ]
         lines += [
-            f"| {outlet} | " + " | ".join(f"{row[label]:,}" if label in row else "–" for label in labels) + " |"
+            f"| {markdown_text(outlet)} | "
+            + " | ".join(f"{row[label]:,}" if label in row else "–" for label in labels)
+            + " |"
             for outlet, row in by_outlet.items()
         ]
     lines += ["", "## Training data", "", "| source | documents | SHA-256 |", "|---|---|---|"]
-    lines += [f"| {s['path']} | {s['documents']:,} | `{s['sha256'][:16]}…` |" for s in card.get("sources", [])]
-    lines += [line for note in data_notes(card) for line in ("", note)]
+    lines += [
+        f"| {markdown_text(s['path'])} | {s['documents']:,} | `{s['sha256'][:16]}…` |" for s in card.get("sources", [])
+    ]
+    lines += [line for note in data_notes(card, markdown_text) for line in ("", note)]
     if "autotune" in card:
         lines += [
             "",
@@ -396,16 +487,9 @@ def card_markdown(card: dict) -> str:
             for t in card["autotune"]["trials"]
         ]
     if card.get("notes"):
-        lines += ["", "## Notes", ""] + [f"- {note}" for note in card["notes"]]
-    lines += [
-        "",
-        "## Configuration",
-        "",
-        "```json",
-        json.dumps(card.get("config", {}), ensure_ascii=False, indent=2),
-        "```",
-        "",
-    ]
+        lines += ["", "## Notes", ""] + [f"- {without_html(note)}" for note in card["notes"]]
+    config = json.dumps(card.get("config", {}), ensure_ascii=False, indent=2)
+    lines += ["", "## Configuration", "", f"{code_fence(config)}json", config, code_fence(config), ""]
     return "\n".join(lines)
 
 
@@ -413,14 +497,42 @@ def card_summary(card: dict, name: str) -> str:
     """`qism info`: the card in a few lines, then its held-out scores."""
     config = card.get("config", {})
     lines = [
-        f"model     {name}",
+        f"model     {printable(name)}",
         f"created   {card.get('created')} (qism {card.get('versions', {}).get('qism')})",
-        "labels    " + ", ".join(f"{label} ({count:,})" for label, count in card.get("labels", {}).items()),
-        "sources   " + ", ".join(f"{s['path']} ({s['documents']:,})" for s in card.get("sources", [])),
+        "labels    " + ", ".join(f"{printable(label)} ({count:,})" for label, count in card.get("labels", {}).items()),
+        "sources   " + ", ".join(f"{printable(s['path'])} ({s['documents']:,})" for s in card.get("sources", [])),
         f"config    {config.get('classifier')} C={config.get('C')} word n-grams "
         f"{','.join(map(str, config.get('word_ngrams') or ()))}"
         + (", multi-label (a threshold per label)" if config.get("multi_label") else ""),
     ]
     lines += [autotune_summary(card["autotune"])] if "autotune" in card else []
+    lines += [base_summary(card["base"])] if "base" in card else []
     lines += ["", scores_text(card["scores"])] if card.get("scores") else []
+    return "\n".join(lines)
+
+
+def base_summary(base: dict) -> str:
+    """What a model fitted toward a base (`qism train --base`) started from and chose."""
+    sections = ", ".join(f"{label} {strength:g}" for label, strength in base.get("section_strengths", {}).items())
+    lines = [
+        f"base      {base.get('name') or '(unnamed)'} (card {str(base.get('card_sha256', ''))[:16]}); "
+        f"sections inherited: {', '.join(base.get('sections_inherited', [])) or 'none'}; "
+        f"new: {', '.join(base.get('sections_new', [])) or 'none'}",
+        f"prior     {base.get('scale', 1):g} of the base's weights, strength {base.get('strength', 0):g} by "
+        f"{base.get('folds')}-fold cross-validation"
+        + (f" (per section: {sections})" if sections else "")
+        + f", temperature {base.get('temperature', 1):g}",
+    ]
+    unlabeled = base.get("self_training")
+    if unlabeled is not None:
+        f1 = unlabeled.get("cv_macro_f1", {})
+        lines.append(
+            f"unlabeled {unlabeled.get('unlabeled', 0):,} articles: "
+            + (
+                f"{unlabeled.get('added', 0):,} confidently labeled ones used"
+                if unlabeled.get("used")
+                else "left unused (they did not help on the labeled articles)"
+            )
+            + (f"; cross-validated macro-F1 {f1['without']:.3f} without, {f1['with']:.3f} with" if f1 else "")
+        )
     return "\n".join(lines)

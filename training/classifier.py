@@ -13,6 +13,7 @@ import contextlib
 import functools
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,11 +22,12 @@ from scipy.optimize import minimize, minimize_scalar
 from scipy.special import expit, log_softmax, logit, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression, SGDClassifier
-from sklearn.metrics import accuracy_score
+from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 from sklearn.naive_bayes import ComplementNB
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from .config import CLASSIFIERS, DEFAULT, TrainConfig, estimator_jobs
 
@@ -163,32 +165,45 @@ def _fit_binary(make, X, target, sample_weight, ratios):
     the weights, so the model still scores plain features)."""
     estimator = make()
     with LIBLINEAR_LOCK if isinstance(estimator, LinearSVC) else contextlib.nullcontext():
-        if ratios is not None:
-            X = sp.csr_matrix(X, copy=True)
-            X.data *= ratios[X.indices]
-        estimator.fit(X, target, sample_weight=sample_weight)
+        estimator.fit(X if ratios is None else _scaled_by_ratios(X, ratios), target, sample_weight=sample_weight)
     coef = estimator.coef_[0] if ratios is None else estimator.coef_[0] * ratios
     return coef, estimator.intercept_[0]
 
 
-def _one_vs_rest(make, X, y_index, n_classes, sample_weight, ratios, masks, n_jobs) -> tuple[np.ndarray, np.ndarray]:
+def label_problem_weights(sample_weight, masks, n_labels: int) -> list:
+    """Each label's document weights in its one-vs-rest problem: the documents' own weights times the
+    label's mask (see `outlet_label_masks`), either of which may be absent (None)."""
+    if masks is None:
+        return [sample_weight] * n_labels
+    return [masks[k] if sample_weight is None else sample_weight * masks[k] for k in range(n_labels)]
+
+
+def _one_vs_rest(make, X, y_index, weights, ratios, n_jobs) -> tuple[np.ndarray, np.ndarray]:
     """One binary learner per label, on threads (SGD releases the GIL, and threads share X instead of
-    copying it to each process; liblinear's take turns, see `LIBLINEAR_LOCK`). `masks` (see
-    `outlet_label_masks`) weigh each label's documents. `y_index` is label indices, or a label-indicator
-    matrix for documents of several labels."""
-    if masks is not None:
-        weights = [masks[k] if sample_weight is None else sample_weight * masks[k] for k in range(n_classes)]
-    else:
-        weights = [sample_weight] * n_classes
-    targets = label_indicator(y_index, n_classes)
+    copying it to each process; liblinear's take turns, see `LIBLINEAR_LOCK`), with each label's
+    `weights` (see `label_problem_weights`). `y_index` is label indices, or a label-indicator matrix
+    for documents of several labels."""
+    targets = label_indicator(y_index, len(weights))
     fitted = Parallel(n_jobs=estimator_jobs(n_jobs), prefer="threads")(
-        delayed(_fit_binary)(make, X, targets[:, k], weights[k], None if ratios is None else ratios[k])
-        for k in range(n_classes)
+        delayed(_fit_binary)(make, X, targets[:, k], label_weights, None if ratios is None else ratios[k])
+        for k, label_weights in enumerate(weights)
     )
     return (
         np.vstack([coef for coef, _ in fitted]).astype(np.float32),
         np.asarray([intercept for _, intercept in fitted], dtype=np.float32),
     )
+
+
+def _scaled_by_ratios(X, ratios):
+    """X with each feature scaled by its NB ratio, sharing a sparse X's index arrays (not copied)."""
+    X = sp.csr_matrix(X)
+    return sp.csr_matrix((X.data * np.take(ratios, X.indices), X.indices, X.indptr), shape=X.shape)
+
+
+def _sgd_pass(estimator, X, target, weight, ratios) -> None:
+    """One pass of a binary SGD learner over these rows (`partial_fit`)."""
+    X = X if ratios is None else _scaled_by_ratios(X, ratios)
+    estimator.partial_fit(X, target, classes=np.array([False, True]), sample_weight=weight)
 
 
 def fit_temperature(decision: np.ndarray, y_index: np.ndarray) -> float:
@@ -227,6 +242,101 @@ def fit_class_scaling(logits: np.ndarray, y_index: np.ndarray) -> tuple[np.ndarr
     bounds = [(0.05, None)] * k + [(None, None)] * k  # a positive scale never reorders a class's scores
     params = minimize(loss_and_gradient, start, jac=True, method="L-BFGS-B", bounds=bounds).x
     return params[:k], params[k:]
+
+
+class LinearFitSteps:
+    """The steps of a linear fit, read from the estimator's parameters (`LinearClassifier`'s):
+    weighing documents, masking labels per outlet, holding out the calibration share, fitting weights
+    on rows or an SGD epoch over a shard, and calibrating. `LinearClassifier.fit` runs them on rows
+    in memory; `streaming` drives them over the shards of a corpus larger than memory, so both fit
+    the same model where their algorithm is the same. `classes_` must be set first."""
+
+    def label_masks(self, y_index: np.ndarray, outlets) -> np.ndarray | None:
+        """Per label and document, its weight in the label's one-vs-rest problem under the outlet
+        label sets (see `outlet_label_masks`), or None when they are off; `classes_` names the labels."""
+        if not self.outlet_label_sets or outlets is None:
+            return None
+        only = None
+        if self.label_sets_only:
+            only = [k for k, label in enumerate(self.classes_) if label in self.label_sets_only]
+        return outlet_label_masks(y_index, len(self.classes_), outlets, only, self.label_sets_weight)
+
+    def document_weights(self, y_index: np.ndarray, sample_weight=None) -> np.ndarray | None:
+        """The documents' weights in a fit on these rows: their own, times the class balance."""
+        if self.class_weight != "balanced":
+            return sample_weight
+        balance = balanced_weights(y_index, len(self.classes_))
+        return balance if sample_weight is None else sample_weight * balance
+
+    def calibration_split(self, y_index: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """(fit rows, held-out rows) for calibration: a stratified `calibration_size` share, or None
+        when there are too few documents for a temperature worth fitting."""
+        n_held = int(round(self.calibration_size * len(y_index)))
+        if not self.calibration_size or n_held < MIN_CALIBRATION_DOCS or np.bincount(y_index).min() < 2:
+            return None
+        rows = np.arange(len(y_index))
+        return tuple(train_test_split(rows, test_size=n_held, stratify=y_index, random_state=self.random_state))
+
+    def nb_ratios(self, in_label: np.ndarray) -> np.ndarray | None:
+        """NB ratios from per-label document counts of each feature (summed over a corpus's shards),
+        or None when this learner does not scale features by them."""
+        if not self.nb_scaling or self.kind not in ONE_VS_REST:
+            return None
+        return nb_ratios_from_counts(in_label, self.nb_scaling)
+
+    def fit_weights(self, X, y_index, weights=None, masks=None, ratios=None) -> tuple[np.ndarray, np.ndarray]:
+        """(coef, intercept) fitted on these rows with these document `weights` (see
+        `document_weights`) and label `masks`; `ratios` are NB ratios counted elsewhere (over a whole
+        corpus of which these rows are a shard), else counted on X. `y_index` is label indices, or a
+        label-indicator matrix (a multi-label fit, one-vs-rest whatever the learner)."""
+        n_classes = len(self.classes_)
+        make = functools.partial(_make_estimator, self.kind, self.C, self.random_state)
+        if self.kind in ONE_VS_REST or y_index.ndim == 2:
+            if ratios is None and self.nb_scaling:
+                ratios = nb_log_count_ratios(X, y_index, n_classes, self.nb_scaling)
+            label_weights = label_problem_weights(weights, masks, n_classes)
+            return _one_vs_rest(make, X, y_index, label_weights, ratios, self.n_jobs)
+        return _linear_weights(make().fit(X, y_index, sample_weight=weights), n_classes)
+
+    def fit_epoch(self, X, y_index, weights=None, masks=None, ratios=None):
+        """One epoch of one-vs-rest SGD over these rows (a shard), continuing the epochs before: what
+        `partial_fit` is to dask-ml's `Incremental`, with labels as indices into `classes_` and
+        `weights`, `masks` and `ratios` as in `fit_weights`, over the whole corpus. `coef_` and
+        `intercept_` are the weights so far (temperature 1)."""
+        n_classes = len(self.classes_)
+        if self.kind != "sgd":
+            raise ValueError(f"epochs over shards are SGD's; {self.kind} fits each shard whole")
+        if getattr(self, "sgd_problems_", None) is None:
+            self.sgd_problems_ = [_make_estimator("sgd", self.C, self.random_state) for _ in range(n_classes)]
+        label_weights = label_problem_weights(weights, masks, n_classes)
+        Parallel(n_jobs=estimator_jobs(self.n_jobs), prefer="threads")(
+            delayed(_sgd_pass)(learner, X, y_index == k, label_weights[k], None if ratios is None else ratios[k])
+            for k, learner in enumerate(self.sgd_problems_)
+        )
+        coef = [
+            learner.coef_[0] if ratios is None else learner.coef_[0] * ratios[k]
+            for k, learner in enumerate(self.sgd_problems_)
+        ]
+        self.coef_ = np.vstack(coef).astype(np.float32)
+        self.intercept_ = np.asarray([learner.intercept_[0] for learner in self.sgd_problems_], dtype=np.float32)
+        self.temperature_ = 1.0
+        return self
+
+    def calibrate(self, coef, intercept, held_decision=None, held_y=None):
+        """Take these weights, calibrated on held-out decisions (of the model fitted without those
+        rows) when given: the softmax temperature, and with `class_scaling` a scale and bias per
+        label, folded into the weights."""
+        n_classes = len(self.classes_)
+        self.temperature_ = 1.0
+        scale, bias = np.ones(n_classes), np.zeros(n_classes)
+        if held_decision is not None:
+            self.temperature_ = fit_temperature(held_decision, held_y)
+            if self.class_scaling:
+                scale, bias = fit_class_scaling(held_decision / self.temperature_, held_y)
+        # decision / T * scale + bias == (scale * decision + T * bias) / T
+        self.coef_ = coef * scale.astype(np.float32)[:, None]
+        self.intercept_ = (intercept * scale + self.temperature_ * bias).astype(np.float32)
+        return self
 
 
 # --- multi-label: one calibrated probability and one threshold per label ---------------------
@@ -332,9 +442,10 @@ def choose_thresholds(proba: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 class MultiLabelFitting:
     """`LinearClassifier`'s multi-label side: fitting on label lists or a label-indicator matrix
-    (one-vs-rest, a sigmoid and a threshold per label) and scoring such a model. It uses the
-    classifier's own seams (`_fit_weights`, `_label_masks`, `decision_function`), so each learner,
-    class weights, NB scaling and outlet label sets work as for a single-label model."""
+    (one-vs-rest, a sigmoid and a threshold per label) and scoring such a model. It runs the
+    classifier's own fit steps (`LinearFitSteps`: `label_masks`, `document_weights`, `fit_weights`)
+    and `decision_function`, so each learner, class weights, NB scaling and outlet label sets work as
+    for a single-label model."""
 
     def _fit_multi_label(self, X, classes, indicator, sample_weight=None, outlets=None):
         """One-vs-rest weights, a sigmoid per label and a threshold per label fitted on a held-out
@@ -345,7 +456,7 @@ class MultiLabelFitting:
         n_classes = len(classes)
         if n_classes < 2:
             raise ValueError("a classifier needs at least two labels")
-        masks = self._label_masks(indicator, outlets)
+        masks = self.label_masks(indicator, outlets)
         self.temperature_ = 1.0
         self.thresholds_ = np.full(n_classes, DEFAULT_LABEL_THRESHOLD, dtype=np.float32)
         scale, bias = np.ones(n_classes), np.zeros(n_classes)
@@ -356,17 +467,16 @@ class MultiLabelFitting:
             fit_rows, held_rows = train_test_split(
                 np.arange(len(indicator)), test_size=n_held, stratify=stratify, random_state=self.random_state
             )
-            self.coef_, self.intercept_ = self._fit_weights(
+            self.coef_, self.intercept_ = self.fit_weights(
                 X[fit_rows],
                 indicator[fit_rows],
-                n_classes,
-                None if sample_weight is None else sample_weight[fit_rows],
+                self.document_weights(indicator[fit_rows], None if sample_weight is None else sample_weight[fit_rows]),
                 None if masks is None else masks[:, fit_rows],
             )
             held = self.decision_function(X[held_rows])
             scale, bias = fit_label_sigmoids(held, indicator[held_rows])
             self.thresholds_ = choose_thresholds(expit(held * scale + bias), indicator[held_rows])
-        coef, intercept = self._fit_weights(X, indicator, n_classes, sample_weight, masks)
+        coef, intercept = self.fit_weights(X, indicator, self.document_weights(indicator, sample_weight), masks)
         self.coef_ = coef * scale.astype(np.float32)[:, None]
         self.intercept_ = (intercept * scale + bias).astype(np.float32)
         return self
@@ -395,7 +505,7 @@ class MultiLabelFitting:
         return indicator
 
 
-class LinearClassifier(MultiLabelFitting, ClassifierMixin, BaseEstimator):
+class LinearClassifier(MultiLabelFitting, LinearFitSteps, ClassifierMixin, BaseEstimator):
     """A linear classifier with calibrated probabilities.
 
     `kind` picks the learner (LinearSVC, logistic regression, SGD, complement naive Bayes; `C` is the
@@ -442,30 +552,6 @@ class LinearClassifier(MultiLabelFitting, ClassifierMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.random_state = random_state
 
-    def _fit_weights(self, X, y_index, n_classes, sample_weight=None, masks=None, ratios=None):
-        """(coef, intercept) fitted on these rows; `ratios` are NB ratios counted elsewhere (over a
-        whole corpus of which these rows are a shard), else counted on X."""
-        if self.class_weight == "balanced":
-            balance = balanced_weights(y_index, n_classes)
-            sample_weight = balance if sample_weight is None else sample_weight * balance
-        make = functools.partial(_make_estimator, self.kind, self.C, self.random_state)
-        if self.kind in ONE_VS_REST or y_index.ndim == 2:
-            if ratios is None and self.nb_scaling:
-                ratios = nb_log_count_ratios(X, y_index, n_classes, self.nb_scaling)
-            return _one_vs_rest(make, X, y_index, n_classes, sample_weight, ratios, masks, self.n_jobs)
-        return _linear_weights(make().fit(X, y_index, sample_weight=sample_weight), n_classes)
-
-    def _label_masks(self, y_index: np.ndarray, outlets) -> np.ndarray | None:
-        """The outlet label masks `outlet_label_sets` asks for (see `outlet_label_masks`), else None."""
-        if not (self.outlet_label_sets and outlets is not None):
-            return None
-        only = (
-            [k for k, label in enumerate(self.classes_) if label in self.label_sets_only]
-            if self.label_sets_only
-            else None
-        )
-        return outlet_label_masks(y_index, len(self.classes_), outlets, only, self.label_sets_weight)
-
     def fit(self, X, y, sample_weight=None, outlets=None):
         """Fit on labels `y`: one per document, or several (a label-indicator matrix or a list of
         labels per document, see `multi_label_targets`), which makes a multi-label model."""
@@ -476,34 +562,27 @@ class LinearClassifier(MultiLabelFitting, ClassifierMixin, BaseEstimator):
         y = np.asarray(y)
         classes, y_index = np.unique(y.astype(str) if y.dtype == object else y, return_inverse=True)
         self.classes_ = classes  # numbers stay numbers; text is a str array, saved without pickle
-        n_classes = len(self.classes_)
-        if n_classes < 2:
+        if len(classes) < 2:
             raise ValueError("a classifier needs at least two labels")
-        masks = self._label_masks(y_index, outlets)
-        self.temperature_ = 1.0
-        scale, bias = np.ones(n_classes), np.zeros(n_classes)
-        counts = np.bincount(y_index)
-        n_held = int(round(self.calibration_size * len(y_index)))
-        if self.calibration_size and n_held >= MIN_CALIBRATION_DOCS and counts.min() >= 2:
-            fit_rows, held_rows = train_test_split(
-                np.arange(len(y_index)), test_size=n_held, stratify=y_index, random_state=self.random_state
-            )
-            self.coef_, self.intercept_ = self._fit_weights(
+        masks = self.label_masks(y_index, outlets)
+        held = ()
+        split = self.calibration_split(y_index)
+        if split is not None:
+            fit_rows, held_rows = split
+            self.coef_, self.intercept_ = self.fit_weights(
                 X[fit_rows],
                 y_index[fit_rows],
-                n_classes,
-                None if sample_weight is None else sample_weight[fit_rows],
+                self.document_weights(y_index[fit_rows], None if sample_weight is None else sample_weight[fit_rows]),
                 None if masks is None else masks[:, fit_rows],
             )
-            held = self.decision_function(X[held_rows])
-            self.temperature_ = fit_temperature(held, y_index[held_rows])
-            if self.class_scaling:
-                scale, bias = fit_class_scaling(held / self.temperature_, y_index[held_rows])
-        coef, intercept = self._fit_weights(X, y_index, n_classes, sample_weight, masks)
-        # decision / T * scale + bias == (scale * decision + T * bias) / T
-        self.coef_ = coef * scale.astype(np.float32)[:, None]
-        self.intercept_ = (intercept * scale + self.temperature_ * bias).astype(np.float32)
-        return self
+            held = (self.decision_function(X[held_rows]), y_index[held_rows])
+        coef, intercept = self.fit_weights(X, y_index, self.document_weights(y_index, sample_weight), masks)
+        return self.calibrate(coef, intercept, *held)
+
+    def fit_toward(self, X, y_index, prior: Prior, X_unlabeled=None) -> dict:
+        """Fit to labeled rows (`y_index` into `prior.classes`) toward a base model's weights, see
+        `fit_toward_base`; returns the record of the choices made."""
+        return fit_toward_base(self, X, y_index, prior, X_unlabeled)
 
     def _weights_by_feature(self) -> np.ndarray:
         """`coef_.T` as a C-contiguous array, made once per `coef_`: a sparse matrix times the plain
@@ -553,3 +632,351 @@ def classifier_for(config: TrainConfig, n_jobs: int | None = None) -> LinearClas
         n_jobs=n_jobs,
         random_state=config.seed,
     )
+
+
+# --- a model of a newsroom's sections, fitted toward a base model's weights ----------------------
+
+#: Strengths of the prior toward the base weights that cross-validation chooses from (per model;
+#: strong to weak, each fit starting from the last), and the factors then tried on each section's.
+PRIOR_STRENGTHS = (1.0, 0.1, 0.01, 1e-3, 1e-4, 1e-5, 1e-6)
+SECTION_STRENGTH_FACTORS = (0.1, 10.0)
+#: The sweep stops once the loss is this much above its best for two strengths in a row (not on a plateau).
+SWEEP_MARGIN = 1e-3
+#: Folds of the cross-validation that chooses the strengths (fewer when a label has fewer articles).
+PRIOR_FOLDS = 3
+#: Iterations of L-BFGS per fit: the problem is small (the user's articles, the columns they use).
+PRIOR_MAX_ITER = 150
+
+
+#: Weights move only for terms found in at least this many of the labeled articles: a term of one
+#: article would learn that article by heart (and they are most of the columns, so most of the time).
+MIN_DOCS_OF_A_MOVED_COLUMN = 2
+#: L-BFGS's memory (pairs of steps kept) and its stopping rule: the loss falls by less than this share.
+LBFGS_MEMORY = 10
+LBFGS_TOLERANCE = 1e-5
+
+
+def lbfgs(loss_and_gradient, x: np.ndarray, max_iter: int = PRIOR_MAX_ITER) -> np.ndarray:
+    """The minimum of a smooth convex function by L-BFGS (two-loop recursion, backtracking Armijo line
+    search): plain NumPy, several times faster than scipy's L-BFGS-B on a million parameters, whose
+    bound handling this problem does not need."""
+    loss, gradient = loss_and_gradient(x)
+    steps: list[tuple[np.ndarray, np.ndarray, float]] = []
+    for _ in range(max_iter):
+        direction = -gradient
+        alphas = []
+        for s_k, y_k, rho in reversed(steps):
+            alpha = rho * (s_k @ direction)
+            direction -= alpha * y_k
+            alphas.append(alpha)
+        if steps:
+            s_k, y_k, _ = steps[-1]
+            direction *= (s_k @ y_k) / (y_k @ y_k)
+        for (s_k, y_k, rho), alpha in zip(steps, reversed(alphas)):
+            direction += s_k * (alpha - rho * (y_k @ direction))
+        slope = gradient @ direction
+        if slope >= 0:  # not a descent direction: start the memory again
+            steps, direction, slope = [], -gradient, -(gradient @ gradient)
+        step = 1.0 if steps else min(1.0, 1.0 / max(np.abs(gradient).max(), 1e-12))
+        for _ in range(30):
+            new_x = x + step * direction
+            new_loss, new_gradient = loss_and_gradient(new_x)
+            if new_loss <= loss + 1e-4 * step * slope:
+                break
+            step /= 2
+        else:
+            break
+        s_k, y_k = new_x - x, new_gradient - gradient
+        if s_k @ y_k > 1e-12:
+            steps = [*steps[-(LBFGS_MEMORY - 1) :], (s_k, y_k, 1.0 / (s_k @ y_k))]
+        done = loss - new_loss <= LBFGS_TOLERANCE * max(abs(loss), 1.0)
+        x, loss, gradient = new_x, new_loss, new_gradient
+        if done:
+            break
+    return x
+
+
+class PriorFit:
+    """Softmax weights of fixed labeled rows under a Gaussian prior centred on `prior_coef` (Chelba &
+    Acero, 2004): minimize the mean weighted log-loss plus strength_k / 2 * ||w_k - prior_k||^2 for
+    each label k. Only the columns of terms found in `MIN_DOCS_OF_A_MOVED_COLUMN` rows or more move
+    (the others keep the prior), so a few hundred articles fit in seconds; biases start at
+    `prior_intercept` and are free. `solve` starts from the last solution, so a sweep of strengths
+    from strong to weak costs little more than one fit."""
+
+    def __init__(self, X, y_index, prior_coef, prior_intercept, sample_weight=None):
+        X = sp.csr_matrix(X, dtype=np.float64)
+        self.prior_coef, self.n_classes = prior_coef, prior_coef.shape[0]
+        self.active = np.flatnonzero(np.bincount(X.indices, minlength=X.shape[1]) >= MIN_DOCS_OF_A_MOVED_COLUMN)
+        self.X_active = X[:, self.active]
+        self.X_active_t = self.X_active.T.tocsr()
+        self.base_logits = prior_logits(self.X_active, prior_coef[:, self.active])
+        weight = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        self.weight = weight / weight.sum()
+        self.onehot = np.zeros((X.shape[0], self.n_classes))
+        self.onehot[np.arange(X.shape[0]), y_index] = 1.0
+        self.size = self.n_classes * len(self.active)
+        self.params = np.concatenate([np.zeros(self.size), np.asarray(prior_intercept, dtype=np.float64)])
+
+    def _loss_and_gradient(self, params, strengths):
+        delta, bias = params[: self.size].reshape(self.n_classes, -1), params[self.size :]
+        log_p = log_softmax(self.base_logits + np.asarray(self.X_active @ delta.T) + bias, axis=1)
+        residual = (np.exp(log_p) - self.onehot) * self.weight[:, None]
+        loss = -(self.weight * (log_p * self.onehot).sum(axis=1)).sum() + 0.5 * (strengths * delta * delta).sum()
+        gradient = np.asarray(self.X_active_t @ residual).T + strengths * delta
+        return loss, np.concatenate([gradient.ravel(), residual.sum(axis=0)])
+
+    def solve(self, strengths) -> PriorFit:
+        strengths = np.broadcast_to(np.asarray(strengths, dtype=np.float64), (self.n_classes,))[:, None]
+        with threadpool_limits(1):  # BLAS threads only fight over vectors this small (5x slower on a busy machine)
+            self.params = lbfgs(lambda params: self._loss_and_gradient(params, strengths), self.params)
+        return self
+
+    def decision(self, X, prior_logits: np.ndarray) -> np.ndarray:
+        """Decisions of rows X (all the features) by the weights solved; `prior_logits` are theirs by
+        the prior (`prior_logits`), computed once for all fits."""
+        delta = self.params[: self.size].reshape(self.n_classes, -1)
+        return prior_logits + np.asarray(sp.csr_matrix(X)[:, self.active] @ delta.T) + self.params[self.size :]
+
+    def weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """(coef, intercept) as float32, coef of `prior_coef`'s shape."""
+        coef = np.array(self.prior_coef, dtype=np.float32)
+        coef[:, self.active] += self.params[: self.size].reshape(self.n_classes, -1).astype(np.float32)
+        return coef, self.params[self.size :].astype(np.float32)
+
+
+def prior_logits(X, prior_coef: np.ndarray) -> np.ndarray:
+    """X's decisions by the prior's weights (without biases), as float64."""
+    return np.asarray(sp.csr_matrix(X) @ prior_coef.T).astype(np.float64)
+
+
+def fit_toward_prior(X, y_index, prior_coef, prior_intercept, strengths, sample_weight=None):
+    """(coef, intercept) of `PriorFit` solved for `strengths` (one per label, or one for all)."""
+    return PriorFit(X, y_index, prior_coef, prior_intercept, sample_weight).solve(strengths).weights()
+
+
+def prior_folds(y_index: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+    """A fold number per row, each label's rows dealt round-robin in a seeded order (stratified; a
+    label of one article lands in one fold, where the prior alone speaks for it)."""
+    folds = np.empty(len(y_index), dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    for label in np.unique(y_index):
+        rows = rng.permutation(np.flatnonzero(y_index == label))
+        folds[rows] = (np.arange(len(rows)) + rng.integers(n_folds)) % n_folds
+    return folds
+
+
+@dataclass
+class PriorProblem:
+    """Labeled rows and the prior their model is fitted toward, with what cross-validation needs."""
+
+    X: sp.csr_matrix
+    y_index: np.ndarray
+    prior_coef: np.ndarray
+    prior_intercept: np.ndarray
+    sample_weight: np.ndarray
+    folds: np.ndarray
+    _fits: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.prior_logits = prior_logits(self.X, self.prior_coef)
+
+    def fitted(self, strengths, rows=None, extra=None) -> PriorFit:
+        """A `PriorFit` of `rows` (all by default) plus `extra` (X, y_index, weight) rows, solved for
+        `strengths`; the fits of a fold without extra rows are kept and warm-started."""
+        rows = np.arange(len(self.y_index)) if rows is None else rows
+        X, y, w = self.X[rows], self.y_index[rows], self.sample_weight[rows]
+        if extra is not None:
+            X, y, w = sp.vstack([X, extra[0]]).tocsr(), np.concatenate([y, extra[1]]), np.concatenate([w, extra[2]])
+            return PriorFit(X, y, self.prior_coef, self.prior_intercept, w).solve(strengths)
+        key = rows.tobytes()
+        if key not in self._fits:
+            self._fits[key] = PriorFit(X, y, self.prior_coef, self.prior_intercept, w)
+        return self._fits[key].solve(strengths)
+
+    def out_of_fold(self, strengths, extra_for_fold=None) -> np.ndarray:
+        """Decisions of each row by the model fitted without its fold (`extra_for_fold(fit, rows)` may
+        add rows, such as confidently labeled unlabeled articles)."""
+        decision = np.zeros((len(self.y_index), self.prior_coef.shape[0]))
+        for fold in np.unique(self.folds):
+            rows, held = np.flatnonzero(self.folds != fold), np.flatnonzero(self.folds == fold)
+            fit = self.fitted(strengths, rows)
+            if extra_for_fold is not None:
+                fit = self.fitted(strengths, rows, extra_for_fold(fit, rows))
+            decision[held] = fit.decision(self.X[held], self.prior_logits[held])
+        return decision
+
+    def log_loss(self, decision: np.ndarray) -> float:
+        """Weighted mean log-loss of decisions (weights balance the labels, as in the fit)."""
+        log_p = log_softmax(decision, axis=1)[np.arange(len(self.y_index)), self.y_index]
+        return float(-(self.sample_weight * log_p).sum() / self.sample_weight.sum())
+
+
+#: Shares of the base's weights tried as the prior's centre (1: the base as it is; 0: nothing of it, the
+#: user's articles alone on the base's features), at `PRIOR_SCALE_STRENGTH`. Weights of terms the
+#: user's articles never use keep the centre, so where the base's sections are not the user's (an
+#: outlet whose sections share names, not content), a full-size centre outvotes the user's articles.
+PRIOR_SCALES = (1.0, 0.5, 0.2, 0.0)
+PRIOR_SCALE_STRENGTH = 1e-4
+
+
+def choose_prior_scale(problem: PriorProblem) -> tuple[PriorProblem, dict]:
+    """The problem with its prior scaled by the share of `PRIOR_SCALES` of lowest cross-validated
+    log-loss (ties: the larger share), and the record of the choice."""
+    tried, problems = {}, {}
+    for scale in PRIOR_SCALES:
+        problems[scale] = replace(
+            problem, prior_coef=problem.prior_coef * np.float32(scale), prior_intercept=problem.prior_intercept * scale
+        )
+        problems[scale]._fits = {}
+        strengths = np.full(problem.prior_coef.shape[0], PRIOR_SCALE_STRENGTH)
+        tried[scale] = problems[scale].log_loss(problems[scale].out_of_fold(strengths))
+    best = min(tried, key=lambda scale: (tried[scale], -scale))
+    return problems[best], {"scale": best, "scale_cv_log_loss": {f"{k:g}": round(v, 4) for k, v in tried.items()}}
+
+
+def choose_prior_strengths(problem: PriorProblem) -> tuple[np.ndarray, dict]:
+    """Per-label prior strengths chosen by cross-validated log-loss: first one strength for the
+    model (from `PRIOR_STRENGTHS`), then each label's times each of `SECTION_STRENGTH_FACTORS`, kept
+    where it lowers the loss. Returns the strengths and the record of the search."""
+    n_classes = problem.prior_coef.shape[0]
+    tried = {}
+    for strength in PRIOR_STRENGTHS:  # strong to weak; the loss has one minimum, so stop two past it
+        tried[strength] = problem.log_loss(problem.out_of_fold(np.full(n_classes, strength)))
+        if len(tried) >= 3 and min(tried.values()) < min(list(tried.values())[-2:]) - SWEEP_MARGIN:
+            break
+    best = min(tried, key=lambda s: (tried[s], -s))  # ties: the stronger prior
+    strengths, loss = np.full(n_classes, best), tried[best]
+    changed = {}
+    for k in range(n_classes):
+        for factor in SECTION_STRENGTH_FACTORS:
+            candidate = strengths.copy()
+            candidate[k] *= factor
+            candidate_loss = problem.log_loss(problem.out_of_fold(candidate))
+            if candidate_loss < loss - 1e-4:
+                strengths, loss, changed[k] = candidate, candidate_loss, float(candidate[k])
+    record = {
+        "strength": float(best),
+        "cv_log_loss": {f"{s:g}": round(v, 4) for s, v in tried.items()},
+        "section_strengths": changed,
+        "final_cv_log_loss": round(loss, 4),
+    }
+    return strengths, record
+
+
+#: Self-training: an unlabeled article counts when the model gives its label this probability or
+#: more, at most this many times the labeled articles of that label, each at this share of a labeled
+#: article's weight.
+SELF_TRAINING_CONFIDENCE = 0.9
+SELF_TRAINING_PER_LABELED = 4
+SELF_TRAINING_WEIGHT = 0.5
+#: They are used only when they raise cross-validated macro-F1 by this much without raising the log-loss:
+#: a smaller gain on a few labeled articles is noise, and the rule is never to make the model worse.
+SELF_TRAINING_MIN_GAIN = 0.02
+
+
+def confident_rows(decision: np.ndarray, labeled_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, labels) of the unlabeled rows whose softmax probability is at least
+    `SELF_TRAINING_CONFIDENCE`, the most confident first, at most `SELF_TRAINING_PER_LABELED` times
+    each label's labeled articles (so one large section does not swamp the others)."""
+    proba = softmax(decision, axis=1)
+    best, confidence = proba.argmax(axis=1), proba.max(axis=1)
+    rows, labels = [], []
+    for k, labeled in enumerate(labeled_counts):
+        candidates = np.flatnonzero((best == k) & (confidence >= SELF_TRAINING_CONFIDENCE))
+        chosen = candidates[np.argsort(-confidence[candidates], kind="stable")][: SELF_TRAINING_PER_LABELED * labeled]
+        rows.append(chosen)
+        labels.append(np.full(len(chosen), k))
+    return np.concatenate(rows).astype(np.int64), np.concatenate(labels).astype(np.int64)
+
+
+def _macro_f1(problem: PriorProblem, decision: np.ndarray) -> float:
+    present = np.unique(problem.y_index)
+    return float(f1_score(problem.y_index, decision.argmax(axis=1), labels=present, average="macro", zero_division=0))
+
+
+def self_training_rows(problem: PriorProblem, strengths: np.ndarray, X_unlabeled) -> tuple[tuple | None, dict]:
+    """Confident unlabeled rows to add (X, y_index, weight), or None when cross-validation says they
+    do not help: each fold's model labels the unlabeled articles, refits with its confident ones and
+    is scored on the fold; they are kept only if out-of-fold macro-F1 rises by `SELF_TRAINING_MIN_GAIN`
+    and the log-loss does not. Returns them with the record of the comparison."""
+    n_classes = problem.prior_coef.shape[0]
+    weight = SELF_TRAINING_WEIGHT * float(problem.sample_weight.mean())
+
+    unlabeled_prior = prior_logits(X_unlabeled, problem.prior_coef)
+
+    def extra(fit, rows):
+        chosen, labels = confident_rows(
+            fit.decision(X_unlabeled, unlabeled_prior), np.bincount(problem.y_index[rows], minlength=n_classes)
+        )
+        return X_unlabeled[chosen], labels, np.full(len(chosen), weight)
+
+    without = problem.out_of_fold(strengths)
+    with_them = problem.out_of_fold(strengths, extra)
+    f1 = (_macro_f1(problem, without), _macro_f1(problem, with_them))
+    loss = (problem.log_loss(without), problem.log_loss(with_them))
+    used = f1[1] >= f1[0] + SELF_TRAINING_MIN_GAIN and loss[1] <= loss[0]
+    everything = np.arange(len(problem.y_index))
+    chosen = extra(problem.fitted(strengths, everything), everything) if used else None
+    record = {
+        "unlabeled": X_unlabeled.shape[0],
+        "used": bool(used),
+        "added": 0 if chosen is None else len(chosen[1]),
+        "cv_macro_f1": {"without": round(f1[0], 4), "with": round(f1[1], 4)},
+        "cv_log_loss": {"without": round(loss[0], 4), "with": round(loss[1], 4)},
+    }
+    return chosen, record
+
+
+@dataclass
+class Prior:
+    """What a model fitted toward a base starts from: its labels, and per label the base's calibrated
+    weights (the base's decision over its temperature) or zeros for a label the base does not have."""
+
+    classes: np.ndarray
+    coef: np.ndarray
+    intercept: np.ndarray
+
+    @classmethod
+    def from_base(cls, base: LinearClassifier, classes) -> Prior:
+        rows = {str(label): k for k, label in enumerate(base.classes_)}
+        coef = np.zeros((len(classes), base.coef_.shape[1]), dtype=np.float32)
+        intercept = np.zeros(len(classes), dtype=np.float32)
+        for k, label in enumerate(classes):
+            if label in rows:
+                coef[k] = base.coef_[rows[label]] / base.temperature_
+                intercept[k] = base.intercept_[rows[label]] / base.temperature_
+        return cls(np.asarray(classes, dtype=str), coef, intercept)
+
+
+def fit_toward_base(classifier: LinearClassifier, X, y_index, prior: Prior, X_unlabeled=None) -> dict:
+    """Fit `classifier` (its weights, labels and temperature) to labeled rows toward `prior`: strengths
+    by cross-validation (`choose_prior_strengths`), confident unlabeled rows where they help
+    (`self_training_rows`), then the temperature on out-of-fold decisions. Returns the record of
+    the choices for the card."""
+    y_index = np.asarray(y_index)
+    counts = np.bincount(y_index, minlength=len(prior.classes))
+    weight = 1.0 / counts[y_index]  # every label with articles weighs the same in total
+    n_folds = int(min(PRIOR_FOLDS, max(2, counts[counts > 0].max())))
+    problem = PriorProblem(
+        sp.csr_matrix(X),
+        y_index,
+        prior.coef,
+        prior.intercept,
+        weight * len(y_index) / weight.sum(),
+        prior_folds(y_index, n_folds, classifier.random_state),
+    )
+    problem, scaled = choose_prior_scale(problem)
+    strengths, record = choose_prior_strengths(problem)
+    record = {**scaled, **record}
+    record["section_strengths"] = {str(prior.classes[k]): v for k, v in record["section_strengths"].items()}
+    extra = None
+    if X_unlabeled is not None and X_unlabeled.shape[0]:
+        extra, record["self_training"] = self_training_rows(problem, strengths, sp.csr_matrix(X_unlabeled))
+    decision = problem.out_of_fold(strengths, (lambda *_: extra) if extra is not None else None)
+    classifier.temperature_ = fit_temperature(decision, y_index)
+    classifier.classes_ = prior.classes
+    classifier.coef_, classifier.intercept_ = problem.fitted(strengths, extra=extra).weights()
+    record["temperature"] = round(classifier.temperature_, 4)
+    record["folds"] = n_folds
+    return record

@@ -6,6 +6,7 @@ The commands import the heavy parts of the library (scikit-learn, NumPy) when th
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import json
@@ -20,18 +21,21 @@ import typer
 from .card import autotune_summary, card_summary, comparison_text, data_notes, qism_version, scores_text
 from .config import (
     CLASSIFIERS,
+    CLUSTER_TIMEOUT,
     DEFAULT,
     OUTPUT_FORMATS,
     REPORT_LANGUAGES,
     LabelOptions,
     ReadOptions,
+    check_cluster_timeout,
     check_engine,
+    check_port,
     check_report_language,
     parse_columns,
     parse_duration,
 )
 from .corpus import FORMATS, ID_COLUMNS, LABEL_COLUMNS, TEXT_COLUMNS, read_inputs
-from .errors import QismError, printable
+from .errors import QismError, printable, printable_json
 from .progress import ProgressMeter, count_documents
 
 
@@ -52,6 +56,9 @@ label_to_output = _when_called("output", "label_to_output")
 require_picture_packages = _when_called("report", "require_picture_packages")
 write_report = _when_called("report", "write_report")
 train_and_save = _when_called("trainer", "train_and_save")
+train_from_base_and_save = _when_called("adapt", "train_from_base_and_save")
+relabeled = _when_called("predict", "relabeled")
+select_to_file = _when_called("select", "select_to_file")
 label_files_on_cluster = _when_called("cluster", "label_files_on_cluster")
 train_and_save_on_cluster = _when_called("cluster", "train_and_save_on_cluster")
 
@@ -134,6 +141,15 @@ LabelSeparator = Annotated[
 ]
 Jobs = Annotated[int, typer.Option("--jobs", "-j", help="Processes for featurizing; -1 uses every core")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON for programs")]
+SectionMap = Annotated[
+    Path | None,
+    typer.Option(
+        "--label-map",
+        metavar="FILE",
+        help="Your sections (TOML/JSON, as for training), each taking the model's labels (ids or display "
+        "names) it merges; the model's labels it does not list stay as they are",
+    ),
+]
 
 
 def _user_errors(command):
@@ -178,7 +194,7 @@ def _discard_stdout() -> None:
 
 
 def _print_json(data) -> None:
-    typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    typer.echo(printable_json(json.dumps(data, ensure_ascii=False, indent=2)))
 
 
 def _given(**options) -> dict:
@@ -371,6 +387,33 @@ def train_command(
             "a local cluster]"
         ),
     ] = None,
+    cluster_timeout: Annotated[
+        float,
+        typer.Option(
+            metavar="SECONDS",
+            help="With --engine dask: the longest wait for the scheduler to answer, a worker to join, or a "
+            "worker while none is left, before stopping with one line",
+        ),
+    ] = CLUSTER_TIMEOUT,
+    base: Annotated[
+        str | None,
+        typer.Option(
+            metavar="MODEL",
+            help="Fit the sources' sections toward this model's weights (a model folder, or 'default'): a "
+            "newsroom's own model from a few dozen labeled articles, no corpora needed",
+        ),
+    ] = None,
+    keep_base_labels: Annotated[
+        bool, typer.Option("--keep-base-labels", help="With --base: keep the base's sections the sources never name")
+    ] = False,
+    unlabeled: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PATH",
+            help="With --base: unlabeled articles of the same outlet, used (confident self-training) where "
+            "cross-validation on the labeled ones says they help",
+        ),
+    ] = None,
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
     input_format: InputFormat = None,
@@ -403,8 +446,36 @@ def train_command(
     )
     read = _given(text_column=text_column, label_column=label_column, encoding=encoding, errors=errors)
     read |= _given(input_format=input_format, label_separator=label_separator)
+    if base is not None or keep_base_labels or unlabeled is not None:
+        _check_base_options(
+            base,
+            options,
+            recipe=recipe,
+            label_map=label_map,
+            autotune=autotune,
+            streaming=streaming is not None,
+            engine=engine != "local",
+        )
+        with _status("training") as status:
+            model = train_from_base_and_save(
+                out,
+                sources or [],
+                base,
+                read_options=ReadOptions(**read),
+                keep_base_labels=keep_base_labels,
+                unlabeled=unlabeled,
+                seed=options.get("seed", DEFAULT.seed),
+                n_jobs=jobs,
+                report=status.update,
+            )
+        return _print_json(model.card) if as_json else typer.echo(_training_summary(out, model.card))
     on_cluster = check_engine(engine, scheduler) == "dask"
-    cluster = {"scheduler": scheduler, "n_workers": None if jobs == -1 else jobs} if on_cluster else {}
+    cluster = {
+        "scheduler": scheduler,
+        "n_workers": None if jobs == -1 else jobs,
+        "cluster_timeout": check_cluster_timeout(cluster_timeout),
+    }
+    cluster = cluster if on_cluster else {}
     with _status("training") as status:
         model = (train_and_save_on_cluster if on_cluster else train_and_save)(
             out,
@@ -424,9 +495,19 @@ def train_command(
     _print_json(model.card) if as_json else typer.echo(_training_summary(out, model.card))
 
 
+def _check_base_options(base, options: dict, **others) -> None:
+    """--base fits the base's own features: options that shape another model do not apply."""
+    if base is None:
+        raise QismError("--keep-base-labels and --unlabeled go with --base MODEL")
+    given = [name for name in options if name != "seed"] + [name for name, value in others.items() if value]
+    if given:
+        shown = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise QismError(f"{shown}: not with --base, whose model reads text as the base does")
+
+
 def _training_summary(out: Path, card: dict) -> str:
     lines = [
-        f"saved {out} ({len(card['labels'])} labels, {card['split']['train']:,} training documents, "
+        f"saved {printable(str(out))} ({len(card['labels'])} labels, {card['split']['train']:,} training documents, "
         f"{card['training_seconds']:.1f} s, {card.get('training', {}).get('path', 'in-memory')})"
     ]
     lines += [autotune_summary(card["autotune"])] if "autotune" in card else []
@@ -458,6 +539,7 @@ def evaluate_command(
     against: Annotated[
         Path | None, typer.Option(help="A second model folder to compare with, side by side on the same documents")
     ] = None,
+    label_map: SectionMap = None,
     as_json: AsJson = False,
     jobs: Jobs = -1,
     text_column: TextColumn = None,
@@ -468,11 +550,14 @@ def evaluate_command(
     errors: Errors = None,
 ):
     """Score a model on labeled data: accuracy, macro-F1 (over the labels the data has), per-label
-    scores, confusion matrix, calibration, and accuracy against coverage by --threshold."""
+    scores, confusion matrix, calibration, and accuracy against coverage by --threshold. MODEL
+    'default' is the shipped model."""
     check_report_language(lang)  # before the slow part, as the packages
     if report is not None:
         require_picture_packages()
     loaded, other = load_model(model), (load_model(against) if against is not None else None)
+    if label_map is not None:
+        loaded, other = relabeled(loaded, label_map), other and relabeled(other, label_map)
     for each in (loaded, other):
         each and each.set_jobs(jobs)
     options = ReadOptions(
@@ -482,7 +567,7 @@ def evaluate_command(
     result, comparison = evaluate_models(loaded, sources, options, other, names=[str(model), str(against)])
     if report is not None:
         page = write_report(report, loaded, result, sources=sources, lang=lang, model_name=model.name)
-        typer.echo(f"report: {page}", err=True)
+        typer.echo(f"report: {printable(str(page))}", err=True)
     shown = comparison if comparison is not None else result.scores
     _print_json(shown) if as_json else typer.echo(
         comparison_text(shown) if comparison is not None else scores_text(shown)
@@ -506,7 +591,9 @@ def predict_command(
     ] = None,
     model: Annotated[
         Path | None,
-        typer.Option("--model", "-m", metavar="DIR", help="Model folder [default: the shipped default model]"),
+        typer.Option(
+            "--model", "-m", metavar="DIR", help="Model folder, or 'default' [default: the shipped default model]"
+        ),
     ] = None,
     input_path: Annotated[
         str | None,
@@ -539,9 +626,12 @@ def predict_command(
         ),
     ] = "table",
     output: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
-            "--output", "-o", metavar="FILE", help="Write results to this file (atomically) instead of stdout"
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write results to this file (atomically) instead of stdout; with --engine dask, a folder or URL",
         ),
     ] = None,
     threshold: Annotated[
@@ -600,7 +690,16 @@ def predict_command(
             "a local cluster]"
         ),
     ] = None,
+    cluster_timeout: Annotated[
+        float,
+        typer.Option(
+            metavar="SECONDS",
+            help="With --engine dask: the longest wait for the scheduler to answer, a worker to join, or a "
+            "worker while none is left, before stopping with one line",
+        ),
+    ] = CLUSTER_TIMEOUT,
     gzip_output: Annotated[bool, typer.Option("--gzip", help="With --engine dask: write .labels.jsonl.gz")] = False,
+    label_map: SectionMap = None,
     text_column: TextColumn = None,
     encoding: Encoding = None,
     errors: Errors = None,
@@ -613,11 +712,30 @@ def predict_command(
     options = LabelOptions(top_k=top_k, threshold=threshold, unknown_label=unknown_label, explain=explain)
     read = _input_options(text_column, id_column, encoding, errors, keep_columns)
     if check_engine(engine, scheduler) == "dask":
-        return _on_cluster(
-            texts, input_path, output, model, scheduler, resume, output_format, gzip_output, jobs, options, read, quiet
+        cluster = dict(
+            model=model,
+            scheduler=scheduler,
+            resume=resume,
+            compress=gzip_output,
+            bom=bom,
+            jobs=jobs,
+            label_map=label_map,
         )
+        return _on_cluster(
+            texts,
+            input_path,
+            output,
+            output_format,
+            quiet,
+            read_options=read,
+            label_options=options,
+            **cluster,
+            cluster_timeout=check_cluster_timeout(cluster_timeout),
+            input_format="lines" if lines else input_format,
+        )
+    output = _local_output(output, gzip_output)
     documents = read_inputs(texts or [], input_path, input_format, lines, read, note=_note)
-    loaded = load_model(model)
+    loaded = load_model(model) if label_map is None else relabeled(load_model(model), label_map)
     shown = not quiet and (output is not None or not sys.stdout.isatty())  # not into results on the screen
     total = (
         len(texts)
@@ -668,39 +786,69 @@ def _labeled(counts: dict, meter: ProgressMeter, output: Path | None) -> None:
         _note(f"{counts['replaced_characters']:,} undecodable characters were replaced by U+FFFD")
 
 
-def _on_cluster(
-    texts,
-    input_path,
-    output,
-    model,
-    scheduler,
-    resume,
-    output_format,
-    compress,
-    jobs,
-    label_options,
-    read_options,
-    quiet,
-) -> None:
-    """`qism predict --engine dask`: label the files on the cluster and say what was done."""
+def _local_output(output: str | None, compress: bool) -> Path | None:
+    """Where `predict` without --engine dask writes; --gzip is the cluster engine's alone."""
+    if compress:
+        raise QismError("--gzip is for --engine dask; to compress what predict writes, pipe it through gzip")
+    return output if output is None else Path(output)
+
+
+def _on_cluster(texts, input_path, output: str | None, output_format: str, quiet: bool, **options) -> None:
+    """`qism predict --engine dask`: label the files on the cluster and say what was done. The input
+    format (or --lines) applies to every file; --bom, for CSV, does not apply."""
+    if options.pop("bom"):
+        raise QismError("--bom is for --format csv, which --engine dask does not write (jsonl or parquet)")
+    if options.pop("label_map") is not None:
+        raise QismError("--label-map labels with --engine local only")
+    read = dataclasses.replace(options.pop("read_options"), input_format=options.pop("input_format"))
+    jobs = options.pop("jobs")
     summary = label_files_on_cluster(
         texts or [],
         input_path,
         output,
-        model=model,
-        scheduler=scheduler,
-        resume=resume,
         output_format="jsonl" if output_format == "table" else output_format,
-        compress=compress,
-        n_workers=None if jobs == -1 else jobs,
-        label_options=label_options,
-        read_options=read_options,
         report=(lambda message: None) if quiet else _note,
+        read_options=read,
+        n_workers=None if jobs == -1 else jobs,
+        **options,
     )
     typer.echo(
         f"labeled {summary['labeled']} files ({summary['records']:,} records), skipped {summary['skipped']} "
-        f"already labeled, into {summary['output']}"
+        f"already labeled, into {printable(str(summary['output']))}"
     )
+
+
+@app.command("select", short_help="Choose the articles whose labels would teach a model most, as a sheet.")
+@_user_errors
+def select_command(
+    model: Annotated[
+        Path, typer.Option("--model", "-m", metavar="DIR", help="Model folder, or 'default' for the shipped one")
+    ] = ...,
+    input_path: Annotated[
+        str, typer.Option("--input", "-i", metavar="PATH", help="Articles to choose from (any supported format)")
+    ] = ...,
+    n: Annotated[int, typer.Option("-n", help="How many articles to choose")] = 50,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", metavar="FILE", help="The sheet: a .csv (UTF-8 with a BOM) or .xlsx")
+    ] = ...,
+    input_format: Annotated[
+        str | None,
+        typer.Option("--input-format", metavar="FORMAT", help=f"Format of --input: {', '.join(FORMATS)}"),
+    ] = None,
+    id_column: Annotated[
+        str | None, typer.Option(metavar="NAME", help=f"Column or key of the ids [default: {_candidates(ID_COLUMNS)}]")
+    ] = None,
+    text_column: TextColumn = None,
+    encoding: Encoding = None,
+    errors: Errors = None,
+    jobs: Jobs = -1,
+):
+    """Choose the N articles of --input whose labels would teach the model most (the ones it is least
+    sure of, not alike), into a sheet with an empty label column for `qism train --base`."""
+    read = _input_options(text_column, id_column, encoding, errors, None)
+    with _status("choosing") as status:
+        written = select_to_file(model, input_path, n, output, read, input_format, n_jobs=jobs, report=status.update)
+    typer.echo(f"wrote {output}: {written:,} articles to label (fill the label column)", err=True)
 
 
 @app.command("serve", short_help="Label articles over HTTP (needs qism[serve]).")
@@ -729,11 +877,58 @@ def serve_command(
             show_default=False,
         ),
     ] = True,
+    log_format: Annotated[
+        str, typer.Option(metavar="FORMAT", help="Log lines as text or json (one object a line)")
+    ] = "text",
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Require Authorization: Bearer KEY, KEY one of this file's lines (/healthz, /readyz stay open)",
+        ),
+    ] = None,
+    reload_model: Annotated[
+        bool,
+        typer.Option(
+            "--reload-model/--no-reload-model",
+            help=f"Reload the model when its folder, or the link to it, changes {_switch('reload-model', False)}",
+            show_default=False,
+        ),
+    ] = False,
+    header_timeout: Annotated[
+        float | None,
+        typer.Option(metavar="SECONDS", help="Close a connection whose request headers take longer [default: 10]"),
+    ] = None,
+    body_timeout: Annotated[
+        float | None,
+        typer.Option(metavar="SECONDS", help="Close a connection whose request body takes longer [default: 30]"),
+    ] = None,
+    corrections: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Append the editor page's corrections to this JSON Lines file (qism train --base reads it)",
+        ),
+    ] = None,
 ):
-    """Label articles over HTTP: POST /v1/predict, GET /v1/model, /healthz, /readyz, /docs (needs qism[serve])."""
+    """Label articles over HTTP: POST /v1/predict, GET /v1/model, /metrics, /healthz, /readyz, /docs, and an
+    editor's page at / (needs qism[serve]). SIGHUP reloads the model without dropping a request."""
+    check_port(port)
     from .serve import serve  # FastAPI and uvicorn are an extra: imported only for this command
 
-    serve(model, host=host, port=port, workers=workers, max_pending=max_pending, access_log=access_log)
+    serve(
+        model,
+        host=host,
+        port=port,
+        workers=workers,
+        max_pending=max_pending,
+        access_log=access_log,
+        log_format=log_format,
+        api_key_file=api_key_file,
+        reload_model=reload_model,
+        timeouts=(header_timeout, body_timeout),
+        corrections=corrections,
+    )
 
 
 def _note(message: str) -> None:

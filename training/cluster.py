@@ -16,51 +16,42 @@ are the extras `qism[dask]` and `qism[parquet]`.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import copy
 import glob
-import gzip
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
+import signal
 import tempfile
 import threading
 import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .config import LabelOptions, ReadOptions, check_engine
-from .corpus import Document, jsonl_documents, read_source
-from .errors import QismError
+from .config import CLUSTER_TIMEOUT, LabelOptions, ReadOptions, check_engine, check_scheduler_address
+from .corpus import Document, data_suffixes, is_data_file, read_jsonl_range, read_source
+from .errors import Interrupted, QismError, require_extra
 from .files import atomic_file
 from .model import Model, load_model
+from .output import describe_run, input_fingerprint, write_record_bytes
 from .predict import label_documents
 from .streaming import ChunkEngine
 
 #: Formats `label_files` writes: JSON Lines (optionally gzipped) or Parquet.
 CLUSTER_OUTPUT_FORMATS = ("jsonl", "parquet")
-#: What an input folder or pattern may hold: the file formats qism reads, and Parquet.
-INPUT_SUFFIXES = (".jsonl", ".jsonl.gz", ".csv", ".tsv", ".txt", ".parquet")
 OUTPUT_SUFFIX = ".labels"
 MANIFEST_SUFFIX = ".manifest.json"
 #: A plain JSON Lines file larger than this is labeled in shards of about this size, one task each.
 SHARD_BYTES = 256 << 20
 #: Documents labeled per batch inside a task (one thread per task: a batch is one chunk of work).
 TASK_BATCH_SIZE = 2000
-
-
-def require_extra(module: str, extra: str):
-    """Import an optional dependency, or stop with one line naming the extra that provides it."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise QismError(f"this needs the {module.split('.')[0]} package: pip install 'qism[{extra}]'") from None
 
 
 # --- paths: local or fsspec URLs --------------------------------------------------------------
@@ -82,10 +73,30 @@ def _filesystem(url: str):
     return fs, paths
 
 
+#: Packages whose errors mean an object store refused a request (no credentials, no such bucket,
+#: access denied, no endpoint): one line naming what to set, never a traceback.
+STORAGE_PACKAGES = ("botocore", "aiobotocore", "s3fs", "gcsfs", "adlfs", "azure")
+
+
+@contextlib.contextmanager
+def storage_errors():
+    """Turn an object store's refusal, here or in a task on a worker, into one line."""
+    try:
+        yield
+    except Exception as err:
+        if type(err).__module__.split(".")[0] not in STORAGE_PACKAGES:
+            raise
+        raise QismError(
+            f"the object store refused ({type(err).__name__}: {str(err)[:160]}); check the credentials "
+            "(for s3://, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE), the bucket and the endpoint"
+        ) from None
+
+
 def _readable(name: str) -> bool:
-    """An input qism reads, and not an output of an earlier run."""
-    name = name.lower()
-    return name.endswith(INPUT_SUFFIXES) and OUTPUT_SUFFIX + "." not in name
+    """An input qism reads (a data file, as in a folder given to `read_source`, or one article), and
+    not an output of an earlier run."""
+    name = name.rsplit("/", 1)[-1]
+    return is_data_file(name) or (name.lower().endswith(".txt") and OUTPUT_SUFFIX + "." not in name.lower())
 
 
 def expand_inputs(spec: str) -> list[str]:
@@ -110,7 +121,7 @@ def expand_inputs(spec: str) -> list[str]:
         else:
             files = [spec] if Path(spec).is_file() else []
     if not files:
-        raise QismError(f"{spec}: no input files here (looked for {', '.join(INPUT_SUFFIXES)})")
+        raise QismError(f"{spec}: no input files here (looked for {', '.join((*data_suffixes(), '.txt'))})")
     return files
 
 
@@ -119,6 +130,26 @@ def _size(path: str) -> int:
         fs, paths = _filesystem(path)
         return int(fs.size(paths[0]))
     return os.path.getsize(path)
+
+
+def _input_identity(path: str, byte_range: tuple[int, int] | None) -> dict:
+    """What an input (or the byte range of it a shard labels) is, to know it again on `--resume`:
+    its size and the SHA-256 of its content, as `output.input_fingerprint` knows a run's input; an
+    object store's object by its size and the tag the store changes with its content."""
+    if is_url(path):
+        fs, paths = _filesystem(path)
+        info = fs.info(paths[0])
+        tag = next((str(info[key]) for key in ("ETag", "etag", "checksum", "md5", "mtime") if info.get(key)), None)
+        return {"input_bytes": int(info.get("size") or 0), "input_tag": tag}
+    if byte_range is None:
+        found = input_fingerprint(path)
+        return {"input_bytes": found["size"], "input_sha256": found["sha256"]}
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        handle.seek(byte_range[0])
+        for start in range(*byte_range, 1 << 20):
+            digest.update(handle.read(min(1 << 20, byte_range[1] - start)))
+    return {"input_bytes": os.path.getsize(path), "input_sha256": digest.hexdigest()}
 
 
 def _exists(path: str) -> bool:
@@ -148,6 +179,9 @@ class FileTask:
     read_options: ReadOptions = ReadOptions(require_labels=False)
     #: The byte range of the input this task labels (a shard of a big JSON Lines file), or None: all of it.
     byte_range: tuple[int, int] | None = None
+    #: What decides its records, as `output.describe_run` says it for a local run's record (the
+    #: model's checksums, the options); its manifest keeps it, and `--resume` trusts only the same.
+    run: dict | None = None
 
 
 #: Models loaded in this process, by folder: a worker loads each model once and reuses it for every task.
@@ -164,93 +198,10 @@ def _model(directory: str | None) -> Model:
         return _MODELS[directory]
 
 
-def _parquet_documents(path: str, text_column: str | None) -> Iterator[Document]:
-    """The articles of a Parquet file, a batch of rows at a time: its text column (`text_column`,
-    else text, content, body or article), id and title when it has them."""
-    pq = require_extra("pyarrow.parquet", "parquet")
-    parquet = pq.ParquetFile(path)
-    names = parquet.schema_arrow.names
-    text_key = text_column or next((name for name in ("text", "content", "body", "article") if name in names), None)
-    if text_key not in names:
-        raise QismError(f"{path}: no {text_column or 'text'!r} column; name it with --text-column")
-    id_key = next((name for name in ("id", "doc_id", "article_id") if name in names), None)
-    title_key = "title" if "title" in names else None
-    columns = [key for key in (text_key, id_key, title_key) if key]
-    for batch in parquet.iter_batches(batch_size=TASK_BATCH_SIZE, columns=columns):
-        rows = batch.to_pydict()
-        for i, text in enumerate(rows[text_key]):
-            text = text if isinstance(text, str) else ""
-            title = rows[title_key][i] if title_key else None
-            if isinstance(title, str) and title:
-                text = f"{title}\n{text}"
-            doc_id = rows[id_key][i] if id_key else None
-            yield Document(text=text, id=str(doc_id) if doc_id is not None else None, outlet=Path(path).name)
-
-
-def _lines_in_range(path: str, start: int, end: int, errors: str) -> Iterator[tuple[str, str]]:
-    """(where, line) of each line that starts in [start, end) of a UTF-8 file: a line belongs to the
-    shard its first byte is in, so shards side by side read every line once."""
-    with open(path, "rb") as handle:
-        if start:
-            handle.seek(start - 1)
-            handle.readline()  # the rest of the line the previous shard holds
-        while (offset := handle.tell()) < end and (line := handle.readline()):
-            try:
-                yield f"{path}: byte {offset}", line.decode("utf-8-sig" if offset == 0 else "utf-8", errors)
-            except UnicodeDecodeError as err:
-                raise QismError(
-                    f"{path}: byte {offset + err.start}: not UTF-8; name the encoding with --encoding "
-                    "or use --errors replace"
-                ) from None
-
-
 def _documents(path: str, task: FileTask) -> Iterator[Document]:
     if task.byte_range is not None:
-        lines = _lines_in_range(path, *task.byte_range, task.read_options.errors)
-        return jsonl_documents(lines, Path(path).name, task.read_options)
-    if path.lower().endswith(".parquet"):
-        return _parquet_documents(path, task.read_options.text_column)
+        return read_jsonl_range(Path(path), task.byte_range, task.read_options)
     return read_source(path, task.read_options)
-
-
-_PARQUET_SCHEMA_FIELDS = ("id", "label", "label_ar", "labels", "labels_ar", "top", "reason")
-
-
-def _write_parquet(records: Iterator[dict], handle) -> int:
-    pa = require_extra("pyarrow", "parquet")
-    pq = require_extra("pyarrow.parquet", "parquet")
-    item = pa.struct([("label", pa.string()), ("score", pa.float64()), ("label_ar", pa.string())])
-    schema = pa.schema(
-        [
-            ("id", pa.string()),
-            ("label", pa.string()),
-            ("label_ar", pa.string()),
-            ("labels", pa.list_(pa.string())),  # a multi-label model's chosen labels, else empty
-            ("labels_ar", pa.list_(pa.string())),
-            ("top", pa.list_(item)),
-            ("reason", pa.string()),
-        ]
-    )
-    count = 0
-    with pq.ParquetWriter(handle, schema) as writer:
-        batch: list[dict] = []
-        for record in records:
-            batch.append({key: record.get(key) for key in _PARQUET_SCHEMA_FIELDS})
-            count += 1
-            if len(batch) == TASK_BATCH_SIZE:
-                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-                batch = []
-        if batch or not count:
-            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-    return count
-
-
-def _write_jsonl(records: Iterator[dict], handle) -> int:
-    count = 0
-    for record in records:
-        handle.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
-        count += 1
-    return count
 
 
 class _Digesting(io.RawIOBase):
@@ -279,14 +230,7 @@ def _open_output(path: str):
 def _write_output(task: FileTask, records: Iterator[dict]) -> dict:
     with _open_output(task.output) as raw:
         digesting = _Digesting(raw)
-        if task.output_format == "parquet":
-            count = _write_parquet(records, digesting)
-        elif task.output.endswith(".gz"):
-            # mtime 0: the same labels make the same bytes, so a rerun writes an identical file
-            with gzip.GzipFile(fileobj=digesting, mode="wb", mtime=0) as packed:
-                count = _write_jsonl(records, packed)
-        else:
-            count = _write_jsonl(records, digesting)
+        count = write_record_bytes(records, task.output_format, digesting, compress=task.output.endswith(".gz"))
     return {"records": count, "output_bytes": digesting.size, "sha256": digesting.sha256.hexdigest()}
 
 
@@ -311,14 +255,16 @@ def label_file(task: FileTask) -> dict:
     # joblib warns inside every daemonic Dask worker, though a task asks for one process anyway
     warnings.filterwarnings("ignore", message="Inside a Dask worker with daemon=True")
     model = _model(task.model)
+    identity = _input_identity(task.input, task.byte_range)  # before reading: what was labeled
     with tempfile.TemporaryDirectory(prefix="qism-") as scratch:
         path = _local_copy(task.input, scratch) if is_url(task.input) else task.input
         records = label_documents(model, _documents(path, task), task.label_options, batch_size=TASK_BATCH_SIZE)
         written = _write_output(task, records)
     manifest = {
         "input": task.input,
-        "input_bytes": _size(task.input),
+        **identity,
         "byte_range": task.byte_range,
+        "run": task.run,
         "output": Path(task.output).name,
         **written,
         "model": task.model or "default",
@@ -329,8 +275,9 @@ def label_file(task: FileTask) -> dict:
 
 
 def finished(task: FileTask) -> bool:
-    """Whether an earlier run completed this task: its manifest is there, for the same input size,
-    and so is its output, at the size the manifest records."""
+    """Whether an earlier run completed this task: its manifest is there, for the same input (its
+    size and content, see `_input_identity`) and the same model and options, and so is its output,
+    at the size the manifest records."""
     if not _exists(task.manifest) or not _exists(task.output):
         return False
     try:
@@ -340,7 +287,9 @@ def finished(task: FileTask) -> bool:
                 manifest = json.loads(handle.read())
         else:
             manifest = json.loads(Path(task.manifest).read_text(encoding="utf-8"))
-        return manifest["input_bytes"] == _size(task.input) and manifest["output_bytes"] == _size(task.output)
+        identity = _input_identity(task.input, task.byte_range)
+        same_input = all(manifest.get(key) == value for key, value in identity.items())
+        return same_input and manifest.get("run") == task.run and manifest["output_bytes"] == _size(task.output)
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -419,20 +368,139 @@ def _remove_partial_outputs(tasks: list[FileTask]) -> None:
                     partial.unlink(missing_ok=True)
 
 
-def _client(scheduler: str | None, n_workers: int | None):
+#: Largest scheduler file read (Dask writes a few hundred bytes).
+MAX_SCHEDULER_FILE_BYTES = 2**20
+
+
+def scheduler_address(scheduler: str) -> str:
+    """The address `--scheduler` names: itself, or the `address` of a scheduler file, which must
+    exist now (Dask's own client waits for it to appear, forever) and be a JSON table."""
+    if not scheduler.endswith(".json"):
+        return scheduler
+    if os.path.exists(scheduler) and not os.path.isfile(scheduler):  # a FIFO would hold the open forever
+        raise QismError(f"{scheduler}: not a regular file; give the scheduler file Dask wrote, or its address")
+    try:
+        with open(scheduler, "rb") as handle:
+            raw = handle.read(MAX_SCHEDULER_FILE_BYTES + 1)
+        info = json.loads(raw.decode("utf-8")) if len(raw) <= MAX_SCHEDULER_FILE_BYTES else None
+    except FileNotFoundError:
+        raise QismError(
+            f"{scheduler}: no such scheduler file; start the scheduler with --scheduler-file {scheduler}, "
+            "or give its address"
+        ) from None
+    except (OSError, ValueError, RecursionError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise QismError(f"{scheduler}: cannot read the scheduler file ({str(err)[:80]})") from None
+    if not isinstance(info, dict) or "address" not in info:
+        raise QismError(f"{scheduler}: not a Dask scheduler file (a JSON table with the scheduler's address)")
+    return check_scheduler_address(info["address"], scheduler)
+
+
+def _within(seconds: float, attempt: Callable, gave_up: str):
+    """`attempt()` in a thread of its own, given up after `seconds` with the one line `gave_up`: a
+    peer that accepts and never answers holds Dask's client past its own timeout."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = attempt()
+        except BaseException as err:  # handed to the caller's thread
+            outcome["error"] = err
+
+    thread = threading.Thread(target=run, name="qism-dask-connect", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise QismError(gave_up)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+@contextlib.contextmanager
+def _ctrl_c_left_to_this_process():
+    """Start a local cluster's processes with SIGINT ignored (an ignored signal stays ignored in a
+    started program): Ctrl-C, sent to the whole process group, then stops only this process, which
+    closes the cluster, instead of every worker printing its traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _scheduler_in_this_process(address: str) -> bool:
+    """Whether a scheduler of this process listens at the `inproc://` address."""
+    inproc = require_extra("distributed.comm.inproc", "dask")
+    try:
+        return inproc.global_manager.get_listener_for(address.removeprefix("inproc://")) is not None
+    except ValueError:  # another process's (or no) inproc address
+        return False
+
+
+def _client(scheduler: str | None, n_workers: int | None, timeout: float = CLUSTER_TIMEOUT):
+    """A Dask client of the cluster at `scheduler` (or of a local one of `n_workers` processes) with
+    a worker to run tasks, or one line within `timeout` seconds saying which is missing."""
     require_extra("dask", "dask")
     distributed = require_extra("distributed", "dask")
     if scheduler is None:
-        cluster = distributed.LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
-        )  # any free port: others may run a cluster here
+        with _ctrl_c_left_to_this_process():
+            cluster = distributed.LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",  # any free port: others may run a cluster here
+                silence_logs=logging.CRITICAL,  # what a run must know comes back with its tasks' results
+            )
         return distributed.Client(cluster), cluster
+    address = scheduler_address(scheduler)
+    if address.startswith("inproc://") and not _scheduler_in_this_process(address):
+        raise QismError(
+            f"{address} is an in-process address, and no scheduler in this process has it; give the "
+            "scheduler's tcp://HOST:PORT"
+        )  # Dask's client would wait for it to its timeout, then raise
+    hint = "is a Dask scheduler there? --cluster-timeout waits longer"
     try:
-        if scheduler.endswith(".json"):
-            return distributed.Client(scheduler_file=scheduler, timeout="30s"), None
-        return distributed.Client(scheduler, timeout="30s"), None
+        client = _within(
+            timeout,
+            lambda: distributed.Client(address, timeout=f"{timeout}s"),
+            f"the Dask scheduler at {address} did not answer within {timeout:g} s ({hint})",
+        )
     except (OSError, TimeoutError) as err:
-        raise QismError(f"cannot reach the Dask scheduler at {scheduler} ({err})") from None
+        raise QismError(f"cannot reach the Dask scheduler at {address} ({str(err)[:120]}; {hint})") from None
+    except (ValueError, TypeError) as err:  # an address Dask cannot parse; tls:// without TLS settings
+        raise QismError(
+            f"cannot connect to {address} ({str(err)[:120]}); give tcp://HOST:PORT, or Dask's TLS settings for tls://"
+        ) from None
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except (OSError, TimeoutError):
+        client.close()
+        raise QismError(
+            f"the Dask cluster at {address} has no worker (none joined within {timeout:g} s); start one with "
+            f"`dask worker {address}`"
+        ) from None
+    return client, None
+
+
+def when_done(client, futures: Iterable, timeout: float = CLUSTER_TIMEOUT) -> Iterator:
+    """`futures` as they finish; one line once the cluster has had no worker for `timeout` seconds
+    (its tasks would wait for one forever). Tasks that take long on live workers are waited for."""
+    distributed = require_extra("distributed", "dask")
+    pending = set(futures)
+    while pending:
+        try:
+            done, pending = distributed.wait(pending, timeout=timeout, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            if not client.nthreads():
+                raise QismError(
+                    f"the Dask cluster has had no worker for {timeout:g} s (did its workers die?); "
+                    "start one, then run again"
+                ) from None
+            continue
+        yield from done
 
 
 def label_files(
@@ -449,10 +517,12 @@ def label_files(
     read_options: ReadOptions = ReadOptions(require_labels=False),
     shard_bytes: int = SHARD_BYTES,
     report: Callable[[str], None] = lambda message: None,
+    cluster_timeout: float = CLUSTER_TIMEOUT,
 ) -> dict:
     """Label every file `input_spec` names (GLOB, folder, file or URL) into `output_dir`, one Dask task
     per file (or per `shard_bytes` of a big JSON Lines file), on the cluster at `scheduler` or on a
-    local one of `n_workers` processes.
+    local one of `n_workers` processes. Each wait on the cluster ends within `cluster_timeout` seconds
+    (see `_client` and `when_done`).
 
     Returns a summary: the files labeled, skipped (with `resume`) and their records. A run's summary
     is also written to `_qism_run.json` in the output folder.
@@ -461,21 +531,26 @@ def label_files(
     model = str(Path(model).resolve()) if model is not None and not is_url(str(model)) else model
     if label_options.explain:
         raise QismError("--explain is not offered with --engine dask")
-    label_options.check_against(load_model(model).labels)  # a wrong model is one line here, not one failure per task
+    loaded = load_model(model)
+    label_options.check_against(loaded.labels)  # a wrong model is one line here, not one failure per task
+    run = describe_run(loaded, label_options, output_format or "jsonl", False, None, read_options)
+    run = {"model": run["model"], "options": run["options"], "compress": compress}  # the input: per task
     inputs = expand_inputs(input_spec)
+    output_dir = output_dir.removeprefix("file://")  # a local folder as a URL names the folder, not `file:`
     if not is_url(output_dir):
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         inputs = [p if is_url(p) else str(Path(p).resolve()) for p in inputs]
         output_dir = str(Path(output_dir).resolve())
-    tasks = plan_tasks(
+    planned = plan_tasks(
         inputs, output_dir, model, output_format or "jsonl", compress, label_options, read_options, shard_bytes
     )
+    tasks = [replace(task, run=run) for task in planned]
     todo = [task for task in tasks if not (resume and finished(task))]
     report(f"{len(tasks)} input files, {len(tasks) - len(todo)} already labeled")
     manifests = []
     if todo:
         distributed = require_extra("distributed", "dask")
-        client, cluster = _client(scheduler, n_workers)
+        client, cluster = _client(scheduler, n_workers, cluster_timeout)
         try:
             futures = [
                 client.submit(
@@ -487,7 +562,7 @@ def label_files(
                 )
                 for i, task in enumerate(todo)
             ]
-            for future in distributed.as_completed(futures):
+            for future in when_done(client, futures, cluster_timeout):
                 try:
                     manifests.append(future.result())
                 except distributed.KilledWorker as err:
@@ -496,6 +571,10 @@ def label_files(
                         "are complete, and --resume continues"
                     ) from None
                 report(f"labeled {len(manifests)} of {len(todo)} files")
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"{len(manifests)} of {len(todo)} files labeled, each complete; --resume labels the rest"
+            ) from None
         finally:
             client.close()
             if cluster is not None:
@@ -513,6 +592,7 @@ def label_files(
     return summary
 
 
+@storage_errors()
 def label_files_on_cluster(
     texts: list[str], input_spec: str | None, output: str | os.PathLike | None, **options
 ) -> dict:
@@ -535,8 +615,9 @@ class DaskChunks(ChunkEngine):
 
     name = "dask"
 
-    def __init__(self, client, in_flight: int | None = None):
+    def __init__(self, client, in_flight: int | None = None, timeout: float = CLUSTER_TIMEOUT):
         self.client = client
+        self.timeout = timeout
         self.in_flight = in_flight or 2 * max(1, sum(client.nthreads().values()))
 
     def map(self, function: Callable, featurizer, arguments: Iterable[tuple]) -> Iterator:
@@ -547,13 +628,23 @@ class DaskChunks(ChunkEngine):
         for args in arguments:
             pending.append(self.client.submit(function, shared, *args, pure=False))
             if len(pending) >= self.in_flight:
-                yield pending.popleft().result()
+                yield self._result(pending.popleft())
         while pending:
-            yield pending.popleft().result()
+            yield self._result(pending.popleft())
+
+    def _result(self, future):
+        return next(when_done(self.client, [future], self.timeout)).result()
 
 
+@storage_errors()
 def train_and_save_on_cluster(
-    out: str | os.PathLike, sources=(), *, scheduler: str | None = None, n_workers: int | None = None, **options
+    out: str | os.PathLike,
+    sources=(),
+    *,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    cluster_timeout: float = CLUSTER_TIMEOUT,
+    **options,
 ) -> Model:
     """`qism train --engine dask`: `trainer.train_and_save`, streaming, with each chunk cleaned and
     counted on the cluster at `scheduler` (or a local one of `n_workers` processes), and the shard
@@ -561,9 +652,9 @@ def train_and_save_on_cluster(
     from .trainer import train_and_save
 
     check_engine("dask", scheduler)
-    client, cluster = _client(scheduler, n_workers)
+    client, cluster = _client(scheduler, n_workers, cluster_timeout)
     try:
-        return train_and_save(out, sources, engine=DaskChunks(client), **options)
+        return train_and_save(out, sources, engine=DaskChunks(client, timeout=cluster_timeout), **options)
     finally:
         client.close()
         if cluster is not None:

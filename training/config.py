@@ -19,8 +19,11 @@ CLASSIFIERS = ("sgd", "linear_svc", "logreg", "complement_nb")
 CLASS_WEIGHTS = ("balanced", None)
 #: What to do with bytes the encoding cannot decode: stop with an error, or put U+FFFD in their place.
 DECODE_ERRORS = ("strict", "replace")
+#: What a record's title adds to training (`ReadOptions.titles`): nothing beyond the article it heads
+#: ("no"), or also the title alone and the title with the article's lead sentence as documents.
+TITLE_DOCUMENTS = ("no", "also")
 #: Input formats a user can name with --input-format where the path alone does not say.
-INPUT_FORMATS = ("folder", "zip", "csv", "tsv", "jsonl", "txt", "lines", "fasttext")
+INPUT_FORMATS = ("folder", "zip", "csv", "tsv", "jsonl", "parquet", "txt", "lines", "fasttext", "xlsx")
 #: The switches of `clean.TextCleaner`, one per cleaning step.
 CLEANING_STEPS = (
     "diacritics",
@@ -56,6 +59,13 @@ OUTPUT_FORMATS = ("table", "json", "jsonl", "csv")
 #: `output.py`): an input column kept with --keep-columns cannot take one of these names.
 RECORD_KEYS = ("id", "label", "label_ar", "labels", "labels_ar", "score", "top", "terms", "reason")
 _RANKED_COLUMN_RE = re.compile(r"(?:label|label_ar|score)_\d+")
+#: Regularization strengths qism trains with: past them SGD's updates overflow (1e300, 1e-300 gave
+#: tracebacks); autotune's grid and every model trained so far lie well inside (0.01 to 8).
+MIN_C, MAX_C = 1e-4, 1e4
+#: NB scaling's smoothing, when on: past these the log-count ratios overflow to infinity or NaN.
+MIN_NB_SCALING, MAX_NB_SCALING = 1e-4, 1e4
+#: Ports `qism serve` listens on (0: one the system picks).
+MAX_PORT = 65535
 #: Languages `qism evaluate --report` writes its page in (`report.STRINGS` has a table for each).
 REPORT_LANGUAGES = ("en", "ar")
 
@@ -97,6 +107,11 @@ def _choice(value, name: str, choices: tuple) -> object:
     if value not in choices:
         raise QismError(f"{name} is one of {', '.join(str(c).lower() for c in choices)}; got {value!r}")
     return value
+
+
+def check_port(port: int) -> int:
+    """`qism serve --port`: a TCP port."""
+    return _integer(port, "--port", 0, MAX_PORT)
 
 
 def check_report_language(lang: str) -> str:
@@ -185,6 +200,10 @@ def parse_size(text, name: str = "--memory-budget") -> int:
 #: Where `qism predict` and `qism train` run: here, or on a Dask cluster.
 ENGINES = ("local", "dask")
 _SCHEDULER_SCHEMES = ("tcp://", "tls://", "inproc://", "ws://", "wss://")
+#: Seconds the Dask engine waits, at most, for a scheduler to answer, for a worker to join, and with
+#: no worker left to run its tasks, before it stops with one line (`--cluster-timeout`).
+CLUSTER_TIMEOUT = 30.0
+MAX_CLUSTER_TIMEOUT = 24 * 3600.0
 
 
 def check_engine(engine: str, scheduler: str | None) -> str:
@@ -192,11 +211,24 @@ def check_engine(engine: str, scheduler: str | None) -> str:
     _choice(engine, "--engine", ENGINES)
     if scheduler is not None and engine != "dask":
         raise QismError("--scheduler is for --engine dask")
-    if scheduler is not None and not (scheduler.startswith(_SCHEDULER_SCHEMES) or scheduler.endswith(".json")):
-        raise QismError(
-            f"--scheduler takes an address such as tcp://HOST:8786 or a scheduler file (.json); got {scheduler!r}"
-        )
+    if scheduler is not None and not scheduler.endswith(".json"):
+        check_scheduler_address(scheduler, "--scheduler")
     return engine
+
+
+def check_scheduler_address(address, where: str) -> str:
+    """An address of a Dask scheduler (an `inproc://` one is checked when connecting: only a
+    scheduler in this same process has one)."""
+    if not (isinstance(address, str) and address.startswith(_SCHEDULER_SCHEMES)):
+        raise QismError(
+            f"{where} takes an address such as tcp://HOST:8786 or a scheduler file (.json); got {str(address)[:80]!r}"
+        )
+    return address
+
+
+def check_cluster_timeout(seconds) -> float:
+    """`--cluster-timeout`: seconds, above 0."""
+    return _number(seconds, "--cluster-timeout", 0, MAX_CLUSTER_TIMEOUT, low_open=True)
 
 
 def resolve_jobs(n_jobs: int | None) -> int:
@@ -246,6 +278,9 @@ class TrainConfig:
     label_set_labels: tuple[str, ...] = ()
     #: The weight an outlet's documents keep in the problem of a label it lacks (0: left out).
     label_set_weight: float = 0.0
+    #: The weight of a title or title-and-lead document (read with `titles = "also"`) against its
+    #: article's 1, so that short forms teach short input without outweighing the articles.
+    title_weight: float = 1.0
     calibration_size: float = 0.1
     #: Also fit a scale and bias per label when calibrating (they fit the training label mix).
     class_scaling: bool = False
@@ -258,11 +293,16 @@ class TrainConfig:
 
     def __post_init__(self):
         self.classifier = _choice(self.classifier, "--classifier", CLASSIFIERS)
-        self.C = _number(self.C, "--C", 0, low_open=True)
+        self.C = _number(self.C, "--C", MIN_C, MAX_C)
         if isinstance(self.class_weight, str) and self.class_weight.lower() == "none":
             self.class_weight = None
         self.class_weight = _choice(self.class_weight, "--class-weight", CLASS_WEIGHTS)
-        self.nb_scaling = _number(self.nb_scaling, "--nb-scaling", 0)
+        self.nb_scaling = _number(self.nb_scaling, "--nb-scaling", 0, MAX_NB_SCALING)
+        if 0 < self.nb_scaling < MIN_NB_SCALING:
+            raise QismError(
+                f"--nb-scaling takes 0 (off) or a number in [{MIN_NB_SCALING:g}, {MAX_NB_SCALING:g}]; "
+                f"got {self.nb_scaling:g}"
+            )
         self.word_ngrams = _ngram_range(self.word_ngrams, "--word-ngrams", MAX_WORD_NGRAM)
         self.char_ngrams = _ngram_range(self.char_ngrams, "--char-ngrams", MAX_CHAR_NGRAM, optional=True)
         self.min_df = _integer(self.min_df, "--min-df", 1)
@@ -276,6 +316,7 @@ class TrainConfig:
             raise QismError(f"label_set_labels is a list of labels; got {self.label_set_labels!r}")
         self.label_set_labels = tuple(self.label_set_labels)
         self.label_set_weight = _number(self.label_set_weight, "label_set_weight", 0, 1)
+        self.title_weight = _number(self.title_weight, "title_weight", 0, 1, low_open=True)
         self.calibration_size = _number(self.calibration_size, "calibration_size", 0, 0.5)
         self.test_size = _number(self.test_size, "--test-size", 0, 1, high_open=True)
         self.seed = _integer(self.seed, "--seed", 0, MAX_SEED)
@@ -330,6 +371,9 @@ class ReadOptions:
     #: The outlet of documents whose record names none (default: the file or folder they came from),
     #: so that the files of one outlet count as one in per-outlet scores and weights.
     outlet: str | None = None
+    #: "also": a record's title (CSV column `title`/`headline`, JSON key `title`) also gives two training
+    #: documents beside its article, the title alone and the title with the lead sentence.
+    titles: str = "no"
     #: What separates the labels of a CSV or TSV cell that holds several (`security|arab affairs`).
     label_separator: str = "|"
     #: The format of every source, when its name does not say (`fasttext` for a `.train` file).
@@ -338,6 +382,8 @@ class ReadOptions:
     def __post_init__(self):
         if self.errors not in DECODE_ERRORS:
             raise QismError(f"--errors must be one of {', '.join(DECODE_ERRORS)}; got {self.errors!r}")
+        if self.titles not in TITLE_DOCUMENTS:
+            raise QismError(f"titles must be one of {', '.join(TITLE_DOCUMENTS)}; got {self.titles!r}")
         for name in ("text_column", "label_column", "id_column", "encoding", "outlet"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):

@@ -51,8 +51,18 @@ MODEL_FILES = frozenset({PIPELINE_FILE, ARRAYS_FILE, CARD_FILE, CARD_MARKDOWN})
 CARD_FORMAT = "qism-model-card"
 #: Largest card.json and pipeline.json read (a card is a few kilobytes, a pipeline two).
 MAX_JSON_BYTES = 16 * 2**20
-#: Largest arrays.npz unpacked (the default model unpacks to 22 MB; 2**24 buckets and 60 labels fit).
+#: Most memory a model's files may claim once loaded, checked from their sizes and the arrays'
+#: headers before anything is allocated: the JSON files parsed (LOADED_JSON_PER_BYTE times their
+#: size) and the arrays unpacked, the classifier's weights twice (it keeps a copy by feature for
+#: sparse products). The default model claims 46 MB.
 MAX_ARRAYS_BYTES = 4 * 2**30
+#: Memory parsed JSON takes per byte of file at most: 16 MiB of `[],` parse to 395 MB of lists.
+LOADED_JSON_PER_BYTE = 25
+#: What loading takes besides the files' claim: Python with NumPy and scikit-learn, the checks'
+#: blocks and labeling one text (`bench/model_memory.py`: about 230 MB over the claim).
+LOAD_ALLOWANCE = 256 * 2**20
+#: Arrays the loaded model holds twice (see `LinearClassifier`'s by-feature copy of its weights).
+HELD_TWICE = frozenset({"classifier.coef_"})
 #: Largest weight or bias: training gives tens; beyond this a score could overflow to NaN.
 MAX_WEIGHT = 1e12
 #: Largest idf: smoothed idf is 1 + ln((1 + documents) / (1 + df)), under 45 for any corpus.
@@ -71,6 +81,18 @@ def default_model_dir() -> Path:
         if (place / CARD_FILE).is_file():
             return place
     raise QismError("no default model is installed; give --model DIR (train one with `qism train`)")
+
+
+#: The name that means the shipped default model wherever a model folder is asked for.
+DEFAULT_MODEL_NAME = "default"
+
+
+def model_dir(directory: str | os.PathLike | None) -> Path:
+    """The folder of the model a user names: none, or `default` when no folder of that name is here,
+    is the shipped default model."""
+    if directory is None or (str(directory) == DEFAULT_MODEL_NAME and not os.path.lexists(directory)):
+        return default_model_dir()
+    return Path(directory)
 
 
 #: The only classes a model file may name.
@@ -172,10 +194,11 @@ def _npy_header(member) -> tuple[tuple, bool, np.dtype]:
     raise ValueError(f"a NumPy file of version {version}, which qism does not read")
 
 
-def _declared_arrays(archive: zipfile.ZipFile, names: set[str]) -> dict[str, Declared]:
+def _declared_arrays(archive: zipfile.ZipFile, names: set[str], budget: int) -> dict[str, Declared]:
     """What the members `names` of an .npz archive declare, read from the zip and .npy headers only:
-    the archive must hold those members and no others, each once, unpacking to at most
-    MAX_ARRAYS_BYTES, each holding exactly the bytes its header declares, and no Python objects."""
+    the archive must hold those members and no others, each once, taking at most `budget` bytes
+    once loaded (those HELD_TWICE counted twice), each holding exactly the bytes its header
+    declares, and no Python objects."""
     infos = archive.infolist()
     members = Counter(info.filename for info in infos)
     twice = sorted(name for name, count in members.items() if count > 1)
@@ -187,9 +210,12 @@ def _declared_arrays(archive: zipfile.ZipFile, names: set[str]) -> dict[str, Dec
     missing = sorted(name for name in names if f"{name}.npy" not in members)
     if missing:
         raise ValueError(f"{ARRAYS_FILE} lacks the array {missing[0]!r}")
-    unpacked = sum(info.file_size for info in infos)
-    if unpacked > MAX_ARRAYS_BYTES:
-        raise ValueError(f"{ARRAYS_FILE} unpacks to {unpacked:,} bytes, more than the {MAX_ARRAYS_BYTES:,} qism loads")
+    loaded = sum(info.file_size * (2 if info.filename.removesuffix(".npy") in HELD_TWICE else 1) for info in infos)
+    if loaded > budget:
+        raise ValueError(
+            f"{ARRAYS_FILE} would take {loaded:,} bytes once loaded (its weights twice), more than the "
+            f"{budget:,} left of the {MAX_ARRAYS_BYTES:,} a model may take"
+        )
     declared = {}
     for info in infos:
         with archive.open(info) as member:
@@ -209,25 +235,40 @@ def _stand_in(declared: Declared) -> np.ndarray:
     return np.lib.stride_tricks.as_strided(np.zeros(1, dtype), shape, (0,) * len(shape), writeable=False)
 
 
+#: Bytes of an array unpacked at a time, straight into the array: reading a member whole first held
+#: it twice (a 27 MB model declaring 3.9 GiB took 8.2 GB to load).
+READ_BLOCK = 16 * 2**20
+
+
 def _read_declared(archive: zipfile.ZipFile, declared: Declared) -> np.ndarray:
+    """An array of arrays.npz read into memory allocated once for what its header declares."""
     info, dtype, shape, fortran_order = declared
+    array = np.empty(shape, dtype=dtype, order="F" if fortran_order else "C")
+    into = memoryview(array.reshape(-1, order="A").view(np.uint8))
     with archive.open(info) as member:
         _npy_header(member)
-        data = member.read(math.prod(shape) * dtype.itemsize)
-    if len(data) != math.prod(shape) * dtype.itemsize:
-        raise ValueError(f"{info.filename} is cut short")
-    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
+        filled = 0
+        while filled < len(into):
+            block = member.read(min(READ_BLOCK, len(into) - filled))
+            if not block:
+                raise ValueError(f"{info.filename} is cut short")
+            into[filled : filled + len(block)] = block
+            filled += len(block)
+    return array
 
 
-def _fill_arrays(path: Path, pipeline: Pipeline, pending: list[tuple[BaseEstimator, str, str]]) -> None:
+def _fill_arrays(
+    path: Path, pipeline: Pipeline, pending: list[tuple[BaseEstimator, str, str]], budget: int = MAX_ARRAYS_BYTES
+) -> None:
     """Set the fitted arrays of a decoded pipeline from arrays.npz, once the parameters are within
-    bounds and the shapes the archive's headers declare fit the pipeline: no data is read before."""
+    bounds and the shapes the archive's headers declare fit the pipeline and `budget`: no data is
+    read before."""
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile:
         raise ValueError(f"{ARRAYS_FILE} is not a NumPy archive") from None
     with archive:
-        declared = _declared_arrays(archive, {name for _, _, name in pending})
+        declared = _declared_arrays(archive, {name for _, _, name in pending}, budget)
         for estimator, key, name in pending:
             setattr(estimator, key, _stand_in(declared[name]))
         features, classifier = _model_steps(pipeline)
@@ -300,8 +341,12 @@ def _fitted_array(estimator, key: str, kinds: str, shape: tuple) -> np.ndarray:
 
 
 def _within(value: np.ndarray, key: str, low: float, high: float) -> None:
-    if value.size and not (np.isfinite(value).all() and value.min() >= low and value.max() <= high):
-        raise ValueError(f"{key} holds values that are not finite or outside [{low:g}, {high:g}]")
+    """Every value finite and in [low, high], checked a block at a time (no temporary as large as the array)."""
+    flat = value.reshape(-1, order="A")
+    for start in range(0, flat.size, READ_BLOCK):
+        block = flat[start : start + READ_BLOCK]
+        if not (np.isfinite(block).all() and block.min() >= low and block.max() <= high):
+            raise ValueError(f"{key} holds values that are not finite or outside [{low:g}, {high:g}]")
 
 
 def _check_shapes(features: TfidfFeaturizer, classifier: LinearClassifier) -> None:
@@ -334,7 +379,11 @@ def _check_values(features: TfidfFeaturizer, classifier: LinearClassifier) -> No
     """Fitted values within bounds: kept buckets sorted, distinct and inside the hashing space, finite
     weights and idf, each label once, a temperature calibration could have fitted."""
     columns = features.columns_
-    if (np.diff(columns.astype(np.int64)) <= 0).any() or columns[0] < 0 or columns[-1] >= features.n_buckets:
+    ascending = all(
+        (np.diff(columns[start : start + READ_BLOCK + 1].astype(np.int64)) > 0).all()
+        for start in range(0, len(columns), READ_BLOCK)
+    )  # a block at a time, each overlapping the next by one
+    if not ascending or columns[0] < 0 or columns[-1] >= features.n_buckets:
         raise ValueError("columns_ must be distinct buckets, sorted, from 0 to n_buckets - 1")
     _within(features.idf_, "idf_", 0, MAX_IDF)
     classes = classifier.classes_
@@ -610,9 +659,21 @@ class Model:
             sealed = _sealed(self.card, {name: _sha256(staging / name) for name in (PIPELINE_FILE, ARRAYS_FILE)})
             (staging / CARD_FILE).write_text(json.dumps(sealed, ensure_ascii=False, indent=2), encoding="utf-8")
             (staging / CARD_MARKDOWN).write_text(card_markdown(sealed), encoding="utf-8")
+            _check_written(staging)
         self.card.clear()
         self.card.update(sealed)
         return Path(directory)
+
+
+def _check_written(staging: Path) -> None:
+    """Load a model folder just written, before it replaces anything: a model qism would not load
+    (a label map with two equal display names, a blank one, a card that does not render) is
+    refused when it is saved, and the folder it would have replaced stays as it was."""
+    try:
+        load_model(staging)
+    except QismError as err:
+        reason = str(err).removeprefix(f"{staging}: ").removeprefix("cannot read the model ")
+        raise QismError(f"cannot save this model, qism would not load it: {reason}") from None
 
 
 #: What a damaged, crafted or incompatible model file can raise while it is read, built and tried.
@@ -658,13 +719,13 @@ def _check_works(pipeline: Pipeline) -> None:
 
 
 def load_model(directory: str | os.PathLike | None = None) -> Model:
-    """Load a model folder (the shipped default model when none is named), refusing one that is
+    """Load a model folder (the shipped default model when none is named, or `default`), refusing one that is
     incomplete, altered, or of a newer format.
 
     A model saved by other versions of qism or scikit-learn loads when its arrays still work here
     (they are plain numbers); otherwise the message names both sets of versions.
     """
-    directory = Path(directory) if directory is not None else default_model_dir()
+    directory = model_dir(directory)
     if not directory.is_dir():
         raise QismError(f"{directory}: no model folder here (train one with `qism train`)")
     missing = [name for name in (PIPELINE_FILE, ARRAYS_FILE, CARD_FILE) if not (directory / name).is_file()]
@@ -701,7 +762,10 @@ def load_model(directory: str | os.PathLike | None = None) -> Model:
             )
         pending: list[tuple[BaseEstimator, str, str]] = []
         pipeline = _decode(spec["pipeline"], pending)
-        _fill_arrays(directory / ARRAYS_FILE, pipeline, pending)
+        json_claim = LOADED_JSON_PER_BYTE * sum(
+            (directory / name).stat().st_size for name in (CARD_FILE, PIPELINE_FILE)
+        )
+        _fill_arrays(directory / ARRAYS_FILE, pipeline, pending, MAX_ARRAYS_BYTES - LOAD_ALLOWANCE - json_claim)
         _check_loadable(pipeline)
         pipeline.set_params(
             features__n_jobs=None, classifier__n_jobs=None

@@ -9,9 +9,12 @@ options.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import glob
+import gzip
 import hashlib
+import io
 import itertools
 import json
 import os
@@ -25,8 +28,8 @@ from pathlib import Path
 from typing import IO
 
 from .config import OUTPUT_FORMATS, RECORD_KEYS, LabelOptions, ReadOptions
-from .corpus import Document
-from .errors import Interrupted, QismError, printable
+from .corpus import Document, is_data_file
+from .errors import Interrupted, QismError, printable, require_extra
 from .files import atomic_file, replaced_atomically, write_atomically, write_target
 from .model import Model
 from .predict import batch_size_for, label_documents
@@ -203,16 +206,96 @@ def _write_table(records: Iterable[dict], out: IO[str], top_k: int = 1) -> None:
 # --- JSON -------------------------------------------------------------------------------------
 
 
+def _record_encoder() -> Callable[[dict], str]:
+    """`json.dumps(record, ensure_ascii=False)`, byte for byte, without its Python-level detours per
+    record (a new encoder for each call, then a new C encoder for each): the C encoder is made once
+    and writes each record whole. Records are trees of dicts, lists, text and numbers, so the check
+    for circular references is left out. Where `json` has no C encoder, `dumps`'s own way."""
+    python_encoder = json.JSONEncoder(ensure_ascii=False)
+    if json.encoder.c_make_encoder is None:
+        return python_encoder.encode
+    c_encoder = json.encoder.c_make_encoder(
+        None,
+        python_encoder.default,
+        json.encoder.encode_basestring,
+        None,
+        python_encoder.key_separator,
+        python_encoder.item_separator,
+        False,
+        False,
+        True,
+    )
+    return lambda record: "".join(c_encoder(record, 0))
+
+
+_encode_record = _record_encoder()
+
+
 def _write_json(records: Iterable[dict], out: IO[str]) -> None:
     out.write("[")
     for i, record in enumerate(records):
-        out.write(("," if i else "") + "\n  " + json.dumps(record, ensure_ascii=False))
+        out.write(("," if i else "") + "\n  " + _encode_record(record))
     out.write("\n]\n")
 
 
 def _write_jsonl(records: Iterable[dict], out: IO[str]) -> None:
     for record in records:
-        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        out.write(_encode_record(record) + "\n")
+
+
+#: Rows of a Parquet output written at a time.
+PARQUET_BATCH_ROWS = 2000
+
+
+def _parquet_schema(first: dict | None):
+    """The columns of a Parquet output: qism's record keys, then the input columns kept, as text."""
+    pa = require_extra("pyarrow", "parquet")
+    item = pa.struct([("label", pa.string()), ("score", pa.float64()), ("label_ar", pa.string())])
+    kept = [key for key in (first or {}) if key not in RECORD_KEYS]
+    fields = [("id", pa.string()), ("label", pa.string()), ("label_ar", pa.string())]
+    if first is not None and "labels" in first:  # a multi-label model's chosen labels
+        fields += [("labels", pa.list_(pa.string())), ("labels_ar", pa.list_(pa.string()))]
+    fields.append(("top", pa.list_(item)))
+    return pa.schema([*fields, ("reason", pa.string()), *((key, pa.string()) for key in kept)])
+
+
+def _write_parquet(records: Iterable[dict], out: IO[bytes]) -> None:
+    pa = require_extra("pyarrow", "parquet")
+    pq = require_extra("pyarrow.parquet", "parquet")
+    first, records = _with_first(records)
+    schema = _parquet_schema(first)
+    with pq.ParquetWriter(out, schema) as writer:
+        batch: list[dict] = []
+        for record in records:
+            batch.append({key: record.get(key) for key in schema.names})
+            if len(batch) == PARQUET_BATCH_ROWS:
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                batch = []
+        if batch or first is None:
+            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+
+
+def write_record_bytes(records: Iterable[dict], fmt: str, out: IO[bytes], compress: bool = False) -> int:
+    """Write `records` as JSON Lines (gzipped with `compress`) or Parquet to a binary stream, with the
+    same writers as `write_records`; return how many were written."""
+    counted = [0]
+
+    def counting(records: Iterable[dict]) -> Iterator[dict]:
+        for record in records:
+            counted[0] += 1
+            yield record
+
+    if fmt == "parquet":
+        _write_parquet(counting(records), out)
+        return counted[0]
+    # mtime 0: the same labels make the same bytes, so a rerun writes an identical file
+    packed = gzip.GzipFile(fileobj=out, mode="wb", mtime=0) if compress else contextlib.nullcontext(out)
+    with packed as binary:
+        text = io.TextIOWrapper(binary, encoding="utf-8", newline="\n", write_through=True)
+        _write_jsonl(counting(records), text)
+        text.flush()
+        text.detach()  # the stream stays open for its owner
+    return counted[0]
 
 
 def write_records(
@@ -261,8 +344,8 @@ RUN_OPTIONS = {
     "encoding": "--encoding",
     "errors": "--errors",
 }
-#: Bytes of an input file whose SHA-256 stands for its content in a run record (with its size).
-INPUT_HEAD_BYTES = 1 << 20
+#: Bytes of an input read at a time while it is hashed for its run record or manifest.
+INPUT_HASH_BLOCK = 1 << 20
 
 
 @dataclass
@@ -288,20 +371,21 @@ def describe_run(
     read_options: ReadOptions = ReadOptions(),
 ) -> dict:
     """What decides the records of a run: the model (the checksums of its files and its display
-    names), the input (see `_input_fingerprint`) and the options (`RUN_OPTIONS`)."""
+    names), the input (see `input_fingerprint`) and the options (`RUN_OPTIONS`)."""
     card = model.card
     decisive = card.get("files") or card  # a model never saved has no checksums: its whole card
     digest = hashlib.sha256(json.dumps([decisive, card.get("label_names")], sort_keys=True, default=str).encode())
     chosen = {"format": fmt, "bom": bom, **asdict(options), **asdict(read_options)}
     return {
         "model": {"name": card.get("name"), "sha256": digest.hexdigest()},
-        "input": _input_fingerprint(input_path),
+        "input": input_fingerprint(input_path),
         "options": json.loads(json.dumps({key: chosen[key] for key in RUN_OPTIONS})),
     }  # as the record stores them
 
 
-def _input_fingerprint(input_path: str | None) -> dict:
-    """A file by its size and the SHA-256 of its first MiB, wherever it is; a folder (or a FIFO) by
+def input_fingerprint(input_path: str | None) -> dict:
+    """A file by its size and the SHA-256 of its whole content, wherever it is (an edited input of
+    the same size is another input; hashing runs far faster than labeling); a folder (or a FIFO) by
     its real path. Standard input and arguments cannot be told apart: for them, and in a folder, the
     ids of the records already written are checked against the input (see `skip_done`)."""
     if input_path is None or str(input_path) == "-":
@@ -309,9 +393,11 @@ def _input_fingerprint(input_path: str | None) -> dict:
     path = os.path.realpath(input_path)
     if not os.path.isfile(path):
         return {"path": path}
+    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        head = hashlib.sha256(handle.read(INPUT_HEAD_BYTES)).hexdigest()
-    return {"path": path, "size": os.path.getsize(path), "head_sha256": head}
+        while block := handle.read(INPUT_HASH_BLOCK):
+            digest.update(block)
+    return {"path": path, "size": os.path.getsize(path), "sha256": digest.hexdigest()}
 
 
 def _run_record_path(target: Path) -> Path:
@@ -348,7 +434,7 @@ def _run_difference(recorded: dict, run: dict) -> str | None:
     before, now = recorded.get("input", {}), run["input"]
     if before.get("path") != now["path"] and (before.get("size") is None or now.get("size") is None):
         return f"another input ({before.get('path') or 'standard input or arguments'})"
-    if (before.get("size"), before.get("head_sha256")) != (now.get("size"), now.get("head_sha256")):
+    if (before.get("size"), before.get("sha256")) != (now.get("size"), now.get("sha256")):
         return (
             f"another input ({before.get('path')}, {before.get('size') or 0:,} bytes then; "
             f"{now.get('size') or 0:,} bytes now)"
@@ -461,10 +547,11 @@ def _refuse_writing_the_input(shown: str, target: Path, input_path: str | None) 
     if target.exists() and os.path.samefile(target, input_path):
         raise QismError(f"--output {shown} is the input; write the records to another file")
     folder = Path(os.path.realpath(input_path))
-    if folder.is_dir() and folder in target.parents and target.suffix.lower() == ".txt":
+    read_there = target.suffix.lower() == ".txt" or is_data_file(target.name)
+    if folder.is_dir() and folder in Path(os.path.realpath(target)).parents and read_there:
         raise QismError(
-            f"--output {shown} is inside the input folder, where it would be read as an article; "
-            "write it elsewhere or name it otherwise than .txt"
+            f"--output {shown} is inside the input folder, where it would be read as an article or a data file; "
+            "write it elsewhere, or name it NAME.labels.jsonl (or .csv), which qism does not read"
         )
 
 

@@ -7,13 +7,19 @@ its features and its scores at a time. Every input document yields exactly one r
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from .clean import has_arabic_word
 from .config import LabelOptions, resolve_jobs
-from .corpus import Document
+from .corpus import Document, label_key
+from .errors import QismError
 from .features.pool import CHUNK_SIZE
 from .model import Model, chosen_with_scores, top_labels
+from .recipe import LabelMap
 
 
 def batch_size_for(n_jobs: int | None) -> int:
@@ -120,3 +126,58 @@ def _scored(label: str, probability: float, names: dict[str, str]) -> dict:
     if names:
         item["label_ar"] = names.get(label, label)
     return item
+
+
+@dataclass
+class RelabeledModel(Model):
+    """A model seen through a newsroom's label map: its sections are the map's, each scoring the sum
+    of the probabilities of the model's labels it takes (`from`: ids or display names), so one
+    section may merge two of the model's; a model label the map does not list stays as it is."""
+
+    merge: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    sections: list[str] = field(default_factory=list)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.sections)
+
+    @property
+    def label_names(self) -> dict[str, str]:
+        return self.card.get("label_names", {})
+
+    def predict_proba(self, texts) -> np.ndarray:
+        return super().predict_proba(texts) @ self.merge
+
+    def explain(self, texts, n: int):
+        """Merged probabilities, and the terms behind the model's own best label."""
+        proba, terms = super().explain(texts, n)
+        return proba @ self.merge, terms
+
+
+def relabeled(model: Model, label_map: LabelMap | str | os.PathLike) -> RelabeledModel:
+    """`model` in the sections of `label_map` (a map, or its TOML/JSON file; see `RelabeledModel`); a
+    section that takes a label the model does not have, or a model label taken by two sections, is
+    refused."""
+    label_map = label_map if isinstance(label_map, LabelMap) else LabelMap.load(label_map)
+    spelled = {label_key(name): label for label, name in model.label_names.items()}
+    spelled.update({label_key(label): label for label in model.labels})
+    target_of: dict[str, str] = {}
+    for (_, raw), section in label_map.targets.items():
+        label = spelled.get(label_key(raw))
+        if label is None:
+            raise QismError(
+                f"the label map's section {section!r} takes {raw!r}, which is not a label of the model "
+                f"(its labels: {', '.join(model.labels)})"
+            )
+        if target_of.setdefault(label, section) != section:
+            raise QismError(f"the label map puts the model's label {label!r} in two sections")
+    sections = list(dict.fromkeys([*label_map.names, *(label for label in model.labels if label not in target_of)]))
+    column = {section: j for j, section in enumerate(sections)}
+    merge = np.zeros((len(model.labels), len(sections)))
+    for i, label in enumerate(model.labels):
+        merge[i, column[target_of.get(label, label)]] = 1.0
+    names = {**model.label_names, **label_map.names}
+    card = {key: value for key, value in model.card.items() if key != "label_map"}
+    card["label_names"] = {section: names.get(section, section) for section in sections}
+    card["relabeled_by"] = label_map.to_dict()
+    return RelabeledModel(model.pipeline, card, merge, sections)

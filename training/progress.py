@@ -35,7 +35,7 @@ def count_documents(path: str | os.PathLike, fmt: str | None = None) -> int | No
         fmt = fmt or detect_format(path)
         if fmt == "folder":
             tree = walk_folder(path)
-            return len(tree.files) + len(tree.outside)
+            return None if tree.data else len(tree.files) + len(tree.outside)  # a data file's records: unknown
         if not stat.S_ISREG(path.stat().st_mode):
             return None
         if fmt == "zip":

@@ -22,7 +22,7 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 if sys.version_info >= (3, 11):
@@ -30,9 +30,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from .card import check_unseen_outlets
+from .card import check_short_input, check_unseen_outlets
 from .config import ReadOptions, TrainConfig
-from .corpus import Document
+from .corpus import Document, replace_lone_surrogates
 from .errors import QismError
 
 #: The largest recipe, label map or record of outlets left out that qism reads (settings, not data).
@@ -60,6 +60,23 @@ def read_config_file(path: str | Path) -> dict:
     return data
 
 
+def _check_display_names(names: dict[str, str], where: str) -> None:
+    """Each label's display name shown, and told apart from the others: a blank name, or one that
+    two labels share, is refused when the map is read (and `Model.save` refuses a card holding one)."""
+    blank = sorted(label_id for label_id, name in names.items() if not name.strip())
+    if blank:
+        raise QismError(f"{where}: label {blank[0]!r} has a blank `name`; give it a name or leave `name` out")
+    ids_of: dict[str, list[str]] = {}
+    for label_id, name in names.items():
+        ids_of.setdefault(name, []).append(label_id)
+    shared = next(((name, ids) for name, ids in ids_of.items() if len(ids) > 1), None)
+    if shared:
+        raise QismError(
+            f"{where}: labels {shared[1][0]!r} and {shared[1][1]!r} have the same `name` {shared[0]!r}; "
+            "give each its own, or map their raw labels onto one label"
+        )
+
+
 @dataclass(frozen=True)
 class LabelMap:
     """Raw labels (optionally qualified by source file name) to label ids with display names."""
@@ -74,7 +91,8 @@ class LabelMap:
         if not isinstance(labels, dict) or not labels:
             raise QismError(f"{where}: expected [labels.<id>] tables with `name` and `from`")
         names, targets = {}, {}
-        for label_id, entry in labels.items():
+        for raw_id, entry in labels.items():
+            label_id = replace_lone_surrogates(raw_id)  # a JSON map's `\ud800`: no file or terminal takes it
             if not isinstance(entry, dict) or not isinstance(entry.get("from"), list) or not entry["from"]:
                 raise QismError(f"{where}: label {label_id!r} needs a non-empty `from` list of raw labels")
             unknown = sorted(set(entry) - {"name", "from", "scope"})
@@ -82,13 +100,16 @@ class LabelMap:
                 raise QismError(
                     f"{where}: label {label_id!r} has unknown key(s) {', '.join(unknown)}; known: name, from, scope"
                 )
-            names[label_id] = str(entry.get("name", label_id))
+            if not str(label_id).strip():
+                raise QismError(f"{where}: a label id is empty; give each label an id, such as [labels.sports]")
+            names[label_id] = replace_lone_surrogates(str(entry.get("name", label_id)))
             for raw in entry["from"]:
-                source, _, label = str(raw).rpartition(":")
+                source, _, label = str(raw).partition(":") if ":" in str(raw) else ("", "", str(raw))
                 key = (source, label.strip())
                 if key in targets and targets[key] != label_id:
                     raise QismError(f"{where}: raw label {raw!r} is mapped to both {targets[key]!r} and {label_id!r}")
                 targets[key] = label_id
+        _check_display_names(names, where)
         return cls(names, targets)
 
     @classmethod
@@ -105,7 +126,11 @@ class LabelMap:
     def target(self, source_path: str, label: str) -> str | None:
         """The label id of a raw label read from `source_path` (None when the map does not list it)."""
         label = label.strip()
-        return self.targets.get((Path(source_path).name, label)) or self.targets.get(("", label))
+        found = self.targets.get((Path(source_path).name, label)) or self.targets.get(("", label))
+        if found is None and ":" in label:  # a raw label holding `:`, listed whole (read as source:label)
+            source, _, rest = label.partition(":")
+            found = self.targets.get((source, rest.strip()))
+        return found
 
     def apply(self, documents: Iterable[tuple[str, Document]], unmapped: Counter) -> Iterator[tuple[str, Document]]:
         """Relabel each (source path, document); drop those whose label the map does not list (of a
@@ -123,7 +148,12 @@ class LabelMap:
             yield source_path, replace(doc, label=label_id)
 
 
-RECIPE_KEYS = ("sources", "label_map", "train", "read", "notes", "unseen_outlets")
+RECIPE_KEYS = ("sources", "label_map", "train", "read", "notes", "unseen_outlets", "short_input")
+#: The recipe keys naming a bench's record for the card: the bench that makes it and its check.
+BENCH_RECORDS = {
+    "unseen_outlets": ("bench/unseen_outlets.py", check_unseen_outlets),
+    "short_input": ("bench/short.py", check_short_input),
+}
 
 
 @dataclass
@@ -142,6 +172,22 @@ class Recipe:
     #: the card, and what it holds (None until it is made).
     unseen_outlets_file: str | None = None
     unseen_outlets: dict | None = None
+    #: The same for its scores on titles and short items (`bench/short.py --save`).
+    short_input_file: str | None = None
+    short_input: dict | None = None
+
+
+def _bench_record(data: dict, key: str, path: Path) -> tuple[str | None, dict | None]:
+    """The file a recipe's `key` names (relative to the recipe) and the record it holds, checked;
+    (file, None) when it is not made yet (the bench reads the recipe to make it)."""
+    name = data.get(key)
+    if name is None:
+        return None, None
+    bench, check = BENCH_RECORDS[key]
+    if not isinstance(name, str) or not name:
+        raise QismError(f"{path}: `{key}` is the file name of a record of {bench} --save")
+    name = str(path.parent / name)
+    return name, check(read_config_file(name), name) if Path(name).exists() else None
 
 
 def _recipe_sources(sources, where: Path) -> tuple[list[str], dict[str, dict]]:
@@ -167,7 +213,8 @@ def load_recipe(path: str | Path) -> Recipe:
     """Read a recipe: `sources` (paths, relative to the current folder, or tables of a path and its
     own read options), an optional `label_map`
     (inline tables or a file path, relative to the recipe), `[train]` and `[read]` options, `notes`,
-    and `unseen_outlets`, the file (relative to the recipe) of its scores on outlets left out.
+    `unseen_outlets` and `short_input`, the files (relative to the recipe) of its scores on outlets left
+    out and on short input.
     Unknown keys and options are refused, so a typo never trains a different model silently."""
     path = Path(path)
     data = read_config_file(path)
@@ -191,15 +238,8 @@ def load_recipe(path: str | Path) -> Recipe:
     notes = data.get("notes", [])
     if not isinstance(notes, list) or not all(isinstance(note, str) for note in notes):
         raise QismError(f"{path}: `notes` is a list of strings")
-    unseen_file = data.get("unseen_outlets")
-    unseen = None
-    if unseen_file is not None:
-        if not isinstance(unseen_file, str) or not unseen_file:
-            raise QismError(f"{path}: `unseen_outlets` is the file name of a record of bench/unseen_outlets.py --save")
-        unseen_file = str(path.parent / unseen_file)
-        if Path(unseen_file).exists():  # else not measured yet: the bench reads this recipe to make it
-            unseen = check_unseen_outlets(read_config_file(unseen_file), unseen_file)
-    return Recipe(sources, label_map, tables["train"], tables["read"], notes, source_read, unseen_file, unseen)
+    records = [*_bench_record(data, "unseen_outlets", path), *_bench_record(data, "short_input", path)]
+    return Recipe(sources, label_map, tables["train"], tables["read"], notes, source_read, *records)
 
 
 @dataclass
@@ -217,6 +257,12 @@ class TrainingPlan:
     #: measured with.
     unseen_outlets_file: str | None = None
     unseen_outlets: dict | None = None
+    short_input_file: str | None = None
+    short_input: dict | None = None
+
+    def source_options_dict(self) -> dict[str, dict]:
+        """The sources' own read options as plain data, as a bench's record keeps them."""
+        return {source: asdict(options) for source, options in self.source_options.items()}
 
 
 def plan_training(
@@ -243,6 +289,5 @@ def plan_training(
     mapping = LabelMap.load(label_map) if label_map is not None else plan.label_map
     if not plan.sources:
         raise QismError("no training sources given")
-    return TrainingPlan(
-        plan.sources, config, read, mapping, plan.notes, own, plan.unseen_outlets_file, plan.unseen_outlets
-    )
+    records = (plan.unseen_outlets_file, plan.unseen_outlets, plan.short_input_file, plan.short_input)
+    return TrainingPlan(plan.sources, config, read, mapping, plan.notes, own, *records)

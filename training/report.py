@@ -27,7 +27,7 @@ import numpy as np
 
 from .card import headline_scores, per_label_rows
 from .config import check_report_language
-from .errors import QismError
+from .errors import QismError, printable
 from .evaluation import Evaluation
 from .files import write_atomically
 from .output import spreadsheet_cell
@@ -265,6 +265,18 @@ def _shaped(text: str) -> str:
 # --- pictures ---------------------------------------------------------------------------------
 
 
+#: Most characters of a label drawn in a picture: the picture grows with its longest label (one of
+#: 5,000 characters took 4.3 GB and three minutes to draw); the page and the CSV files keep it whole.
+MAX_DRAWN_LABEL = 40
+
+
+def drawn_label(name: str) -> str:
+    """A label as a picture shows it: control characters escaped (`printable`), cut to
+    MAX_DRAWN_LABEL characters with an ellipsis."""
+    shown = printable(name)
+    return shown if len(shown) <= MAX_DRAWN_LABEL else shown[: MAX_DRAWN_LABEL - 1] + "…"
+
+
 def _png(figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
@@ -288,9 +300,10 @@ def confusion_matrix_png(matrix: np.ndarray, names: list[str], t: dict[str, str]
         shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
         image = axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
         figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label=_shaped(t["cm_bar"]))
-        labels = [_shaped(name) for name in names]
-        axes.set_xticks(range(n), labels, rotation=40, ha="right", rotation_mode="anchor")
-        axes.set_yticks(range(n), labels)
+        labels = [_shaped(drawn_label(name)) for name in names]
+        # parse_math off: a label's `$...$` is text, never mathtext (which one label drove to RecursionError)
+        axes.set_xticks(range(n), labels, rotation=40, ha="right", rotation_mode="anchor", parse_math=False)
+        axes.set_yticks(range(n), labels, parse_math=False)
         axes.set_xlabel(_shaped(t["cm_x"]))
         axes.set_ylabel(_shaped(t["cm_y"]))
         size = max(6, 11 - n // 3)

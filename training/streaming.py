@@ -17,6 +17,10 @@ The in-memory fit holds every text, its cleaned form and the whole TF-IDF matrix
    The calibration share is held out as its own shards: its decisions under the average of the other
    shards fit the temperature, then its shard models join the average.
 
+Every step of the fit is the classifier's own (`LinearClassifier`'s weights, label masks, calibration
+split, NB ratios, `fit_weights`, `fit_epoch` and `calibrate`, which its in-memory `fit` runs too);
+this module reads, chunks, spills, counts and drives them over the shards.
+
 Peak memory is one chunk, one shard's matrix and the per-label frequency table, whatever the corpus
 size; the spill folder on disk holds about the input's text and its counts. The input is read twice,
 so it must be files (not standard input).
@@ -32,25 +36,14 @@ import tempfile
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from joblib import Parallel, delayed
-from sklearn.model_selection import train_test_split
+from sklearn.base import clone
 
-from .classifier import (
-    MIN_CALIBRATION_DOCS,
-    ONE_VS_REST,
-    SGD_EPOCHS,
-    _make_estimator,
-    balanced_weights,
-    documents_per_label,
-    fit_class_scaling,
-    fit_temperature,
-    nb_ratios_from_counts,
-    outlet_label_masks,
-)
+from .classifier import SGD_EPOCHS, documents_per_label
 from .config import parse_size
 from .corpus import Document
 from .errors import QismError
@@ -97,6 +90,8 @@ def input_bytes(sources: Iterable[str]) -> int:
         try:
             if path.is_dir():
                 total += sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+            elif not path.is_file():
+                continue  # a FIFO or device is not measured: measuring would read it
             elif path.suffix == ".gz":
                 total += _gzip_size(path)
             elif zipfile.is_zipfile(path):
@@ -109,13 +104,20 @@ def input_bytes(sources: Iterable[str]) -> int:
     return total
 
 
+def _read_once(path: Path) -> bool:
+    """Whether a source can be read only once: it is there, but neither a regular file nor a folder."""
+    return path.exists() and not (path.is_file() or path.is_dir())
+
+
 def choose_streaming(sources: list[str], streaming: bool | None, memory_budget: int | str | None) -> tuple[bool, int]:
     """Whether to train streaming (asked, or the in-memory fit would not fit the budget) and the budget."""
     budget = parse_size(memory_budget) if memory_budget is not None else default_memory_budget()
+    once = [source for source in sources if source == "-" or _read_once(Path(source))]
     if streaming is None:
-        streaming = "-" not in sources and input_bytes(sources) * MEMORY_PER_INPUT_BYTE > budget
-    if streaming and "-" in sources:
-        raise QismError("--streaming reads the corpus twice, which standard input cannot be; give a file")
+        streaming = not once and input_bytes(sources) * MEMORY_PER_INPUT_BYTE > budget
+    if streaming and once:
+        what = "standard input" if once[0] == "-" else f"{once[0]} (not a regular file: a pipe, FIFO or device)"
+        raise QismError(f"--streaming reads the corpus twice, which {what} cannot be; save it to a file")
     return streaming, budget
 
 
@@ -192,27 +194,14 @@ class ChunkEngine:
 
 
 class _Plan:
-    """Which shard each kept document goes to: fit shards, then calibration shards, or -1 (test)."""
+    """Which shard each kept document goes to: fit shards, then calibration shards, or -1 (test).
+    The calibration rows are those the classifier holds out in memory (`calibration_split`)."""
 
-    def __init__(
-        self,
-        y_train: np.ndarray,
-        train_rows: np.ndarray,
-        n_kept: int,
-        calibration_size: float,
-        shard_documents: int,
-        seed: int,
-    ):
-        n_train = len(train_rows)
-        counts = np.bincount(y_train)
-        n_held = int(round(calibration_size * n_train))
-        local = np.arange(n_train)
-        if calibration_size and n_held >= MIN_CALIBRATION_DOCS and counts.min() >= 2:
-            # the same rows the in-memory classifier holds out
-            fit_local, held_local = train_test_split(local, test_size=n_held, stratify=y_train, random_state=seed)
-        else:
-            fit_local, held_local = local, local[:0]
-        rng = np.random.default_rng(seed)
+    def __init__(self, classifier, y_train: np.ndarray, train_rows: np.ndarray, n_kept: int, shard_documents: int):
+        local = np.arange(len(train_rows))
+        split = classifier.calibration_split(y_train)
+        fit_local, held_local = split if split is not None else (local, local[:0])
+        rng = np.random.default_rng(classifier.random_state)
         fit_shards = np.array_split(rng.permutation(fit_local), max(1, -(-len(fit_local) // shard_documents)))
         held_shards = (
             np.array_split(rng.permutation(held_local), -(-len(held_local) // shard_documents))
@@ -229,75 +218,169 @@ class _Plan:
             self.shard_of[train_rows[rows]] = number
 
 
-def fit_shard(classifier, X, y, n_classes: int, weights, masks, ratios):
+@dataclass
+class _Shards:
+    """The training shards in the spill folder, and what every fit on them takes over the whole
+    training split: label indices, document weights, label masks and NB ratios."""
+
+    spill: Path
+    y: np.ndarray
+    weights: np.ndarray | None
+    masks: np.ndarray | None
+    ratios: np.ndarray | None
+
+    def load(self, number: int) -> tuple[np.ndarray, sp.csr_matrix]:
+        """A shard's training rows and their features."""
+        return next(_pieces(self.spill / f"shard-{number}"))
+
+    def fit_arguments(self, local: np.ndarray) -> tuple:
+        """(labels, weights, masks, ratios) of these training rows, as `LinearClassifier.fit_weights`
+        and `fit_epoch` take them."""
+        weights = None if self.weights is None else self.weights[local]
+        return self.y[local], weights, None if self.masks is None else self.masks[:, local], self.ratios
+
+
+def fit_shard(classifier, X, *arguments):
     """One shard's linear model and its size: a task `ChunkEngine.map` runs here or on a cluster."""
-    return len(y), classifier._fit_weights(X, y, n_classes, weights, masks, ratios)
+    return X.shape[0], classifier.fit_weights(X, *arguments)
 
 
-def _averaged(classifier, load_shard, y_train, n_classes, weights, masks, ratios, report, engine, shards, fitted: dict):
+def _averaged(classifier, shards: _Shards, engine, report, fitted: dict, numbers: list[int]):
     """One model per shard, fitted where `engine` runs tasks, averaged by shard size. `fitted` keeps
     the size-weighted sum of the shard models fitted so far, so a later call for more shards fits
     only the new ones."""
-    new = [number for number in shards if number not in fitted.setdefault("shards", set())]
+    new = [number for number in numbers if number not in fitted.setdefault("shards", set())]
 
     def tasks():
         for number in new:
-            local, X = load_shard(number)
+            local, X = shards.load(number)
             report(f"streaming: fitting shard {number + 1} ({len(local):,} documents)")
-            yield (
-                X,
-                y_train[local],
-                n_classes,
-                None if weights is None else weights[local],
-                None if masks is None else masks[:, local],
-                ratios,
-            )
+            yield (X, *shards.fit_arguments(local))
 
     for size, (coef, intercept) in engine.map(fit_shard, classifier, tasks()):
         fitted["coef"] = fitted.get("coef", 0.0) + coef.astype(np.float64) * size
         fitted["intercept"] = fitted.get("intercept", 0.0) + intercept.astype(np.float64) * size
         fitted["n"] = fitted.get("n", 0) + size
     fitted["shards"].update(new)
-    if fitted["shards"] != set(shards):
+    if fitted["shards"] != set(numbers):
         raise ValueError("shards must be asked for in growing sets")
     return (fitted["coef"] / fitted["n"]).astype(np.float32), (fitted["intercept"] / fitted["n"]).astype(np.float32)
 
 
-def _partial_fit_label(estimator, X, target, weight, ratios):
-    if ratios is not None:  # scaled values on the shard's own index arrays, which are not copied
-        X = sp.csr_matrix((X.data * np.take(ratios, X.indices), X.indices, X.indptr), shape=X.shape)
-    estimator.partial_fit(X, target, classes=np.array([False, True]), sample_weight=weight)
-
-
-def _sgd_epochs(classifier, load_shard, y_train, n_classes, weights, masks, ratios, seed, report, shards):
-    """One-vs-rest SGD over all shards: each epoch visits the shards in a new order, one pass over each
-    (`partial_fit`), so the learning rate and regularization see the whole corpus, as in memory."""
-    estimators = [_make_estimator("sgd", classifier.C, classifier.random_state) for _ in range(n_classes)]
-    rng = np.random.default_rng(seed)
+def _sgd_epochs(classifier, shards: _Shards, report, numbers: list[int]):
+    """SGD over all shards (`LinearClassifier.fit_epoch`): each epoch visits the shards in a new
+    order, one pass over each, so the learning rate and regularization see the whole corpus, as in memory."""
+    learner = clone(classifier)
+    learner.classes_ = classifier.classes_
+    rng = np.random.default_rng(classifier.random_state)
     for epoch in range(SGD_EPOCHS):
-        report(f"streaming: SGD epoch {epoch + 1} of {SGD_EPOCHS} over {len(shards)} shards")
-        for number in rng.permutation(shards):
-            local, X = load_shard(int(number))
-            y = y_train[local]
-            base = None if weights is None else weights[local]
-            label_weights = [
-                base if masks is None else masks[k, local] if base is None else base * masks[k, local]
-                for k in range(n_classes)
-            ]
-            Parallel(n_jobs=classifier.n_jobs, prefer="threads")(
-                delayed(_partial_fit_label)(
-                    estimators[k], X, y == k, label_weights[k], None if ratios is None else ratios[k]
-                )
-                for k in range(n_classes)
+        report(f"streaming: SGD epoch {epoch + 1} of {SGD_EPOCHS} over {len(numbers)} shards")
+        for number in rng.permutation(numbers):
+            local, X = shards.load(int(number))
+            learner.fit_epoch(X, *shards.fit_arguments(local))
+    return learner.coef_, learner.intercept_
+
+
+@dataclass
+class _Run:
+    """One streaming fit's spill folder, shard plan, and where its tasks run and progress goes."""
+
+    spill: Path
+    plan: _Plan
+    engine: ChunkEngine
+    report: Callable[[str], None]
+
+
+def _fit_classifier(run: _Run, classifier, shards: _Shards) -> str:
+    """Fit the classifier on the shards and calibrate it on the calibration shards (with the model of
+    the others), as `LinearClassifier.fit` does in memory; returns how the shards were fitted."""
+    plan = run.plan
+    if classifier.kind == "sgd" and len(plan.shards) > 1:
+        fitting, fit_on = "partial_fit epochs", functools.partial(_sgd_epochs, classifier, shards, run.report)
+    else:
+        fitting = "averaged shard models"
+        fit_on = functools.partial(_averaged, classifier, shards, run.engine, run.report, {})
+    held = ()
+    if plan.calibrated:
+        classifier.coef_, classifier.intercept_ = fit_on(list(range(plan.n_fit_shards)))
+        decisions, truth = [], []
+        for number in range(plan.n_fit_shards, len(plan.shards)):
+            local, X = shards.load(number)
+            decisions.append(classifier.decision_function(X))
+            truth.append(shards.y[local])
+        held = (np.vstack(decisions), np.concatenate(truth))
+    classifier.calibrate(*fit_on(list(range(len(plan.shards)))), *held)
+    return fitting
+
+
+def _spill_cleaned(run: _Run, featurizer, config, read_again, positions) -> None:
+    """Read the corpus again: clean each chunk, spill the cleaned texts, and learn the boilerplate
+    from the edge segments of the training documents."""
+    featurizer.boilerplate_ = np.empty(0, dtype=np.uint64)
+    segments = Counter()
+    chunks = (
+        (indices, texts, run.plan.shard_of[indices] >= 0, bool(config.boilerplate_min_docs))
+        for indices, texts in _chunks(read_again(), np.asarray(positions))
+    )
+    with open(run.spill / "cleaned", "wb") as handle:
+        for done, (indices, cleaned, chunk_segments) in enumerate(run.engine.map(clean_chunk, featurizer, chunks), 1):
+            segments.update(chunk_segments)
+            pickle.dump((indices, cleaned), handle, protocol=pickle.HIGHEST_PROTOCOL)
+            run.report(
+                f"streaming: cleaned {min(done * CHUNK_DOCUMENTS, len(positions)):,} of {len(positions):,} documents"
             )
-    coef = np.vstack([e.coef_[0] if ratios is None else e.coef_[0] * ratios[k] for k, e in enumerate(estimators)])
-    return coef.astype(np.float32), np.asarray([e.intercept_[0] for e in estimators], dtype=np.float32)
+    if config.boilerplate_min_docs:
+        featurizer.boilerplate_ = frequent_segments(segments, config.boilerplate_min_docs)
+    featurizer._boilerplate_set = None
+
+
+def _count_into_shards(run: _Run, featurizer, label_index: np.ndarray, is_test: np.ndarray) -> np.ndarray:
+    """Count each cleaned chunk's terms into its shards' files (and the test file); returns the
+    per-label document frequencies of the training documents."""
+    plan, spill, n_classes, n_kept = run.plan, run.spill, int(label_index.max()) + 1, len(label_index)
+    per_label = np.zeros((n_classes, featurizer.n_buckets), dtype=np.float32)
+    shard_files = [open(spill / f"shard-{n}", "wb") for n in range(len(plan.shards))]
+    try:
+        with open(spill / "test", "wb") as test_file:
+            for done, (indices, counts) in enumerate(
+                run.engine.map(count_chunk, featurizer, _pieces(spill / "cleaned")), 1
+            ):
+                training = plan.shard_of[indices] >= 0
+                if training.any():
+                    per_label += documents_per_label(counts[training], label_index[indices[training]], n_classes)
+                for number in np.unique(plan.shard_of[indices][training]):
+                    rows = plan.shard_of[indices] == number
+                    pieces = (plan.local_of[indices[rows]], counts[rows])
+                    pickle.dump(pieces, shard_files[number], protocol=pickle.HIGHEST_PROTOCOL)
+                if is_test[indices].any():
+                    pieces = (indices[is_test[indices]], counts[is_test[indices]])
+                    pickle.dump(pieces, test_file, protocol=pickle.HIGHEST_PROTOCOL)
+                run.report(f"streaming: counted {min(done * CHUNK_DOCUMENTS, n_kept):,} of {n_kept:,} documents")
+    finally:
+        for handle in shard_files:
+            handle.close()
+    (spill / "cleaned").unlink()
+    return per_label
+
+
+def _weigh_shards(run: _Run, featurizer) -> None:
+    """Turn each shard's counts into its features once, in the split's order (as the in-memory fit sees them)."""
+    for number in range(len(run.plan.shards)):
+        pieces = list(_pieces(run.spill / f"shard-{number}"))
+        local = np.concatenate([piece[0] for piece in pieces])
+        order = np.argsort(local, kind="stable")
+        features = featurizer.weigh(sp.vstack([piece[1] for piece in pieces], format="csr")[order])
+        del pieces
+        with open(run.spill / f"shard-{number}", "wb") as handle:
+            pickle.dump((local[order], features), handle, protocol=pickle.HIGHEST_PROTOCOL)
+        del features
 
 
 def fit_streaming(
     pipeline,
     config,
     read_again: Callable[[], Iterator[tuple[str, Document]]],
+    *,
     positions: np.ndarray,
     labels: np.ndarray,
     outlets: np.ndarray,
@@ -309,132 +392,39 @@ def fit_streaming(
     engine: ChunkEngine | None = None,
 ):
     """Fit `pipeline` (unfitted) on the training rows of a corpus that `read_again` reads anew, whose
-    kept documents are at `positions` in it, with `labels` and `outlets` per kept document.
+    kept documents are at `positions` in it, with `labels` and `outlets` per kept document. The
+    classifier's own methods weigh, mask, fit and calibrate; this reads, chunks, spills, counts and
+    drives them over the shards.
 
     Returns the held-out rows in the order they were scored, their probabilities, and what the card
     says of the run."""
     shard_documents = shard_documents or SHARD_DOCUMENTS
     engine = engine or ChunkEngine()
     featurizer, classifier = pipeline.named_steps["features"], pipeline.named_steps["classifier"]
-    labels = np.asarray(labels, dtype=str)
-    train_rows = np.asarray(train_rows)
-    classes, y_train = np.unique(labels[train_rows], return_inverse=True)
-    n_classes = len(classes)
-    plan = _Plan(y_train, train_rows, len(labels), config.calibration_size, shard_documents, config.seed)
+    labels, train_rows = np.asarray(labels, dtype=str), np.asarray(train_rows)
+    classifier.classes_, y_train = np.unique(labels[train_rows], return_inverse=True)
+    plan = _Plan(classifier, y_train, train_rows, len(labels), shard_documents)
     is_test = np.zeros(len(labels), dtype=bool)
     is_test[test_rows] = True
+    label_index = np.full(len(labels), -1, dtype=np.int64)
+    label_index[train_rows] = y_train
     spill = Path(tempfile.mkdtemp(prefix="qism-streaming-"))
+    run = _Run(spill, plan, engine, report)
     try:
-        # read again: clean, spill the cleaned texts, count edge segments of the training documents
-        featurizer.boilerplate_ = np.empty(0, dtype=np.uint64)
-        segments = Counter()
-        chunks = (
-            (indices, texts, plan.shard_of[indices] >= 0, bool(config.boilerplate_min_docs))
-            for indices, texts in _chunks(read_again(), np.asarray(positions))
-        )
-        with open(spill / "cleaned", "wb") as handle:
-            for done, (indices, cleaned, chunk_segments) in enumerate(engine.map(clean_chunk, featurizer, chunks), 1):
-                segments.update(chunk_segments)
-                pickle.dump((indices, cleaned), handle, protocol=pickle.HIGHEST_PROTOCOL)
-                report(f"streaming: cleaned {min(done * CHUNK_DOCUMENTS, len(labels)):,} of {len(labels):,} documents")
-        if config.boilerplate_min_docs:
-            featurizer.boilerplate_ = frequent_segments(segments, config.boilerplate_min_docs)
-        del segments
-        featurizer._boilerplate_set = None
-        # count terms: per-label document frequencies, and each document's counts to its shard's file
-        per_label = np.zeros((n_classes, featurizer.n_buckets), dtype=np.float32)
-        label_index = np.full(len(labels), -1, dtype=np.int64)
-        label_index[train_rows] = y_train
-        shard_files = [open(spill / f"shard-{n}", "wb") for n in range(len(plan.shards))]
-        try:
-            with open(spill / "test", "wb") as test_file:
-                for done, (indices, counts) in enumerate(
-                    engine.map(count_chunk, featurizer, _pieces(spill / "cleaned")), 1
-                ):
-                    training = plan.shard_of[indices] >= 0
-                    if training.any():
-                        per_label += documents_per_label(counts[training], label_index[indices[training]], n_classes)
-                    for number in np.unique(plan.shard_of[indices][training]):
-                        rows = plan.shard_of[indices] == number
-                        pickle.dump(
-                            (plan.local_of[indices[rows]], counts[rows]),
-                            shard_files[number],
-                            protocol=pickle.HIGHEST_PROTOCOL,
-                        )
-                    if is_test[indices].any():
-                        pickle.dump(
-                            (indices[is_test[indices]], counts[is_test[indices]]),
-                            test_file,
-                            protocol=pickle.HIGHEST_PROTOCOL,
-                        )
-                    report(
-                        f"streaming: counted {min(done * CHUNK_DOCUMENTS, len(labels)):,} of {len(labels):,} documents"
-                    )
-        finally:
-            for handle in shard_files:
-                handle.close()
-        (spill / "cleaned").unlink()
+        _spill_cleaned(run, featurizer, config, read_again, positions)
+        per_label = _count_into_shards(run, featurizer, label_index, is_test)
         featurizer.fit_counts(per_label.sum(axis=0, dtype=np.float64).astype(np.int64), len(train_rows))
-        ratios = None
-        if config.nb_scaling and config.classifier in ONE_VS_REST:
-            ratios = nb_ratios_from_counts(per_label[:, featurizer.columns_], config.nb_scaling)
+        ratios = classifier.nb_ratios(per_label[:, featurizer.columns_])
         del per_label
-        # sample weights and label masks over all training documents, as the in-memory fit has them
-        weights = sample_weight
-        if config.class_weight == "balanced":
-            balance = balanced_weights(y_train, n_classes)
-            weights = balance if weights is None else weights * balance
-        masks = None
-        if config.outlet_label_sets:
-            masks = outlet_label_masks(y_train, n_classes, np.asarray(outlets)[train_rows])
-        classifier.set_params(class_weight=None)  # balancing is in `weights`, counted over the whole corpus
-
-        for number in range(len(plan.shards)):
-            # each shard's counts become its features once, in the split's order (as the in-memory fit sees them)
-            pieces = list(_pieces(spill / f"shard-{number}"))
-            local = np.concatenate([piece[0] for piece in pieces])
-            order = np.argsort(local, kind="stable")
-            features = featurizer.weigh(sp.vstack([piece[1] for piece in pieces], format="csr")[order])
-            del pieces
-            with open(spill / f"shard-{number}", "wb") as handle:
-                pickle.dump((local[order], features), handle, protocol=pickle.HIGHEST_PROTOCOL)
-            del features
-
-        def load_shard(number: int) -> tuple[np.ndarray, sp.csr_matrix]:
-            """A shard's training rows and their features."""
-            return next(_pieces(spill / f"shard-{number}"))
-
-        fit_shards = list(range(plan.n_fit_shards))
-        all_shards = list(range(len(plan.shards)))
-        if config.classifier == "sgd" and len(plan.shards) > 1:
-            fitting = "partial_fit epochs"
-            fit_on = functools.partial(
-                _sgd_epochs, classifier, load_shard, y_train, n_classes, weights, masks, ratios, config.seed, report
-            )
-        else:
-            fitting = "averaged shard models"
-            fit_on = functools.partial(
-                _averaged, classifier, load_shard, y_train, n_classes, weights, masks, ratios, report, engine, fitted={}
-            )
-        held_decisions, held_labels = [], []
-        if plan.calibrated:
-            calibration = fit_on(fit_shards)
-            for number in all_shards[plan.n_fit_shards :]:
-                local, X = load_shard(number)
-                held_decisions.append(np.asarray(X @ calibration[0].T) + calibration[1])
-                held_labels.append(y_train[local])
-        coef, intercept = fit_on(all_shards)
-        classifier.set_params(class_weight=config.class_weight)
-        classifier.classes_ = classes
-        classifier.temperature_ = 1.0
-        scale, bias = np.ones(n_classes), np.zeros(n_classes)
-        if held_decisions:
-            decision, truth = np.vstack(held_decisions), np.concatenate(held_labels)
-            classifier.temperature_ = fit_temperature(decision, truth)
-            if config.class_scaling:
-                scale, bias = fit_class_scaling(decision / classifier.temperature_, truth)
-        classifier.coef_ = coef * scale.astype(np.float32)[:, None]
-        classifier.intercept_ = (intercept * scale + classifier.temperature_ * bias).astype(np.float32)
+        _weigh_shards(run, featurizer)
+        shards = _Shards(
+            spill,
+            y_train,
+            classifier.document_weights(y_train, sample_weight),
+            classifier.label_masks(y_train, np.asarray(outlets)[train_rows]),
+            ratios,
+        )
+        fitting = _fit_classifier(run, classifier, shards)
         order, probas = [], []
         if len(test_rows):
             report(f"streaming: scoring on {len(test_rows):,} held-out documents")
@@ -452,5 +442,5 @@ def fit_streaming(
         "calibration_shards": len(plan.shards) - plan.n_fit_shards,
     }
     if not order:
-        return np.empty(0, dtype=np.int64), np.empty((0, n_classes)), info
+        return np.empty(0, dtype=np.int64), np.empty((0, len(classifier.classes_))), info
     return np.concatenate(order), np.vstack(probas), info

@@ -7,7 +7,7 @@ import os
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from itertools import chain
 from pathlib import Path
@@ -21,11 +21,11 @@ from .card import measured_with, new_card
 from .classifier import classifier_for
 from .clean import ARABIC_LETTER_RE
 from .config import ReadOptions, TrainConfig, check_budget, resolve_jobs
-from .corpus import EMPTY_LABEL_FOLDER, Document, label_key, read_source
+from .corpus import EMPTY_LABEL_FOLDER, Document, label_key, read_source, replace_lone_surrogates
 from .errors import QismError
 from .features import MAX_ARTICLE_CHARS, featurizer_for
 from .model import Model, check_model_folder
-from .recipe import LabelMap, TrainingPlan, plan_training
+from .recipe import BENCH_RECORDS, LabelMap, TrainingPlan, plan_training
 from .scores import multi_label_score, score, scores_by_outlet
 from .streaming import ChunkEngine, check_streaming_config, choose_streaming, fit_streaming
 
@@ -56,6 +56,15 @@ class Prepared:
     empty_label_folders: list[str] = field(default_factory=list)
     #: Where each kept document came from: its outlet when the record names one, else its file.
     outlets: list[str] = field(default_factory=list)
+    #: Each kept document's short form (`corpus.SHORT_FORMS`), "" for an article; empty when the
+    #: sources gave no short forms.
+    parts: list[str] = field(default_factory=list)
+    #: Each kept document's article (its row here): itself for an article, so a split by article
+    #: keeps a title on its article's side.
+    article_of: list[int] = field(default_factory=list)
+    #: The dedupe digest of each kept document's text, 16 bytes each, when its text is not kept:
+    #: what a second read of the corpus is checked against (see `same_corpus`).
+    keys: bytes = b""
     #: Every label of each kept document when the model is multi-label (`labels` holds the first),
     #: else None.
     label_lists: list[tuple[str, ...]] | None = None
@@ -79,6 +88,23 @@ class Prepared:
     def outlet_array(self) -> np.ndarray:
         """`outlets` as an array, one (unnamed) outlet when they were not recorded."""
         return np.asarray(self.outlets or [""] * len(self.texts), dtype=object)
+
+    def article_rows(self) -> np.ndarray:
+        """The rows that are articles, not short forms."""
+        return np.flatnonzero(np.asarray(self.parts, dtype=object) == "") if self.parts else np.arange(len(self.texts))
+
+    def subset(self, rows: np.ndarray) -> Prepared:
+        """These rows' documents (with each short form's article among them), to fit on."""
+        new_row = {old: new for new, old in enumerate(rows)}
+        return Prepared(
+            texts=[self.texts[i] for i in rows],
+            labels=[self.labels[i] for i in rows],
+            sources=[],
+            dropped={},
+            outlets=[self.outlets[i] for i in rows] if self.outlets else [],
+            parts=[self.parts[i] for i in rows] if self.parts else [],
+            article_of=[new_row[self.article_of[i]] for i in rows] if self.parts else [],
+        )
 
 
 _WHITESPACE_RE = re.compile(r"\s+")
@@ -124,31 +150,92 @@ def _labels_of(doc: Document) -> tuple[str, ...]:
     return tuple(dict.fromkeys(label for label in (doc.labels or (doc.label,)) if (label or "").strip()))
 
 
+@dataclass
+class _Rows:
+    """The documents kept so far, with what deduplication and a split by article need."""
+
+    dedupe: bool
+    #: Whether to keep each document's dedupe digest (to deduplicate, or for `same_corpus`).
+    keyed: bool
+    texts: list = field(default_factory=list)
+    labels: list[tuple[str, ...]] = field(default_factory=list)
+    outlets: list[str] = field(default_factory=list)
+    parts: list[str] = field(default_factory=list)
+    article_positions: list[int] = field(default_factory=list)
+    keys: list[bytes] = field(default_factory=list)
+
+    def add(self, text: str, kept_as, labels: tuple[str, ...], outlet: str, part: str, article_position: int) -> None:
+        """Keep a document (`kept_as`: its text or its position); `part` is "" for an article."""
+        self.texts.append(kept_as)
+        self.labels.append(labels)
+        self.outlets.append(outlet)
+        self.parts.append(part)
+        self.article_positions.append(article_position)
+        if self.keyed:
+            self.keys.append(_dedupe_key(text))
+
+    def columns(self, labels: list, dropped: Counter, multi_label: bool) -> tuple[list, list, list, list, list, list]:
+        """Texts, label tuples, outlets, parts, articles' rows and digests of the documents left after
+        deduplication (with these labels, spellings merged); parts and articles empty without short forms.
+        For a multi-label model a text under several labels is kept once with all of them."""
+        if not self.dedupe:
+            kept = range(len(self.texts))
+        elif multi_label:
+            kept, labels = _merge_duplicates(self.keys, labels, dropped)
+        else:
+            kept = _kept_rows(self.keys, labels, self.parts, dropped)
+        kept = _with_their_articles(kept, self.parts, self.article_positions, dropped)
+        row_of_article = {self.article_positions[i]: row for row, i in enumerate(kept) if not self.parts[i]}
+        has_short_forms = any(self.parts)
+        return (
+            [self.texts[i] for i in kept],
+            [labels[i] for i in kept],
+            [self.outlets[i] for i in kept],
+            [self.parts[i] for i in kept] if has_short_forms else [],
+            [row_of_article[self.article_positions[i]] for i in kept] if has_short_forms else [],
+            [self.keys[i] for i in kept] if self.keyed else [],
+        )
+
+
+def _printable_origin(doc: Document, source_path: str) -> tuple[tuple[str, ...], str]:
+    """A document's labels (see `_labels_of`) and outlet as the card, outputs and terminal can carry
+    them (no lone surrogates)."""
+    labels = tuple(replace_lone_surrogates(label) for label in _labels_of(doc))
+    return labels, replace_lone_surrogates(doc.outlet or Path(source_path).name)
+
+
 def prepare(
     documents: Iterable[tuple[str, Document]], dedupe: bool = True, keep_texts: bool = True, multi_label: bool = False
 ) -> Prepared:
     """Collect labeled documents per source and account for every one: drop binary files, empty and
     unlabeled ones, exact duplicates, and texts that appear under more than one label (they teach
     nothing and leak across a split); merge label spellings; count what is kept but worth a look.
+    A short form of an article (`Document.part`) is kept with its article, and dropped with it.
 
     The model is multi-label when `multi_label` says so or a document lists several labels; then a
     text under several labels is kept once with all of them (`label_lists`, `merged_labels`).
 
     Without `keep_texts`, `texts` holds each kept document's position in `documents` instead of its
     text, so a corpus larger than memory is accounted for in one pass and read again for its texts."""
-    texts: list[str] = []
-    labels: list[str] = []
-    outlets: list[str] = []
-    keys: list[bytes] = []
+    rows = _Rows(dedupe, keyed=dedupe or not keep_texts)
+    article_position = -1
     per_source: dict[str, dict] = {}
     ids_seen: set[tuple[str, str]] = set()
     dropped, repaired, flagged = Counter(), Counter(), Counter()
     empty_folders = []
     for position, (source_path, doc) in enumerate(documents):
         if doc.problem == EMPTY_LABEL_FOLDER:
-            empty_folders.append(f"{source_path}/{doc.id}")
+            empty_folders.append(replace_lone_surrogates(f"{source_path}/{doc.id}"))
             continue
-        entry = per_source.setdefault(source_path, {"path": source_path, "documents": 0, "sha256": hashlib.sha256()})
+        if doc.part is None:
+            article_position = position
+        elif doc.text and not doc.text.isspace() and _labels_of(doc):  # a short form: not in the source's count
+            kept_as = doc.text if keep_texts else position
+            rows.add(doc.text, kept_as, *_printable_origin(doc, source_path), doc.part, article_position)
+            continue
+        entry = per_source.setdefault(
+            source_path, {"path": replace_lone_surrogates(source_path), "documents": 0, "sha256": hashlib.sha256()}
+        )
         entry["documents"] += 1
         _add_to_digest(entry["sha256"], doc)
         if doc.problem:
@@ -168,22 +255,13 @@ def prepare(
         repaired["replaced_characters"] += doc.text.count("\ufffd")
         repaired["truncated"] += len(doc.text) > MAX_ARTICLE_CHARS
         text = doc.text[:MAX_ARTICLE_CHARS]  # all the featurizer reads; a huge file is not kept whole
-        texts.append(text if keep_texts else position)
-        labels.append(doc_labels)
-        outlets.append(doc.outlet or Path(source_path).name)
-        if dedupe:
-            keys.append(_dedupe_key(text))
+        rows.add(text, text if keep_texts else position, *_printable_origin(doc, source_path), "", position)
     sources = [{**entry, "sha256": entry["sha256"].hexdigest()} for entry in per_source.values()]
-    multi_label = multi_label or any(len(doc_labels) > 1 for doc_labels in labels)
-    merges = merge_label_spellings(chain.from_iterable(labels))
-    repaired["relabeled"] = sum(label in merges for doc_labels in labels for label in doc_labels)
-    labels = [tuple(dict.fromkeys(merges.get(label, " ".join(label.split())) for label in ls)) for ls in labels]
-    if dedupe:
-        kept, labels = (
-            _merge_duplicates(keys, labels, dropped) if multi_label else _drop_duplicates(keys, labels, dropped)
-        )
-        texts = [texts[i] for i in kept]
-        outlets = [outlets[i] for i in kept]
+    multi_label = multi_label or any(len(doc_labels) > 1 for doc_labels in rows.labels)
+    merges = merge_label_spellings(chain.from_iterable(rows.labels))
+    repaired["relabeled"] = sum(label in merges for doc_labels in rows.labels for label in doc_labels)
+    labels = [tuple(dict.fromkeys(merges.get(label, " ".join(label.split())) for label in ls)) for ls in rows.labels]
+    texts, labels, outlets, parts, article_of, keys = rows.columns(labels, dropped, multi_label)
     prepared = Prepared(
         texts,
         [doc_labels[0] for doc_labels in labels],
@@ -194,40 +272,24 @@ def prepare(
         merges,
         empty_folders,
         outlets,
+        parts,
+        article_of,
+        b"" if keep_texts else b"".join(keys),
     )
     prepared.label_lists = labels if multi_label else None
     return prepared
 
 
-def _drop_duplicates(keys: list[bytes], labels: list[tuple[str, ...]], dropped: Counter):
-    """The rows to keep and their labels: the first of each text, none of a text under two labels."""
-    labels_of: dict[bytes, set[tuple[str, ...]]] = {}
-    for key, label in zip(keys, labels):
-        labels_of.setdefault(key, set()).add(label)
-    seen: set[bytes] = set()
-    kept = []
-    for i, key in enumerate(keys):
-        if len(labels_of[key]) > 1:
-            dropped["label_conflicts"] += 1
-        elif key in seen:
-            dropped["duplicates"] += 1
-        else:
-            seen.add(key)
-            kept.append(i)
-    return kept, [labels[i] for i in kept]
-
-
 def _merge_duplicates(keys: list[bytes], labels: list[tuple[str, ...]], dropped: Counter):
-    """The rows to keep and their labels for a multi-label model: the first of each text, with every
-    label any copy of it had, in the order they came (a copy under another label is `merged_labels`)."""
+    """The rows to keep and every row's labels for a multi-label model: the first of each text, with
+    every label any copy of it had, in the order they came (a copy under another label is `merged_labels`)."""
     first: dict[bytes, int] = {}
-    merged: list[tuple[str, ...]] = []
+    merged = list(labels)
     kept = []
     for i, key in enumerate(keys):
         if key not in first:
-            first[key] = len(kept)
+            first[key] = i
             kept.append(i)
-            merged.append(labels[i])
             continue
         union = tuple(dict.fromkeys(merged[first[key]] + labels[i]))
         dropped["merged_labels" if union != merged[first[key]] else "duplicates"] += 1
@@ -235,16 +297,93 @@ def _merge_duplicates(keys: list[bytes], labels: list[tuple[str, ...]], dropped:
     return kept, merged
 
 
+def same_corpus(read: Callable[[], Iterable[tuple[str, Document]]], prepared: Prepared) -> Callable:
+    """`read` for a second read of a corpus prepared without its texts, checked to give each kept
+    document the text and label the first read gave (a corpus replaced or edited in between would
+    train labels of one corpus on texts of another)."""
+
+    def read_again() -> Iterator[tuple[str, Document]]:
+        positions, kept = prepared.texts, 0
+        for position, (path, doc) in enumerate(read()):
+            if kept < len(positions) and position == positions[kept]:
+                label = prepared.label_merges.get(doc.label or "", " ".join((doc.label or "").split()))
+                key = prepared.keys[16 * kept : 16 * kept + 16]
+                if _dedupe_key(doc.text[:MAX_ARTICLE_CHARS]) != key or label != prepared.labels[kept]:
+                    raise QismError(
+                        f"{path}: changed between the two reads of streaming training (document {position + 1:,} "
+                        "is not what the first read gave); train once the corpus is complete and left alone"
+                    )
+                kept += 1
+            yield path, doc
+
+    return read_again
+
+
+def _kept_rows(keys: list[bytes], labels: list[str], parts: list[str], dropped: Counter) -> list[int]:
+    """The rows left once texts found under two labels (all copies) and repeats (all but the first)
+    are dropped; a short form's are counted apart from the articles'."""
+    labels_of: dict[bytes, set[str]] = {}
+    for key, label in zip(keys, labels):
+        labels_of.setdefault(key, set()).add(label)
+    seen: set[bytes] = set()
+    kept = []
+    for i, key in enumerate(keys):
+        suffix = f"_{parts[i]}" if parts[i] else ""
+        if len(labels_of[key]) > 1:
+            dropped["label_conflicts" + suffix] += 1
+        elif key in seen:
+            dropped["duplicates" + suffix] += 1
+        else:
+            seen.add(key)
+            kept.append(i)
+    return kept
+
+
+def _with_their_articles(rows, parts: list[str], article_positions: list[int], dropped: Counter) -> list[int]:
+    """The rows without the short forms whose article was dropped (a split by article has no side
+    for them)."""
+    articles = {article_positions[i] for i in rows if not parts[i]}
+    kept = [i for i in rows if not parts[i] or article_positions[i] in articles]
+    if len(kept) < len(rows):
+        dropped["short_forms_of_dropped_articles"] += len(rows) - len(kept)
+    return kept
+
+
 def _nonzero(counts: Counter) -> dict[str, int]:
     return {key: count for key, count in counts.items() if count}
 
 
 def split(prepared: Prepared, test_size: float, seed: int):
-    """Stratified train/test indices (all rows train when test_size is 0)."""
-    n = len(prepared.labels)
+    """Stratified train/test indices (all rows train when test_size is 0). Articles are split, and
+    their short forms train with them or are left out with them: test rows are articles only, so
+    held-out scores are articles' and their titles never leak into training."""
+    if not prepared.parts:
+        return split_rows(prepared.labels, test_size, seed)
+    articles = prepared.article_rows()
+    train_articles, test_articles = split_rows([prepared.labels[i] for i in articles], test_size, seed)
+    article_of = np.asarray(prepared.article_of)
+    in_train = np.zeros(len(article_of), dtype=bool)
+    in_train[articles[train_articles]] = True
+    short_forms = np.flatnonzero((article_of != np.arange(len(article_of))) & in_train[article_of])
+    return np.concatenate([articles[train_articles], short_forms]), articles[test_articles]
+
+
+def short_forms_of(prepared: Prepared, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The rows of these articles' short forms, by form (`corpus.SHORT_FORMS`), in the order of `rows`."""
+    position = {article: i for i, article in enumerate(rows)}
+    forms: dict[str, list[tuple[int, int]]] = {}
+    for row, (part, article) in enumerate(zip(prepared.parts, prepared.article_of)):
+        if part and article in position:
+            forms.setdefault(part, []).append((position[article], row))
+    return {part: np.asarray([row for _, row in sorted(pairs)], dtype=int) for part, pairs in forms.items()}
+
+
+def split_rows(labels: list[str], test_size: float, seed: int):
+    """Stratified train/test indices of documents with these labels."""
+    n = len(labels)
     if not test_size:
         return np.arange(n), np.arange(0)
-    counts = Counter(prepared.labels)
+    counts = Counter(labels)
     short = sorted(label for label, count in counts.items() if count < 2)
     if short:
         raise QismError(
@@ -254,7 +393,7 @@ def split(prepared: Prepared, test_size: float, seed: int):
     n_test = max(int(round(test_size * n)), len(counts))
     if n - n_test < len(counts):
         raise QismError(f"{n} documents are too few to hold out {test_size:.0%} for testing; use --test-size 0")
-    return train_test_split(np.arange(n), test_size=n_test, stratify=prepared.labels, random_state=seed)
+    return train_test_split(np.arange(n), test_size=n_test, stratify=labels, random_state=seed)
 
 
 def outlet_balancing_weights(labels: np.ndarray, outlets: np.ndarray) -> np.ndarray:
@@ -314,10 +453,34 @@ def autotune_on_training_split(
 
 
 def training_weights(prepared: Prepared, config: TrainConfig, rows: np.ndarray) -> np.ndarray | None:
-    """Outlet-balancing sample weights of these rows, when the configuration asks for them."""
-    if not config.balance_outlets:
-        return None
-    return outlet_balancing_weights(np.asarray(prepared.labels, dtype=object)[rows], prepared.outlet_array()[rows])
+    """Sample weights of these rows: outlet-balancing when the configuration asks for it, times
+    `title_weight` for short forms; None when all are 1."""
+    weights = None
+    if config.balance_outlets:
+        weights = outlet_balancing_weights(
+            np.asarray(prepared.labels, dtype=object)[rows], prepared.outlet_array()[rows]
+        )
+    if prepared.parts and config.title_weight != 1:
+        short = np.asarray(prepared.parts, dtype=object)[rows] != ""
+        weights = np.ones(len(rows)) if weights is None else weights
+        weights[short] *= config.title_weight
+    return weights
+
+
+@dataclass
+class Fitted:
+    """What every training path returns (in memory, streaming, streaming on a cluster), and the
+    trainer turns into a model and its card."""
+
+    pipeline: Pipeline
+    #: Documents in the training and held-out splits.
+    split: dict[str, int]
+    #: Documents per label, before the split.
+    labels: dict[str, int]
+    #: The held-out scores (None without a held-out split).
+    scores: dict | None
+    #: Which path fitted the model, and how (the card's `training`).
+    training: dict
 
 
 def fit(
@@ -326,7 +489,7 @@ def fit(
     n_jobs: int | None = None,
     report: Callable[[str], None] = lambda message: None,
 ):
-    """Fit the pipeline on the train split and score it on the held-out split."""
+    """Fit the pipeline on the train split in memory and score it on the held-out split (a `Fitted`)."""
     label_counts = check_trainable(prepared)
     train_rows, test_rows = split(prepared, config.test_size, config.seed)
     texts = np.asarray(prepared.texts, dtype=object)
@@ -350,7 +513,8 @@ def fit(
         scores = held_out_scores(
             pipeline.predict_proba(texts[test_rows]), pipeline.classes_, labels[test_rows], outlets[test_rows]
         )
-    return pipeline, {"train": len(train_rows), "test": len(test_rows)}, dict(sorted(label_counts.items())), scores
+    sizes = {"train": len(train_rows), "test": len(test_rows)}
+    return Fitted(pipeline, sizes, dict(sorted(label_counts.items())), scores, {"path": "in-memory"})
 
 
 def held_out_scores(proba: np.ndarray, classes: np.ndarray, truth: np.ndarray, outlets: np.ndarray) -> dict:
@@ -391,17 +555,18 @@ def fit_streamed(
         pipeline,
         config,
         read_again,
-        np.asarray(prepared.texts),
-        labels,
-        outlets,
-        train_rows,
-        test_rows,
-        training_weights(prepared, config, train_rows),
-        report,
+        positions=np.asarray(prepared.texts),
+        labels=labels,
+        outlets=outlets,
+        train_rows=train_rows,
+        test_rows=test_rows,
+        sample_weight=training_weights(prepared, config, train_rows),
+        report=report,
         engine=engine,
     )
     scores = held_out_scores(proba, pipeline.classes_, labels[order], outlets[order]) if len(order) else None
-    return pipeline, {"train": len(train_rows), "test": len(test_rows)}, dict(sorted(label_counts.items())), scores, run
+    sizes = {"train": len(train_rows), "test": len(test_rows)}
+    return Fitted(pipeline, sizes, dict(sorted(label_counts.items())), scores, {"path": "streaming", **run})
 
 
 def train(
@@ -419,6 +584,7 @@ def train(
     memory_budget: int | str | None = None,
     engine: ChunkEngine | None = None,
     unseen_outlets: dict | None = None,
+    short_input: dict | None = None,
     report: Callable[[str], None] = lambda message: None,
 ) -> Model:
     """Read labeled sources, fit a classifier and return the model with its card (not yet saved).
@@ -431,7 +597,8 @@ def train(
     would need more than `memory_budget` (bytes, or a size such as 8GB; default: half the machine's
     memory). The card's `training` says which path ran. `engine` runs streaming's work on each chunk
     elsewhere (a Dask cluster, see `cluster`); it implies streaming. `unseen_outlets`, scores of
-    these sources and configuration on outlets left out (`card.check_unseen_outlets`), go in the card.
+    these sources and configuration on outlets left out (`card.check_unseen_outlets`), and
+    `short_input`, on short input (`card.check_short_input`), go in the card.
     """
     config = config if config is not None else TrainConfig()
     budget = check_budget(autotune) if autotune is not None else None
@@ -465,11 +632,9 @@ def train(
     if budget is not None:
         config, search = autotune_on_training_split(prepared, config, budget, n_jobs, report)
     if streaming:
-        pipeline, sizes, label_counts, scores, run = fit_streamed(prepared, config, read, n_jobs, report, engine)
-        run = {"path": "streaming", **run}
+        fitted = fit_streamed(prepared, config, same_corpus(read, prepared), n_jobs, report, engine)
     else:
-        pipeline, sizes, label_counts, scores = fit(prepared, config, n_jobs, report)
-        run = {"path": "in-memory"}
+        fitted = fit(prepared, config, n_jobs, report)
     data = {
         "dropped": prepared.dropped,
         "repaired": prepared.repaired,
@@ -482,10 +647,10 @@ def train(
     card = new_card(
         name=name,
         config=config.to_dict(),
-        labels=label_counts,
-        split=sizes,
+        labels=fitted.labels,
+        split=fitted.split,
         sources=prepared.sources,
-        scores=scores,
+        scores=fitted.scores,
         seconds=time.perf_counter() - started,
         data=data,
         label_map=label_map,
@@ -493,9 +658,10 @@ def train(
         autotune=search,
         notes=notes,
         unseen_outlets=unseen_outlets,
+        short_input=short_input,
     )
-    card["training"] = {**run, "memory_budget": memory_budget}
-    return Model(pipeline, card)
+    card["training"] = {**fitted.training, "memory_budget": memory_budget}
+    return Model(fitted.pipeline, card)
 
 
 def several_labels(prepared: Prepared) -> dict:
@@ -525,23 +691,24 @@ def check_multi_label(prepared: Prepared, config: TrainConfig, streaming: bool, 
     return config
 
 
-def unseen_outlets_for_card(plan: TrainingPlan, autotuned: bool, notice: Callable[[str], None]) -> dict | None:
-    """The recipe's scores on outlets left out, if they were measured on what this training fits:
-    its sources, configuration and label map (an autotuned configuration is not known before)."""
-    if plan.unseen_outlets_file is None:
+def bench_record_for_card(plan: TrainingPlan, key: str, autotuned: bool, notice: Callable[[str], None]) -> dict | None:
+    """The recipe's record of a bench (`recipe.BENCH_RECORDS`: scores on outlets left out, on short
+    input), if it was measured on what this training fits: its sources, their read options, the
+    configuration and label map (an autotuned configuration is not known before)."""
+    file, record = getattr(plan, f"{key}_file"), getattr(plan, key)
+    if file is None:
         return None
-    record = plan.unseen_outlets
+    bench = BENCH_RECORDS[key][0]
     if record is None:
-        notice(
-            f"{plan.unseen_outlets_file}: not made yet, so the card has no scores on outlets left out "
-            f"(python bench/unseen_outlets.py --save {plan.unseen_outlets_file})"
-        )
+        notice(f"{file}: not made yet, so the card lacks its scores (python {bench} --save {file})")
         return None
     label_map = plan.label_map.to_dict() if plan.label_map is not None else None
-    if autotuned or not measured_with(record, plan.sources, plan.config.to_dict(), label_map):
+    if autotuned or not measured_with(
+        record, plan.sources, plan.config.to_dict(), label_map, plan.source_options_dict()
+    ):
         notice(
-            f"{plan.unseen_outlets_file} was measured with other sources, options or labels: it stays out of "
-            "the card (bench/unseen_outlets.py --save measures it again)"
+            f"{file} was measured with other sources, options or labels: it stays out of "
+            f"the card ({bench} --save measures it again)"
         )
         return None
     return record
@@ -572,7 +739,8 @@ def train_and_save(
     )
     check_model_folder(out, plan.sources)  # before hours of training, not after
     n_jobs = resolve_jobs(n_jobs)
-    unseen = unseen_outlets_for_card(plan, autotune is not None, notice)
+    unseen = bench_record_for_card(plan, "unseen_outlets", autotune is not None, notice)
+    short_input = bench_record_for_card(plan, "short_input", autotune is not None, notice)
     model = train(
         plan.sources,
         plan.config,
@@ -587,6 +755,7 @@ def train_and_save(
         memory_budget=memory_budget,
         engine=engine,
         unseen_outlets=unseen,
+        short_input=short_input,
         report=report,
     )
     report(f"saving to {out}")

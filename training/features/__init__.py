@@ -152,6 +152,16 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
         return pool.stack_chunks(self._transform_chunk, texts, self.n_jobs, len(self.columns_), self.dtype)
 
     def _transform_chunk(self, texts: Sequence[str]) -> sp.csr_matrix:
+        if self.word_ngrams and not self.char_ngrams and hashing.compiled():  # straight into the kept columns
+            counts = hashing.native_column_counts(
+                [self._prepared(text, False) for text in texts],
+                self.word_ngrams,
+                self.lead_words,
+                self._lookup_table(),
+                len(self.idf_),
+                self.dtype,
+            )
+            return weights.weigh_columns(counts, self.idf_, self.sublinear_tf, self.dtype)
         return self.weigh(self._count_chunk(texts))
 
     def _lookup_table(self) -> np.ndarray:

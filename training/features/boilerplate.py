@@ -72,7 +72,7 @@ def _has_edge_boilerplate(text: str, boilerplate: frozenset[int]) -> bool:
     tail = text[tail_start + 1 :] if tail_start >= 0 else text
     if not head or not tail:
         return True  # empty edge segments are skipped when peeling: let it decide
-    return segment_key(head) in boilerplate or segment_key(tail) in boilerplate
+    return segment_key(head) in boilerplate or (tail != head and segment_key(tail) in boilerplate)
 
 
 def strip_edge_boilerplate(text: str, boilerplate: frozenset[int]) -> str:

@@ -15,6 +15,11 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction import FeatureHasher
 
+try:  # the compiled twin of `word_ngram_counts_pure` (setup.py builds it where a compiler is)
+    from .. import _native
+except ImportError:
+    _native = None
+
 #: Words of two or more letters or digits; single letters carry little topic.
 TOKEN_RE = re.compile(r"(?u)\b\w\w+\b")
 
@@ -179,8 +184,46 @@ def term_counts(
     shape = (len(texts), n_buckets)
     counts = sp.csr_matrix(shape, dtype=dtype)
     if word_ngrams and texts:
-        docs, grams = article_term_hashes(texts, word_ngrams, lead_words)
-        counts = sp.csr_matrix((np.ones(len(docs), dtype=dtype), (docs, grams % np.uint64(n_buckets))), shape=shape)
+        counts = word_ngram_counts(texts, word_ngrams, lead_words, n_buckets, dtype)
     if char_ngrams:
         counts = counts + char_ngram_counts(texts, char_ngrams, n_buckets, dtype)
     return counts.tocsr()
+
+
+def word_ngram_counts_pure(texts: Sequence[str], word_ngrams: tuple[int, int], lead_words: int, n_buckets: int, dtype):
+    """Counts of the word and lead n-grams of `texts` per bucket, in NumPy (the reference the compiled
+    loop is tested against, and the path where it was not built)."""
+    docs, grams = article_term_hashes(texts, word_ngrams, lead_words)
+    ones = np.ones(len(docs), dtype=dtype)
+    return sp.csr_matrix((ones, (docs, grams % np.uint64(n_buckets))), shape=(len(texts), n_buckets)).tocsr()
+
+
+def word_ngram_counts(texts: Sequence[str], word_ngrams: tuple[int, int], lead_words: int, n_buckets: int, dtype):
+    """Counts of the word and lead n-grams of `texts` per bucket: one compiled pass over each text
+    when the extension is built (the same matrix as `word_ngram_counts_pure`, rows sorted)."""
+    if _native is None:
+        return word_ngram_counts_pure(texts, word_ngrams, lead_words, n_buckets, dtype)
+    return _native_counts(_native.word_ngram_counts(list(texts), *word_ngrams, lead_words, n_buckets), n_buckets, dtype)
+
+
+def compiled() -> bool:
+    """Whether the compiled counting (the extension `qism._native`) is there."""
+    return _native is not None
+
+
+def native_column_counts(
+    texts: Sequence[str], word_ngrams: tuple[int, int], lead_words: int, lookup: np.ndarray, n_columns: int, dtype
+) -> sp.csr_matrix:
+    """Counts of the word and lead n-grams of `texts` per kept column (`lookup`: each bucket's column,
+    -1 where it was not kept, increasing with the bucket), counted straight into the columns by the
+    compiled pass (see `compiled`): what `weights.kept_columns` makes of `word_ngram_counts`."""
+    lookup = np.ascontiguousarray(lookup, dtype=np.int32)
+    rows = _native.word_ngram_counts(list(texts), *word_ngrams, lead_words, len(lookup), lookup)
+    return _native_counts(rows, n_columns, dtype)
+
+
+def _native_counts(rows: tuple[bytearray, bytearray, bytearray], n_columns: int, dtype) -> sp.csr_matrix:
+    indptr, indices, counts = rows
+    data = np.frombuffer(counts, dtype=np.int32).astype(dtype)
+    columns, starts = np.frombuffer(indices, dtype=np.int32), np.frombuffer(indptr, dtype=np.int64)
+    return sp.csr_matrix((data, columns, starts), shape=(len(starts) - 1, n_columns))

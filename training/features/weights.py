@@ -43,15 +43,25 @@ def column_lookup(columns: np.ndarray, n_buckets: int) -> np.ndarray:
     return lookup
 
 
-def tfidf(counts: sp.csr_matrix, lookup: np.ndarray, idf: np.ndarray, sublinear_tf: bool, dtype) -> sp.csr_matrix:
-    """Keep the looked-up buckets, then tf (1 + log tf if `sublinear_tf`) x idf, L2-normalized per row."""
+def kept_columns(counts: sp.csr_matrix, lookup: np.ndarray, n_columns: int) -> sp.csr_matrix:
+    """Counts per bucket as counts per kept column (the buckets not kept left out)."""
     counts = counts.tocsr()
     column = lookup[counts.indices]
     kept = column >= 0
     indptr = np.concatenate(([0], np.cumsum(kept)))[counts.indptr]
-    data = counts.data[kept].astype(dtype, copy=False)
+    return sp.csr_matrix((counts.data[kept], column[kept], indptr), shape=(counts.shape[0], n_columns))
+
+
+def tfidf(counts: sp.csr_matrix, lookup: np.ndarray, idf: np.ndarray, sublinear_tf: bool, dtype) -> sp.csr_matrix:
+    """Keep the looked-up buckets, then tf (1 + log tf if `sublinear_tf`) x idf, L2-normalized per row."""
+    return weigh_columns(kept_columns(counts, lookup, len(idf)), idf, sublinear_tf, dtype)
+
+
+def weigh_columns(counts: sp.csr_matrix, idf: np.ndarray, sublinear_tf: bool, dtype) -> sp.csr_matrix:
+    """Counts per kept column to tf (1 + log tf if `sublinear_tf`) x idf, L2-normalized per row."""
+    data = counts.data.astype(dtype)  # a copy: the logarithm is taken in place
     if sublinear_tf:
         data = np.log(data, out=data) + 1
-    data *= idf[column[kept]]
-    weighted = sp.csr_matrix((data, column[kept], indptr), shape=(counts.shape[0], len(idf)))
+    data *= idf[counts.indices]
+    weighted = sp.csr_matrix((data, counts.indices, counts.indptr), shape=counts.shape)
     return normalize(weighted, copy=False) if weighted.shape[0] else weighted
