@@ -262,12 +262,26 @@ def autotune_summary(record: dict) -> str:
     )
 
 
-def scores_text(scores: dict) -> str:
-    lines = [
-        f"documents  {scores['documents']:,}",
-        f"accuracy   {scores['accuracy']:.4f}",
-        f"macro-F1   {scores['macro_f1']:.4f}",
+def headline_scores(scores: dict, share=lambda value: f"{value:.4f}") -> list[tuple[str, str]]:
+    """The scores that sum a model up, named and formatted: accuracy and macro-F1, or for a
+    multi-label model micro-, macro- and samples-F1, Hamming loss, subset accuracy and how many
+    articles of several sections had all of them found. `share` formats a score."""
+    if not scores.get("multi_label"):
+        return [("accuracy", share(scores["accuracy"])), ("macro-F1", share(scores["macro_f1"]))]
+    several = scores["several_labels"]
+    return [
+        ("micro-F1", share(scores["micro_f1"])),
+        ("macro-F1", share(scores["macro_f1"])),
+        ("samples-F1", share(scores["samples_f1"])),
+        ("Hamming loss", share(scores["hamming_loss"])),
+        ("subset accuracy", share(scores["subset_accuracy"])),
+        ("all sections found", f"{several['all_found']:,} of {several['documents']:,} articles of several sections"),
     ]
+
+
+def scores_text(scores: dict) -> str:
+    lines = [f"documents  {scores['documents']:,}"]
+    lines += [f"{name:<11}{value}" for name, value in headline_scores(scores)]
     if "expected_calibration_error" in scores:
         lines.append(f"ECE        {scores['expected_calibration_error']:.4f}")
     width = max(len(printable(label)) for label in scores["per_label"]) + 2
@@ -325,6 +339,11 @@ def data_notes(card: dict, shown: Callable[[str], str] = printable) -> list[str]
     """What training did with documents it could not use as they were, one sentence per kind; the
     labels and folders they name escaped by `shown` for where they go (terminal or Markdown)."""
     notes = []
+    if card.get("config", {}).get("multi_label"):
+        notes.append(
+            f"Multi-label: {card.get('several_labels', 0):,} training articles have several labels; "
+            "an article gets its best label and every other at or above that label's threshold."
+        )
     if card.get("dropped"):
         notes.append(f"Dropped before training: {_counts(card['dropped'])}.")
     if card.get("repaired"):
@@ -354,8 +373,7 @@ def card_markdown(card: dict) -> str:
             "## Held-out scores",
             "",
             f"- documents: {scores['documents']:,}",
-            f"- accuracy: {_percent(scores['accuracy'])}%",
-            f"- macro-F1: {_percent(scores['macro_f1'])}%",
+            *(f"- {name}: {value}" for name, value in headline_scores(scores, lambda v: f"{_percent(v)}%")),
         ]
         if "expected_calibration_error" in scores:
             lines.append(f"- expected calibration error: {scores['expected_calibration_error']:.3f}")
@@ -484,7 +502,8 @@ def card_summary(card: dict, name: str) -> str:
         "labels    " + ", ".join(f"{printable(label)} ({count:,})" for label, count in card.get("labels", {}).items()),
         "sources   " + ", ".join(f"{printable(s['path'])} ({s['documents']:,})" for s in card.get("sources", [])),
         f"config    {config.get('classifier')} C={config.get('C')} word n-grams "
-        f"{','.join(map(str, config.get('word_ngrams') or ()))}",
+        f"{','.join(map(str, config.get('word_ngrams') or ()))}"
+        + (", multi-label (a threshold per label)" if config.get("multi_label") else ""),
     ]
     lines += [autotune_summary(card["autotune"])] if "autotune" in card else []
     lines += [base_summary(card["base"])] if "base" in card else []

@@ -19,10 +19,10 @@ import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed
 from scipy.optimize import minimize, minimize_scalar
-from scipy.special import log_softmax, softmax
+from scipy.special import expit, log_softmax, logit, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression, SGDClassifier
-from sklearn.metrics import f1_score
+from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 from sklearn.naive_bayes import ComplementNB
 from sklearn.svm import LinearSVC
@@ -75,31 +75,53 @@ def _linear_weights(estimator, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def balanced_weights(y_index: np.ndarray, n_classes: int) -> np.ndarray:
-    """n / (n_classes * n_label) per document: every label weighs the same in total."""
+    """n / (n_classes * n_label) per document: every label weighs the same in total. A document of
+    several labels (`y_index` a label-indicator matrix) weighs the mean of its labels' weights."""
+    if y_index.ndim == 2:
+        per_label = y_index.sum() / (n_classes * np.maximum(y_index.sum(axis=0), 1))
+        n_labels = y_index.sum(axis=1)
+        return np.where(n_labels > 0, (y_index @ per_label) / np.maximum(n_labels, 1), 1.0)
     return (len(y_index) / (n_classes * np.bincount(y_index, minlength=n_classes)))[y_index]
+
+
+def label_indicator(y_index: np.ndarray, n_classes: int) -> np.ndarray:
+    """Labels as a documents x labels 0/1 matrix: label indices made one-hot, a matrix kept."""
+    if y_index.ndim == 2:
+        return np.asarray(y_index, dtype=bool)
+    return y_index[:, None] == np.arange(n_classes)
 
 
 def nb_log_count_ratios(X, y_index: np.ndarray, n_classes: int, alpha: float) -> np.ndarray:
     """Per label and feature, log of (share of the label's documents with the feature) over (share of
     the other documents with it), smoothed by `alpha`: NB-SVM's scaling (Wang & Manning, 2012), which
     lets a linear learner start from naive Bayes' evidence."""
-    return nb_ratios_from_counts(documents_per_label(X, y_index, n_classes), alpha)
+    in_all = None
+    if y_index.ndim == 2:
+        in_all = documents_per_label(X, np.ones((len(y_index), 1), dtype=bool), 1)
+    return nb_ratios_from_counts(documents_per_label(X, y_index, n_classes), alpha, in_all)
 
 
 def documents_per_label(X, y_index: np.ndarray, n_classes: int) -> np.ndarray:
     """Per label and feature, how many of the label's documents have the feature (sums over shards)."""
     X = sp.csr_matrix(X)
     present = sp.csr_matrix((np.ones_like(X.data), X.indices, X.indptr), shape=X.shape)
-    membership = sp.csr_matrix(
-        (np.ones(len(y_index), dtype=X.dtype), (y_index, np.arange(len(y_index)))), shape=(n_classes, len(y_index))
-    )
+    if y_index.ndim == 2:
+        membership = sp.csr_matrix(np.asarray(y_index, dtype=X.dtype).T)
+    else:
+        membership = sp.csr_matrix(
+            (np.ones(len(y_index), dtype=X.dtype), (y_index, np.arange(len(y_index)))),
+            shape=(n_classes, len(y_index)),
+        )
     return np.asarray((membership @ present).todense())
 
 
-def nb_ratios_from_counts(in_label: np.ndarray, alpha: float) -> np.ndarray:
-    """NB log-count ratios (see `nb_log_count_ratios`) from per-label document counts of each feature."""
+def nb_ratios_from_counts(in_label: np.ndarray, alpha: float, in_all: np.ndarray | None = None) -> np.ndarray:
+    """NB log-count ratios (see `nb_log_count_ratios`) from per-label document counts of each feature.
+    `in_all` counts the documents with each feature; without it, the per-label counts' sum (a
+    document of several labels would count several times there)."""
+    in_all = in_label.sum(axis=0, keepdims=True) if in_all is None else in_all
     p = alpha + in_label
-    q = alpha + (in_label.sum(axis=0, keepdims=True) - in_label)
+    q = alpha + (in_all - in_label)
     return (np.log(p / p.sum(axis=1, keepdims=True)) - np.log(q / q.sum(axis=1, keepdims=True))).astype(np.float32)
 
 
@@ -120,16 +142,18 @@ def outlet_label_masks(
     section) always count, and a label always keeps some negatives. With `only` (label indices),
     the other labels keep every document whole. A small `weight` instead of 0 suits an outlet that
     files some of a missing section's stories under its other sections (crime news under
-    international): its documents are weak evidence against the label, not none.
+    international): its documents are weak evidence against the label, not none. `y_index` may be
+    a label-indicator matrix (documents of several labels).
     """
     names, outlet_index = np.unique(np.asarray(outlets, dtype=str), return_inverse=True)
+    indicator = label_indicator(y_index, n_classes)
     counts = np.zeros((len(names), n_classes), dtype=np.int64)
-    np.add.at(counts, (outlet_index, y_index), 1)
+    np.add.at(counts, outlet_index, indicator.astype(np.int64))
     uses = counts >= MIN_DOCS_OF_A_USED_LABEL
     several = uses.sum(axis=1) >= 2
     masks = np.ones((n_classes, len(y_index)), dtype=np.float64)
     for k in range(n_classes) if only is None else only:
-        negative = y_index != k
+        negative = ~indicator[:, k]
         silent = (several & ~uses[:, k])[outlet_index] & negative
         if (negative & ~silent).any():
             masks[k, silent] = weight
@@ -157,9 +181,11 @@ def label_problem_weights(sample_weight, masks, n_labels: int) -> list:
 def _one_vs_rest(make, X, y_index, weights, ratios, n_jobs) -> tuple[np.ndarray, np.ndarray]:
     """One binary learner per label, on threads (SGD releases the GIL, and threads share X instead of
     copying it to each process; liblinear's take turns, see `LIBLINEAR_LOCK`), with each label's
-    `weights` (see `label_problem_weights`)."""
+    `weights` (see `label_problem_weights`). `y_index` is label indices, or a label-indicator matrix
+    for documents of several labels."""
+    targets = label_indicator(y_index, len(weights))
     fitted = Parallel(n_jobs=estimator_jobs(n_jobs), prefer="threads")(
-        delayed(_fit_binary)(make, X, y_index == k, label_weights, None if ratios is None else ratios[k])
+        delayed(_fit_binary)(make, X, targets[:, k], label_weights, None if ratios is None else ratios[k])
         for k, label_weights in enumerate(weights)
     )
     return (
@@ -261,10 +287,11 @@ class LinearFitSteps:
     def fit_weights(self, X, y_index, weights=None, masks=None, ratios=None) -> tuple[np.ndarray, np.ndarray]:
         """(coef, intercept) fitted on these rows with these document `weights` (see
         `document_weights`) and label `masks`; `ratios` are NB ratios counted elsewhere (over a whole
-        corpus of which these rows are a shard), else counted on X."""
+        corpus of which these rows are a shard), else counted on X. `y_index` is label indices, or a
+        label-indicator matrix (a multi-label fit, one-vs-rest whatever the learner)."""
         n_classes = len(self.classes_)
         make = functools.partial(_make_estimator, self.kind, self.C, self.random_state)
-        if self.kind in ONE_VS_REST:
+        if self.kind in ONE_VS_REST or y_index.ndim == 2:
             if ratios is None and self.nb_scaling:
                 ratios = nb_log_count_ratios(X, y_index, n_classes, self.nb_scaling)
             label_weights = label_problem_weights(weights, masks, n_classes)
@@ -312,7 +339,173 @@ class LinearFitSteps:
         return self
 
 
-class LinearClassifier(LinearFitSteps, ClassifierMixin, BaseEstimator):
+# --- multi-label: one calibrated probability and one threshold per label ---------------------
+
+#: The threshold of a label that held-out data cannot tune (too few of its documents there).
+DEFAULT_LABEL_THRESHOLD = 0.5
+#: Held-out documents a label needs to have its own threshold.
+MIN_POSITIVES_TO_TUNE = 5
+#: Thresholds tried per label, and the shifts of all of them at once in log-odds (for micro-F1).
+#: With calibrated probabilities the F1-optimal threshold is half the best F1 (Lipton et al., 2014),
+#: so never above 0.5; a floor keeps a label from being added on a small chance. Beyond these bounds
+#: a tuned threshold fits the held-out share's noise (a label's plateau of equal F1), which another
+#: outlet would not share: on ANT the bounds change micro-F1 by 0.001 or less.
+THRESHOLD_GRID = np.round(np.arange(0.15, 0.501, 0.025), 3)
+THRESHOLD_SHIFTS = np.linspace(-2.0, 2.0, 17)
+
+
+def multi_label_targets(y) -> tuple[np.ndarray, np.ndarray] | None:
+    """(classes, documents x labels indicator) when `y` is multi-label, as MultiLabelBinarizer's
+    conventions have it: a 2-D 0/1 matrix (its labels are the column numbers) or a label list per
+    document (labels sorted); None for one label per document."""
+    if sp.issparse(y):
+        y = y.toarray()
+    if isinstance(y, np.ndarray) and y.ndim == 2:
+        if not np.isin(y, (0, 1)).all():
+            raise ValueError("a label-indicator matrix holds only 0 and 1")
+        return np.arange(y.shape[1]), y.astype(bool)
+    rows = list(y)
+    if not rows or not isinstance(rows[0], (list, tuple, set, frozenset, np.ndarray)):
+        return None
+    if not all(isinstance(row, (list, tuple, set, frozenset, np.ndarray)) for row in rows):
+        raise ValueError("multi-label targets are a list of labels for every document")
+    names = sorted({str(label) for row in rows for label in row})
+    column = {label: k for k, label in enumerate(names)}
+    indicator = np.zeros((len(rows), len(names)), dtype=bool)
+    for i, row in enumerate(rows):
+        indicator[i, [column[str(label)] for label in row]] = True
+    return np.asarray(names, dtype=str), indicator
+
+
+def chosen_labels(proba: np.ndarray, thresholds) -> np.ndarray:
+    """Which labels each document gets: those at or above their threshold, and always its best one."""
+    chosen = proba >= thresholds
+    chosen[np.arange(len(proba)), proba.argmax(axis=1)] = True
+    return chosen
+
+
+def fit_label_sigmoids(decision: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per label, the scale and bias of held-out decisions whose sigmoid minimizes log-loss (Platt
+    scaling, with Platt's smoothed targets so a label of few held-out documents is not made certain)."""
+    positives, n = truth.sum(axis=0), len(truth)
+    target = np.where(truth, (positives + 1) / (positives + 2), 1 / (n - positives + 2))
+
+    def loss_and_gradient(params: np.ndarray) -> tuple[float, np.ndarray]:
+        k = decision.shape[1]
+        logits = decision * params[:k] + params[k:]
+        p = expit(logits)
+        loss = -(target * np.log(np.clip(p, 1e-12, None)) + (1 - target) * np.log(np.clip(1 - p, 1e-12, None)))
+        residual = (p - target) / n
+        return loss.sum() / n, np.concatenate([(residual * decision).sum(axis=0), residual.sum(axis=0)])
+
+    k = decision.shape[1]
+    bounds = [(1e-3, None)] * k + [(None, None)] * k  # a positive scale never reorders a label's scores
+    params = minimize(loss_and_gradient, np.r_[np.ones(k), np.zeros(k)], jac=True, method="L-BFGS-B", bounds=bounds).x
+    return params[:k], params[k:]
+
+
+def _f1(truth: np.ndarray, predicted: np.ndarray, axis: int = 0) -> np.ndarray:
+    """F1 along `axis` of 0/1 arrays (0 where a label is neither true nor predicted)."""
+    tp = (truth & predicted).sum(axis=axis)
+    wrong = (truth != predicted).sum(axis=axis)
+    return np.divide(2 * tp, 2 * tp + wrong, out=np.zeros(np.shape(tp), dtype=np.float64), where=2 * tp + wrong > 0)
+
+
+def choose_thresholds(proba: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """A threshold per label from held-out probabilities, as LibMultiLabel tunes them: each label's
+    own best F1 (macro-F1), then one shift of all of them in log-odds for the best micro-F1 plus
+    macro-F1. A label with fewer than MIN_POSITIVES_TO_TUNE held-out documents keeps
+    DEFAULT_LABEL_THRESHOLD. A document's best label counts as chosen whatever its threshold (see `chosen_labels`)."""
+    n_labels = proba.shape[1]
+    best = proba.argmax(axis=1)[:, None] == np.arange(n_labels)
+    thresholds = np.full(n_labels, DEFAULT_LABEL_THRESHOLD)
+    tuned = truth.sum(axis=0) >= MIN_POSITIVES_TO_TUNE
+    for k in np.flatnonzero(tuned):
+        predicted = (proba[:, k, None] >= THRESHOLD_GRID) | best[:, k, None]
+        f1 = _f1(truth[:, k, None], predicted)
+        ties = np.flatnonzero(f1 == f1.max())
+        thresholds[k] = THRESHOLD_GRID[ties[len(ties) // 2]]  # the middle of a plateau, not its edge
+
+    def shifted(shift: float) -> np.ndarray:
+        return np.where(
+            tuned, np.clip(expit(logit(thresholds) + shift), THRESHOLD_GRID[0], THRESHOLD_GRID[-1]), thresholds
+        )
+
+    def micro_plus_macro(shift: float) -> float:
+        predicted = chosen_labels(proba, shifted(shift))
+        return _f1(truth.ravel(), predicted.ravel()) + _f1(truth, predicted).mean()
+
+    scores = np.array([micro_plus_macro(shift) for shift in THRESHOLD_SHIFTS])
+    best_shifts = THRESHOLD_SHIFTS[scores == scores.max()]
+    return shifted(best_shifts[np.abs(best_shifts).argmin()]).astype(np.float32)
+
+
+class MultiLabelFitting:
+    """`LinearClassifier`'s multi-label side: fitting on label lists or a label-indicator matrix
+    (one-vs-rest, a sigmoid and a threshold per label) and scoring such a model. It runs the
+    classifier's own fit steps (`LinearFitSteps`: `label_masks`, `document_weights`, `fit_weights`)
+    and `decision_function`, so each learner, class weights, NB scaling and outlet label sets work as
+    for a single-label model."""
+
+    def _fit_multi_label(self, X, classes, indicator, sample_weight=None, outlets=None):
+        """One-vs-rest weights, a sigmoid per label and a threshold per label fitted on a held-out
+        `calibration_size` share (see `choose_thresholds`), then the weights refit on all rows."""
+        if self.kind not in ONE_VS_REST + ("logreg",):
+            raise ValueError(f"a multi-label model learns with linear_svc, sgd or logreg, not {self.kind}")
+        self.classes_ = classes
+        n_classes = len(classes)
+        if n_classes < 2:
+            raise ValueError("a classifier needs at least two labels")
+        masks = self.label_masks(indicator, outlets)
+        self.temperature_ = 1.0
+        self.thresholds_ = np.full(n_classes, DEFAULT_LABEL_THRESHOLD, dtype=np.float32)
+        scale, bias = np.ones(n_classes), np.zeros(n_classes)
+        n_held = int(round(self.calibration_size * len(indicator)))
+        if self.calibration_size and n_held >= MIN_CALIBRATION_DOCS:
+            first_label = np.where(indicator.any(axis=1), indicator.argmax(axis=1), n_classes)
+            stratify = first_label if np.bincount(first_label)[np.unique(first_label)].min() >= 2 else None
+            fit_rows, held_rows = train_test_split(
+                np.arange(len(indicator)), test_size=n_held, stratify=stratify, random_state=self.random_state
+            )
+            self.coef_, self.intercept_ = self.fit_weights(
+                X[fit_rows],
+                indicator[fit_rows],
+                self.document_weights(indicator[fit_rows], None if sample_weight is None else sample_weight[fit_rows]),
+                None if masks is None else masks[:, fit_rows],
+            )
+            held = self.decision_function(X[held_rows])
+            scale, bias = fit_label_sigmoids(held, indicator[held_rows])
+            self.thresholds_ = choose_thresholds(expit(held * scale + bias), indicator[held_rows])
+        coef, intercept = self.fit_weights(X, indicator, self.document_weights(indicator, sample_weight), masks)
+        self.coef_ = coef * scale.astype(np.float32)[:, None]
+        self.intercept_ = (intercept * scale + bias).astype(np.float32)
+        return self
+
+    @property
+    def is_multi_label(self) -> bool:
+        """Whether the fitted model gives each document every label at or above its threshold."""
+        return getattr(self, "thresholds_", None) is not None
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy; for a multi-label model, subset accuracy (every label right), `y` as in `fit`."""
+        if not self.is_multi_label:
+            return super().score(X, y, sample_weight)
+        if sp.issparse(y) or (isinstance(y, np.ndarray) and y.ndim == 2):
+            truth = np.asarray(y.toarray() if sp.issparse(y) else y, dtype=bool)
+        else:
+            truth = self.label_columns(y)
+        return accuracy_score(truth, self.predict(X).astype(bool), sample_weight=sample_weight)
+
+    def label_columns(self, label_lists) -> np.ndarray:
+        """Label lists as a documents x `classes_` 0/1 matrix (labels the model lacks are left out)."""
+        column = {str(label): k for k, label in enumerate(self.classes_)}
+        indicator = np.zeros((len(label_lists), len(column)), dtype=bool)
+        for i, labels in enumerate(label_lists):
+            indicator[i, [column[str(label)] for label in labels if str(label) in column]] = True
+        return indicator
+
+
+class LinearClassifier(MultiLabelFitting, LinearFitSteps, ClassifierMixin, BaseEstimator):
     """A linear classifier with calibrated probabilities.
 
     `kind` picks the learner (LinearSVC, logistic regression, SGD, complement naive Bayes; `C` is the
@@ -360,6 +553,12 @@ class LinearClassifier(LinearFitSteps, ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, y, sample_weight=None, outlets=None):
+        """Fit on labels `y`: one per document, or several (a label-indicator matrix or a list of
+        labels per document, see `multi_label_targets`), which makes a multi-label model."""
+        multi_label = multi_label_targets(y)
+        if multi_label is not None:
+            return self._fit_multi_label(X, *multi_label, sample_weight, outlets)
+        self.__dict__.pop("thresholds_", None)
         y = np.asarray(y)
         classes, y_index = np.unique(y.astype(str) if y.dtype == object else y, return_inverse=True)
         self.classes_ = classes  # numbers stay numbers; text is a str array, saved without pickle
@@ -405,9 +604,16 @@ class LinearClassifier(LinearFitSteps, ClassifierMixin, BaseEstimator):
         return np.asarray(X @ self._weights_by_feature()) + self.intercept_
 
     def predict_proba(self, X) -> np.ndarray:
+        """Calibrated probabilities: of each label, in a multi-label model (a row need not sum to 1)."""
+        if self.is_multi_label:
+            return expit(self.decision_function(X))
         return softmax(self.decision_function(X) / self.temperature_, axis=1)
 
     def predict(self, X) -> np.ndarray:
+        """The best label of each document; for a multi-label model, a documents x labels 0/1
+        matrix of its chosen labels (MultiLabelBinarizer's convention, columns in `classes_` order)."""
+        if self.is_multi_label:
+            return chosen_labels(self.predict_proba(X), self.thresholds_).astype(np.int64)
         return self.classes_[np.argmax(self.decision_function(X), axis=1)]
 
 

@@ -362,6 +362,15 @@ def train_command(
             show_default=False,
         ),
     ] = None,
+    multi_label: Annotated[
+        bool | None,
+        typer.Option(
+            "--multi-label",
+            help="Give an article every label at or above that label's own threshold, tuned on held-out "
+            "training data [default: on when a training article lists several labels]",
+            show_default=False,
+        ),
+    ] = None,
     streaming: Annotated[
         bool | None,
         typer.Option(
@@ -431,6 +440,7 @@ def train_command(
         balance_outlets=balance_outlets,
         outlet_label_sets=outlet_label_sets,
         dedupe=dedupe,
+        multi_label=multi_label,
         word_ngrams=word_ngrams,
         char_ngrams=char_ngrams,
         class_weight=class_weight,  # "0" and "none": off, whatever a recipe says
@@ -630,7 +640,7 @@ def predict_command(
         float,
         typer.Option(
             help="Below this best probability the label is --unknown-label (see `qism evaluate` for coverage "
-            "and accuracy)"
+            "and accuracy); for a multi-label model, above 0 it replaces every label's own threshold"
         ),
     ] = 0.0,
     unknown_label: Annotated[

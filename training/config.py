@@ -57,7 +57,7 @@ MAX_EXPLAIN_TERMS = 100
 OUTPUT_FORMATS = ("table", "json", "jsonl", "csv")
 #: Keys of a labeled record and columns of a CSV output (see `predict.label_documents` and
 #: `output.py`): an input column kept with --keep-columns cannot take one of these names.
-RECORD_KEYS = ("id", "label", "label_ar", "score", "top", "terms", "reason")
+RECORD_KEYS = ("id", "label", "label_ar", "labels", "labels_ar", "score", "top", "terms", "reason")
 _RANKED_COLUMN_RE = re.compile(r"(?:label|label_ar|score)_\d+")
 #: Regularization strengths qism trains with: past them SGD's updates overflow (1e300, 1e-300 gave
 #: tracebacks); autotune's grid and every model trained so far lie well inside (0.01 to 8).
@@ -287,6 +287,9 @@ class TrainConfig:
     test_size: float = 0.2
     seed: int = 42
     dedupe: bool = True
+    #: Give an article every label at or above that label's threshold (one-vs-rest, see
+    #: `classifier.choose_thresholds`); also on when a training article lists several labels.
+    multi_label: bool = False
 
     def __post_init__(self):
         self.classifier = _choice(self.classifier, "--classifier", CLASSIFIERS)
@@ -317,8 +320,10 @@ class TrainConfig:
         self.calibration_size = _number(self.calibration_size, "calibration_size", 0, 0.5)
         self.test_size = _number(self.test_size, "--test-size", 0, 1, high_open=True)
         self.seed = _integer(self.seed, "--seed", 0, MAX_SEED)
-        for name in ("sublinear_tf", "balance_outlets", "outlet_label_sets", "class_scaling", "dedupe"):
+        for name in ("sublinear_tf", "balance_outlets", "outlet_label_sets", "class_scaling", "dedupe", "multi_label"):
             _flag(getattr(self, name), name.replace("_", "-"))
+        if self.multi_label and self.classifier == "complement_nb":
+            raise QismError("--multi-label learns with sgd, linear_svc or logreg, not complement_nb")
         if not isinstance(self.cleaning, dict):
             raise QismError(f"cleaning is a table of step = true/false; got {self.cleaning!r}")
         unknown = sorted(set(self.cleaning) - set(CLEANING_STEPS))
@@ -337,7 +342,12 @@ class TrainConfig:
         return cls(**options)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The options as a card records them; `multi_label` only when on, so a single-label model's
+        card stays what it was before the option existed."""
+        options = asdict(self)
+        if not self.multi_label:
+            del options["multi_label"]
+        return options
 
 
 #: The product's defaults, which the estimators' own defaults repeat.

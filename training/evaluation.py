@@ -9,11 +9,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .classifier import chosen_labels
 from .config import ReadOptions
 from .corpus import Document, label_key, read_source
 from .errors import QismError
 from .recipe import LabelMap
-from .scores import label_indices, score, scores_by_outlet
+from .scores import label_indices, multi_label_score, score, scores_by_outlet
 
 
 @dataclass
@@ -28,6 +29,13 @@ class Evaluation:
     #: Probabilities, one column per entry of `labels`.
     proba: np.ndarray
     scores: dict
+    #: For a multi-label model: documents x `labels` 0/1 matrices of the true and the chosen labels.
+    truth: np.ndarray | None = None
+    chosen: np.ndarray | None = None
+
+    @property
+    def is_multi_label(self) -> bool:
+        return self.truth is not None
 
 
 #: More documents than this share with gold labels the model does not know, and the evaluation is
@@ -47,13 +55,22 @@ def read_labeled(
         for doc in read_source(source, options):
             if doc.label is None or doc.problem is not None:
                 continue
-            mapped = next(
-                (target for mapping in label_maps if (target := mapping.target(str(source), doc.label))), None
-            )
-            documents.append(replace(doc, label=mapped) if mapped else doc)
+            documents.append(_mapped(doc, str(source), label_maps))
     if not documents:
         raise QismError("no labeled documents to evaluate")
     return documents
+
+
+def _mapped(doc: Document, source: str, label_maps: Sequence[LabelMap]) -> Document:
+    """The document with each label that one of `label_maps` lists as the label id it maps to."""
+
+    def target(label: str) -> str:
+        return next((to for mapping in label_maps if (to := mapping.target(source, label))), label)
+
+    if doc.labels:
+        labels = tuple(dict.fromkeys(target(label) for label in doc.labels))
+        return replace(doc, label=labels[0], labels=labels if len(labels) > 1 else ())
+    return replace(doc, label=target(doc.label))
 
 
 def model_label_map(model) -> LabelMap | None:
@@ -65,18 +82,10 @@ def evaluate_documents(model, documents: Sequence[Document]) -> Evaluation:
     """Score `model` on labeled documents; labels the model does not know count as errors, and a
     corpus whose documents mostly have such labels is refused. Documents from several outlets are
     also scored per outlet (`by_outlet`)."""
-    # `Sports ` is the model's `sports`, and a display name (`رياضة`) is the label it names
-    spelled = {label_key(name): label for label, name in model.label_names.items()}
-    spelled.update({label_key(label): label for label in model.labels})
-    y_true = [spelled.get(label_key(doc.label), " ".join(doc.label.split())) for doc in documents]
-    known = set(model.labels)
-    strangers = Counter(label for label in y_true if label not in known)
-    if sum(strangers.values()) > MAX_UNKNOWN_GOLD_SHARE * len(y_true):
-        named = ", ".join(f"{label} ({count:,})" for label, count in strangers.most_common(5))
-        raise QismError(
-            f"{sum(strangers.values()):,} of {len(y_true):,} documents have labels the model does not know "
-            f"({named}); its labels are {', '.join(model.labels)}. Is this the corpus and model you meant?"
-        )
+    if model.is_multi_label:
+        return evaluate_multi_label(model, documents)
+    y_true = [gold_label(model, doc.label) for doc in documents]
+    check_known(model, y_true)
     proba = model.predict_proba([doc.text for doc in documents])
     model_labels = model.labels
     y_pred = [model_labels[i] for i in proba.argmax(axis=1)]
@@ -91,6 +100,46 @@ def evaluate_documents(model, documents: Sequence[Document]) -> Evaluation:
             np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object), outlets
         )
     return Evaluation(list(documents), labels, label_indices(labels, y_true), padded, result)
+
+
+def gold_label(model, label: str) -> str:
+    """A gold label as the model spells it: `Sports ` is the model's `sports`, and a display name
+    (`رياضة`) is the label it names."""
+    spelled = {label_key(name): known for known, name in model.label_names.items()}
+    spelled.update({label_key(known): known for known in model.labels})
+    return spelled.get(label_key(label), " ".join(label.split()))
+
+
+def check_known(model, y_true: Sequence[str]) -> None:
+    """Refuse gold labels that are mostly ones the model does not know (see MAX_UNKNOWN_GOLD_SHARE)."""
+    known = set(model.labels)
+    strangers = Counter(label for label in y_true if label not in known)
+    if sum(strangers.values()) > MAX_UNKNOWN_GOLD_SHARE * len(y_true):
+        named = ", ".join(f"{label} ({count:,})" for label, count in strangers.most_common(5))
+        raise QismError(
+            f"{sum(strangers.values()):,} of {len(y_true):,} documents have labels the model does not know "
+            f"({named}); its labels are {', '.join(model.labels)}. Is this the corpus and model you meant?"
+        )
+
+
+def evaluate_multi_label(model, documents: Sequence[Document]) -> Evaluation:
+    """Score a multi-label model (see `scores.multi_label_score`): every gold label of a document
+    (its list, else its label) against the labels the model chooses at its thresholds."""
+    gold = [tuple(dict.fromkeys(gold_label(model, label) for label in doc.labels or (doc.label,))) for doc in documents]
+    check_known(model, [labels[0] for labels in gold])
+    proba = model.predict_proba([doc.text for doc in documents])
+    unknown = sorted({label for labels in gold for label in labels} - set(model.labels))
+    labels = model.labels + unknown
+    column = {label: k for k, label in enumerate(labels)}
+    truth = np.zeros((len(gold), len(labels)), dtype=bool)
+    for i, doc_labels in enumerate(gold):
+        truth[i, [column[label] for label in doc_labels]] = True
+    padded = np.hstack([proba, np.zeros((len(proba), len(unknown)))]) if unknown else proba
+    predicted = np.hstack([chosen_labels(proba, model.label_thresholds()), np.zeros((len(proba), len(unknown)), bool)])
+    result = multi_label_score(truth, predicted, labels)
+    result["labels_unknown_to_model"] = unknown
+    y_index = label_indices(labels, [g[0] for g in gold])
+    return Evaluation(list(documents), labels, y_index, padded, result, truth, predicted)
 
 
 def evaluate(model, sources: Iterable[str], options: ReadOptions = ReadOptions()) -> dict:

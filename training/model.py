@@ -32,7 +32,7 @@ from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
 from .card import card_markdown, card_summary, package_versions, qism_version
-from .classifier import LOG_TEMPERATURE_BOUNDS, LinearClassifier
+from .classifier import LOG_TEMPERATURE_BOUNDS, LinearClassifier, chosen_labels
 from .clean import TextCleaner
 from .config import TrainConfig, resolve_jobs
 from .errors import QismError
@@ -171,7 +171,13 @@ FITTED = {
     Pipeline: {},
     TextCleaner: {},
     TfidfFeaturizer: {"boilerplate_": "array", "columns_": "array", "idf_": "array", "n_features_out_": "number"},
-    LinearClassifier: {"classes_": "array", "coef_": "array", "intercept_": "array", "temperature_": "number"},
+    LinearClassifier: {
+        "classes_": "array",
+        "coef_": "array",
+        "intercept_": "array",
+        "temperature_": "number",
+        "thresholds_": "array",
+    },
 }
 
 
@@ -365,6 +371,8 @@ def _check_shapes(features: TfidfFeaturizer, classifier: LinearClassifier) -> No
         raise ValueError("classes_ must list two labels or more")
     _fitted_array(classifier, "coef_", "f", (len(classes), len(columns)))
     _fitted_array(classifier, "intercept_", "f", (len(classes),))
+    if getattr(classifier, "thresholds_", None) is not None:
+        _fitted_array(classifier, "thresholds_", "f", (len(classes),))
 
 
 def _check_values(features: TfidfFeaturizer, classifier: LinearClassifier) -> None:
@@ -385,6 +393,8 @@ def _check_values(features: TfidfFeaturizer, classifier: LinearClassifier) -> No
         raise ValueError("classes_ holds an empty label")
     _within(classifier.coef_, "coef_", -MAX_WEIGHT, MAX_WEIGHT)
     _within(classifier.intercept_, "intercept_", -MAX_WEIGHT, MAX_WEIGHT)
+    if classifier.is_multi_label:
+        _within(classifier.thresholds_, "thresholds_", 0, 1)
     temperature = getattr(classifier, "temperature_", None)
     low, high = (math.exp(bound) for bound in LOG_TEMPERATURE_BOUNDS)
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not low <= temperature <= high:
@@ -553,6 +563,13 @@ def top_labels(proba: np.ndarray, labels: list[str], k: int) -> list[list[tuple[
     return [[(labels[j], float(row[j])) for j in best] for row, best in zip(proba, order)]
 
 
+def chosen_with_scores(proba: np.ndarray, labels: list[str], thresholds) -> list[list[tuple[str, float]]]:
+    """Each row's chosen labels (see `classifier.chosen_labels`) with their probabilities, best first."""
+    chosen = chosen_labels(proba, thresholds)
+    order = np.argsort(-proba, axis=1, kind="stable")
+    return [[(labels[j], float(row[j])) for j in best if picked[j]] for row, best, picked in zip(proba, order, chosen)]
+
+
 @dataclass
 class Model:
     """A fitted pipeline (raw text in, label scores out) and its card: the one door to labeling."""
@@ -573,9 +590,29 @@ class Model:
         """Calibrated probabilities, one row per text, columns in the order of `labels`."""
         return self.pipeline.predict_proba(_as_texts(texts))
 
-    def predict(self, texts: str | Iterable[str]) -> list[str]:
+    @property
+    def is_multi_label(self) -> bool:
+        """Whether the model gives an article every section at or above that section's threshold."""
+        return self.pipeline.named_steps["classifier"].is_multi_label
+
+    def predict(self, texts: str | Iterable[str]) -> list[str] | list[list[str]]:
+        """The best label of each text; for a multi-label model, the list of its labels, best first."""
+        if self.is_multi_label:
+            return [[label for label, _ in chosen] for chosen in self.predict_chosen(texts)]
         labels = self.labels
         return [labels[i] for i in self.predict_proba(texts).argmax(axis=1)]
+
+    def predict_chosen(
+        self, texts: str | Iterable[str], threshold: float | None = None
+    ) -> list[list[tuple[str, float]]]:
+        """A multi-label model's labels of each text with their probabilities, best first: those at or
+        above their own threshold (or `threshold` for all), and always the best one."""
+        return chosen_with_scores(self.predict_proba(texts), self.labels, self.label_thresholds(threshold))
+
+    def label_thresholds(self, threshold: float | None = None) -> np.ndarray:
+        """Each label's threshold: the model's own (tuned when it was trained), or `threshold` for all."""
+        classifier = self.pipeline.named_steps["classifier"]
+        return classifier.thresholds_ if threshold is None else np.full(len(self.labels), threshold)
 
     def predict_top(
         self, texts: str | Iterable[str], k: int = 3, threshold: float = 0.0

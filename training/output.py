@@ -36,6 +36,9 @@ from .predict import batch_size_for, label_documents
 
 #: How many records the table reads before it sets its column widths (later rows keep them), and
 #: the most cells a kept input column takes in it (longer values are cut there; CSV and JSON keep them whole).
+#: Between the labels of a multi-label record's `labels` cell (CSV and table), so a spreadsheet's
+#: "text to columns" or pandas' `str.split("|")` splits them.
+LABELS_SEPARATOR = "|"
 TABLE_BLOCK = 1000
 TABLE_KEPT_CELLS = 40
 
@@ -57,17 +60,21 @@ class _Layout:
     names: bool
     explained: bool
     kept: tuple[str, ...]
+    #: A multi-label model's records: a `labels` cell (and `labels_ar`) after the score.
+    multi_label: bool = False
 
     @classmethod
     def of(cls, first: dict | None, top_k: int) -> _Layout:
         if first is None:
             return cls(top_k, False, False, ())
         kept = tuple(key for key in first if key not in RECORD_KEYS)
-        return cls(top_k, "label_ar" in first, "terms" in first, kept)
+        return cls(top_k, "label_ar" in first, "terms" in first, kept, "labels" in first)
 
     def header(self) -> list[str]:
         names = ["label_ar"] if self.names else []
         columns = ["id", "label", *names, "score"]
+        if self.multi_label:
+            columns += ["labels", *(["labels_ar"] if self.names else [])]
         for rank in range(2, self.top_k + 1):
             columns += [f"label_{rank}", *(f"{name}_{rank}" for name in names), f"score_{rank}"]
         return columns + ["reason", *self.kept] + (["terms"] if self.explained else [])
@@ -82,6 +89,9 @@ class _Layout:
             *([record["label_ar"]] if self.names else []),
             "" if best is None else score(best),
         ]
+        if self.multi_label:
+            keys = ["labels", "labels_ar"] if self.names else ["labels"]
+            cells += [LABELS_SEPARATOR.join(record[key]) for key in keys]
         for rank in range(1, self.top_k):
             item = ranked[rank] if rank < len(ranked) else None
             cells += [item["label"] if item else ""] + ([item["label_ar"] if item else ""] if self.names else [])
@@ -242,7 +252,10 @@ def _parquet_schema(first: dict | None):
     pa = require_extra("pyarrow", "parquet")
     item = pa.struct([("label", pa.string()), ("score", pa.float64()), ("label_ar", pa.string())])
     kept = [key for key in (first or {}) if key not in RECORD_KEYS]
-    fields = [("id", pa.string()), ("label", pa.string()), ("label_ar", pa.string()), ("top", pa.list_(item))]
+    fields = [("id", pa.string()), ("label", pa.string()), ("label_ar", pa.string())]
+    if first is not None and "labels" in first:  # a multi-label model's chosen labels
+        fields += [("labels", pa.list_(pa.string())), ("labels_ar", pa.list_(pa.string()))]
+    fields.append(("top", pa.list_(item)))
     return pa.schema([*fields, ("reason", pa.string()), *((key, pa.string()) for key in kept)])
 
 

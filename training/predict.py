@@ -18,7 +18,7 @@ from .config import LabelOptions, resolve_jobs
 from .corpus import Document, label_key
 from .errors import QismError
 from .features.pool import CHUNK_SIZE
-from .model import Model, top_labels
+from .model import Model, chosen_with_scores, top_labels
 from .recipe import LabelMap
 
 
@@ -35,7 +35,8 @@ def label_documents(
     on_batch: Callable[[int], None] = lambda n: None,
 ) -> Iterator[dict]:
     """One record per document: `id` (when known), `label`, `label_ar` (when the model has display
-    names), `top` (the best `options.top_k` labels), with `options.explain` `terms` (that many terms
+    names), `top` (the best `options.top_k` labels), for a multi-label model `labels` (its chosen
+    labels, best first, see `Model.predict_chosen`) and `labels_ar`, with `options.explain` `terms` (that many terms
     that pushed it most towards its best label), and last the document's kept input columns
     (`Document.fields`).
 
@@ -48,18 +49,24 @@ def label_documents(
     names = model.label_names
     documents = iter(documents)
     while batch := list(itertools.islice(documents, batch_size)):
-        records = [_unlabeled(doc, reason, options, names) if (reason := unusable(doc)) else None for doc in batch]
+        records = [
+            _unlabeled(doc, reason, options, names, model.is_multi_label) if (reason := unusable(doc)) else None
+            for doc in batch
+        ]
         positions = [i for i, record in enumerate(records) if record is None]
         usable = [batch[i].text for i in positions]
         if usable:
             proba, terms = (
                 model.explain(usable, options.explain) if options.explain else (model.predict_proba(usable), None)
             )
+            chosen = chosen_labels_of(model, proba, options)
             for i, (position, top) in enumerate(zip(positions, top_labels(proba, model.labels, options.top_k))):
                 record = {"id": batch[position].id} if batch[position].id is not None else {}
-                record["label"] = top[0][0] if top[0][1] >= options.threshold else options.unknown_label
+                record["label"] = top[0][0] if top[0][1] >= options.threshold or chosen else options.unknown_label
                 if names:
                     record["label_ar"] = names.get(record["label"], record["label"])
+                if chosen:
+                    record.update(_labels_cells([label for label, _ in chosen[i]], names))
                 record["top"] = [_scored(label, p, names) for label, p in top]
                 if terms is not None:
                     record["terms"] = terms[i]
@@ -73,6 +80,22 @@ def label_documents(
         on_batch(len(batch))
 
 
+def chosen_labels_of(model: Model, proba, options: LabelOptions) -> list[list[tuple[str, float]]] | None:
+    """A multi-label model's chosen labels of each row (a `--threshold` above 0 replaces every
+    label's own threshold); None for a single-label model."""
+    if not model.is_multi_label:
+        return None
+    return chosen_with_scores(proba, model.labels, model.label_thresholds(options.threshold or None))
+
+
+def _labels_cells(labels: list[str], names: dict[str, str]) -> dict:
+    """A multi-label record's `labels`, best first, and their display names in `labels_ar`."""
+    cells = {"labels": labels}
+    if names:
+        cells["labels_ar"] = [names.get(label, label) for label in labels]
+    return cells
+
+
 def unusable(doc: Document) -> str | None:
     """Why a document cannot be labeled: it was a binary file, it has no text, or no Arabic word in
     it (English, numbers only), where a model of Arabic news would give a label at random."""
@@ -83,11 +106,13 @@ def unusable(doc: Document) -> str | None:
     return None if has_arabic_word(doc.text) else "no Arabic words"
 
 
-def _unlabeled(doc: Document, reason: str, options: LabelOptions, names: dict[str, str]) -> dict:
+def _unlabeled(doc: Document, reason: str, options: LabelOptions, names: dict[str, str], multi_label: bool) -> dict:
     record = {"id": doc.id} if doc.id is not None else {}
     record["label"] = options.unknown_label
     if names:
         record["label_ar"] = names.get(options.unknown_label, options.unknown_label)
+    if multi_label:
+        record.update(_labels_cells([], names))
     record["top"] = []
     if options.explain:
         record["terms"] = []

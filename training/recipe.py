@@ -133,9 +133,14 @@ class LabelMap:
         return found
 
     def apply(self, documents: Iterable[tuple[str, Document]], unmapped: Counter) -> Iterator[tuple[str, Document]]:
-        """Relabel each (source path, document); drop those whose label the map does not list,
-        counting them in `unmapped` by `source file name:label`."""
+        """Relabel each (source path, document); drop those whose label the map does not list (of a
+        label list: none of whose labels), counting them in `unmapped` by `source file name:label`."""
         for source_path, doc in documents:
+            # a list keeps the labels the map lists; a document with none of them is dropped and counted
+            mapped = tuple(dict.fromkeys(to for label in doc.labels if (to := self.target(source_path, label))))
+            if mapped:
+                yield source_path, replace(doc, label=mapped[0], labels=mapped if len(mapped) > 1 else ())
+                continue
             label_id = self.target(source_path, doc.label or "")
             if label_id is None:
                 unmapped[f"{Path(source_path).name}:{doc.label}"] += 1

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .card import per_label_rows
+from .card import headline_scores, per_label_rows
 from .config import check_report_language
 from .errors import QismError, printable
 from .evaluation import Evaluation
@@ -135,6 +135,10 @@ STRINGS = {
         "cov_title": "Accuracy against coverage by threshold",
         "cov_x": "coverage (share of articles labeled)",
         "cov_y": "accuracy on them",
+        "co_title": "Sections filed together (true labels)",
+        "co_predicted_title": "Sections given together (the model)",
+        "co_axis": "section",
+        "co_bar": "share of the row's section",
     },
     "ar": {
         "lang": "ar",
@@ -205,6 +209,10 @@ STRINGS = {
         "cov_title": "نسبة الصواب مقابل التغطية حسب العتبة",
         "cov_x": "التغطية (حصة المقالات الموسومة)",
         "cov_y": "نسبة الصواب فيها",
+        "co_title": "الأقسام التي تُنشر معًا (الأقسام الصحيحة)",
+        "co_predicted_title": "الأقسام التي يعطيها النموذج معًا",
+        "co_axis": "القسم",
+        "co_bar": "النسبة من قسم الصف",
     },
 }
 
@@ -381,6 +389,8 @@ def distinct_thresholds(rows: list[dict]) -> list[dict]:
 
 def predicted_counts(scores: dict) -> list[int]:
     """How many documents the model gave each label, in the order of the scores' labels."""
+    if scores.get("multi_label"):
+        return [row["predicted"] for row in scores["per_label"].values()]
     return np.asarray(scores["confusion_matrix"]["rows_true_columns_predicted"]).sum(axis=0).tolist()
 
 
@@ -394,23 +404,23 @@ def mistakes(model, evaluation: Evaluation, names: list[str]) -> list[dict]:
     lists both), with the terms that drove it."""
     confidence = evaluation.proba.max(axis=1)
     predicted = evaluation.proba.argmax(axis=1)
-    wrong = np.flatnonzero(predicted != evaluation.y_index)
+    if evaluation.is_multi_label:  # a wrong set of sections: the true ones and the chosen ones differ
+        wrong = np.flatnonzero((evaluation.truth != evaluation.chosen).any(axis=1))
+        chosen = [", ".join(names[j] for j in np.flatnonzero(row)) for row in evaluation.chosen]
+        gold = [[names[j] for j in np.flatnonzero(row)] for row in evaluation.truth]
+    else:
+        wrong = np.flatnonzero(predicted != evaluation.y_index)
+        chosen = [names[j] for j in predicted]
+        gold = [[names[j]] for j in evaluation.y_index]
     groups: dict[str, dict] = {}
     for i in wrong[np.argsort(-confidence[wrong], kind="stable")]:
         document = evaluation.documents[i]
         group = groups.setdefault(
             " ".join(document.text.split()),
-            {
-                "ids": [],
-                "true": [],
-                "predicted": names[predicted[i]],
-                "confidence": float(confidence[i]),
-                "text": document.text,
-            },
+            {"ids": [], "true": [], "predicted": chosen[i], "confidence": float(confidence[i]), "text": document.text},
         )
         group["ids"].append(document.id or str(i + 1))
-        if names[evaluation.y_index[i]] not in group["true"]:
-            group["true"].append(names[evaluation.y_index[i]])
+        group["true"] += [label for label in gold[i] if label not in group["true"]]
     _, terms = model.explain([group["text"] for group in groups.values()], TERMS_SHOWN) if groups else (None, [])
     return [
         {**group, "excerpt": _excerpt(flat), "terms": its_terms}
@@ -531,7 +541,22 @@ def _scores_row(name: str, scores: dict) -> str:
     )
 
 
+def _multi_label_scores_section(r: _Report) -> str:
+    """A multi-label model's scores (see `card.headline_scores`), this evaluation's and the card's."""
+    t, scores, card_scores = r.t, r.evaluation.scores, r.model.card.get("scores")
+    shown = [scores] + ([card_scores] if card_scores and card_scores.get("multi_label") else [])
+    headlines = [headline_scores(each, _percent) for each in shown]
+    rows = [
+        _cell(name) + "".join(_number(headline[k][1]) for headline in headlines)
+        for k, (name, _) in enumerate(headlines[0])
+    ]
+    columns = [t["this_evaluation"]] + ([t["held_out"]] if len(shown) > 1 else [])
+    return f"<h2>{t['scores']}</h2>{_table(['', *columns], rows)}"
+
+
 def _scores_section(r: _Report) -> str:
+    if r.evaluation.is_multi_label:
+        return _multi_label_scores_section(r)
     t, scores, card_scores = r.t, r.evaluation.scores, r.model.card.get("scores")
     rows = [_scores_row(t["this_evaluation"], scores)] + (
         [_scores_row(t["held_out"], card_scores)] if card_scores else []
@@ -643,7 +668,13 @@ def _page(r: _Report) -> str:
     t = r.t
     sections = [_model_section, _scores_section, _per_label_section, _outlets_section]
     body = "".join(section(r) for section in sections)
-    confusion = f'<div class="pictures">{_image(r.pictures["confusion"], t["cm_title"])}</div>'
+    shown = [("confusion", t["cm_title"]), ("co_occurrence", t["co_title"]), ("co_predicted", t["co_predicted_title"])]
+    confusion = (
+        '<div class="pictures">'
+        + "".join(_image(r.pictures[key], title) for key, title in shown if key in r.pictures)
+        + "</div>"
+    )
+    calibration = "" if r.evaluation.is_multi_label else _calibration_section(r)
     plain_title = html.escape(t["title"].format(model=r.model_name))
     return f"""<!DOCTYPE html>
 <html lang="{t["lang"]}" dir="{t["dir"]}">
@@ -652,7 +683,7 @@ def _page(r: _Report) -> str:
 {_header(r)}
 {body}
 {confusion}
-{_calibration_section(r)}
+{calibration}
 {_mistakes_section(r)}
 </body>
 </html>
@@ -699,6 +730,34 @@ def _mistakes_csv(found: list[dict]) -> bytes:
     )
 
 
+def report_pictures(evaluation: Evaluation, names: list[str], t: dict[str, str]) -> dict[str, bytes]:
+    """The page's pictures: the confusion matrix, and the calibration curve and accuracy against
+    coverage; for a multi-label model instead of these two, which sections are filed together, in
+    the truth and by the model."""
+    scores = evaluation.scores
+    pictures = {
+        "confusion": confusion_matrix_png(
+            np.asarray(scores["confusion_matrix"]["rows_true_columns_predicted"]), names, t
+        )
+    }
+    if evaluation.is_multi_label:
+        axes = {**t, "cm_x": t["co_axis"], "cm_y": t["co_axis"], "cm_bar": t["co_bar"]}
+        for key, matrix, title in (
+            ("co_occurrence", "true", "co_title"),
+            ("co_predicted", "predicted", "co_predicted_title"),
+        ):
+            picture = np.asarray(scores["co_occurrence"][matrix])
+            pictures[key] = confusion_matrix_png(picture, names, {**axes, "cm_title": t[title]})
+        return pictures
+    confidence = evaluation.proba.max(axis=1)
+    correct = evaluation.proba.argmax(axis=1) == evaluation.y_index
+    pictures["calibration"] = calibration_png(
+        reliability(evaluation.proba, evaluation.y_index), scores["expected_calibration_error"], t
+    )
+    pictures["coverage"] = coverage_png(confidence, correct, distinct_thresholds(scores["by_threshold"]), t)
+    return pictures
+
+
 def write_report(
     directory: str | os.PathLike,
     model,
@@ -718,18 +777,7 @@ def write_report(
         raise QismError(f"{directory}: exists and is not a folder")
     # The Arabic page names labels by their display names; the English one by the labels themselves.
     names = [model.label_names.get(label, label) if lang == "ar" else label for label in evaluation.labels]
-    scores = evaluation.scores
-    confidence = evaluation.proba.max(axis=1)
-    correct = evaluation.proba.argmax(axis=1) == evaluation.y_index
-    pictures = {
-        "confusion": confusion_matrix_png(
-            np.asarray(scores["confusion_matrix"]["rows_true_columns_predicted"]), names, t
-        ),
-        "calibration": calibration_png(
-            reliability(evaluation.proba, evaluation.y_index), scores["expected_calibration_error"], t
-        ),
-        "coverage": coverage_png(confidence, correct, distinct_thresholds(scores["by_threshold"]), t),
-    }
+    pictures = report_pictures(evaluation, names, t)
     found = mistakes(model, evaluation, names)
     report = _Report(
         t, model, model.card.get("name") or model_name or "qism", list(sources), evaluation, names, pictures, found

@@ -7,7 +7,13 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    hamming_loss,
+    precision_recall_fscore_support,
+)
 
 #: Shares of documents to keep labeled when picking a `--threshold`; the rest go to a person.
 COVERAGES = (1.0, 0.95, 0.9, 0.8, 0.7, 0.5)
@@ -118,3 +124,52 @@ def scores_by_outlet(truth: np.ndarray, predicted: np.ndarray, outlets: np.ndarr
             "f1": {str(label): float(f1) for label, f1 in zip(present, per_label)},
         }
     return result
+
+
+def multi_label_score(truth: np.ndarray, predicted: np.ndarray, labels: Sequence[str]) -> dict:
+    """The figures of a multi-label model from documents x labels 0/1 matrices of true and chosen
+    labels: micro-, macro- (labels with gold documents) and samples-F1, Hamming loss, subset
+    accuracy, per-label figures, how often each true section came with each chosen one
+    (`rows_true_columns_predicted`: the diagonal is hits, the rest confusions or co-assignments),
+    which sections are filed together (`co_occurrence`, true and predicted) and, for articles of
+    several sections, the share whose sections were all found."""
+    labels = list(labels)
+    truth, predicted = np.asarray(truth, dtype=bool), np.asarray(predicted, dtype=bool)
+    present = np.flatnonzero(truth.any(axis=0))
+    precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, zero_division=0)
+    several = truth.sum(axis=1) >= 2
+    as_int = truth.astype(np.int64), predicted.astype(np.int64)
+    return {
+        "documents": len(truth),
+        "multi_label": True,
+        "micro_f1": float(f1_score(truth, predicted, average="micro", zero_division=0)),
+        "macro_f1": float(np.mean(f1[present])) if len(present) else 0.0,
+        "macro_f1_labels": len(present),
+        "samples_f1": float(f1_score(truth, predicted, average="samples", zero_division=0)),
+        "hamming_loss": float(hamming_loss(truth, predicted)),
+        "subset_accuracy": float(accuracy_score(truth, predicted)),
+        "labels_per_document": {
+            "true": float(truth.sum(axis=1).mean()),
+            "predicted": float(predicted.sum(axis=1).mean()),
+        },
+        "several_labels": {
+            "documents": int(several.sum()),
+            "all_found": int((truth[several] <= predicted[several]).all(axis=1).sum()),
+        },
+        "per_label": {
+            label: {
+                "precision": float(p),
+                "recall": float(r),
+                "f1": float(f),
+                "support": int(s),
+                "predicted": int(n),
+            }
+            for label, p, r, f, s, n in zip(labels, precision, recall, f1, support, predicted.sum(axis=0))
+        },
+        "confusion_matrix": {"labels": labels, "rows_true_columns_predicted": (as_int[0].T @ as_int[1]).tolist()},
+        "co_occurrence": {
+            "labels": labels,
+            "true": (as_int[0].T @ as_int[0]).tolist(),
+            "predicted": (as_int[1].T @ as_int[1]).tolist(),
+        },
+    }

@@ -154,6 +154,9 @@ class Record(BaseModel):
     id: str | None = None
     label: str
     label_ar: str | None = None
+    #: A multi-label model's chosen labels, best first, and their display names.
+    labels: list[str] | None = None
+    labels_ar: list[str] | None = None
     top: list[Scored]
     terms: list[Term] | None = None
     reason: str | None = None

@@ -8,7 +8,8 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from .errors import QismError
 from .features import MAX_ARTICLE_CHARS, featurizer_for
 from .model import Model, check_model_folder
 from .recipe import BENCH_RECORDS, LabelMap, TrainingPlan, plan_training
-from .scores import score, scores_by_outlet
+from .scores import multi_label_score, score, scores_by_outlet
 from .streaming import ChunkEngine, check_streaming_config, choose_streaming, fit_streaming
 
 
@@ -64,6 +65,25 @@ class Prepared:
     #: The dedupe digest of each kept document's text, 16 bytes each, when its text is not kept:
     #: what a second read of the corpus is checked against (see `same_corpus`).
     keys: bytes = b""
+    #: Every label of each kept document when the model is multi-label (`labels` holds the first),
+    #: else None.
+    label_lists: list[tuple[str, ...]] | None = None
+
+    @property
+    def is_multi_label(self) -> bool:
+        return self.label_lists is not None
+
+    def targets(self, rows: np.ndarray) -> np.ndarray:
+        """What the classifier fits for these rows: a label each, or a tuple of labels each."""
+        if self.label_lists is None:
+            return np.asarray(self.labels, dtype=object)[rows]
+        targets = np.empty(len(rows), dtype=object)
+        targets[:] = [self.label_lists[i] for i in rows]
+        return targets
+
+    def label_counts(self) -> Counter:
+        """Documents per label (a document of several labels counts for each)."""
+        return Counter(self.labels) if self.label_lists is None else Counter(chain.from_iterable(self.label_lists))
 
     def outlet_array(self) -> np.ndarray:
         """`outlets` as an array, one (unnamed) outlet when they were not recorded."""
@@ -125,6 +145,11 @@ def merge_label_spellings(labels: Iterable[str]) -> dict[str, str]:
     return merges
 
 
+def _labels_of(doc: Document) -> tuple[str, ...]:
+    """A document's labels, each once, in the order given: its list, else its one label."""
+    return tuple(dict.fromkeys(label for label in (doc.labels or (doc.label,)) if (label or "").strip()))
+
+
 @dataclass
 class _Rows:
     """The documents kept so far, with what deduplication and a split by article need."""
@@ -133,26 +158,32 @@ class _Rows:
     #: Whether to keep each document's dedupe digest (to deduplicate, or for `same_corpus`).
     keyed: bool
     texts: list = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)
+    labels: list[tuple[str, ...]] = field(default_factory=list)
     outlets: list[str] = field(default_factory=list)
     parts: list[str] = field(default_factory=list)
     article_positions: list[int] = field(default_factory=list)
     keys: list[bytes] = field(default_factory=list)
 
-    def add(self, text: str, kept_as, label: str, outlet: str, part: str, article_position: int) -> None:
+    def add(self, text: str, kept_as, labels: tuple[str, ...], outlet: str, part: str, article_position: int) -> None:
         """Keep a document (`kept_as`: its text or its position); `part` is "" for an article."""
         self.texts.append(kept_as)
-        self.labels.append(label)
+        self.labels.append(labels)
         self.outlets.append(outlet)
         self.parts.append(part)
         self.article_positions.append(article_position)
         if self.keyed:
             self.keys.append(_dedupe_key(text))
 
-    def columns(self, labels: list[str], dropped: Counter) -> tuple[list, list, list, list, list, list]:
-        """Texts, labels, outlets, parts, articles' rows and digests of the documents left after
-        deduplication (with these labels, spellings merged); parts and articles empty without short forms."""
-        kept = _kept_rows(self.keys, labels, self.parts, dropped) if self.dedupe else range(len(self.texts))
+    def columns(self, labels: list, dropped: Counter, multi_label: bool) -> tuple[list, list, list, list, list, list]:
+        """Texts, label tuples, outlets, parts, articles' rows and digests of the documents left after
+        deduplication (with these labels, spellings merged); parts and articles empty without short forms.
+        For a multi-label model a text under several labels is kept once with all of them."""
+        if not self.dedupe:
+            kept = range(len(self.texts))
+        elif multi_label:
+            kept, labels = _merge_duplicates(self.keys, labels, dropped)
+        else:
+            kept = _kept_rows(self.keys, labels, self.parts, dropped)
         kept = _with_their_articles(kept, self.parts, self.article_positions, dropped)
         row_of_article = {self.article_positions[i]: row for row, i in enumerate(kept) if not self.parts[i]}
         has_short_forms = any(self.parts)
@@ -166,16 +197,23 @@ class _Rows:
         )
 
 
-def _printable_origin(doc: Document, source_path: str) -> tuple[str, str]:
-    """A document's label and outlet as the card, outputs and terminal can carry them (no lone surrogates)."""
-    return replace_lone_surrogates(doc.label), replace_lone_surrogates(doc.outlet or Path(source_path).name)
+def _printable_origin(doc: Document, source_path: str) -> tuple[tuple[str, ...], str]:
+    """A document's labels (see `_labels_of`) and outlet as the card, outputs and terminal can carry
+    them (no lone surrogates)."""
+    labels = tuple(replace_lone_surrogates(label) for label in _labels_of(doc))
+    return labels, replace_lone_surrogates(doc.outlet or Path(source_path).name)
 
 
-def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True, keep_texts: bool = True) -> Prepared:
+def prepare(
+    documents: Iterable[tuple[str, Document]], dedupe: bool = True, keep_texts: bool = True, multi_label: bool = False
+) -> Prepared:
     """Collect labeled documents per source and account for every one: drop binary files, empty and
     unlabeled ones, exact duplicates, and texts that appear under more than one label (they teach
     nothing and leak across a split); merge label spellings; count what is kept but worth a look.
     A short form of an article (`Document.part`) is kept with its article, and dropped with it.
+
+    The model is multi-label when `multi_label` says so or a document lists several labels; then a
+    text under several labels is kept once with all of them (`label_lists`, `merged_labels`).
 
     Without `keep_texts`, `texts` holds each kept document's position in `documents` instead of its
     text, so a corpus larger than memory is accounted for in one pass and read again for its texts."""
@@ -191,7 +229,7 @@ def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True, keep
             continue
         if doc.part is None:
             article_position = position
-        elif doc.text and not doc.text.isspace() and doc.label:  # a short form: not in the source's count
+        elif doc.text and not doc.text.isspace() and _labels_of(doc):  # a short form: not in the source's count
             kept_as = doc.text if keep_texts else position
             rows.add(doc.text, kept_as, *_printable_origin(doc, source_path), doc.part, article_position)
             continue
@@ -203,7 +241,8 @@ def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True, keep
         if doc.problem:
             dropped[doc.problem.replace(" ", "_")] += 1
             continue
-        if not (doc.label or "").strip():
+        doc_labels = _labels_of(doc)
+        if not doc_labels:
             dropped["no_label"] += 1
             continue
         if not doc.text or doc.text.isspace():
@@ -218,13 +257,14 @@ def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True, keep
         text = doc.text[:MAX_ARTICLE_CHARS]  # all the featurizer reads; a huge file is not kept whole
         rows.add(text, text if keep_texts else position, *_printable_origin(doc, source_path), "", position)
     sources = [{**entry, "sha256": entry["sha256"].hexdigest()} for entry in per_source.values()]
-    merges = merge_label_spellings(rows.labels)
-    repaired["relabeled"] = sum(label in merges for label in rows.labels)
-    labels = [merges.get(label, " ".join(label.split())) for label in rows.labels]
-    texts, labels, outlets, parts, article_of, keys = rows.columns(labels, dropped)
-    return Prepared(
+    multi_label = multi_label or any(len(doc_labels) > 1 for doc_labels in rows.labels)
+    merges = merge_label_spellings(chain.from_iterable(rows.labels))
+    repaired["relabeled"] = sum(label in merges for doc_labels in rows.labels for label in doc_labels)
+    labels = [tuple(dict.fromkeys(merges.get(label, " ".join(label.split())) for label in ls)) for ls in rows.labels]
+    texts, labels, outlets, parts, article_of, keys = rows.columns(labels, dropped, multi_label)
+    prepared = Prepared(
         texts,
-        labels,
+        [doc_labels[0] for doc_labels in labels],
         sources,
         dict(dropped),
         _nonzero(repaired),
@@ -236,6 +276,25 @@ def prepare(documents: Iterable[tuple[str, Document]], dedupe: bool = True, keep
         article_of,
         b"" if keep_texts else b"".join(keys),
     )
+    prepared.label_lists = labels if multi_label else None
+    return prepared
+
+
+def _merge_duplicates(keys: list[bytes], labels: list[tuple[str, ...]], dropped: Counter):
+    """The rows to keep and every row's labels for a multi-label model: the first of each text, with
+    every label any copy of it had, in the order they came (a copy under another label is `merged_labels`)."""
+    first: dict[bytes, int] = {}
+    merged = list(labels)
+    kept = []
+    for i, key in enumerate(keys):
+        if key not in first:
+            first[key] = i
+            kept.append(i)
+            continue
+        union = tuple(dict.fromkeys(merged[first[key]] + labels[i]))
+        dropped["merged_labels" if union != merged[first[key]] else "duplicates"] += 1
+        merged[first[key]] = union
+    return kept, merged
 
 
 def same_corpus(read: Callable[[], Iterable[tuple[str, Document]]], prepared: Prepared) -> Callable:
@@ -361,7 +420,7 @@ def documents_by_outlet(prepared: Prepared) -> dict[str, dict[str, int]]:
 
 def check_trainable(prepared: Prepared) -> Counter:
     """The documents per label, once it is clear that there are documents of two labels or more."""
-    label_counts = Counter(prepared.labels)
+    label_counts = prepared.label_counts()
     if not prepared.texts:
         raise QismError("the corpus has no usable documents (all empty or unlabeled)")
     if len(label_counts) < 2:
@@ -441,12 +500,15 @@ def fit(
     weights = training_weights(prepared, config, train_rows)
     pipeline.fit(
         texts[train_rows],
-        labels[train_rows],
+        prepared.targets(train_rows),
         classifier__sample_weight=weights,
         classifier__outlets=outlets[train_rows],
     )
     scores = None
-    if len(test_rows):
+    if len(test_rows) and prepared.is_multi_label:
+        report(f"scoring on {len(test_rows):,} held-out documents")
+        scores = held_out_multi_label_scores(pipeline, texts[test_rows], prepared.targets(test_rows))
+    elif len(test_rows):
         report(f"scoring on {len(test_rows):,} held-out documents")
         scores = held_out_scores(
             pipeline.predict_proba(texts[test_rows]), pipeline.classes_, labels[test_rows], outlets[test_rows]
@@ -462,6 +524,16 @@ def held_out_scores(proba: np.ndarray, classes: np.ndarray, truth: np.ndarray, o
     if len(set(outlets)) > 1:
         scores["by_outlet"] = scores_by_outlet(truth, predicted, outlets)
     return scores
+
+
+def held_out_multi_label_scores(pipeline: Pipeline, texts: np.ndarray, label_lists: np.ndarray) -> dict:
+    """The card's scores of a multi-label model on held-out documents (see `scores.multi_label_score`)."""
+    classifier = pipeline.named_steps["classifier"]
+    return multi_label_score(
+        classifier.label_columns(label_lists),
+        pipeline.predict(texts).astype(bool),
+        [str(c) for c in classifier.classes_],
+    )
 
 
 def fit_streamed(
@@ -550,11 +622,12 @@ def train(
         return label_map.apply(documents, dropped_by_map) if label_map is not None else documents
 
     report(f"reading {', '.join(sources)}")
-    prepared = prepare(read(), config.dedupe, keep_texts=not streaming)
+    prepared = prepare(read(), config.dedupe, keep_texts=not streaming, multi_label=config.multi_label)
     unmapped = Counter(dropped_by_map)  # what one read drops (streaming reads again)
     if unmapped:
         prepared.dropped["unmapped_label"] = sum(unmapped.values())
     report(f"{len(prepared.texts):,} documents after dropping {sum(prepared.dropped.values()):,}")
+    config = check_multi_label(prepared, config, streaming, budget, report)
     search = None
     if budget is not None:
         config, search = autotune_on_training_split(prepared, config, budget, n_jobs, report)
@@ -569,6 +642,7 @@ def train(
         "label_merges": prepared.label_merges,
         "empty_label_folders": prepared.empty_label_folders,
         "documents_by_outlet": documents_by_outlet(prepared),
+        **several_labels(prepared),
     }
     card = new_card(
         name=name,
@@ -588,6 +662,33 @@ def train(
     )
     card["training"] = {**fitted.training, "memory_budget": memory_budget}
     return Model(fitted.pipeline, card)
+
+
+def several_labels(prepared: Prepared) -> dict:
+    """For a multi-label model's card: how many training articles have several labels."""
+    if not prepared.is_multi_label:
+        return {}
+    return {"several_labels": sum(len(labels) > 1 for labels in prepared.label_lists)}
+
+
+def check_multi_label(prepared: Prepared, config: TrainConfig, streaming: bool, budget, report) -> TrainConfig:
+    """The configuration to fit: multi-label when the data lists several labels for an article (said
+    in the progress and, through the configuration, in the card), refusing what multi-label
+    training does not do yet."""
+    if not prepared.is_multi_label:
+        return config
+    if not config.multi_label:
+        several = sum(len(labels) > 1 for labels in prepared.label_lists)
+        report(f"multi-label: {several:,} articles have several labels, so each label gets its own threshold")
+        config = replace(config, multi_label=True)
+    if streaming:
+        raise QismError(
+            "multi-label training runs in memory, not streaming or on a cluster: train with --in-memory "
+            "and without --engine dask"
+        )
+    if budget is not None:
+        raise QismError("--autotune chooses single-label models; drop it for multi-label data")
+    return config
 
 
 def bench_record_for_card(plan: TrainingPlan, key: str, autotuned: bool, notice: Callable[[str], None]) -> dict | None:
