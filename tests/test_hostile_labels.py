@@ -41,7 +41,7 @@ def write_corpus(path, labels, outlets=None, copies=6):
 
 HOSTILE = [
     "\x1b]0;PWNED\x07\x1b[2J",  # retitles the window, clears the screen
-    '<img src=x onerror="alert(1)"> | [x](javascript:alert(1)) **b**',
+    '<img src=x onerror="alert(1)"> [x](javascript:alert(1)) **b**',  # no `|`: it separates a record's labels
     "$\\frac{a}{b}$ \u202eevil",
 ]
 

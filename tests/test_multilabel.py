@@ -328,3 +328,15 @@ def test_a_label_map_renames_every_label_of_a_list_and_drops_those_it_does_not_l
     mapped = [doc for _, doc in mapping.apply((("f.jsonl", doc) for doc in docs), unmapped)]
     assert [(doc.label, doc.labels) for doc in mapped] == [("sport", ("sport", "money")), ("money", ())]
     assert unmapped == {"f.jsonl:security": 1}  # the document dropped, by its first label
+
+
+def test_two_multi_label_models_side_by_side_compare_their_own_figures(cli_model, tmp_path):
+    folder, _ = cli_model
+    test, _ = write_corpus(tmp_path, documents(200, seed=9))
+    result = run("evaluate", folder / "m1", test, "--against", folder / "m1", "--json")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)["metrics"]
+    assert {"micro_f1", "macro_f1", "subset_accuracy", "hamming_loss"} <= set(metrics)
+    assert "accuracy" not in metrics and metrics["micro_f1"]["difference"] == 0
+    table = run("evaluate", folder / "m1", test, "--against", folder / "m1").stdout
+    assert [line.split()[0] for line in table.splitlines()[3:5]] == ["micro-F1", "macro-F1"]

@@ -280,11 +280,13 @@ def headline_scores(scores: dict, share=lambda value: f"{value:.4f}") -> list[tu
 
 
 def scores_text(scores: dict) -> str:
-    lines = [f"documents  {scores['documents']:,}"]
-    lines += [f"{name:<11}{value}" for name, value in headline_scores(scores)]
+    headline = headline_scores(scores)
+    name_width = max(len(name) for name, _ in headline) + 1 if scores.get("multi_label") else 11
+    lines = [f"{'documents':<{name_width}}{scores['documents']:,}"]
+    lines += [f"{name:<{name_width}}{value}" for name, value in headline]
     if "expected_calibration_error" in scores:
-        lines.append(f"ECE        {scores['expected_calibration_error']:.4f}")
-    width = max(len(printable(label)) for label in scores["per_label"]) + 2
+        lines.append(f"{'ECE':<{name_width}}{scores['expected_calibration_error']:.4f}")
+    width = max([len(printable(label)) for label in scores["per_label"]] + [len("label")]) + 2
     lines += ["", f"{'label':<{width}}precision  recall  F1      support"]
     lines += [
         f"{printable(label):<{width}}{precision:<11.3f}{recall:<8.3f}{f1:<8.3f}{support}"
@@ -304,7 +306,17 @@ def scores_text(scores: dict) -> str:
 def comparison_text(comparison: dict) -> str:
     first, second = map(printable, comparison["models"])
     width = max(len(first), len(second), 10) + 2
-    label_width = max([len(printable(label)) for label in comparison["per_label_f1"]] + [6]) + 5
+    names = {
+        "accuracy": "accuracy",
+        "micro_f1": "micro-F1",
+        "macro_f1": "macro-F1",
+        "subset_accuracy": "subset accuracy",
+        "hamming_loss": "Hamming loss",
+        "expected_calibration_error": "ECE",
+        "accuracy_at_coverage_90": "acc@90% cov",
+    }
+    shown = [names[key] for key in comparison["metrics"]]
+    label_width = max([len(printable(label)) + 3 for label in comparison["per_label_f1"]] + [len(n) for n in shown]) + 2
 
     def line(name: str, row: dict) -> str:
         a, b = (f"{v:.4f}" if v is not None else "-" for v in row["values"])
@@ -316,12 +328,6 @@ def comparison_text(comparison: dict) -> str:
         "",
         f"{'':<{label_width}}{first:<{width}}{second:<{width}}difference",
     ]
-    names = {
-        "accuracy": "accuracy",
-        "macro_f1": "macro-F1",
-        "expected_calibration_error": "ECE",
-        "accuracy_at_coverage_90": "acc@90% cov",
-    }
     lines += [line(names[key], row) for key, row in comparison["metrics"].items()]
     lines += [line(f"F1 {printable(label)}", row) for label, row in comparison["per_label_f1"].items()]
     return "\n".join(lines)

@@ -170,20 +170,20 @@ def accuracy_at_coverage(scores: dict, coverage: float) -> float | None:
     return rows[0]["accuracy"] if rows else None
 
 
+#: The figures `compare` puts side by side, where the scores have them (a multi-label model's have
+#: micro-F1, subset accuracy and Hamming loss instead of accuracy and calibration).
+COMPARED = ("accuracy", "micro_f1", "macro_f1", "subset_accuracy", "hamming_loss", "expected_calibration_error")
+
+
 def compare(first: dict, second: dict, names: Sequence[str]) -> dict:
     """Two models' scores on the same documents side by side; `difference` is second minus first."""
 
     def row(a: float | None, b: float | None) -> dict:
         return {"values": [a, b], "difference": None if a is None or b is None else b - a}
 
-    metrics = {
-        "accuracy": row(first["accuracy"], second["accuracy"]),
-        "macro_f1": row(first["macro_f1"], second["macro_f1"]),
-        "expected_calibration_error": row(
-            first.get("expected_calibration_error"), second.get("expected_calibration_error")
-        ),
-        "accuracy_at_coverage_90": row(accuracy_at_coverage(first, 0.9), accuracy_at_coverage(second, 0.9)),
-    }
+    metrics = {key: row(first.get(key), second.get(key)) for key in COMPARED if key in first or key in second}
+    if "by_threshold" in first or "by_threshold" in second:
+        metrics["accuracy_at_coverage_90"] = row(accuracy_at_coverage(first, 0.9), accuracy_at_coverage(second, 0.9))
     labels = list(dict.fromkeys([*first["per_label"], *second["per_label"]]))
     per_label_f1 = {
         label: row(first["per_label"].get(label, {}).get("f1"), second["per_label"].get(label, {}).get("f1"))
