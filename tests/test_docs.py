@@ -9,6 +9,7 @@ and are stopped when the page is done. A command that needs the real corpora ski
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -88,6 +89,11 @@ def example_inputs(folder: Path) -> None:
     (folder / "articles.jsonl").write_text(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
     )
+    with open(folder / "our-articles.csv", "w", encoding="utf-8", newline="") as out:
+        csv.writer(out).writerows([("id", "title", "text"), *((r["id"], r["title"], r["text"]) for r in records)])
+    merged = {"دوليات": "العالم", "شؤون عربية": "العالم"}
+    with open(folder / "ours.csv", "w", encoding="utf-8", newline="") as out:
+        csv.writer(out).writerows([("text", "label"), *((text, merged.get(label, label)) for label, text in labeled)])
     (folder / "one-per-line.txt").write_text(
         "".join(text.split("\n")[0] + "\n" for _, text in labeled), encoding="utf-8"
     )
