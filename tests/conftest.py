@@ -168,3 +168,30 @@ def sample_server(sample_model_dir, tmp_path_factory):
     server = servers.Server(tmp_path_factory.mktemp("serve") / "server.log", "--model", str(sample_model_dir))
     yield server
     server.stop()
+
+
+#: Test modules that start servers, clusters, browsers or many processes, or read the real corpora:
+#: `pytest -m "not slow"` leaves them out for a quick run.
+SLOW_MODULES = {
+    "test_adapt",
+    "test_bad_input",
+    "test_cluster",
+    "test_cluster_waits",
+    "test_docs",
+    "test_editor",
+    "test_hostile_input",
+    "test_hostile_labels",
+    "test_native",
+    "test_output_files",
+    "test_properties",
+    "test_real_corpora",
+    "test_serve",
+    "test_serve_ops",
+    "test_streaming",
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.module.__name__ in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
