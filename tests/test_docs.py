@@ -75,13 +75,16 @@ def wait_for_port(port: int, process: subprocess.Popen, log: Path, seconds: floa
     raise AssertionError(f"nothing answered on port {port} within {seconds} s")
 
 
+def write_csv(path: Path, rows) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        csv.writer(out).writerows(rows)
+
+
 def example_inputs(folder: Path) -> None:
     """The files the pages name as a reader's own: labeled and unlabeled articles made from data/sample."""
     articles = sorted(p for p in SAMPLE.rglob("*.txt"))
     labeled = [(p.parent.name, p.read_text(encoding="utf-8").strip()) for p in articles]
-    with open(folder / "test.csv", "w", encoding="utf-8", newline="") as out:
-        out.write("text,label\n")
-        out.writelines(f'"{text.replace(chr(34), chr(34) * 2)}",{label}\n' for label, text in labeled)
+    write_csv(folder / "test.csv", [("text", "label"), *((text, label) for label, text in labeled)])
     records = [
         {"id": f"a{n}", "title": text.split("\n")[0][:80], "url": f"https://example.org/{n}", "text": text}
         for n, (_, text) in enumerate(labeled, 1)
@@ -89,11 +92,11 @@ def example_inputs(folder: Path) -> None:
     (folder / "articles.jsonl").write_text(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
     )
-    with open(folder / "our-articles.csv", "w", encoding="utf-8", newline="") as out:
-        csv.writer(out).writerows([("id", "title", "text"), *((r["id"], r["title"], r["text"]) for r in records)])
+    write_csv(
+        folder / "our-articles.csv", [("id", "title", "text"), *((r["id"], r["title"], r["text"]) for r in records)]
+    )
     merged = {"دوليات": "العالم", "شؤون عربية": "العالم"}
-    with open(folder / "ours.csv", "w", encoding="utf-8", newline="") as out:
-        csv.writer(out).writerows([("text", "label"), *((text, merged.get(label, label)) for label, text in labeled)])
+    write_csv(folder / "ours.csv", [("text", "label"), *((text, merged.get(label, label)) for label, text in labeled)])
     (folder / "one-per-line.txt").write_text(
         "".join(text.split("\n")[0] + "\n" for _, text in labeled), encoding="utf-8"
     )
